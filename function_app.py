@@ -1,0 +1,81 @@
+"""acs-triage as an Azure Functions app (Python v2 programming model).
+
+Routes (authLevel FUNCTION; the host adds the /api prefix):
+  POST, OPTIONS /api/eventgrid   Event Grid deliveries (both schemas) and both handshakes
+  POST          /api/callbacks   Call Automation callbacks (CloudEvents arrays)
+Plus a queue trigger that delivers the outbox and a timer that posts burst digests.
+Each function is a few lines: the behaviour lives in triage.service.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import azure.functions as func
+import orjson
+
+from triage.service import Answer, Service
+from triage.store import OutboxMessage
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+OUTBOX_QUEUE = "acs-triage-outbox"  # keep equal to ACS_TRIAGE_OUTBOX_QUEUE's default
+_service: Service | None = None
+_lock = threading.Lock()
+
+
+def service() -> Service:
+    """The process's Service, built on first use from the app settings."""
+    global _service  # noqa: PLW0603 - one per worker process, like the host's own clients
+    if _service is None:
+        with _lock:
+            if _service is None:
+                _service = Service.from_env()
+    return _service
+
+
+def configure(instance: Service) -> None:
+    """Use this Service instead of one built from the environment (local tools, tests)."""
+    global _service  # noqa: PLW0603
+    with _lock:
+        _service = instance
+
+
+def _respond(answer: Answer) -> func.HttpResponse:
+    return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+def _handle(route: str, req: func.HttpRequest) -> func.HttpResponse:
+    return _respond(
+        service().handle_http(route, req.method.upper(), req.headers, req.params, req.get_body())
+    )
+
+
+@app.route(route="eventgrid", methods=["POST", "OPTIONS"])
+def eventgrid(req: func.HttpRequest) -> func.HttpResponse:
+    """Event Grid webhook: SubscriptionValidation, CloudEvents OPTIONS handshake, events."""
+    return _handle("eventgrid", req)
+
+
+@app.route(route="callbacks", methods=["POST"])
+def callbacks(req: func.HttpRequest) -> func.HttpResponse:
+    """Call Automation callback URI (give it as callbackUri / operationCallbackUri)."""
+    return _handle("callbacks", req)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=OUTBOX_QUEUE, connection="AzureWebJobsStorage")
+def deliver(msg: func.QueueMessage) -> None:
+    """Post one rendered alert. Raising makes the host retry; after maxDequeueCount the
+    message moves to the poison queue, so a webhook outage loses nothing."""
+    message = OutboxMessage.from_dict(orjson.loads(msg.get_body()))
+    logging.info("delivering %s (dequeue count %s)", message.id, msg.dequeue_count)
+    service().deliver(message)
+
+
+@app.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)
+def flush(timer: func.TimerRequest) -> None:
+    """Every minute: one digest per burst whose grouping window has ended."""
+    report = service().flush()
+    if report.digests:
+        logging.info("posted %d digest(s)", report.digests)

@@ -1,0 +1,163 @@
+"""Posting rendered alerts to Teams and Slack webhooks.
+
+One place decides what is worth retrying (as Alertmanager's Retrier does): connection
+errors, timeouts, 408, 429 and 5xx are; other 4xx are not (the payload or the
+configuration must change). The webhook URL is the credential: it never appears in a
+log line, an exception or an alert. Errors name the destination instead.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import requests
+
+from .errors import DeliveryError
+from .settings import Destination, Settings
+from .store import OutboxMessage, Store
+
+__all__ = ["Deliverer", "SEND_INTERVAL", "parse_retry_after", "post"]
+
+log = logging.getLogger("triage.deliver")
+
+# Seconds between two posts to one webhook: Slack allows about 1 message/s per webhook,
+# Teams Workflows throttle above 4 requests/s.
+SEND_INTERVAL = {"slack": 1.0, "teams": 0.25, "text": 0.0}
+_BACKOFF = (0.5, 2.0)  # in-process retries before handing the message back to the queue
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def post(session: requests.Session, destination: Destination, body: bytes, timeout: float) -> None:
+    """POST one payload. Returns on 2xx (Teams Workflows answer 202 with an empty body);
+    raises DeliveryError(retry=…) otherwise, with a message free of the URL."""
+    name = destination.name
+    try:
+        response = session.post(
+            destination.url.get_secret_value(),
+            data=body,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            timeout=(3.05, timeout),
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        raise DeliveryError(f"{name}: no answer within {timeout:g}s", retry=True) from None
+    except requests.RequestException as exc:
+        # str(exc) names the URL, so only the exception's type is kept.
+        raise DeliveryError(f"{name}: connection failed ({type(exc).__name__})", retry=True) from None
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    reason = _reason(response)
+    if status == 429:
+        after = parse_retry_after(response.headers.get("Retry-After"))
+        raise DeliveryError(f"{name}: rate limited (429){reason}", retry=True, retry_after=after)
+    if status >= 500 or status == 408:
+        raise DeliveryError(f"{name}: server error {status}{reason}", retry=True)
+    raise DeliveryError(f"{name}: rejected with {status}{reason}", retry=False)
+
+
+def _reason(response: requests.Response) -> str:
+    """A short, safe excerpt of the error body (Slack says e.g. 'invalid_blocks')."""
+    text = response.text.strip().replace("\n", " ")
+    if not text:
+        return ""
+    return ": " + (text[:160] + "…" if len(text) > 160 else text)
+
+
+class Deliverer:
+    """Sends OutboxMessages: paces per destination, retries briefly in process, then
+    raises so that the queue (or the local drain loop) tries again later."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self.clock = clock
+
+    def deliver(self, message: OutboxMessage) -> None:
+        """Post one message or raise DeliveryError (retry=True: try again later)."""
+        destination = self.settings.destinations.get(message.destination)
+        if destination is None:
+            raise DeliveryError(
+                f"destination {message.destination!r} is not configured; set ACS_TRIAGE_"
+                f"{message.destination.upper()}_URL (the message stays in the queue)",
+                retry=True,
+            )
+        body = orjson.dumps(message.payload)
+        attempt = 0
+        while True:
+            self._pace(destination)
+            try:
+                post(self.session, destination, body, self.settings.http_timeout_seconds)
+                log.info("delivered %s to %s", message.id, destination.name)
+                return
+            except DeliveryError as err:
+                if not err.retry and destination.format == "slack" and "invalid_blocks" in str(err):
+                    body = _slack_text_only(message.payload)
+                    if body is not None:  # Slack refused the blocks: the text alone still informs
+                        log.warning("%s; resending as text only", err)
+                        continue
+                if not err.retry or attempt >= len(_BACKOFF):
+                    raise
+                wait = err.retry_after if err.retry_after is not None else _BACKOFF[attempt]
+                if wait > self.settings.max_retry_after_seconds:
+                    raise  # too long to hold the worker: the queue's visibility timeout takes over
+                log.warning("%s; retrying in %.1fs", err, wait)
+                self._hold(destination, wait)
+                attempt += 1
+
+    def _pace(self, destination: Destination) -> None:
+        interval = SEND_INTERVAL.get(destination.format, 1.0)
+        if interval:
+            wait = self.store.reserve_send(destination.name, interval, self.clock())
+            if wait > 0:
+                self.sleep(wait)
+
+    def _hold(self, destination: Destination, seconds: float) -> None:
+        # A 429 holds every sender of this destination, not just this one.
+        self.store.reserve_send(destination.name, seconds, self.clock())
+        self.sleep(seconds)
+
+
+def _slack_text_only(payload: dict[str, Any]) -> bytes | None:
+    text = payload.get("text")
+    if not isinstance(text, str) or not text or set(payload) == {"text"}:
+        return None
+    return orjson.dumps({"text": text})
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (the one clock the adapters read)."""
+    return datetime.now(UTC)

@@ -1,0 +1,186 @@
+"""From HTTP bytes to RawEvents: the two subscription handshakes and the envelopes.
+
+Accepted bodies: an Event Grid schema array, a CloudEvents 1.0 object or array (Event Grid
+with CloudEvents output, or Call Automation callbacks), mixed per item. The schema is
+detected per item: `specversion` means CloudEvents, `eventType` means Event Grid.
+A bad item is rejected with a reason; the valid items of the same batch go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from .errors import BodyTooLarge, InvalidEnvelope, UnsupportedMediaType
+
+__all__ = [
+    "Envelope",
+    "RawEvent",
+    "Rejected",
+    "VALIDATION_EVENT",
+    "header",
+    "options_handshake",
+    "parse_body",
+]
+
+VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
+DELETED_EVENT = "Microsoft.EventGrid.SubscriptionDeletedEvent"
+_NON_JSON_TYPES = ("multipart/", "application/x-www-form-urlencoded", "text/html", "application/xml", "text/xml")
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One event as it arrived, envelope fields checked, `data` not yet interpreted."""
+
+    schema: Literal["eventgrid", "cloudevents"]
+    id: str
+    type: str
+    source: str  # CloudEvents source, or Event Grid topic ("" when a publisher left it out)
+    subject: str
+    time: str | None
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An item of the batch that could not be read, and why."""
+
+    index: int
+    reason: str
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class Envelope:
+    """What a POST body held."""
+
+    events: list[RawEvent] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    validation_code: str | None = None  # set when Event Grid asks to validate a subscription
+
+
+def options_handshake(headers: Mapping[str, str]) -> tuple[int, dict[str, str], str]:
+    """Answer the CloudEvents 1.0 abuse-protection OPTIONS request: (status, headers, body)."""
+    origin = header(headers, "webhook-request-origin")
+    if not origin:
+        return (
+            400,
+            {"Allow": "POST, OPTIONS"},
+            "WebHook-Request-Origin header is required for the CloudEvents validation handshake",
+        )
+    answer = {
+        "WebHook-Allowed-Origin": origin.strip(),
+        # We take whatever rate the sender proposes: pacing happens on the chat side.
+        "WebHook-Allowed-Rate": "*",
+        "Allow": "POST, OPTIONS",
+    }
+    return 200, answer, ""
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by lower-case name, whatever the case the client used."""
+    value = headers.get(name)
+    if value is None:
+        for key, val in headers.items():
+            if key.lower() == name:
+                return val
+    return value
+
+
+def parse_body(body: bytes, content_type: str | None, max_bytes: int) -> Envelope:
+    """Parse a POST body into RawEvents. Raises for a body that is wrong as a whole
+    (too large, not JSON, not an object/array); rejects single bad items with a reason."""
+    if len(body) > max_bytes:
+        raise BodyTooLarge(f"body is {len(body)} bytes; the limit is {max_bytes} bytes")
+    if content_type:
+        ctype = content_type.split(";", 1)[0].strip().lower()
+        if ctype.startswith(_NON_JSON_TYPES):
+            raise UnsupportedMediaType(
+                f"content type {ctype!r} cannot carry events; send application/json or "
+                "application/cloudevents+json"
+            )
+    if not body.strip():
+        raise InvalidEnvelope("body is empty; expected a JSON array of events or one CloudEvent")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEnvelope(f"body is not valid JSON: {exc}") from None
+    if isinstance(doc, dict):
+        items: list[Any] = [doc]
+    elif isinstance(doc, list):
+        items = doc
+    else:
+        raise InvalidEnvelope(
+            f"body is a JSON {type(doc).__name__}; expected an array of events or one CloudEvent object"
+        )
+
+    envelope = Envelope()
+    for index, item in enumerate(items):
+        event = _read_item(index, item, envelope)
+        if event is None:
+            continue
+        if event.type == VALIDATION_EVENT:
+            code = event.data.get("validationCode") if isinstance(event.data, dict) else None
+            if isinstance(code, str) and code:
+                envelope.validation_code = code
+            else:
+                envelope.rejected.append(Rejected(index, "validation event without data.validationCode"))
+            continue
+        envelope.events.append(event)
+    return envelope
+
+
+def _get(item: dict[str, Any], key: str) -> Any:
+    """Envelope attribute, read case-insensitively (the exact spelling is tried first: it is the norm)."""
+    if key in item:
+        return item[key]
+    lowered = key.lower()
+    for k, v in item.items():
+        if k.lower() == lowered:
+            return v
+    return None
+
+
+def _read_item(index: int, item: Any, envelope: Envelope) -> RawEvent | None:
+    if not isinstance(item, dict):
+        envelope.rejected.append(Rejected(index, f"item is a JSON {type(item).__name__}, not an event object"))
+        return None
+    if _get(item, "specversion") is not None:
+        schema: Literal["eventgrid", "cloudevents"] = "cloudevents"
+        type_key, source_key, time_key = "type", "source", "time"
+    elif _get(item, "eventType") is not None:
+        schema = "eventgrid"
+        type_key, source_key, time_key = "eventType", "topic", "eventTime"
+    else:
+        envelope.rejected.append(
+            Rejected(index, "neither a CloudEvent (no specversion) nor an Event Grid event (no eventType)")
+        )
+        return None
+
+    event_id = _get(item, "id")
+    # No id, no dedup: we never invent one (azure-core's CloudEvent.from_dict would).
+    if not isinstance(event_id, str) or not event_id.strip():
+        envelope.rejected.append(Rejected(index, "event has no id"))
+        return None
+    event_type = _get(item, type_key)
+    if not isinstance(event_type, str) or not event_type:
+        envelope.rejected.append(Rejected(index, f"event has no {type_key}", event_id))
+        return None
+    source = _get(item, source_key)
+    if schema == "cloudevents" and (not isinstance(source, str) or not source):
+        envelope.rejected.append(Rejected(index, "CloudEvent has no source", event_id))
+        return None
+    subject = _get(item, "subject")
+    when = _get(item, time_key)
+    return RawEvent(
+        schema=schema,
+        id=event_id,
+        type=event_type,
+        source=source if isinstance(source, str) else "",
+        subject=subject if isinstance(subject, str) else "",
+        time=when if isinstance(when, str) else None,
+        data=_get(item, "data"),
+    )

@@ -1,0 +1,63 @@
+"""Masking of personal data shown in alerts: phone numbers and raw communication identifiers.
+
+A phone number keeps its country calling code and last four digits: "+1 ••••••0123".
+E.164 country codes are prefix-free, so the short list of one- and two-digit codes below
+is enough to know where the country code ends (every other code has three digits).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["mask_identifier", "mask_phone", "mask_text"]
+
+_ONE_DIGIT = {"1", "7"}
+_TWO_DIGIT = {
+    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46",
+    "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
+    "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+}  # fmt: skip
+_DOT = "•"
+# In free text only '+' followed by 7-15 digits is taken for a phone number: bare digit runs
+# are too often dates, codes or ids.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+\d{7,15}(?!\d)")
+_RAW_ID_IN_TEXT = re.compile(r"\b(8:[a-z]+:)([\w\-:.]+)")
+
+
+def _country_code(digits: str) -> str:
+    if digits[:1] in _ONE_DIGIT:
+        return digits[:1]
+    if digits[:2] in _TWO_DIGIT:
+        return digits[:2]
+    return digits[:3]
+
+
+def mask_phone(number: str) -> str:
+    """'+14255550123' → '+1 ••••••0123'; a number without '+' is read as E.164 digits too."""
+    digits = "".join(c for c in number if c.isdigit())
+    if len(digits) < 7:
+        return _DOT * len(digits) if digits else number
+    cc = _country_code(digits)
+    hidden = len(digits) - len(cc) - 4
+    return f"+{cc} {_DOT * hidden}{digits[-4:]}"
+
+
+def mask_identifier(raw_id: str) -> str:
+    """Mask a raw ACS identifier: '4:+1425…' (phone) or '8:acs:<resource>_<guid>' style user ids."""
+    if raw_id.startswith("4:"):
+        return "4:" + mask_phone(raw_id[2:])
+    if raw_id.startswith("+") or raw_id.isdigit():
+        return mask_phone(raw_id)
+    match = re.match(r"^(\d+:[a-z]+:)(.+)$", raw_id)
+    if match:
+        prefix, rest = match.groups()
+        return f"{prefix}…{rest[-4:]}" if len(rest) > 4 else prefix + _DOT * len(rest)
+    return f"…{raw_id[-4:]}" if len(raw_id) > 4 else _DOT * len(raw_id)
+
+
+def mask_text(text: str) -> str:
+    """Mask phone numbers and raw user identifiers that appear inside free text (event messages)."""
+    if not any(c.isdigit() for c in text):
+        return text
+    text = _RAW_ID_IN_TEXT.sub(lambda m: mask_identifier(m.group(1) + m.group(2)), text)
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)

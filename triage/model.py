@@ -1,0 +1,184 @@
+"""The domain objects that flow through the pipeline: Incident → Guidance → Alert.
+
+They are plain frozen dataclasses: built once from validated input, then only read.
+Pydantic lives at the edges (event parsing, settings, catalog files), not here,
+so the hot path pays for no validation it has already done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+__all__ = [
+    "Alert",
+    "Category",
+    "Context",
+    "CONTEXTS",
+    "Guidance",
+    "Incident",
+    "Match",
+    "Severity",
+]
+
+Context = Literal["call-automation", "calling-sdk", "pstn", "sms", "chat", "teams-phone"]
+CONTEXTS: tuple[Context, ...] = (
+    "call-automation",
+    "calling-sdk",
+    "pstn",
+    "sms",
+    "chat",
+    "teams-phone",
+)
+
+
+class Category(str, Enum):
+    """ACS result category, as the troubleshooting tables name it."""
+
+    SUCCESS = "Success"
+    EXPECTED = "ExpectedError"
+    UNEXPECTED_CLIENT = "UnexpectedClientError"
+    UNEXPECTED_SERVER = "UnexpectedServerError"
+    UNKNOWN = "Unknown"
+
+
+class Severity(str, Enum):
+    """How loud an alert is. NONE means: do not alert at all."""
+
+    NONE = "none"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @classmethod
+    def of(cls, category: Category) -> Severity:
+        """Severity from result category: Success → none, ExpectedError/unknown → warning, Unexpected* → error."""
+        if category is Category.SUCCESS:
+            return cls.NONE
+        if category in (Category.UNEXPECTED_CLIENT, Category.UNEXPECTED_SERVER):
+            return cls.ERROR
+        return cls.WARNING
+
+
+class Match(str, Enum):
+    """Which precedence level of the catalog lookup answered."""
+
+    EXACT_IN_CONTEXT = "exact-in-context"
+    EXACT = "exact"
+    SUBCODE = "subcode"
+    CODE = "code"
+    CODE_CLASS = "code-class"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Guidance:
+    """What the catalog knows about a (code, subcode) in a context."""
+
+    code: int | None
+    subcode: int | None
+    message: str
+    category: Category
+    severity: Severity
+    advice: str
+    source: str  # seed file name + table title, e.g. "001_….txt · Calling End call codes and subcodes"
+    match: Match
+    table: str = ""  # catalog table id, e.g. "call-end"
+    docs_url: str = ""
+    flags: tuple[str, ...] = ()  # e.g. ("source typo: category spelled 'UnxpectedClientError'",)
+    related: tuple[Guidance, ...] = ()  # same pair documented in other tables, best first
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready view (used by `explain --json` and by tests)."""
+        return {
+            "code": self.code,
+            "subcode": self.subcode,
+            "message": self.message,
+            "category": self.category.value,
+            "severity": self.severity.value,
+            "advice": self.advice,
+            "source": self.source,
+            "match": self.match.value,
+            "table": self.table,
+            "docs_url": self.docs_url,
+            "flags": list(self.flags),
+            "related": [
+                {"table": g.table, "message": g.message, "source": g.source} for g in self.related
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One failure reported by ACS, normalised from whichever event carried it.
+
+    `ids` holds the identifiers support asks for (correlationId, callConnectionId,
+    serverCallId, operationContext, messageId, …) in display order; `details` holds
+    other facts worth showing (participant, failedPlaySourceIndex, SIP details).
+    Personal data in `details` is already masked when the Incident is built.
+    """
+
+    kind: str  # short event name: "PlayFailed", "SMSDeliveryReportReceived"
+    event_type: str  # full type: "Microsoft.Communication.PlayFailed"
+    event_id: str
+    source: str  # CloudEvents source / Event Grid topic
+    resource: str  # ACS resource name, or the configured default for callbacks
+    time: datetime | None
+    context: Context
+    code: int | None
+    subcode: int | None
+    message: str  # the event's own text (resultInformation.message, deliveryStatusDetails)
+    ids: dict[str, str] = field(default_factory=dict)
+    details: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """Incidents with the same fingerprint are one problem: grouped, counted, digested."""
+        return f"{self.kind}|{self.code}|{self.subcode}|{self.resource}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """What a person is told: one incident (count 1) or a digest of a burst (count > 1)."""
+
+    incident: Incident  # the first occurrence (a digest shows it as the example)
+    guidance: Guidance
+    count: int = 1
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    samples: tuple[dict[str, str], ...] = ()  # ids of a few more occurrences (digests)
+    digest: bool = False
+    window_seconds: int = 0
+
+    @property
+    def severity(self) -> Severity:
+        return self.guidance.severity
+
+    @property
+    def fingerprint(self) -> str:
+        return self.incident.fingerprint
+
+    @property
+    def code_text(self) -> str:
+        """'410/3112', '4007' or 'no code'."""
+        inc = self.incident
+        if inc.code is None and inc.subcode is None:
+            return "no code"
+        if inc.subcode is None:
+            return str(inc.code)
+        if inc.code is None:
+            return f"?/{inc.subcode}"
+        return f"{inc.code}/{inc.subcode}"
+
+    @property
+    def title(self) -> str:
+        """One line: what failed and with which code, e.g. 'PlayFailed 400/8535 on contoso-acs'."""
+        prefix = f"{self.count}× " if self.digest else ""
+        return f"{prefix}{self.incident.kind} {self.code_text} on {self.incident.resource}"
+
+    def with_count(self, count: int, last_seen: datetime | None) -> Alert:
+        return replace(self, count=count, last_seen=last_seen)
+
+
+Outcome = Literal["alerted", "grouped", "duplicate", "success", "skipped"]

@@ -1,0 +1,254 @@
+"""The pipeline: RawEvents → Incidents → Guidance → policy (dedup, suppress, group, route)
+→ rendered OutboxMessages. No network here; state goes through the Store it is given,
+time through the `now` it is given."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .events import Skip, to_incident
+from .ingest import RawEvent, Rejected
+from .model import Alert, Context, Guidance, Incident, Severity
+from .settings import Destination, Settings
+from .store import MAX_SAMPLES, Held, OutboxMessage, Store
+
+__all__ = ["Lookup", "Report", "Triage"]
+
+log = logging.getLogger("triage")
+
+Lookup = Callable[[int | None, int | None, Context | None], Guidance]
+Renderer = Callable[[Alert, str], Any]
+
+_SEVERITY_RANK = {Severity.NONE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+@dataclass(slots=True)
+class Report:
+    """What one request (or one flush) did, event by event, in counts."""
+
+    received: int = 0
+    alerted: int = 0  # events that caused an immediate alert
+    grouped: int = 0  # events held for a digest
+    digests: int = 0  # digest alerts produced (flush)
+    duplicates: int = 0
+    successes: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    messages: list[OutboxMessage] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON body the HTTP routes answer with (no personal data, no secrets)."""
+        return {
+            "received": self.received,
+            "alerted": self.alerted,
+            "grouped": self.grouped,
+            "digests": self.digests,
+            "duplicates": self.duplicates,
+            "successes": self.successes,
+            "skipped": self.skipped,
+            "invalid": self.invalid + len(self.rejected),
+            "rejected": [
+                {"index": r.index, "id": r.event_id, "reason": r.reason} for r in self.rejected
+            ]
+            + [
+                {"id": s.event_id, "type": s.event_type, "reason": s.reason}
+                for s in self.skips
+                if s.outcome == "invalid"
+            ],
+            "messages": len(self.messages),
+        }
+
+
+class Triage:
+    """The pipeline with its settings, store and catalog. One per process; thread-safe
+    as long as the store is."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        lookup: Lookup | None = None,
+        render: Renderer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        if lookup is None:
+            from .catalog import lookup as catalog_lookup
+
+            lookup = catalog_lookup
+        self._lookup = lookup
+        self._render = render
+
+    # -- events in --------------------------------------------------------------------------
+    def handle(self, raws: Sequence[RawEvent], now: datetime, rejected: Iterable[Rejected] = ()) -> Report:
+        """Run a batch through the pipeline; alerts to send end up in the store's outbox."""
+        report = Report(received=len(raws), rejected=list(rejected))
+        report.received += len(report.rejected)
+        settings = self.settings
+        failures: list[tuple[str, Incident, Guidance]] = []
+        for raw in raws:
+            outcome = to_incident(raw, resource=settings.resource, mask=settings.mask_pii)
+            if isinstance(outcome, Skip):
+                self._count_skip(report, outcome)
+                continue
+            guidance = self._lookup(outcome.code, outcome.subcode, outcome.context)
+            if guidance.severity is Severity.NONE:
+                report.successes += 1
+                continue
+            failures.append((f"{raw.source}|{raw.id}", outcome, guidance))
+        if not failures:
+            return report
+
+        # Event Grid delivers at least once: only the first delivery of an event counts.
+        ttl = timedelta(hours=settings.dedup_ttl_hours)
+        claimed = self.store.claim([key for key, _, _ in failures], now, ttl)
+        window = timedelta(seconds=settings.group_window_seconds)
+        outgoing: list[tuple[Alert, list[str]]] = []
+        groups: dict[str, _BatchGroup] = {}
+        for (key, incident, guidance), fresh in zip(failures, claimed, strict=True):
+            if not fresh:
+                report.duplicates += 1
+            elif not window:  # grouping off: every event alerts on its own
+                report.alerted += 1
+                outgoing.append((self._alert(incident, guidance, now), [key]))
+            elif (group := groups.get(incident.fingerprint)) is None:
+                groups[incident.fingerprint] = _BatchGroup(incident, guidance, key)
+            else:
+                group.add(incident, key)
+
+        for fingerprint, group in groups.items():
+            opened = self.store.hit(fingerprint, group.count, group.first, now, window)
+            report.grouped += group.count - 1 if opened else group.count
+            if opened:
+                report.alerted += 1
+                outgoing.append((self._alert(group.first[0], group.guidance, now), group.keys[:1]))
+
+        for alert, keys in outgoing:
+            report.alerts.append(alert)
+            messages = self._messages(alert)
+            try:
+                self.store.enqueue(messages)
+            except Exception:
+                # Nothing may be lost: forget the claim so Event Grid's retry gets through.
+                self.store.release(keys)
+                raise
+            report.messages.extend(messages)
+        return report
+
+    @staticmethod
+    def _count_skip(report: Report, skip: Skip) -> None:
+        if skip.outcome == "success":
+            report.successes += 1
+        elif skip.outcome == "invalid":
+            report.invalid += 1
+            report.skips.append(skip)
+            log.warning("invalid event skipped: id=%s type=%s: %s", skip.event_id, skip.event_type, skip.reason)
+        else:
+            report.skipped += 1
+            report.skips.append(skip)
+            log.info("event skipped: type=%s: %s", skip.event_type, skip.reason)
+
+    def _alert(self, incident: Incident, guidance: Guidance, now: datetime) -> Alert:
+        seen = incident.time or now
+        return Alert(incident=incident, guidance=guidance, first_seen=seen, last_seen=seen)
+
+    # -- digests ----------------------------------------------------------------------------
+    def flush(self, now: datetime) -> Report:
+        """Post one digest per group whose window has ended (the timer trigger calls this)."""
+        report = Report()
+        for held in self.store.take_due(now):
+            alert = self._digest(held)
+            report.digests += 1
+            report.alerts.append(alert)
+            messages = self._messages(alert)
+            self.store.enqueue(messages)
+            report.messages.extend(messages)
+        return report
+
+    def _digest(self, held: Held) -> Alert:
+        incident = held.incident
+        guidance = self._lookup(incident.code, incident.subcode, incident.context)
+        return Alert(
+            incident=incident,
+            guidance=guidance,
+            count=held.count,
+            first_seen=held.first_seen,
+            last_seen=held.last_seen,
+            samples=tuple(held.samples),
+            digest=True,
+            window_seconds=held.window_seconds,
+        )
+
+    # -- routing and rendering ----------------------------------------------------------------
+    def destinations(self, alert: Alert) -> list[Destination]:
+        """Where an alert goes: every matching route's destinations; with no routes, all."""
+        settings = self.settings
+        if not settings.routes:
+            return list(settings.destinations.values())
+        names: list[str] = []
+        inc = alert.incident
+        rank = _SEVERITY_RANK[alert.severity]
+        for route in settings.routes:
+            if rank < _SEVERITY_RANK[route.min_severity]:
+                continue
+            if route.kinds and inc.kind not in route.kinds:
+                continue
+            if route.contexts and inc.context not in route.contexts:
+                continue
+            if route.codes and inc.code not in route.codes:
+                continue
+            if route.subcodes and inc.subcode not in route.subcodes:
+                continue
+            names.extend(n for n in route.to if n not in names)
+        return settings.destinations_for(names)
+
+    def _messages(self, alert: Alert) -> list[OutboxMessage]:
+        destinations = self.destinations(alert)
+        if not destinations:
+            return []
+        render = self._render
+        if render is None:
+            from .render import render as render_alert
+
+            render = self._render = render_alert
+        basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
+        return [
+            OutboxMessage(
+                id=hashlib.sha256(f"{basis}|{d.name}".encode()).hexdigest()[:32],
+                destination=d.name,
+                payload=_as_payload(render(alert, d.format)),
+                fingerprint=alert.fingerprint,
+            )
+            for d in destinations
+        ]
+
+
+class _BatchGroup:
+    """Occurrences of one fingerprint within a batch: counted once, stored once."""
+
+    __slots__ = ("count", "first", "guidance", "keys")
+
+    def __init__(self, incident: Incident, guidance: Guidance, key: str) -> None:
+        self.count = 1
+        self.first = [incident]
+        self.guidance = guidance
+        self.keys = [key]
+
+    def add(self, incident: Incident, key: str) -> None:
+        self.count += 1
+        if len(self.first) <= MAX_SAMPLES:
+            self.first.append(incident)
+            self.keys.append(key)
+
+
+def _as_payload(rendered: Any) -> dict[str, Any]:
+    """Chat formats render to a JSON body; the text format is carried as {"text": …}."""
+    return rendered if isinstance(rendered, dict) else {"text": str(rendered)}

@@ -1,0 +1,177 @@
+"""One Settings object, read once from the environment (Function App settings or
+local.settings.json Values). Every setting is documented in local.settings.sample.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+
+from .errors import ConfigurationError
+from .model import Severity
+
+__all__ = ["Destination", "Route", "Settings"]
+
+Format = Literal["teams", "slack", "text"]
+PREFIX = "ACS_TRIAGE_"
+
+
+class Destination(BaseModel):
+    """A chat webhook. The URL is the credential: it is a SecretStr and never printed."""
+
+    name: str
+    format: Format
+    url: SecretStr
+
+    def __repr__(self) -> str:
+        return f"Destination(name={self.name!r}, format={self.format!r}, url=<redacted>)"
+
+    __str__ = __repr__
+
+
+class Route(BaseModel):
+    """Send alerts that match every given condition to `to` (a list of destination names).
+
+    An empty condition matches anything. Example:
+    {"kinds": ["PlayFailed"], "min_severity": "error", "codes": [400], "to": ["teams"]}
+    """
+
+    kinds: list[str] = Field(default_factory=list)
+    contexts: list[str] = Field(default_factory=list)
+    codes: list[int] = Field(default_factory=list)
+    subcodes: list[int] = Field(default_factory=list)
+    min_severity: Severity = Severity.WARNING
+    to: list[str]
+
+
+class Settings(BaseModel):
+    """All configuration. Build it with `Settings.from_env()`."""
+
+    destinations: dict[str, Destination] = Field(default_factory=dict)
+    routes: list[Route] = Field(default_factory=list)
+    resource: str = "acs"  # shown for callbacks, which do not name their ACS resource
+    group_window_seconds: int = Field(300, ge=0, le=86_400)
+    dedup_ttl_hours: int = Field(48, ge=24, le=24 * 30)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    mask_pii: bool = True
+    shared_secret: SecretStr | None = None
+    secret_param: str = "secret"
+    callback_audience: str | None = None  # the ACS resource's immutable id; enables JWT checks
+    callback_issuer: str = "https://acscallautomation.communication.azure.com"
+    callback_jwks_url: str = "https://acscallautomation.communication.azure.com/calling/keys"
+    store: str = "auto"  # auto (azure when AzureWebJobsStorage is set, else memory) | memory | azure
+    storage_connection: SecretStr | None = None  # AzureWebJobsStorage
+    outbox_queue: str = "acs-triage-outbox"
+    table_prefix: str = "acstriage"
+    http_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    max_retry_after_seconds: float = Field(30.0, ge=0, le=300)
+
+    @field_validator("resource")
+    @classmethod
+    def _resource_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v.strip()
+
+    def destinations_for(self, names: list[str]) -> list[Destination]:
+        """The configured destinations among `names`, in order, ignoring unknown names."""
+        return [self.destinations[n] for n in names if n in self.destinations]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ACS_TRIAGE_* variables (and AzureWebJobsStorage). Raises ConfigurationError."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(PREFIX + name)
+            return value if value not in (None, "") else None
+
+        raw: dict[str, object] = {}
+        for field_name in (
+            "resource",
+            "group_window_seconds",
+            "dedup_ttl_hours",
+            "max_body_bytes",
+            "mask_pii",
+            "shared_secret",
+            "secret_param",
+            "callback_audience",
+            "callback_issuer",
+            "callback_jwks_url",
+            "store",
+            "outbox_queue",
+            "table_prefix",
+            "http_timeout_seconds",
+            "max_retry_after_seconds",
+        ):
+            value = get(field_name.upper())
+            if value is not None:
+                raw[field_name] = value
+        if env.get("AzureWebJobsStorage"):
+            raw["storage_connection"] = env["AzureWebJobsStorage"]
+
+        raw["destinations"] = _destinations(env)
+        raw["routes"] = _routes(get("ROUTES"), get("ROUTES_FILE"))
+        try:
+            settings = cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{PREFIX}{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigurationError(f"invalid settings: {problems}") from None
+        unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
+        if unknown:
+            raise ConfigurationError(
+                f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}"
+            )
+        return settings
+
+
+def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
+    """ACS_TRIAGE_TEAMS_URL / ACS_TRIAGE_SLACK_URL, plus any ACS_TRIAGE_DEST_<NAME>_URL with _FORMAT."""
+    found: dict[str, Destination] = {}
+    for name, fmt in (("teams", "teams"), ("slack", "slack")):
+        url = env.get(f"{PREFIX}{name.upper()}_URL")
+        if url:
+            found[name] = _destination(name, fmt, url)
+    for key, url in env.items():
+        if key.startswith(PREFIX + "DEST_") and key.endswith("_URL") and url:
+            name = key[len(PREFIX + "DEST_") : -len("_URL")].lower()
+            fmt = env.get(f"{PREFIX}DEST_{name.upper()}_FORMAT", "")
+            if fmt not in ("teams", "slack"):
+                raise ConfigurationError(f"{PREFIX}DEST_{name.upper()}_FORMAT must be 'teams' or 'slack'")
+            found[name] = _destination(name, fmt, url)
+    return found
+
+
+def _destination(name: str, fmt: str, url: str) -> Destination:
+    if not url.startswith(("https://", "http://")):
+        raise ConfigurationError(f"the URL of destination {name!r} must start with https://")
+    if "webhook.office.com" in url or "outlook.office.com/webhook" in url:
+        raise ConfigurationError(
+            f"destination {name!r} is a retired Office 365 connector URL; create a Teams Workflows "
+            "webhook ('Send webhook alerts to a channel') and use its URL"
+        )
+    return Destination(name=name, format=fmt, url=SecretStr(url))  # type: ignore[arg-type]
+
+
+def _routes(inline: str | None, path: str | None) -> list[object]:
+    text = inline
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"{PREFIX}ROUTES_FILE cannot be read: {exc.strerror}") from None
+    if not text:
+        return []
+    try:
+        routes = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{PREFIX}ROUTES is not valid JSON: {exc.msg} at {exc.pos}") from None
+    if not isinstance(routes, list):
+        raise ConfigurationError(f"{PREFIX}ROUTES must be a JSON list of rules")
+    return routes

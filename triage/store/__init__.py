@@ -1,0 +1,122 @@
+"""State that must outlive a request: dedup keys, burst groups, the outbox, send pacing.
+
+`Store` is the contract; `MemoryStore` is the embedded default (replay, serve, one instance);
+`triage.store.azure.AzureStore` keeps the same contract on Azure Tables and a Storage queue
+so that many Function instances share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from ..errors import ConfigurationError
+from ..model import Incident
+
+__all__ = ["Held", "OutboxMessage", "Store", "open_store"]
+
+MAX_SAMPLES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A rendered alert waiting to be posted. It names its destination, never the URL."""
+
+    id: str
+    destination: str
+    payload: dict[str, Any]
+    fingerprint: str = ""
+    attempts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "destination": self.destination,
+            "payload": self.payload,
+            "fingerprint": self.fingerprint,
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutboxMessage:
+        return cls(
+            id=str(data["id"]),
+            destination=str(data["destination"]),
+            payload=dict(data["payload"]),
+            fingerprint=str(data.get("fingerprint", "")),
+            attempts=int(data.get("attempts", 0)),
+        )
+
+
+@dataclass(slots=True)
+class Held:
+    """The occurrences of one fingerprint held back for a digest."""
+
+    fingerprint: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    incident: Incident  # the first held occurrence: the digest's example
+    window_seconds: int
+    samples: list[dict[str, str]] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """What the pipeline needs from storage. Every method is safe under concurrent callers."""
+
+    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
+        """Record event keys; True for each key not seen within its TTL (the caller owns it)."""
+        ...
+
+    def release(self, keys: Sequence[str]) -> None:
+        """Forget claimed keys (their alerts could not be stored, so a retry must get through)."""
+        ...
+
+    def hit(
+        self,
+        fingerprint: str,
+        count: int,
+        first: Sequence[Incident],
+        now: datetime,
+        window: timedelta,
+    ) -> bool:
+        """Count `count` occurrences, of which `first` are the earliest few (at most
+        MAX_SAMPLES + 1), in order. True when the group was closed: it opens now and first[0]
+        alerts at once (the other count-1 are held); False: all `count` are held. The first
+        held occurrence is the digest's example; the ids of the first few are its samples."""
+        ...
+
+    def take_due(self, now: datetime) -> list[Held]:
+        """Atomically take the held counts of every group whose window has ended.
+        A group with nothing held is closed; one with held counts starts a new window."""
+        ...
+
+    def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        """Store messages durably for delivery."""
+        ...
+
+    def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        """Book the next send slot for a destination (at most one per `interval` seconds,
+        across all instances). Returns how many seconds to wait before posting."""
+        ...
+
+
+def open_store(spec: str, connection: str | None = None, **options: Any) -> Any:
+    """Open the store named by ACS_TRIAGE_STORE: 'memory', 'sqlite:PATH' or 'azure'."""
+    if spec == "memory":
+        from .memory import MemoryStore
+
+        return MemoryStore()
+    if spec.startswith("sqlite:"):
+        from .sqlite import SqliteStore
+
+        return SqliteStore(spec[len("sqlite:") :])
+    if spec == "azure":
+        if not connection:
+            raise ConfigurationError("ACS_TRIAGE_STORE=azure needs the AzureWebJobsStorage connection string")
+        from .azure import AzureStore
+
+        return AzureStore(connection, **options)
+    raise ConfigurationError(f"ACS_TRIAGE_STORE must be memory, sqlite:PATH or azure, not {spec!r}")
