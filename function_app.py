@@ -47,9 +47,7 @@ def _respond(answer: Answer) -> func.HttpResponse:
 
 
 def _handle(route: str, req: func.HttpRequest) -> func.HttpResponse:
-    return _respond(
-        service().handle_http(route, req.method.upper(), req.headers, req.params, req.get_body())
-    )
+    return _respond(service().handle_http(route, req.method.upper(), req.headers, req.params, req.get_body()))
 
 
 @app.route(route="eventgrid", methods=["POST", "OPTIONS"])

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from .deliver import utcnow
 from .errors import TriageError
 from .model import Alert
-from .settings import Destination, Settings
+from .settings import Destination, Format, Settings
 
 __all__ = ["main"]
 
@@ -55,7 +55,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .service import Service
     from .store.memory import MemoryStore
 
-    fmt = args.format or ("teams" if args.to else "text")
+    fmt: Format = args.format or ("teams" if args.to else "text")
     base = Settings.from_env()
     if args.to:
         if fmt == "text":
@@ -86,7 +86,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else:
             for key in ("received", "alerted", "grouped", "duplicates", "successes", "skipped", "invalid"):
                 totals[key] = totals.get(key, 0) + int(doc.get(key, 0))
-            note = ", ".join(f"{k} {v}" for k, v in doc.items() if isinstance(v, int) and v and k != "received")
+            note = ", ".join(
+                f"{k} {v}" for k, v in doc.items() if isinstance(v, int) and v and k != "received"
+            )
         if not args.quiet:
             print(f"{_display(path)}: {status} {note}", file=sys.stderr)
 

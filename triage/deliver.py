@@ -22,7 +22,7 @@ from .errors import DeliveryError
 from .settings import Destination, Settings
 from .store import OutboxMessage, Store
 
-__all__ = ["Deliverer", "SEND_INTERVAL", "parse_retry_after", "post"]
+__all__ = ["SEND_INTERVAL", "Deliverer", "parse_retry_after", "post"]
 
 log = logging.getLogger("triage.deliver")
 
@@ -125,9 +125,11 @@ class Deliverer:
                 return
             except DeliveryError as err:
                 if not err.retry and destination.format == "slack" and "invalid_blocks" in str(err):
-                    body = _slack_text_only(message.payload)
-                    if body is not None:  # Slack refused the blocks: the text alone still informs
+                    text_only = _slack_text_only(message.payload)
+                    if text_only is not None and text_only != body:
+                        # Slack refused the blocks: the text alone still informs.
                         log.warning("%s; resending as text only", err)
+                        body = text_only
                         continue
                 if not err.retry or attempt >= len(_BACKOFF):
                     raise

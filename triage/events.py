@@ -45,15 +45,18 @@ class _Model(BaseModel):
     )
 
 
+class Diagnostic(_Model):
+    code: int | None = None
+    message: str | None = None
+
+
 class ResultInformation(_Model):
     code: int | None = None
     sub_code: int | None = None
     message: str | None = None
-
-
-class Diagnostic(_Model):
-    code: int | None = None
-    message: str | None = None
+    # Given only when the SBC or carrier provides them (newer API versions).
+    sip_details: Diagnostic | None = None
+    q850_details: Diagnostic | None = None
 
 
 class PhoneNumber(_Model):
@@ -89,8 +92,6 @@ class CallAutomationEvent(_Model):
     correlation_id: str | None = None
     operation_context: str | None = None
     result_information: ResultInformation | None = None
-    sip_details: Diagnostic | None = None
-    q850_details: Diagnostic | None = None
 
     ID_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("correlation_id", "correlationId"),
@@ -109,7 +110,10 @@ class CallAutomationEvent(_Model):
 
     def details(self, mask: bool) -> dict[str, str]:
         out: dict[str, str] = {}
-        for label, diag in (("SIP", self.sip_details), ("Q.850", self.q850_details)):
+        result = self.result_information
+        if result is None:
+            return out
+        for label, diag in (("SIP", result.sip_details), ("Q.850", result.q850_details)):
             if diag and (diag.code is not None or diag.message):
                 out[label] = " ".join(str(p) for p in (diag.code, diag.message) if p not in (None, ""))
         return out

@@ -26,7 +26,7 @@ import azure.functions as func
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
-__all__ = ["LocalHost", "serve"]
+__all__ = ["LocalHost", "LocalServer", "serve"]
 
 log = logging.getLogger("triage.localhost")
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,18 +59,19 @@ class LocalHost:
         self.queue_functions: dict[str, Callable[..., Any]] = {}
         self.timer_functions: dict[str, Callable[..., Any]] = {}
         for function in app.get_functions():
-            trigger = function.get_trigger()
+            trigger: Any = function.get_trigger()
             kind = trigger.get_dict_repr()["type"]
             user = function.get_user_function()
+            name = str(function.get_function_name())
             if function.is_http_function():
                 methods = {str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])}
-                route = trigger.route or function.get_function_name()
+                route = str(trigger.route or name)
                 pattern = re.compile("^" + re.escape(route.strip("/")) + "/?$")
                 self.routes.append(_Route(pattern, methods, user, trigger.name))
             elif kind == "queueTrigger":
                 self.queue_functions[trigger.get_dict_repr()["queueName"]] = user
             elif kind == "timerTrigger":
-                self.timer_functions[function.get_function_name()] = user
+                self.timer_functions[name] = user
 
     def http(
         self, method: str, path: str, headers: dict[str, str], body: bytes, query: str = ""
@@ -119,7 +120,9 @@ class LocalHost:
         delivered = failed = 0
         for queue_name, function in self.queue_functions.items():
             for lease in store.poll(queue_name, max_messages):
-                message = QueueMessage(id=lease.id, body=lease.body, dequeue_count=lease.dequeue_count)
+                message = QueueMessage(  # type: ignore[no-untyped-call]
+                    id=lease.id, body=lease.body, dequeue_count=lease.dequeue_count
+                )
                 try:
                     function(**{_arg_name(function): message})
                 except Exception as err:
@@ -137,24 +140,80 @@ def _arg_name(function: Callable[..., Any]) -> str:
     return next(iter(inspect.signature(function).parameters))
 
 
-def serve(host: str = "127.0.0.1", port: int = 7071, tick_seconds: float = 1.0) -> None:
-    """Serve the Function App's routes on host:port until interrupted; a background loop
-    drains the outbox and fires the digest timer, as the Functions host would."""
-    import function_app
+class LocalServer:
+    """The Function App's HTTP routes on a real socket, plus a background loop that drains
+    the outbox through the queue trigger and fires the digest timer, as the host would.
+    Use as a context manager, or `start()` / `stop()`; `url` is set once started."""
 
-    local = LocalHost(function_app.app)
-    service = function_app.service()
-    max_body = service.settings.max_body_bytes
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, tick_seconds: float = 1.0, timer_seconds: float = 60.0
+    ) -> None:
+        import function_app
 
+        self.local = LocalHost(function_app.app)
+        self.service = function_app.service()
+        self.tick_seconds = tick_seconds
+        self.timer_seconds = timer_seconds
+        self._stop = threading.Event()
+        self._server = ThreadingHTTPServer(
+            (host, port), _handler(self.local, self.service.settings.max_body_bytes)
+        )
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> LocalServer:
+        """Start serving in background threads."""
+        for target, name in ((self._server.serve_forever, "http"), (self._background, "background")):
+            thread = threading.Thread(target=target, name=f"localhost-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the threads."""
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _background(self) -> None:
+        last_timer = time.monotonic()
+        while not self._stop.wait(self.tick_seconds):
+            try:
+                self.local.run_queue(self.service.store)
+                if time.monotonic() - last_timer >= self.timer_seconds:
+                    self.local.run_timers()
+                    last_timer = time.monotonic()
+            except Exception:
+                log.exception("background loop failed")
+
+
+def _handler(local: LocalHost, max_body: int) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _dispatch(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > max_body:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > max_body:
                 # Refuse before reading: a huge body must not cost memory.
-                self._send(413, {"Content-Type": "application/json"},
-                           json.dumps({"error": f"body is {length} bytes; the limit is {max_body}"}).encode())
+                reason = (
+                    f"body is {length} bytes; the limit is {max_body}" if length > 0 else "bad Content-Length"
+                )
+                self._send(
+                    413 if length > 0 else 400,
+                    {"Content-Type": "application/json"},
+                    json.dumps({"error": reason}).encode(),
+                )
                 self.close_connection = True
                 return
             body = self.rfile.read(length) if length else b""
@@ -174,30 +233,25 @@ def serve(host: str = "127.0.0.1", port: int = 7071, tick_seconds: float = 1.0) 
 
         do_POST = do_OPTIONS = do_GET = do_PUT = do_DELETE = _dispatch
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             log.info("%s %s", self.address_string(), format % args)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    stop = threading.Event()
+    return Handler
 
-    def background() -> None:
-        last_timer = 0.0
-        while not stop.wait(tick_seconds):
-            try:
-                local.run_queue(service.store)
-                if time.monotonic() - last_timer >= 60 or tick_seconds < 1:
-                    local.run_timers()
-                    last_timer = time.monotonic()
-            except Exception:
-                log.exception("background loop failed")
 
-    worker = threading.Thread(target=background, name="localhost-background", daemon=True)
-    worker.start()
-    log.warning("serving %s on http://%s:%d%s/{eventgrid,callbacks}", "acs-triage", host, port, local.prefix)
+def serve(host: str = "127.0.0.1", port: int = 7071) -> None:
+    """Serve until interrupted (`python -m triage serve`)."""
+    server = LocalServer(host, port).start()
+    log.warning(
+        "acs-triage listening on %s%s/eventgrid and %s/callbacks",
+        server.url,
+        server.local.prefix,
+        server.local.prefix,
+    )
     try:
-        server.serve_forever()
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()
-        server.server_close()
+        server.stop()

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 __all__ = [
+    "CONTEXTS",
     "Alert",
     "Category",
     "Context",
-    "CONTEXTS",
     "Guidance",
     "Incident",
     "Match",
@@ -34,7 +34,7 @@ CONTEXTS: tuple[Context, ...] = (
 )
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """ACS result category, as the troubleshooting tables name it."""
 
     SUCCESS = "Success"
@@ -44,7 +44,7 @@ class Category(str, Enum):
     UNKNOWN = "Unknown"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How loud an alert is. NONE means: do not alert at all."""
 
     NONE = "none"
@@ -53,7 +53,7 @@ class Severity(str, Enum):
 
     @classmethod
     def of(cls, category: Category) -> Severity:
-        """Severity from result category: Success → none, ExpectedError/unknown → warning, Unexpected* → error."""
+        """Success → none; ExpectedError and unknown → warning; Unexpected*Error → error."""
         if category is Category.SUCCESS:
             return cls.NONE
         if category in (Category.UNEXPECTED_CLIENT, Category.UNEXPECTED_SERVER):
@@ -61,7 +61,7 @@ class Severity(str, Enum):
         return cls.WARNING
 
 
-class Match(str, Enum):
+class Match(StrEnum):
     """Which precedence level of the catalog lookup answered."""
 
     EXACT_IN_CONTEXT = "exact-in-context"
@@ -103,9 +103,7 @@ class Guidance:
             "table": self.table,
             "docs_url": self.docs_url,
             "flags": list(self.flags),
-            "related": [
-                {"table": g.table, "message": g.message, "source": g.source} for g in self.related
-            ],
+            "related": [{"table": g.table, "message": g.message, "source": g.source} for g in self.related],
         }
 
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from .events import Skip, to_incident
 from .ingest import RawEvent, Rejected
@@ -55,9 +55,7 @@ class Report:
             "successes": self.successes,
             "skipped": self.skipped,
             "invalid": self.invalid + len(self.rejected),
-            "rejected": [
-                {"index": r.index, "id": r.event_id, "reason": r.reason} for r in self.rejected
-            ]
+            "rejected": [{"index": r.index, "id": r.event_id, "reason": r.reason} for r in self.rejected]
             + [
                 {"id": s.event_id, "type": s.event_type, "reason": s.reason}
                 for s in self.skips
@@ -150,7 +148,9 @@ class Triage:
         elif skip.outcome == "invalid":
             report.invalid += 1
             report.skips.append(skip)
-            log.warning("invalid event skipped: id=%s type=%s: %s", skip.event_id, skip.event_type, skip.reason)
+            log.warning(
+                "invalid event skipped: id=%s type=%s: %s", skip.event_id, skip.event_type, skip.reason
+            )
         else:
             report.skipped += 1
             report.skips.append(skip)
@@ -214,11 +214,11 @@ class Triage:
         destinations = self.destinations(alert)
         if not destinations:
             return []
-        render = self._render
-        if render is None:
+        if self._render is None:
             from .render import render as render_alert
 
-            render = self._render = render_alert
+            self._render = cast(Renderer, render_alert)
+        render = self._render
         basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
         return [
             OutboxMessage(

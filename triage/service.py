@@ -4,7 +4,7 @@ status, headers and body out. function_app.py and the local server are thin adap
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,8 +44,11 @@ class Answer:
 class Service:
     """Settings, store, pipeline and deliverer of one process, with the HTTP entry points."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.settings = settings
+        self.clock = clock
         if store is None:
             spec = settings.store
             if spec == "auto":
@@ -70,6 +73,7 @@ class Service:
         headers: Mapping[str, str],
         params: Mapping[str, str],
         body: bytes,
+        *,
         now: datetime | None = None,
     ) -> Answer:
         """One request to /api/eventgrid or /api/callbacks. Bad input is a 4xx with a reason;
@@ -88,7 +92,7 @@ class Service:
                 # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
                 log.info("answering Event Grid subscription validation")
                 return Answer.json(200, {"validationResponse": envelope.validation_code})
-            report = self.triage.handle(envelope.events, now or utcnow(), envelope.rejected)
+            report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
             if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
                 log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
             return Answer.json(200, report.as_dict())
@@ -109,7 +113,7 @@ class Service:
 
     def flush(self, now: datetime | None = None) -> Report:
         """Emit digests for groups whose window ended (timer trigger)."""
-        return self.triage.flush(now or utcnow())
+        return self.triage.flush(now or self.clock())
 
     def deliver(self, message: OutboxMessage) -> None:
         """Deliver one outbox message (queue trigger); raises DeliveryError to retry."""

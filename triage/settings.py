@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from .errors import ConfigurationError
 from .model import Severity
 
-__all__ = ["Destination", "Route", "Settings"]
+__all__ = ["Destination", "Format", "Route", "Settings"]
 
 Format = Literal["teams", "slack", "text"]
 PREFIX = "ACS_TRIAGE_"
@@ -59,7 +59,7 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     mask_pii: bool = True
     shared_secret: SecretStr | None = None
-    secret_param: str = "secret"
+    secret_param: str = "secret"  # noqa: S105 - the name of a query parameter, not a secret
     callback_audience: str | None = None  # the ACS resource's immutable id; enables JWT checks
     callback_issuer: str = "https://acscallautomation.communication.azure.com"
     callback_jwks_url: str = "https://acscallautomation.communication.azure.com/calling/keys"

@@ -1,0 +1,135 @@
+"""Envelopes and handshakes: what the HTTP body may be, and what we answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from samples import sample, sample_bytes
+
+from triage.errors import BodyTooLarge, InvalidEnvelope, UnsupportedMediaType
+from triage.ingest import options_handshake, parse_body
+
+MB = 1 << 20
+
+
+def body(doc: object) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def test_event_grid_validation_event_yields_the_validation_code_and_no_events() -> None:
+    envelope = parse_body(sample_bytes("eventgrid/subscription-validation.json"), "application/json", MB)
+    assert envelope.validation_code == "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"
+    assert envelope.events == []
+
+
+def test_options_handshake_allows_the_requested_origin_and_post() -> None:
+    status, headers, _ = options_handshake({"WebHook-Request-Origin": "eventgrid.azure.net"})
+    assert status == 200
+    assert headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+    assert headers["WebHook-Allowed-Rate"] == "*"
+    assert "POST" in headers["Allow"]
+
+
+def test_options_handshake_reads_the_origin_header_case_insensitively() -> None:
+    status, headers, _ = options_handshake({"webhook-request-origin": "eventgrid.azure.net"})
+    assert status == 200 and headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+
+
+def test_options_without_origin_is_a_400_with_a_reason() -> None:
+    status, headers, text = options_handshake({})
+    assert status == 400
+    assert "WebHook-Request-Origin" in text
+    assert "WebHook-Allowed-Origin" not in headers
+
+
+def test_cloudevents_single_object_is_one_event() -> None:
+    envelope = parse_body(
+        sample_bytes("cloudevents/sms-delivery-failed-4004.json"), "application/cloudevents+json", MB
+    )
+    assert [e.schema for e in envelope.events] == ["cloudevents"]
+    assert envelope.events[0].type == "Microsoft.Communication.SMSDeliveryReportReceived"
+
+
+def test_cloudevents_batch_and_event_grid_array_are_read_per_item() -> None:
+    ce = parse_body(sample_bytes("cloudevents/sms-batch.json"), "application/cloudevents-batch+json", MB)
+    eg = parse_body(sample_bytes("eventgrid/sms-batch-mixed.json"), "application/json", MB)
+    assert len(ce.events) == 2 and {e.schema for e in ce.events} == {"cloudevents"}
+    assert len(eg.events) == 4 and {e.schema for e in eg.events} == {"eventgrid"}
+    assert eg.events[0].source.endswith("/communicationServices/contoso-acs-prod")
+
+
+def test_a_mixed_batch_keeps_its_valid_events_and_says_why_the_others_were_rejected() -> None:
+    good = sample("callbacks/play-failed-400-8535.json")[0]
+    no_id = {k: v for k, v in good.items() if k != "id"}
+    no_source = {k: v for k, v in good.items() if k != "source"} | {"id": "x-1"}
+    items = [good, 42, no_id, {"hello": "world"}, no_source, {"id": "y", "specversion": "1.0", "source": "s"}]
+    envelope = parse_body(body(items), "application/json", MB)
+    assert [e.id for e in envelope.events] == [good["id"]]
+    reasons = {r.index: r.reason for r in envelope.rejected}
+    assert reasons[1] == "item is a JSON int, not an event object"
+    assert reasons[2] == "event has no id"
+    assert "neither a CloudEvent" in reasons[3]
+    assert reasons[4] == "CloudEvent has no source"
+    assert reasons[5] == "event has no type"
+
+
+def test_a_missing_id_is_never_invented() -> None:
+    event = sample("callbacks/play-failed-400-8535.json")[0]
+    event["id"] = "   "
+    envelope = parse_body(body([event]), "application/json", MB)
+    assert envelope.events == [] and envelope.rejected[0].reason == "event has no id"
+
+
+def test_envelope_keys_are_read_case_insensitively() -> None:
+    event = sample("callbacks/play-failed-400-8535.json")[0]
+    shouting = {k.upper(): v for k, v in event.items()}
+    envelope = parse_body(body([shouting]), "application/json", MB)
+    assert envelope.events[0].id == event["id"]
+
+
+def test_empty_array_is_a_valid_empty_batch() -> None:
+    envelope = parse_body(b"[]", "application/json", MB)
+    assert envelope.events == [] and envelope.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "body is empty"),
+        (b"{not json", "not valid JSON"),
+        (b'"a string"', "JSON str"),
+        (b"42", "JSON int"),
+        (b"null", "JSON NoneType"),
+        (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
+    ],
+)
+def test_bodies_that_are_not_event_envelopes_are_invalid_with_a_reason(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidEnvelope, match=message):
+        parse_body(raw, "application/json", MB)
+
+
+def test_body_over_the_limit_is_too_large() -> None:
+    with pytest.raises(BodyTooLarge, match="limit is 1048576"):
+        parse_body(b" " * (MB + 1), "application/json", MB)
+
+
+@pytest.mark.parametrize(
+    "ctype", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/html"]
+)
+def test_non_json_content_types_are_refused(ctype: str) -> None:
+    with pytest.raises(UnsupportedMediaType):
+        parse_body(b"[]", ctype, MB)
+
+
+@pytest.mark.parametrize("ctype", [None, "application/json; charset=utf-8", "text/plain", "application/cloudevents+json"])
+def test_json_and_unspecified_content_types_are_accepted(ctype: str | None) -> None:
+    assert parse_body(b"[]", ctype, MB).events == []
+
+
+def test_validation_event_without_a_code_is_rejected_not_answered() -> None:
+    event = sample("eventgrid/subscription-validation.json")[0]
+    event["data"] = {}
+    envelope = parse_body(body([event]), "application/json", MB)
+    assert envelope.validation_code is None
+    assert "validationCode" in envelope.rejected[0].reason
