@@ -8,9 +8,17 @@ import pytest
 
 # Settings come from the environment: make sure a developer's own ACS_TRIAGE_* values
 # (a real webhook URL above all) can never leak into a test run.
-for _key in [k for k in os.environ if k.startswith("ACS_TRIAGE_") and k not in {
-    "ACS_TRIAGE_SEEDS", "ACS_TRIAGE_REQUIRE_SEEDS", "ACS_TRIAGE_REQUIRE_TOOLS",
-}]:
+for _key in [
+    k
+    for k in os.environ
+    if k.startswith("ACS_TRIAGE_")
+    and k
+    not in {
+        "ACS_TRIAGE_SEEDS",
+        "ACS_TRIAGE_REQUIRE_SEEDS",
+        "ACS_TRIAGE_REQUIRE_TOOLS",
+    }
+]:
     del os.environ[_key]
 os.environ.pop("AzureWebJobsStorage", None)
 

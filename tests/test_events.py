@@ -23,9 +23,11 @@ def incident(name: str, **kw: Any) -> Incident:
     return result
 
 
-def with_data(name: str, **changes: Any) -> RawEvent:
+def with_data(name: str, drop: tuple[str, ...] = (), **changes: Any) -> RawEvent:
     doc = sample(name)
     item = doc[0] if isinstance(doc, list) else doc
+    for key in drop:
+        del item["data"][key]
     item["data"].update(changes)
     return parse_body(json.dumps([item]).encode(), None, 1 << 20).events[0]
 
@@ -61,12 +63,16 @@ def _all(folder: str) -> list[RawEvent]:
     return out
 
 
-def test_result_information_keys_are_read_in_any_case() -> None:
-    raw = with_data(
-        "callbacks/play-failed-400-8535.json",
-        resultInformation=None,
-        ResultInformation={"Code": 400, "SubCode": 8536, "Message": "Action failed, file could not be downloaded."},
-    )
+@pytest.mark.parametrize(
+    ("outer", "inner"),
+    [
+        ("ResultInformation", {"Code": 400, "SubCode": 8536}),  # PascalCase, as .NET dumps show it
+        ("resultinformation", {"code": 400, "subcode": 8536}),  # all lower case
+        ("RESULTINFORMATION", {"CODE": 400, "SUBCODE": 8536}),  # anything else: the slow path folds keys
+    ],
+)
+def test_result_information_keys_are_read_in_any_case(outer: str, inner: dict[str, int]) -> None:
+    raw = with_data("callbacks/play-failed-400-8535.json", drop=("resultInformation",), **{outer: inner})
     inc = to_incident(raw)
     assert isinstance(inc, Incident) and (inc.code, inc.subcode) == (400, 8536)
 
@@ -135,7 +141,7 @@ def test_wrong_types_in_data_are_an_invalid_event_with_the_field_named() -> None
     raw = with_data("callbacks/play-failed-400-8535.json", resultInformation={"code": "four hundred"})
     result = to_incident(raw)
     assert isinstance(result, Skip) and result.outcome == "invalid"
-    assert "resultinformation.code" in result.reason
+    assert "resultInformation.code" in result.reason
 
 
 def test_data_that_is_not_an_object_is_invalid() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
 
 from .ingest import DELETED_EVENT, RawEvent
 from .mask import mask_identifier, mask_phone, mask_text
@@ -35,13 +35,19 @@ _RESOURCE = re.compile(r"/communicationservices/([^/]+)", re.IGNORECASE)
 _PSTN_SUBCODE_MIN = 500_000  # PSTN and Teams Phone subcodes are six digits from 5xxxxx
 
 
-def _field_alias(name: str) -> str:
-    return name.replace("_", "").lower()
+def _aliases(name: str) -> AliasChoices:
+    """camelCase (the wire), PascalCase (some docs and .NET dumps) and lower case (folded keys)."""
+    words = name.rstrip("_").split("_")
+    camel = words[0] + "".join(w[:1].upper() + w[1:] for w in words[1:])
+    return AliasChoices(camel, camel[:1].upper() + camel[1:], camel.lower())
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        alias_generator=_field_alias, populate_by_name=True, extra="ignore", frozen=True
+        alias_generator=AliasGenerator(validation_alias=_aliases),
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
     )
 
 
@@ -220,12 +226,6 @@ class SmsDeliveryReport(_Model):
     received_timestamp: str | None = None
     tag: str | None = None
 
-    model_config = ConfigDict(
-        alias_generator=lambda n: n.rstrip("_").replace("_", "").lower(),
-        populate_by_name=True,
-        extra="ignore",
-        frozen=True,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +238,17 @@ class Skip:
     outcome: str  # "success" | "skipped" | "invalid"
 
 
+def _complete(event: CallAutomationEvent, data: dict[str, Any]) -> bool:
+    """Did the aliases find what the callback holds? If not, keys may be cased oddly."""
+    result = event.result_information
+    if result is None:
+        return not any(key.lower() == "resultinformation" for key in data)
+    return event.correlation_id is not None and (result.code is not None or result.sub_code is not None)
+
+
 def _fold(value: Any) -> Any:
-    """Lower-case every key, recursively: the one place case-insensitivity is handled."""
+    """Lower-case every key, recursively: the slow path for keys in an unusual case
+    ("SUBCODE"); camelCase and PascalCase are handled by the models' aliases."""
     if isinstance(value, dict):
         return {str(k).lower(): _fold(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -283,17 +292,22 @@ def to_incident(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> I
     kind = raw.type[len(ACS_PREFIX) :]
     if not isinstance(raw.data, dict):
         return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
-    data = _fold(raw.data)
     try:
         if raw.type == SMS_DELIVERY_REPORT:
-            return _sms_incident(raw, kind, SmsDeliveryReport.model_validate(data), resource, mask)
+            report = SmsDeliveryReport.model_validate(raw.data)
+            if report.delivery_status is None:
+                report = SmsDeliveryReport.model_validate(_fold(raw.data))
+            return _sms_incident(raw, kind, report, resource, mask)
         model = CALL_AUTOMATION_FAILURES.get(kind)
         if model is None:
             # A new *Failed event we have no model for still has the common fields.
             if not kind.endswith("Failed"):
                 return Skip(raw.id, raw.type, "event type is not a failure acs-triage reports", "skipped")
             model = CallAutomationEvent
-        return _call_incident(raw, kind, model.model_validate(data), resource, mask)
+        event = model.model_validate(raw.data)
+        if not _complete(event, raw.data):
+            event = model.model_validate(_fold(raw.data))
+        return _call_incident(raw, kind, event, resource, mask)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

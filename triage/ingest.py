@@ -17,10 +17,10 @@ import orjson
 from .errors import BodyTooLarge, InvalidEnvelope, UnsupportedMediaType
 
 __all__ = [
+    "VALIDATION_EVENT",
     "Envelope",
     "RawEvent",
     "Rejected",
-    "VALIDATION_EVENT",
     "header",
     "options_handshake",
     "parse_body",
@@ -28,7 +28,13 @@ __all__ = [
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 DELETED_EVENT = "Microsoft.EventGrid.SubscriptionDeletedEvent"
-_NON_JSON_TYPES = ("multipart/", "application/x-www-form-urlencoded", "text/html", "application/xml", "text/xml")
+_NON_JSON_TYPES = (
+    "multipart/",
+    "application/x-www-form-urlencoded",
+    "text/html",
+    "application/xml",
+    "text/xml",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +152,9 @@ def _get(item: dict[str, Any], key: str) -> Any:
 
 def _read_item(index: int, item: Any, envelope: Envelope) -> RawEvent | None:
     if not isinstance(item, dict):
-        envelope.rejected.append(Rejected(index, f"item is a JSON {type(item).__name__}, not an event object"))
+        envelope.rejected.append(
+            Rejected(index, f"item is a JSON {type(item).__name__}, not an event object")
+        )
         return None
     if _get(item, "specversion") is not None:
         schema: Literal["eventgrid", "cloudevents"] = "cloudevents"
