@@ -1,0 +1,192 @@
+"""What every format says about an alert, before any format-specific markup.
+
+Teams, Slack and the terminal show the same facts in the same order with the same wording; this
+module decides the wording once. Values here are raw (unescaped): each renderer escapes them for
+its own target.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..model import Alert, Guidance, Match, Severity
+from .escape import ELLIPSIS
+
+__all__ = [
+    "SEVERITY_LABEL",
+    "AdviceLine",
+    "advice_lines",
+    "catalog_note",
+    "digest_line",
+    "docs_url",
+    "event_message",
+    "fit",
+    "format_count",
+    "format_time",
+    "format_window",
+    "headline",
+    "payload_bytes",
+    "sample_ids",
+    "summary_facts",
+]
+
+SEVERITY_LABEL: dict[Severity, str] = {
+    Severity.ERROR: "Error",
+    Severity.WARNING: "Warning",
+    Severity.NONE: "Info",
+}
+
+_MATCH_LABEL: dict[Match, str] = {
+    Match.EXACT_IN_CONTEXT: "exact code and subcode for this context",
+    Match.EXACT: "exact code and subcode",
+    Match.SUBCODE: "subcode only",
+    Match.CODE: "code only",
+    Match.CODE_CLASS: "code class only",
+    Match.UNKNOWN: "no catalog entry",
+}
+
+_BULLET = re.compile(r"^[-*•·]\s+")  # numbered steps keep their numbers as text
+
+
+def payload_bytes(payload: object) -> bytes:
+    """The exact bytes that are POSTed: compact JSON, UTF-8, non-ASCII kept as is (smaller)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def format_count(count: int) -> str:
+    """9999 → '9,999': counts are read at a glance."""
+    return f"{count:,}"
+
+
+def format_time(moment: datetime | None) -> str:
+    """'2026-09-20 10:02:11 UTC'; a naive time is taken as UTC (the pipeline only makes UTC)."""
+    if moment is None:
+        return "unknown"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_window(seconds: int) -> str:
+    """300 → '5 min', 5400 → '1 h 30 min', 45 → '45 s'."""
+    if seconds <= 0:
+        return "0 s"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", f"{secs} s" if secs else ""]
+    return " ".join(p for p in parts if p)
+
+
+def headline(alert: Alert) -> str:
+    """'PlayFailed 400/8535 on contoso-acs', or '9,999× CallDisconnected 408/10057 on contoso-acs'."""
+    inc = alert.incident
+    prefix = f"{format_count(alert.count)}× " if alert.digest else ""
+    return f"{prefix}{inc.kind} {alert.code_text} on {inc.resource}"
+
+
+def digest_line(alert: Alert) -> str:
+    """'9,999 occurrences in 5 min' for a digest, '' otherwise."""
+    if not alert.digest:
+        return ""
+    noun = "occurrence" if alert.count == 1 else "occurrences"
+    window = alert.window_seconds
+    if not window and alert.first_seen and alert.last_seen:
+        window = int((alert.last_seen - alert.first_seen).total_seconds())
+    return f"{format_count(alert.count)} {noun} in {format_window(window)}"
+
+
+def event_message(alert: Alert) -> str:
+    """The event's own text, or '' when it only repeats the catalog message (no need to read it twice)."""
+    said = alert.incident.message.strip()
+    return "" if _words(said) == _words(alert.guidance.message) else said
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def summary_facts(alert: Alert) -> list[tuple[str, str]]:
+    """The facts that identify the failure, in display order (IDs and details come after)."""
+    inc, guide = alert.incident, alert.guidance
+    facts = [
+        ("Event", inc.kind),
+        ("Code", alert.code_text),
+        ("Category", guide.category.value),
+        ("Severity", SEVERITY_LABEL[guide.severity]),
+        ("Resource", inc.resource),
+        ("Context", inc.context),
+    ]
+    if alert.digest:
+        facts += [
+            ("First seen", format_time(alert.first_seen or inc.time)),
+            ("Last seen", format_time(alert.last_seen)),
+        ]
+    else:
+        facts.append(("Time", format_time(inc.time)))
+    return facts
+
+
+def sample_ids(alert: Alert, limit: int) -> list[list[tuple[str, str]]]:
+    """The first `limit` samples of a digest, each cut to its first two IDs (correlationId first).
+
+    Samples point at more occurrences to look up; the full ID set is in the example above them.
+    """
+    return [list(sample.items())[:2] for sample in alert.samples[:limit]]
+
+
+@dataclass(frozen=True, slots=True)
+class AdviceLine:
+    """One line of catalog advice: a bullet or a paragraph."""
+
+    text: str
+    bullet: bool
+
+
+def advice_lines(advice: str) -> list[AdviceLine]:
+    """Split catalog advice into paragraphs and bullets, whatever bullet style the catalog used."""
+    lines: list[AdviceLine] = []
+    for raw in advice.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        stripped = _BULLET.sub("", line)
+        lines.append(AdviceLine(stripped, bullet=stripped != line))
+    return lines
+
+
+def catalog_note(guidance: Guidance) -> str:
+    """'001_….txt · Calling End call codes · matched: exact code and subcode' (source + lookup level)."""
+    source = guidance.source or "no source"
+    return f"{source} · matched: {_MATCH_LABEL[guidance.match]}"
+
+
+def docs_url(guidance: Guidance) -> str:
+    """The docs link if it is a plain https URL; anything else (javascript:, data:, http:) is dropped."""
+    url = guidance.docs_url.strip()
+    if url.startswith("https://") and not any(c.isspace() for c in url) and len(url) <= 2000:
+        return url
+    return ""
+
+
+def fit(text: str, limit: int, escape: Callable[[str], str]) -> tuple[str, bool]:
+    """Escape `text` and shorten it (before escaping, so no entity is cut) until it is ≤ `limit`.
+
+    Returns the escaped text and whether it was shortened; shortened text ends with '…'.
+    """
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped, False
+    # Binary search for the longest raw prefix whose escaped form, plus "…", still fits.
+    best, low, high = "", 0, min(len(text), limit)
+    while low <= high:
+        keep = (low + high) // 2
+        candidate = escape(text[:keep].rstrip()) + ELLIPSIS
+        if len(candidate) <= limit:
+            best, low = candidate, keep + 1
+        else:
+            high = keep - 1
+    return best, True

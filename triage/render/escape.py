@@ -1,0 +1,136 @@
+"""Make text safe to show in a chat message or a terminal.
+
+Text that comes from an event (the event's message, IDs, details, even the resource name) is
+attacker-controllable: whoever can call the callback URL or set an `operationContext` chooses it.
+Shown raw it could ping a whole Slack channel (`<!channel>`), plant a disguised link
+(`<http://evil|docs>`, `[docs](http://evil)`), forge Markdown structure (headings, lists, fake
+labels on new lines), hide or reorder text with bidi controls, or drive a terminal with ANSI codes.
+
+Every renderer passes event text through `event_text` first (one line, no links), then through
+the target's escaper (`slack_mrkdwn`, `teams_markdown`, or `terminal` for the terminal).
+Catalog text (Guidance) is trusted, but goes through the same escapers; renderers only add their
+own deliberate formatting (bold labels, bullets) around escaped pieces.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "ELLIPSIS",
+    "clean",
+    "defang_urls",
+    "event_text",
+    "slack_mrkdwn",
+    "slack_plain",
+    "teams_markdown",
+    "terminal",
+    "truncate",
+]
+
+ELLIPSIS = "…"
+
+# C0/C1 controls (except tab and newline), DEL, and the Unicode bidi/invisible-format controls that
+# can reorder or hide text ("Trojan Source") or smuggle zero-width marks into an ID.
+_CONTROLS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+)
+_WHITESPACE_RUN = re.compile(r"\s+")
+# Schemes and "www." are what chat clients turn into links by themselves, without any Markdown.
+_URL_SCHEME = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]{1,31})://")
+_WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
+
+# Teams clients disagree on backslash escapes (MicrosoftDocs/msteams-docs#5793,
+# microsoft/AdaptiveCards#4677), so markup characters are replaced by look-alikes that no
+# Markdown dialect, HTML parser or mention parser gives a meaning to, on any client.
+_TEAMS_LOOKALIKES = str.maketrans(
+    {
+        "<": "‹",  # no HTML, no <at>mention</at>, no <autolink>
+        ">": "›",  # no blockquote
+        "[": "［",  # no [text](url), no [ref]: url, no ![image](url)
+        "]": "］",
+    }
+)
+# An entity such as &lt;at&gt; would come back as "<at>" in a client that decodes entities.
+_TEAMS_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+# What makes a line a heading, list item or quote in Markdown (after up to three spaces).
+_TEAMS_BLOCK_START = re.compile(r"^(\s{0,3})(#|[-+*](?=\s|$)|\d{1,9}[.)](?=\s|$))")
+# A line of only -, =, * or _ is a rule, or turns the line above into a heading.
+_TEAMS_RULE = re.compile(r"^(\s{0,3})([-=*_])(?=[-=*_\s]*$)")
+_BLOCK_LOOKALIKES = {"#": "＃", "-": "‐", "+": "＋", "*": "∗", ".": "．", ")": "）", "=": "＝", "_": "＿"}
+
+
+def clean(text: str) -> str:
+    """Remove control and invisible bidi characters; keep printable text, tabs and newlines."""
+    return _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut `text` to at most `limit` characters, ending with an ellipsis when it was cut."""
+    if len(text) <= limit:
+        return text
+    if limit <= 0:
+        return ""
+    return text[: limit - 1].rstrip() + ELLIPSIS
+
+
+def defang_urls(text: str) -> str:
+    """Break URLs so that no client turns them into links: `https://x` → `https[:]//x`."""
+    return _WWW.sub(r"\1[.]", _URL_SCHEME.sub(r"\1[:]//", text))
+
+
+def event_text(text: str) -> str:
+    """Prepare untrusted event text for any format: one clean line, URLs defanged.
+
+    One line matters: a newline would let the event start a Markdown heading or list, or print a
+    fake "Severity: none" row under ours.
+    """
+    return defang_urls(_WHITESPACE_RUN.sub(" ", clean(text)).strip())
+
+
+def slack_mrkdwn(text: str) -> str:
+    """Escape text for Slack mrkdwn: `&`, `<`, `>` become entities, so nothing pings or links.
+
+    Slack only gives `<` `>` a meaning (`<!channel>`, `<@U123>`, `<url|label>`); escaped, they
+    are shown as typed.
+    """
+    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_plain(text: str) -> str:
+    """Text for a Slack plain_text object (the header): angle brackets become look-alikes.
+
+    plain_text is not parsed for mentions or links, but Slack documents no escaping for it
+    either, so instead of entities that might show up literally, nothing bracket-shaped is left.
+    """
+    return clean(text).replace("<", "‹").replace(">", "›")
+
+
+def teams_markdown(text: str) -> str:
+    """Neutralise Adaptive Card Markdown: no links, mentions, HTML, headings, lists or quotes.
+
+    `<` `>` `[` `]` become look-alikes, entity-like `&…;` loses its `&`, and a line that would
+    start a heading, list or quote starts with a look-alike of its marker instead. Bold and
+    italics are left alone: they cannot link, ping or hide anything.
+    """
+    text = _TEAMS_ENTITY.sub("＆", clean(text).translate(_TEAMS_LOOKALIKES))
+    return "\n".join(
+        _TEAMS_BLOCK_START.sub(_neutral_marker, _TEAMS_RULE.sub(_neutral_marker, line))
+        for line in text.split("\n")
+    )
+
+
+def _neutral_marker(match: re.Match[str]) -> str:
+    indent, marker = match.group(1), match.group(2)
+    # The last character makes the marker ("#", "-", the "." of "1."); swap only that one.
+    return indent + marker[:-1] + _BLOCK_LOOKALIKES[marker[-1]]
+
+
+def terminal(text: str) -> str:
+    """Make text safe to print: control and bidi characters become visible escapes (`\\x1b`)."""
+    return _CONTROLS.sub(_visible, text.replace("\r\n", "\n"))
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

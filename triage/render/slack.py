@@ -1,0 +1,247 @@
+"""Alert → Slack incoming-webhook body (Block Kit, with a severity colour bar).
+
+Layout: the header block is top level; everything else sits in `attachments[0].blocks` with
+`attachments[0].color`. Slack draws a colour bar only beside an attachment, and severity should be
+visible at a glance next to the whole alert body, not only next to a footnote. The header stays on
+top, outside the bar, so the channel view reads like a title and its card. With blocks at top level
+Slack does not show `text` in the channel; it uses it for the mobile notification, so `text` starts
+with the key fact: severity, kind, code, resource, count.
+
+Block Kit limits are enforced here by shortening, never by failing: Slack rejects the whole post
+(`invalid_blocks`) if one is broken.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import Alert, Severity
+from . import content
+from .escape import event_text, slack_mrkdwn, slack_plain
+
+__all__ = [
+    "BUTTON_TEXT_MAX",
+    "CONTEXT_ELEMENTS_MAX",
+    "FIELDS_MAX",
+    "FIELD_TEXT_MAX",
+    "HEADER_TEXT_MAX",
+    "MAX_BLOCKS",
+    "SECTION_TEXT_MAX",
+    "lint",
+    "render",
+]
+
+MAX_BLOCKS = 50  # per message; counted here over the top level and the attachment together
+SECTION_TEXT_MAX = 3000
+FIELDS_MAX = 10
+FIELD_TEXT_MAX = 2000
+HEADER_TEXT_MAX = 150
+CONTEXT_ELEMENTS_MAX = 10
+CONTEXT_TEXT_MAX = 2000
+BUTTON_TEXT_MAX = 75
+TEXT_MAX = 400  # the notification line; Slack truncates at 40,000, phones show far less
+
+_MAX_ID_FIELDS = 30  # three sections of IDs; real events carry fewer than ten
+_MAX_DETAIL_FIELDS = 20
+_MAX_SAMPLES = 5
+_VALUE_MAX = 500
+
+# Slack's own palette, so the bar matches the emoji in the header.
+_COLOR = {Severity.ERROR: "#E01E5A", Severity.WARNING: "#ECB22E", Severity.NONE: "#2EB67D"}
+_EMOJI = {
+    Severity.ERROR: ":red_circle:",
+    Severity.WARNING: ":large_yellow_circle:",
+    Severity.NONE: ":large_green_circle:",
+}
+
+
+def render(alert: Alert) -> dict[str, Any]:
+    """The whole Slack incoming-webhook body for `alert`, within every Block Kit limit."""
+    severity = alert.severity
+    notes: list[str] = []
+    label = content.SEVERITY_LABEL[severity]
+    header_text, _ = content.fit(
+        f"{_EMOJI[severity]} {label}: {event_text(content.headline(alert))}", HEADER_TEXT_MAX, slack_plain
+    )
+    header = {"type": "header", "text": {"type": "plain_text", "text": header_text, "emoji": True}}
+
+    # At most 12 blocks by construction (ID and detail fields are capped), far below MAX_BLOCKS.
+    message, cut = content.fit(alert.guidance.message, SECTION_TEXT_MAX, slack_mrkdwn)
+    if cut:
+        notes.append("message shortened")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": message or "–"}}]
+    digest = content.digest_line(alert)
+    if digest:
+        blocks.append(_section_mrkdwn(f"*{slack_mrkdwn(digest)}*"))
+    blocks += _field_sections(_summary_fields(alert, notes))
+    ids = _shown(alert.incident.ids, _MAX_ID_FIELDS, "IDs", notes)
+    blocks += _field_sections([_field(key, _code(value, notes)) for key, value in ids])
+    details = _shown(alert.incident.details, _MAX_DETAIL_FIELDS, "details", notes)
+    blocks += _field_sections([_field(key, _plain(value, notes)) for key, value in details])
+    if alert.digest and alert.samples:
+        blocks.append(_samples(alert, notes))
+    advice = _advice(alert.guidance.advice, notes)
+    if advice:
+        blocks.append(advice)
+    url = content.docs_url(alert.guidance)
+    if url:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Troubleshooting docs"},
+                        "url": url,
+                    }
+                ],
+            }
+        )
+    blocks.append(_context(alert, notes))
+
+    fallback = _fallback(alert)
+    return {
+        "text": fallback,
+        "blocks": [header],
+        "attachments": [{"color": _COLOR[severity], "fallback": fallback, "blocks": blocks}],
+        # A link that slipped into event text must not unfold into a preview either.
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def _fallback(alert: Alert) -> str:
+    label = content.SEVERITY_LABEL[alert.severity]
+    line = f"{label}: {event_text(content.headline(alert))}"
+    if alert.digest:
+        line += f" in {content.format_window(alert.window_seconds)}" if alert.window_seconds else ""
+    line += f". {event_text(alert.guidance.message)}"
+    return content.fit(line, TEXT_MAX, slack_mrkdwn)[0]
+
+
+def _plain(value: str, notes: list[str], limit: int = _VALUE_MAX) -> str:
+    text, cut = content.fit(event_text(value), limit, slack_mrkdwn)
+    if cut:
+        notes.append("long values")
+    return text or "–"
+
+
+def _code(value: str, notes: list[str]) -> str:
+    # A backtick would end the code span early; the look-alike keeps the ID readable.
+    return f"`{_plain(value, notes).replace('`', 'ˋ')}`"
+
+
+def _field(title: str, value: str) -> str:
+    # Titles come from event keys too, so they are escaped; the value is escaped by the caller.
+    title_text = content.fit(event_text(title), 200, slack_mrkdwn)[0]
+    field, _ = content.fit(f"*{title_text}*\n{value}", FIELD_TEXT_MAX, str)
+    return field
+
+
+def _summary_fields(alert: Alert, notes: list[str]) -> list[str]:
+    fields = [_field(title, _plain(value, notes, 300)) for title, value in content.summary_facts(alert)]
+    said = content.event_message(alert)
+    if said:
+        fields.append(_field("Event says", _plain(said, notes)))
+    return fields
+
+
+def _shown(items: dict[str, str], limit: int, what: str, notes: list[str]) -> list[tuple[str, str]]:
+    if len(items) > limit:
+        notes.append(f"{len(items) - limit} more {what} not shown")
+    return list(items.items())[:limit]
+
+
+def _field_sections(fields: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields[i : i + FIELDS_MAX]]}
+        for i in range(0, len(fields), FIELDS_MAX)
+    ]
+
+
+def _section_mrkdwn(text: str) -> dict[str, Any]:
+    fitted, _ = content.fit(text, SECTION_TEXT_MAX, str)
+    return {"type": "section", "text": {"type": "mrkdwn", "text": fitted}}
+
+
+def _samples(alert: Alert, notes: list[str]) -> dict[str, Any]:
+    shown = content.sample_ids(alert, _MAX_SAMPLES)
+    lines = [
+        "• " + " · ".join(f"{_plain(k, notes, 100)} {_code(v, notes)}" for k, v in sample) for sample in shown
+    ]
+    title = f"*Sample occurrences* ({len(shown)} of {content.format_count(alert.count)})"
+    body, cut = content.fit("\n".join([title, *lines]), SECTION_TEXT_MAX, str)
+    if cut:
+        notes.append("samples shortened")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": body}}
+
+
+def _advice(advice: str, notes: list[str]) -> dict[str, Any] | None:
+    lines = content.advice_lines(advice)
+    if not lines:
+        return None
+    title = "*What to do*"
+    out = [title]
+    budget = SECTION_TEXT_MAX - len(title) - 1
+    for line in lines:
+        # Slack mrkdwn has no list syntax; "•" is how Slack's own apps draw one.
+        text = ("• " if line.bullet else "") + slack_mrkdwn(line.text)
+        if len(text) + 1 > budget:
+            cut, _ = content.fit(line.text, max(budget - 3, 0), slack_mrkdwn)
+            if cut:
+                out.append(("• " if line.bullet else "") + cut)
+            notes.append("advice shortened")
+            break
+        out.append(text)
+        budget -= len(text) + 1
+    return _section_mrkdwn("\n".join(out))
+
+
+def _context(alert: Alert, notes: list[str]) -> dict[str, Any]:
+    # The catalog note and the shortening note always show; catalog flags take what room is left.
+    flags = list(alert.guidance.flags[: CONTEXT_ELEMENTS_MAX - 2])
+    if len(flags) < len(alert.guidance.flags):
+        notes.append(f"{len(alert.guidance.flags) - len(flags)} more catalog flags")
+    texts = ["Catalog: " + content.catalog_note(alert.guidance), *flags]
+    if notes:
+        texts.append("Shortened to fit Slack's limits: " + ", ".join(dict.fromkeys(notes)))
+    elements = [
+        {"type": "mrkdwn", "text": content.fit(t, CONTEXT_TEXT_MAX, slack_mrkdwn)[0] or "–"} for t in texts
+    ]
+    return {"type": "context", "elements": elements}
+
+
+def lint(payload: dict[str, Any]) -> list[str]:
+    """The Block Kit limits, including those slack_sdk does not check; [] when the body is fine."""
+    problems: list[str] = []
+    if not str(payload.get("text", "")).strip():
+        problems.append("no top-level text: mobile notifications would be empty")
+    blocks = list(payload.get("blocks", []))
+    for attachment in payload.get("attachments", []):
+        blocks += attachment.get("blocks", [])
+    if len(blocks) > MAX_BLOCKS:
+        problems.append(f"{len(blocks)} blocks, Slack allows {MAX_BLOCKS}")
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        if kind == "header" and len(block["text"]["text"]) > HEADER_TEXT_MAX:
+            problems.append(f"block {i}: header over {HEADER_TEXT_MAX} characters")
+        if kind == "section":
+            if "text" in block and len(block["text"]["text"]) > SECTION_TEXT_MAX:
+                problems.append(f"block {i}: section text over {SECTION_TEXT_MAX} characters")
+            fields = block.get("fields", [])
+            if len(fields) > FIELDS_MAX:
+                problems.append(f"block {i}: {len(fields)} fields, Slack allows {FIELDS_MAX}")
+            problems += [
+                f"block {i}: field {j} over {FIELD_TEXT_MAX} characters"
+                for j, field in enumerate(fields)
+                if len(field["text"]) > FIELD_TEXT_MAX
+            ]
+        if kind == "context" and len(block.get("elements", [])) > CONTEXT_ELEMENTS_MAX:
+            problems.append(f"block {i}: context has more than {CONTEXT_ELEMENTS_MAX} elements")
+        if kind == "actions":
+            problems += [
+                f"block {i}: button text over {BUTTON_TEXT_MAX} characters"
+                for element in block.get("elements", [])
+                if len(element.get("text", {}).get("text", "")) > BUTTON_TEXT_MAX
+            ]
+    return problems

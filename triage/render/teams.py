@@ -1,0 +1,281 @@
+"""Alert → Microsoft Teams Workflows request body (an Adaptive Card 1.4 in the message envelope).
+
+Teams rules this module keeps (see the research notes, section 1):
+- the body is `{"type": "message", "attachments": [...]}`: the stock Workflows template loops over
+  `attachments` and fails on anything else;
+- card version 1.4 (Workflows shows "card couldn't be displayed" for 1.5+), no 1.5 elements
+  (Table), only Action.OpenUrl / ShowCard / ToggleVisibility (no bot behind a webhook);
+- `wrap: true` on every TextBlock, or Teams mobile cuts the text;
+- the serialized request stays under `TEAMS_MAX_BYTES`: long text is shortened with a note, the
+  IDs support asks for are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..model import Alert, Severity
+from . import content
+from .escape import event_text, teams_markdown
+
+__all__ = ["ALLOWED_ACTIONS", "CARD_VERSION", "TEAMS_MAX_BYTES", "lint", "render"]
+
+# Teams documents 28 KB; posts of 27.7 KB failed in practice and 26 KB is the bound practitioners
+# trust. Measured on the whole request: compact JSON, UTF-8, envelope included.
+TEAMS_MAX_BYTES = 26 * 1024
+CARD_VERSION = "1.4"
+ALLOWED_ACTIONS = frozenset({"Action.OpenUrl", "Action.ShowCard", "Action.ToggleVisibility"})
+_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+_CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+
+_COLOR = {Severity.ERROR: "Attention", Severity.WARNING: "Warning", Severity.NONE: "Good"}
+_STYLE = {Severity.ERROR: "attention", Severity.WARNING: "warning", Severity.NONE: "good"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """How much of each long text a card may carry; later budgets are smaller."""
+
+    message: int
+    event_message: int
+    advice: int
+    detail_value: int
+    details: int
+    samples: int
+    id_value: int
+    name: int  # kind, resource, fact titles
+
+
+# fmt: off
+_BUDGETS = (
+    #       message  event_message  advice  detail_value  details  samples  id_value  name
+    _Budget(1000,    600,           4000,   400,          25,      5,       512,      200),
+    _Budget(600,     300,           1500,   200,          12,      3,       512,      120),
+    _Budget(300,     150,           400,    80,           5,       2,       256,      80),
+    _Budget(160,     0,             0,      0,            0,       0,       128,      60),
+    _Budget(100,     0,             0,      0,            0,       0,       64,       40),
+)
+# fmt: on
+
+
+def render(alert: Alert) -> dict[str, Any]:
+    """The whole Teams Workflows request body for `alert`, guaranteed under TEAMS_MAX_BYTES."""
+    for budget in _BUDGETS:
+        payload = _envelope(_Card(alert, budget).build())
+        if len(content.payload_bytes(payload)) < TEAMS_MAX_BYTES:
+            return payload
+    # Only hundreds of IDs get here: keep as many as fit (found by bisection) rather than post nothing.
+    best, low, high = _envelope(_Card(alert, _BUDGETS[-1]).build(max_ids=0)), 1, len(alert.incident.ids) - 1
+    while low <= high:
+        keep = (low + high) // 2
+        payload = _envelope(_Card(alert, _BUDGETS[-1]).build(max_ids=keep))
+        if len(content.payload_bytes(payload)) < TEAMS_MAX_BYTES:
+            best, low = payload, keep + 1
+        else:
+            high = keep - 1
+    return best
+
+
+def _envelope(card: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "attachments": [{"contentType": _CARD_TYPE, "contentUrl": None, "content": card}],
+    }
+
+
+def _text(text: str, **props: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **props}
+
+
+class _Card:
+    """Builds one card under one budget, remembering what it had to shorten for the note."""
+
+    def __init__(self, alert: Alert, budget: _Budget) -> None:
+        self.alert = alert
+        self.budget = budget
+        self.shortened: list[str] = []
+
+    def fit(self, text: str, limit: int, what: str, *, untrusted: bool = True) -> str:
+        value, cut = content.fit(event_text(text) if untrusted else text, limit, teams_markdown)
+        if cut and what not in self.shortened:
+            self.shortened.append(what)
+        return value
+
+    def build(self, max_ids: int | None = None) -> dict[str, Any]:
+        alert, guide = self.alert, self.alert.guidance
+        body: list[dict[str, Any]] = [self.banner()]
+        body.append(
+            _text(
+                self.fit(guide.message, self.budget.message, "message", untrusted=False),
+                size="Medium",
+                spacing="Medium",
+            )
+        )
+        body.append({"type": "FactSet", "facts": self.facts(max_ids), "spacing": "Medium"})
+        if alert.digest and alert.samples and self.budget.samples:
+            body += self.samples()
+        if guide.advice.strip() and self.budget.advice:
+            body.append(_text("**What to do**", spacing="Medium"))
+            body.append(_text(self.advice()))
+        elif guide.advice.strip():
+            self.shortened.append("advice left out")
+        if self.shortened:
+            body.append(
+                _text(
+                    f"Shortened to fit the Teams message size limit: {', '.join(self.shortened)}.",
+                    size="Small",
+                    isSubtle=True,
+                    spacing="Medium",
+                    color="Warning",
+                )
+            )
+        body.append(_text(self.footer(), size="Small", isSubtle=True, spacing="Medium"))
+        card: dict[str, Any] = {
+            "$schema": _SCHEMA,
+            "type": "AdaptiveCard",
+            "version": CARD_VERSION,
+            "msteams": {"width": "Full"},
+            "body": body,
+        }
+        url = content.docs_url(guide)
+        if url:
+            card["actions"] = [{"type": "Action.OpenUrl", "title": "Troubleshooting docs", "url": url}]
+        return card
+
+    def banner(self) -> dict[str, Any]:
+        alert = self.alert
+        severity = alert.severity
+        label = f"{content.SEVERITY_LABEL[severity].upper()} · ACS {alert.incident.context}"
+        items = [
+            _text(teams_markdown(label), size="Small", weight="Bolder", color=_COLOR[severity]),
+            _text(
+                self.fit(content.headline(alert), self.budget.name * 2, "title"),
+                size="Large",
+                weight="Bolder",
+                spacing="Small",
+            ),
+        ]
+        digest = content.digest_line(alert)
+        if digest:
+            # A burst is the news: the count and the window are the first thing read.
+            items.append(_text(f"**{digest}**", size="Medium", color=_COLOR[severity], spacing="Small"))
+        return {"type": "Container", "style": _STYLE[severity], "bleed": True, "items": items}
+
+    def facts(self, max_ids: int | None) -> list[dict[str, str]]:
+        inc, budget = self.alert.incident, self.budget
+        facts = [
+            {"title": title, "value": self.fit(value, budget.name, "names")}
+            for title, value in content.summary_facts(self.alert)
+        ]
+        said = content.event_message(self.alert)
+        if said and budget.event_message:
+            value = self.fit(said, budget.event_message, "event message")
+            facts.append({"title": "Event says", "value": value})
+        elif said:
+            self.shortened.append("event message left out")
+        ids = list(inc.ids.items())
+        if max_ids is not None and max_ids < len(ids):
+            self.shortened.append(f"{len(ids) - max_ids} IDs not shown")
+            ids = ids[:max_ids]
+        # IDs are never dropped by the budgets: support cannot help without them.
+        facts += [
+            {"title": self.fit(key, budget.name, "names"), "value": self.fit(value, budget.id_value, "IDs")}
+            for key, value in ids
+        ]
+        details = list(inc.details.items())
+        shown = details[: budget.details] if budget.detail_value else []
+        facts += [
+            {
+                "title": self.fit(key, budget.name, "names"),
+                "value": self.fit(value, budget.detail_value, "details"),
+            }
+            for key, value in shown
+        ]
+        if len(shown) < len(details):
+            hidden = len(details) - len(shown)
+            self.shortened.append(f"{hidden} more details")
+        return facts
+
+    def samples(self) -> list[dict[str, Any]]:
+        budget = self.budget
+        shown = content.sample_ids(self.alert, budget.samples)
+        lines = [
+            "- "
+            + " · ".join(
+                f"{self.fit(k, budget.name, 'names')} {self.fit(v, budget.id_value, 'IDs')}"
+                for k, v in sample
+            )
+            for sample in shown
+        ]
+        title = f"**Sample occurrences** ({len(shown)} of {content.format_count(self.alert.count)})"
+        return [_text(title, spacing="Medium"), _text("\n".join(lines), size="Small")]
+
+    def advice(self) -> str:
+        # Catalog text is trusted, but escaped all the same; only our own bullets are Markdown.
+        text, cut = content.fit(self.alert.guidance.advice, self.budget.advice, lambda s: s)
+        if cut:
+            self.shortened.append("advice")
+        out: list[str] = []
+        previous_bullet = False
+        for line in content.advice_lines(text):
+            escaped = teams_markdown(line.text)
+            if line.bullet:
+                out.append(("\n" if out and not previous_bullet else "") + "- " + escaped)
+            else:
+                out.append(("\n" if out else "") + escaped)
+            previous_bullet = line.bullet
+        return "\n".join(out)
+
+    def footer(self) -> str:
+        guide = self.alert.guidance
+        parts = ["Catalog: " + content.catalog_note(guide), *guide.flags]
+        return self.fit(" · ".join(parts), 600, "catalog note", untrusted=False)
+
+
+def lint(payload: dict[str, Any]) -> list[str]:
+    """Our Teams rules, which Microsoft's lenient renderer does not check; [] when the body is fine.
+
+    Checks: the message envelope, card version 1.4, allowed action types only, no Table (1.5),
+    `wrap: true` on every TextBlock, and the request under TEAMS_MAX_BYTES.
+    """
+    problems: list[str] = []
+    size = len(content.payload_bytes(payload))
+    if size >= TEAMS_MAX_BYTES:
+        problems.append(f"request is {size} bytes, limit {TEAMS_MAX_BYTES}")
+    if payload.get("type") != "message":
+        problems.append('envelope "type" must be "message"')
+    attachments = payload.get("attachments")
+    if not isinstance(attachments, list) or not attachments:
+        return [*problems, "envelope needs a non-empty attachments list"]
+    for i, attachment in enumerate(attachments):
+        where = f"attachments[{i}]"
+        if attachment.get("contentType") != _CARD_TYPE:
+            problems.append(f"{where}.contentType must be {_CARD_TYPE}")
+        card = attachment.get("content")
+        if not isinstance(card, dict) or card.get("type") != "AdaptiveCard":
+            problems.append(f'{where}.content must be a card with "type": "AdaptiveCard"')
+            continue
+        if card.get("version") != CARD_VERSION:
+            problems.append(f'{where}: card version must be "{CARD_VERSION}", not {card.get("version")!r}')
+        _lint_node(card, f"{where}.content", problems)
+    return problems
+
+
+def _lint_node(node: object, path: str, problems: list[str]) -> None:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _lint_node(item, f"{path}[{i}]", problems)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    if kind == "Table":
+        problems.append(f"{path}: Table is Adaptive Cards 1.5; Teams Workflows needs 1.4")
+    elif isinstance(kind, str) and kind.startswith("Action.") and kind not in ALLOWED_ACTIONS:
+        problems.append(f"{path}: {kind} is not allowed through a webhook")
+    elif kind == "TextBlock" and node.get("wrap") is not True:
+        problems.append(f"{path}: TextBlock without wrap: true is cut on mobile")
+    for key, value in node.items():
+        if key != "type":
+            _lint_node(value, f"{path}.{key}", problems)
