@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import requests
 
 from .errors import DeliveryError
+from .render.content import payload_bytes
 from .settings import Destination, Settings
 from .store import OutboxMessage, Store
 
@@ -115,7 +115,7 @@ class Deliverer:
                 f"{message.destination.upper()}_URL (the message stays in the queue)",
                 retry=True,
             )
-        body = orjson.dumps(message.payload)
+        body = payload_bytes(message.payload)
         attempt = 0
         while True:
             self._pace(destination)
@@ -157,7 +157,7 @@ def _slack_text_only(payload: dict[str, Any]) -> bytes | None:
     text = payload.get("text")
     if not isinstance(text, str) or not text or set(payload) == {"text"}:
         return None
-    return orjson.dumps({"text": text})
+    return payload_bytes({"text": text})
 
 
 def utcnow() -> datetime:

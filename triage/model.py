@@ -172,7 +172,7 @@ class Alert:
     @property
     def title(self) -> str:
         """One line: what failed and with which code, e.g. 'PlayFailed 400/8535 on contoso-acs'."""
-        prefix = f"{self.count}× " if self.digest else ""
+        prefix = f"{self.count:,}× " if self.digest else ""
         return f"{prefix}{self.incident.kind} {self.code_text} on {self.incident.resource}"
 
     def with_count(self, count: int, last_seen: datetime | None) -> Alert:

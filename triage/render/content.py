@@ -7,11 +7,12 @@ its own target.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import orjson
 
 from ..model import Alert, Guidance, Match, Severity
 from .escape import ELLIPSIS
@@ -54,7 +55,7 @@ _BULLET = re.compile(r"^[-*•·]\s+")  # numbered steps keep their numbers as t
 
 def payload_bytes(payload: object) -> bytes:
     """The exact bytes that are POSTed: compact JSON, UTF-8, non-ASCII kept as is (smaller)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps(payload)
 
 
 def format_count(count: int) -> str:

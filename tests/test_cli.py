@@ -1,0 +1,84 @@
+"""The command line, as a user runs it: `python -m triage …` in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from samples import ROOT, SAMPLES
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "triage", *args],
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_replay_with_no_arguments_replays_every_sample_and_prints_readable_alerts() -> None:
+    result = run("replay")
+    assert result.returncode == 0, result.stderr
+    files = len(list(SAMPLES.rglob("*.json")))
+    assert f"replayed {files} file(s)" in result.stderr
+    assert "subscription validation answered" in result.stderr
+    # One alert per failing sample: the text form names the event, the code and the advice.
+    assert "PlayFailed 400/8535" in result.stdout
+    assert "SMSDeliveryReportReceived 4007" in result.stdout
+    assert "CallDisconnected 200/7000" not in result.stdout  # a normal end is not an alert
+    assert "+14255550123" not in result.stdout  # phone numbers are masked
+
+
+def test_replay_prints_teams_payloads_that_are_workflows_envelopes() -> None:
+    result = run("replay", "--quiet", "--format", "teams", str(SAMPLES / "callbacks" / "play-failed-400-8535.json"))
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["type"] == "message"
+    assert payload["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+
+
+def test_replay_prints_slack_payloads_with_text_and_blocks() -> None:
+    result = run("replay", "--quiet", "--format", "slack", str(SAMPLES / "eventgrid" / "sms-delivery-failed-4007-opt-out.json"))
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert "4007" in payload["text"] and payload["blocks"]
+
+
+def test_replay_groups_a_burst_into_one_alert_and_one_digest(tmp_path: Path) -> None:
+    event = json.loads((SAMPLES / "callbacks" / "play-failed-400-8535.json").read_text())[0]
+    (tmp_path / "burst.json").write_text(json.dumps([dict(event, id=f"b-{i}") for i in range(50)]))
+    result = run("replay", "--quiet", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "alerted 1" in result.stderr and "grouped 49" in result.stderr and "digests 1" in result.stderr
+    assert "49×" in result.stdout
+
+
+def test_replay_of_a_missing_path_is_a_clear_error() -> None:
+    result = run("replay", "no/such/file.json")
+    assert result.returncode == 2
+    assert "no such file or directory" in result.stderr
+
+
+def test_replay_of_malformed_files_reports_them_and_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "a-bad.json").write_text("{not json")
+    (tmp_path / "b-good.json").write_text((SAMPLES / "callbacks" / "play-failed-400-8535.json").read_text())
+    result = run("replay", str(tmp_path))
+    assert result.returncode == 0
+    assert "a-bad.json: 400 refused: body is not valid JSON" in result.stderr
+    assert "PlayFailed 400/8535" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("explain", "410", "3112"), ("catalog", "lint")])
+def test_catalog_commands_are_wired_into_the_cli(args: tuple[str, ...]) -> None:
+    result = run(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip()
