@@ -1,0 +1,152 @@
+"""`explain` and `catalog` commands: what a code means, and whether the catalog files are sound.
+
+`add_commands(subparsers)` plugs them into `python -m triage`; `main(argv)` runs them alone
+(`python -m triage.catalog_cli explain 410 3112`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .catalog import check_seeds, lint, lookup, lookup_name, search, table_sizes
+from .model import CONTEXTS, Guidance
+from .seeds import default_seeds_dir
+
+__all__ = [
+    "add_commands",
+    "cmd_catalog_check_seeds",
+    "cmd_catalog_lint",
+    "cmd_explain",
+    "explain_text",
+    "main",
+]
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `explain` and `catalog lint|check-seeds` to an argparse subparsers object."""
+    explain = subparsers.add_parser("explain", help="what an ACS code means and what to do")
+    explain.add_argument(
+        "code", nargs="?", help="the code (410), or a string code (UserLicenseNotPresentForbidden)"
+    )
+    explain.add_argument("subcode", nargs="?", type=int, help="the subcode (3112)")
+    explain.add_argument("--context", choices=CONTEXTS, help="where the code came from (default: any)")
+    explain.add_argument(
+        "--event", metavar="KIND", help="the event that carried it (PlayFailed): adds its advice"
+    )
+    explain.add_argument("--search", metavar="TEXT", help="list entries whose text contains these words")
+    explain.add_argument("--json", action="store_true", help="print JSON instead of text")
+    explain.set_defaults(func=cmd_explain)
+
+    catalog = subparsers.add_parser("catalog", help="check the catalog files")
+    sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    sub.add_parser("lint", help="validate every catalog file").set_defaults(func=cmd_catalog_lint)
+    check = sub.add_parser("check-seeds", help="prove every row of the seed documents is answered")
+    check.add_argument(
+        "seeds_dir", nargs="?", help="folder of NNN_*.txt (default: $ACS_TRIAGE_SEEDS or ../shared/seeds)"
+    )
+    check.set_defaults(func=cmd_catalog_check_seeds)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Print the guidance for a code (or the entries matching --search); always exit 0."""
+    if args.search:
+        found = search(args.search)
+        if args.json:
+            print(json.dumps([g.as_dict() for g in found], indent=2, ensure_ascii=False))
+        else:
+            print(f"{len(found)} entr{'y' if len(found) == 1 else 'ies'} for {args.search!r}")
+            for g in found:
+                print(f"- {_code(g):<12} {g.table:<20} {_one_line(g.message)}")
+        return 0
+    if args.code is None:
+        print("explain: give a CODE [SUBCODE], or --search TEXT", file=sys.stderr)
+        return 2
+    code = args.code.strip()
+    guidance = (
+        lookup(int(code), args.subcode, args.context, args.event)
+        if code.isdigit()
+        else lookup_name(code, args.context)
+    )
+    if args.json:
+        print(json.dumps(guidance.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(explain_text(guidance))
+    return 0
+
+
+def cmd_catalog_lint(args: argparse.Namespace) -> int:
+    """Validate the catalog files; exit 1 on any problem."""
+    problems = lint()
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    sizes = table_sizes()
+    print(f"catalog ok: {sum(sizes.values())} entries in {len(sizes)} tables")
+    for table, count in sizes.items():
+        print(f"  {table:<22} {count}")
+    return 0
+
+
+def cmd_catalog_check_seeds(args: argparse.Namespace) -> int:
+    """Check every seed row against the catalog; exit 1 on a missing or reworded row."""
+    seeds_dir = Path(args.seeds_dir) if args.seeds_dir else default_seeds_dir()
+    if not seeds_dir.is_dir():
+        print(f"no seed folder at {seeds_dir}; pass one or set ACS_TRIAGE_SEEDS", file=sys.stderr)
+        return 1
+    problems = check_seeds(seeds_dir)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"every row of the seeds in {seeds_dir} is answered with its own text")
+    return 0
+
+
+def explain_text(g: Guidance) -> str:
+    """The guidance as a person reads it in a terminal."""
+    lines = [
+        f"{_code(g)}  {g.category.value} · severity {g.severity.value} · matched: {g.match.value}",
+        "",
+        g.message,
+    ]
+    if g.advice:
+        lines += ["", "What to do:", textwrap.indent(g.advice, "  ")]
+    lines += ["", f"Source: {g.source}" + (f" (table {g.table})" if g.table else "")]
+    if g.docs_url:
+        lines.append(f"Docs:   {g.docs_url}")
+    lines += [f"Note:   {flag}" for flag in g.flags]
+    if g.related:
+        lines += ["", "Also documented as:"]
+        lines += [f"  - {r.table}: {_code(r)} {_one_line(r.message)}" for r in g.related]
+    return "\n".join(lines)
+
+
+def _code(g: Guidance) -> str:
+    if g.code is None and g.subcode is None:
+        return "(no code)"
+    return f"{g.code}/{g.subcode}" if g.subcode is not None else str(g.code)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `explain` or `catalog` on their own; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m triage.catalog_cli", description=__doc__)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
