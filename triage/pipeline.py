@@ -21,7 +21,7 @@ __all__ = ["Lookup", "Report", "Triage"]
 
 log = logging.getLogger("triage")
 
-Lookup = Callable[[int | None, int | None, Context | None], Guidance]
+Lookup = Callable[[int | None, int | None, Context | None, str | None], Guidance]
 Renderer = Callable[[Alert, str], Any]
 
 _SEVERITY_RANK = {Severity.NONE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
@@ -97,7 +97,7 @@ class Triage:
             if isinstance(outcome, Skip):
                 self._count_skip(report, outcome)
                 continue
-            guidance = self._lookup(outcome.code, outcome.subcode, outcome.context)
+            guidance = self._lookup(outcome.code, outcome.subcode, outcome.context, outcome.kind)
             if guidance.severity is Severity.NONE:
                 report.successes += 1
                 continue
@@ -175,7 +175,7 @@ class Triage:
 
     def _digest(self, held: Held) -> Alert:
         incident = held.incident
-        guidance = self._lookup(incident.code, incident.subcode, incident.context)
+        guidance = self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
         return Alert(
             incident=incident,
             guidance=guidance,
