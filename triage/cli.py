@@ -138,7 +138,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     alerts = alerts_from_files(args.paths or [str(SAMPLES)])
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    written = write_previews(alerts, Path(args.out), formats=formats)
+    written = write_previews(alerts, Path(args.out), formats=formats, scale=args.scale)
     print(f"{len(alerts)} alert(s), {len(written)} file(s) written to {args.out}", file=sys.stderr)
     return 0
 
@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("paths", nargs="*", help="JSON files or folders (default: the samples)")
     render.add_argument("--out", required=True, help="output folder")
     render.add_argument("--formats", default="teams,slack", help="comma-separated: teams,slack")
+    render.add_argument("--scale", type=float, default=1.0, help="device pixel ratio of the pictures")
     render.set_defaults(func=cmd_render)
 
     from .catalog_cli import add_commands

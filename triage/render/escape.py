@@ -54,7 +54,7 @@ _TEAMS_LOOKALIKES = str.maketrans(
 # An entity such as &lt;at&gt; would come back as "<at>" in a client that decodes entities.
 _TEAMS_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 # What makes a line a heading, list item or quote in Markdown (after up to three spaces).
-_TEAMS_BLOCK_START = re.compile(r"^(\s{0,3})(#|[-+*](?=\s|$)|\d{1,9}[.)](?=\s|$))")
+_TEAMS_BLOCK_START = re.compile(r"^(\s{0,3})(#{1,6}(?=\s|$)|[-+*](?=\s|$)|\d{1,9}[.)](?=\s|$))")
 # A line of only -, =, * or _ is a rule, or turns the line above into a heading.
 _TEAMS_RULE = re.compile(r"^(\s{0,3})([-=*_])(?=[-=*_\s]*$)")
 _BLOCK_LOOKALIKES = {"#": "＃", "-": "‐", "+": "＋", "*": "∗", ".": "．", ")": "）", "=": "＝", "_": "＿"}
