@@ -15,6 +15,7 @@ import threading
 import azure.functions as func
 import orjson
 
+from triage import redact
 from triage.service import Answer, Service
 from triage.store import OutboxMessage
 
@@ -32,6 +33,7 @@ def service() -> Service:
         with _lock:
             if _service is None:
                 _service = Service.from_env()
+                redact.install(_service.settings)  # no webhook URL or key in any log line
     return _service
 
 
@@ -40,6 +42,7 @@ def configure(instance: Service) -> None:
     global _service  # noqa: PLW0603
     with _lock:
         _service = instance
+        redact.install(instance.settings)
 
 
 def _respond(answer: Answer) -> func.HttpResponse:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from samples import ROOT, SAMPLES
 
 
@@ -39,7 +40,9 @@ def test_replay_with_no_arguments_replays_every_sample_and_prints_readable_alert
 
 
 def test_replay_prints_teams_payloads_that_are_workflows_envelopes() -> None:
-    result = run("replay", "--quiet", "--format", "teams", str(SAMPLES / "callbacks" / "play-failed-400-8535.json"))
+    result = run(
+        "replay", "--quiet", "--format", "teams", str(SAMPLES / "callbacks" / "play-failed-400-8535.json")
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["type"] == "message"
@@ -47,7 +50,13 @@ def test_replay_prints_teams_payloads_that_are_workflows_envelopes() -> None:
 
 
 def test_replay_prints_slack_payloads_with_text_and_blocks() -> None:
-    result = run("replay", "--quiet", "--format", "slack", str(SAMPLES / "eventgrid" / "sms-delivery-failed-4007-opt-out.json"))
+    result = run(
+        "replay",
+        "--quiet",
+        "--format",
+        "slack",
+        str(SAMPLES / "eventgrid" / "sms-delivery-failed-4007-opt-out.json"),
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert "4007" in payload["text"] and payload["blocks"]

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from samples import sample, sample_bytes
 
+from samples import sample, sample_bytes
 from triage.events import CALL_AUTOMATION_FAILURES, Skip, sms_error_code, to_incident
 from triage.ingest import RawEvent, parse_body
 from triage.model import Incident
@@ -34,7 +34,12 @@ def with_data(name: str, drop: tuple[str, ...] = (), **changes: Any) -> RawEvent
 
 def test_call_disconnected_410_3112_becomes_an_incident_with_the_ids_support_asks_for() -> None:
     inc = incident("callbacks/call-disconnected-410-3112.json", resource="contoso-acs")
-    assert (inc.kind, inc.code, inc.subcode, inc.context) == ("CallDisconnected", 410, 3112, "call-automation")
+    assert (inc.kind, inc.code, inc.subcode, inc.context) == (
+        "CallDisconnected",
+        410,
+        3112,
+        "call-automation",
+    )
     assert list(inc.ids) == ["correlationId", "callConnectionId", "serverCallId"]
     assert inc.resource == "contoso-acs"
     assert inc.fingerprint == "CallDisconnected|410|3112|contoso-acs"
@@ -101,7 +106,11 @@ def test_a_pstn_subcode_puts_the_incident_in_the_pstn_context() -> None:
 def test_a_teams_participant_puts_add_participant_failed_in_the_teams_phone_context() -> None:
     raw = with_data(
         "callbacks/add-participant-failed-408-10057.json",
-        participant={"rawId": "8:orgid:1234", "kind": "microsoftTeamsUser", "microsoftTeamsUser": {"userId": "1234"}},
+        participant={
+            "rawId": "8:orgid:1234",
+            "kind": "microsoftTeamsUser",
+            "microsoftTeamsUser": {"userId": "1234"},
+        },
     )
     inc = to_incident(raw)
     assert isinstance(inc, Incident) and inc.context == "teams-phone"
@@ -117,7 +126,15 @@ def test_participant_phone_numbers_are_masked_by_default_and_shown_when_asked() 
 
 def test_an_unknown_failed_event_of_acs_still_becomes_an_incident() -> None:
     raw = with_data("callbacks/hold-failed-400-8585.json")
-    raw = RawEvent(raw.schema, raw.id, "Microsoft.Communication.UnholdFailed", raw.source, raw.subject, raw.time, raw.data)
+    raw = RawEvent(
+        raw.schema,
+        raw.id,
+        "Microsoft.Communication.UnholdFailed",
+        raw.source,
+        raw.subject,
+        raw.time,
+        raw.data,
+    )
     inc = to_incident(raw)
     assert isinstance(inc, Incident) and inc.kind == "UnholdFailed" and inc.code == 400
 

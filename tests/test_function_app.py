@@ -10,9 +10,9 @@ from typing import Any
 import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
-from samples import sample_bytes
 
 import function_app
+from samples import sample_bytes
 from triage.service import Service
 from triage.settings import Settings
 from triage.store.memory import MemoryStore
@@ -31,7 +31,9 @@ def store() -> Iterator[MemoryStore]:
     function_app.configure(Service(Settings.from_env({}), MemoryStore()))
 
 
-def call(name: str, method: str, body: bytes = b"", headers: dict[str, str] | None = None) -> func.HttpResponse:
+def call(
+    name: str, method: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> func.HttpResponse:
     request = func.HttpRequest(
         method=method, url=f"http://localhost/api/{name}", headers=headers or {}, params={}, body=body
     )
@@ -59,8 +61,12 @@ def test_the_host_indexes_two_http_routes_a_queue_trigger_and_a_timer() -> None:
 
 
 def test_event_grid_subscription_validation_is_answered_with_200_and_the_code(store: MemoryStore) -> None:
-    response = call("eventgrid", "POST", sample_bytes("eventgrid/subscription-validation.json"),
-                    {"aeg-event-type": "SubscriptionValidation"})
+    response = call(
+        "eventgrid",
+        "POST",
+        sample_bytes("eventgrid/subscription-validation.json"),
+        {"aeg-event-type": "SubscriptionValidation"},
+    )
     assert response.status_code == 200
     assert as_json(response) == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
 
@@ -79,10 +85,21 @@ def test_a_callback_is_stored_in_the_outbox_and_answered_fast_with_counts(store:
     assert [m.destination for m in store.outbox] == ["teams"]
 
 
-def test_a_mixed_batch_answers_200_processes_the_valid_events_and_lists_the_rejects(store: MemoryStore) -> None:
+def test_a_mixed_batch_answers_200_processes_the_valid_events_and_lists_the_rejects(
+    store: MemoryStore,
+) -> None:
     good = json.loads(sample_bytes("eventgrid/sms-delivery-failed-4007-opt-out.json"))
-    body = json.dumps([*good, {"id": "x", "eventType": "Microsoft.Communication.SMSDeliveryReportReceived",
-                                "data": "not an object"}, 17]).encode()
+    body = json.dumps(
+        [
+            *good,
+            {
+                "id": "x",
+                "eventType": "Microsoft.Communication.SMSDeliveryReportReceived",
+                "data": "not an object",
+            },
+            17,
+        ]
+    ).encode()
     answer = as_json(call("eventgrid", "POST", body))
     assert answer["alerted"] == 1
     assert answer["invalid"] == 2
@@ -127,3 +144,19 @@ def test_the_timer_posts_one_digest_per_burst_when_its_window_ends() -> None:
     timer(TimerRequest(past_due=False))
     assert len(store.outbox) == 1
     assert "4" in json.dumps(store.outbox[0].payload)
+
+
+def test_a_validation_event_inside_a_batch_is_answered_without_dropping_the_other_events(
+    store: MemoryStore,
+) -> None:
+    validation = json.loads(sample_bytes("eventgrid/subscription-validation.json"))
+    failure = json.loads(sample_bytes("eventgrid/sms-delivery-failed-4007-opt-out.json"))
+    answer = as_json(call("eventgrid", "POST", json.dumps(validation + failure).encode()))
+    assert answer["validationResponse"] == "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"
+    assert answer["alerted"] == 1 and len(store.outbox) == 1
+
+
+def test_a_wrong_method_gets_405_with_a_json_reason(store: MemoryStore) -> None:
+    response = function_app.service().handle_http("eventgrid", "GET", {}, {}, b"")
+    assert response.status == 405 and response.headers["Allow"] == "POST, OPTIONS"
+    assert "not allowed" in json.loads(response.body)["error"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from samples import sample, sample_bytes
 
+from samples import sample, sample_bytes
 from triage.errors import BodyTooLarge, InvalidEnvelope, UnsupportedMediaType
 from triage.ingest import options_handshake, parse_body
 
@@ -122,7 +122,9 @@ def test_non_json_content_types_are_refused(ctype: str) -> None:
         parse_body(b"[]", ctype, MB)
 
 
-@pytest.mark.parametrize("ctype", [None, "application/json; charset=utf-8", "text/plain", "application/cloudevents+json"])
+@pytest.mark.parametrize(
+    "ctype", [None, "application/json; charset=utf-8", "text/plain", "application/cloudevents+json"]
+)
 def test_json_and_unspecified_content_types_are_accepted(ctype: str | None) -> None:
     assert parse_body(b"[]", ctype, MB).events == []
 

@@ -13,9 +13,9 @@ import requests
 from azure.core.credentials import AzureKeyCredential
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient
-from samples import sample, sample_bytes
 
 import function_app
+from samples import sample, sample_bytes
 from triage.localhost import LocalServer
 from triage.service import Service
 from triage.settings import Settings
@@ -30,7 +30,9 @@ def server() -> Iterator[tuple[LocalServer, MemoryStore]]:
         yield running, store
 
 
-def test_curl_style_post_of_a_callback_is_answered_with_counts(server: tuple[LocalServer, MemoryStore]) -> None:
+def test_curl_style_post_of_a_callback_is_answered_with_counts(
+    server: tuple[LocalServer, MemoryStore],
+) -> None:
     running, _ = server
     response = requests.post(
         f"{running.url}/api/callbacks",
@@ -77,7 +79,9 @@ def test_the_azure_eventgrid_publisher_client_can_post_event_grid_events(
     assert "|publisher-eg-1" in store._seen
 
 
-def test_the_azure_eventgrid_publisher_client_can_post_cloudevents(server: tuple[LocalServer, MemoryStore]) -> None:
+def test_the_azure_eventgrid_publisher_client_can_post_cloudevents(
+    server: tuple[LocalServer, MemoryStore],
+) -> None:
     running, store = server
     data = sample("cloudevents/sms-delivery-failed-4004.json")
     client = EventGridPublisherClient(f"{running.url}/api/eventgrid", AzureKeyCredential("local-key"))

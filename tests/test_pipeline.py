@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from samples import sample
 
+from samples import sample
 from triage.errors import ConfigurationError
 from triage.ingest import RawEvent, parse_body
 from triage.model import Severity
@@ -68,7 +68,9 @@ def test_a_quiet_window_closes_the_group_so_the_next_failure_alerts_at_once() ->
     triage = Triage(settings(), MemoryStore())
     triage.handle(events("callbacks/play-failed-400-8535.json", 1, id_prefix="a"), T0)
     assert triage.flush(T0 + timedelta(minutes=6)).digests == 0  # nothing held: group closed
-    again = triage.handle(events("callbacks/play-failed-400-8535.json", 1, id_prefix="b"), T0 + timedelta(minutes=7))
+    again = triage.handle(
+        events("callbacks/play-failed-400-8535.json", 1, id_prefix="b"), T0 + timedelta(minutes=7)
+    )
     assert again.alerted == 1
 
 
@@ -93,7 +95,8 @@ def test_successes_never_alert_and_are_not_stored() -> None:
     store = MemoryStore()
     triage = Triage(settings(), store)
     report = triage.handle(
-        events("callbacks/call-disconnected-normal-200-7000.json", 3) + events("eventgrid/sms-delivered.json", 2),
+        events("callbacks/call-disconnected-normal-200-7000.json", 3)
+        + events("eventgrid/sms-delivered.json", 2),
         T0,
     )
     assert (report.successes, report.alerted, report.grouped) == (5, 0, 0)
@@ -127,7 +130,10 @@ def test_without_routes_every_alert_goes_to_every_destination() -> None:
 
 def test_routes_send_errors_to_teams_and_sms_to_slack() -> None:
     routes = json.dumps(
-        [{"min_severity": "error", "to": ["teams"]}, {"kinds": ["SMSDeliveryReportReceived"], "to": ["slack"]}]
+        [
+            {"min_severity": "error", "to": ["teams"]},
+            {"kinds": ["SMSDeliveryReportReceived"], "to": ["slack"]},
+        ]
     )
     s = settings(TEAMS_URL=TEAMS, SLACK_URL=SLACK, ROUTES=routes, GROUP_WINDOW_SECONDS="0")
     triage = Triage(s, MemoryStore())

@@ -12,7 +12,12 @@ URL = "https://prod-12.westeurope.logic.azure.com/workflows/abc/triggers/manual/
 
 def test_defaults_are_sensible_without_any_setting() -> None:
     s = Settings.from_env({})
-    assert (s.group_window_seconds, s.dedup_ttl_hours, s.max_body_bytes, s.mask_pii) == (300, 48, 1048576, True)
+    assert (s.group_window_seconds, s.dedup_ttl_hours, s.max_body_bytes, s.mask_pii) == (
+        300,
+        48,
+        1048576,
+        True,
+    )
     assert s.destinations == {} and s.routes == []
 
 

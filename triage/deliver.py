@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from .errors import DeliveryError
+from .redact import redact_url
 from .render.content import payload_bytes
 from .settings import Destination, Settings
 from .store import OutboxMessage, Store
@@ -71,7 +72,7 @@ def post(session: requests.Session, destination: Destination, body: bytes, timeo
     status = response.status_code
     if 200 <= status < 300:
         return
-    reason = _reason(response)
+    reason = _reason(response, destination.url.get_secret_value())
     if status == 429:
         after = parse_retry_after(response.headers.get("Retry-After"))
         raise DeliveryError(f"{name}: rate limited (429){reason}", retry=True, retry_after=after)
@@ -80,9 +81,10 @@ def post(session: requests.Session, destination: Destination, body: bytes, timeo
     raise DeliveryError(f"{name}: rejected with {status}{reason}", retry=False)
 
 
-def _reason(response: requests.Response) -> str:
-    """A short, safe excerpt of the error body (Slack says e.g. 'invalid_blocks')."""
-    text = response.text.strip().replace("\n", " ")
+def _reason(response: requests.Response, url: str) -> str:
+    """A short, safe excerpt of the error body (Slack says e.g. 'invalid_blocks'). Some servers
+    echo the request line in their error page: the URL is redacted before the text is shortened."""
+    text = redact_url(response.text.strip().replace("\n", " "), url)
     if not text:
         return ""
     return ": " + (text[:160] + "…" if len(text) > 160 else text)

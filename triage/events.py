@@ -106,12 +106,15 @@ class CallAutomationEvent(_Model):
         ("operation_context", "operationContext"),
     )
 
-    def ids(self) -> dict[str, str]:
+    def ids(self, mask: bool) -> dict[str, str]:
         out: dict[str, str] = {}
         for attr, label in self.ID_FIELDS:
             value = getattr(self, attr)
             if value:
                 out[label] = str(value)
+        context = out.get("operationContext")
+        if mask and context:  # chosen by the app's developers: it may hold a phone number
+            out["operationContext"] = mask_text(context)
         return out
 
     def details(self, mask: bool) -> dict[str, str]:
@@ -227,7 +230,6 @@ class SmsDeliveryReport(_Model):
     tag: str | None = None
 
 
-
 @dataclass(frozen=True, slots=True)
 class Skip:
     """An event that produces no incident, and why (counted and logged by the caller)."""
@@ -246,13 +248,19 @@ def _complete(event: CallAutomationEvent, data: dict[str, Any]) -> bool:
     return event.correlation_id is not None and (result.code is not None or result.sub_code is not None)
 
 
-def _fold(value: Any) -> Any:
+_FOLD_DEPTH = 16  # ACS data is at most four levels deep; no model reads below this
+
+
+def _fold(value: Any, depth: int = 0) -> Any:
     """Lower-case every key, recursively: the slow path for keys in an unusual case
-    ("SUBCODE"); camelCase and PascalCase are handled by the models' aliases."""
+    ("SUBCODE"); camelCase and PascalCase are handled by the models' aliases.
+    Below _FOLD_DEPTH values are dropped: a hostile body must not exhaust the stack."""
+    if depth > _FOLD_DEPTH:
+        return None
     if isinstance(value, dict):
-        return {str(k).lower(): _fold(v) for k, v in value.items()}
+        return {str(k).lower(): _fold(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fold(v) for v in value]
+        return [_fold(v, depth + 1) for v in value]
     return value
 
 
@@ -339,7 +347,7 @@ def _call_incident(
         code=code,
         subcode=subcode,
         message=mask_text(message) if mask else message,
-        ids=event.ids(),
+        ids=event.ids(mask),
         details=event.details(mask),
     )
 
@@ -361,8 +369,9 @@ def _sms_incident(
         ok = sum(a.segments_succeeded or 0 for a in report.delivery_attempts)
         details["Attempts"] = f"{len(report.delivery_attempts)} ({ok} segments sent, {failed} failed)"
     if report.tag:
-        details["Tag"] = report.tag
+        details["Tag"] = mask_text(report.tag) if mask else report.tag
     ids = {"messageId": report.message_id or raw.id}
+    text = report.delivery_status_details or ""
     return Incident(
         kind=kind,
         event_type=raw.type,
@@ -373,7 +382,7 @@ def _sms_incident(
         context="sms",
         code=code,
         subcode=None,
-        message=report.delivery_status_details or "",
+        message=mask_text(text) if mask else text,
         ids=ids,
         details=details,
     )

@@ -74,8 +74,8 @@ def options_handshake(headers: Mapping[str, str]) -> tuple[int, dict[str, str], 
     if not origin:
         return (
             400,
-            {"Allow": "POST, OPTIONS"},
-            "WebHook-Request-Origin header is required for the CloudEvents validation handshake",
+            {"Allow": "POST, OPTIONS", "Content-Type": "application/json"},
+            '{"error": "WebHook-Request-Origin header is required for the CloudEvents validation handshake"}',
         )
     answer = {
         "WebHook-Allowed-Origin": origin.strip(),

@@ -154,7 +154,7 @@ class Triage:
         else:
             report.skipped += 1
             report.skips.append(skip)
-            log.info("event skipped: type=%s: %s", skip.event_type, skip.reason)
+            log.info("event skipped: type=%r: %s", skip.event_type, skip.reason)
 
     def _alert(self, incident: Incident, guidance: Guidance, now: datetime) -> Alert:
         seen = incident.time or now

@@ -84,15 +84,18 @@ class Service:
                 status, answer_headers, text = options_handshake(headers)
                 return Answer(status, text.encode(), answer_headers)
             if method != "POST":
-                return Answer(405, b"", {"Allow": "POST, OPTIONS"})
+                answer = Answer.error(405, f"method {method} is not allowed; use POST")
+                return Answer(405, answer.body, {**answer.headers, "Allow": "POST, OPTIONS"})
             if route == "callbacks":
                 self._check_callback_token(headers)
             envelope = parse_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
-            if envelope.validation_code is not None:
+            if envelope.validation_code is not None and not envelope.events:
                 # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
                 log.info("answering Event Grid subscription validation")
                 return Answer.json(200, {"validationResponse": envelope.validation_code})
             report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
+            if envelope.validation_code is not None:  # Event Grid sends it alone; never drop the rest
+                return Answer.json(200, {"validationResponse": envelope.validation_code, **report.as_dict()})
             if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
                 log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
             return Answer.json(200, report.as_dict())
