@@ -1,0 +1,264 @@
+"""The Store contract, one set of tests for every store: memory, SQLite and Azure (on Azurite).
+
+Whatever the pipeline and the deliverer rely on is here: dedup with a TTL, burst groups and
+their digests, the outbox with leases and poison, and send pacing.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.queue import QueueClient
+from azurite_server import (  # noqa: F401 - pytest fixtures
+    DURABLE_STORE_KINDS,
+    STORE_KINDS,
+    Azurite,
+    azure_store_fixture,
+    azurite_fixture,
+    make_store_fixture,
+    poisoned,
+)
+from factories import T0, make_incident
+
+from triage.localhost import MAX_DEQUEUE_COUNT
+from triage.model import Incident
+from triage.store import MAX_SAMPLES, OutboxMessage
+from triage.store.azure import OutboxMessageTooLarge
+
+TTL = timedelta(hours=48)
+WINDOW = timedelta(minutes=5)
+FINGERPRINT = "SMSDeliveryReportReceived|None|4007|contoso-acs"
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request: pytest.FixtureRequest, make_store: Callable[[str], Any]) -> Any:
+    return make_store(request.param)
+
+
+def occurrences(count: int, start: int = 0) -> list[Incident]:
+    """`count` SMS failures of one fingerprint, each with its own event id and message id."""
+    return [
+        make_incident(
+            "SMSDeliveryReportReceived",
+            context="sms",
+            code=None,
+            subcode=4007,
+            event_id=f"event-{n}",
+            ids={"messageId": f"Outgoing_{n:08d}"},
+        )
+        for n in range(start, start + count)
+    ]
+
+
+def message(n: int, destination: str = "slack") -> OutboxMessage:
+    return OutboxMessage(
+        id=f"message-{n}", destination=destination, payload={"text": f"alert {n}"}, fingerprint=FINGERPRINT
+    )
+
+
+# -- dedup -------------------------------------------------------------------------------------
+def test_the_first_claim_of_a_key_wins_and_a_repeat_is_a_duplicate(store: Any) -> None:
+    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, True]
+    assert store.claim(["eg|2", "eg|3", "eg|1"], T0 + timedelta(minutes=1), TTL) == [False, True, False]
+
+
+def test_a_key_repeated_within_one_batch_is_claimed_once(store: Any) -> None:
+    assert store.claim(["eg|1", "eg|1", "eg|2", "eg|1"], T0, TTL) == [True, False, True, False]
+
+
+def test_a_key_is_fresh_again_once_its_ttl_has_passed(store: Any) -> None:
+    assert store.claim(["eg|1"], T0, TTL) == [True]
+    assert store.claim(["eg|1"], T0 + TTL - timedelta(seconds=1), TTL) == [False]
+    assert store.claim(["eg|1"], T0 + TTL, TTL) == [True]
+    assert store.claim(["eg|1"], T0 + TTL + timedelta(hours=1), TTL) == [False]  # taken over: a new TTL
+
+
+def test_a_released_key_can_be_claimed_again(store: Any) -> None:
+    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, True]
+    store.release(["eg|1"])
+    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, False]
+
+
+def test_keys_with_characters_table_keys_forbid_stay_distinct(store: Any) -> None:
+    long = "/subscriptions/x/" + "a" * 2000
+    keys = [
+        "topic/a|id", "topic\\a|id", "topic#a|id", "topic?a|id", "topic%2Fa|id", "topic~a|id",
+        "tab\there", "ünïcødé|☎", "", long + "1", long + "2",
+    ]  # fmt: skip
+    assert store.claim(keys, T0, TTL) == [True] * len(keys)
+    assert store.claim(keys, T0, TTL) == [False] * len(keys)
+
+
+def test_a_large_batch_of_new_and_seen_keys_is_answered_key_by_key(store: Any) -> None:
+    keys = [f"/subscriptions/s/communicationServices/acs|Outgoing_{n:05d}" for n in range(600)]
+    seen = keys[::3]
+    assert all(store.claim(seen, T0, TTL))
+    assert store.claim(keys, T0 + timedelta(minutes=1), TTL) == [n % 3 != 0 for n in range(600)]
+
+
+# -- groups ------------------------------------------------------------------------------------
+def test_the_first_occurrence_opens_a_group_and_alerts_at_once(store: Any) -> None:
+    assert store.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW) is True
+    assert store.take_due(T0 + WINDOW) == []  # nothing was held
+
+
+def test_repeats_within_the_window_are_held_until_it_ends(store: Any) -> None:
+    first, repeats = occurrences(1), occurrences(3, start=1)
+    assert store.hit(FINGERPRINT, 1, first, T0, WINDOW) is True
+    assert store.hit(FINGERPRINT, 3, repeats, T0 + timedelta(minutes=1), WINDOW) is False
+    assert store.take_due(T0 + WINDOW - timedelta(seconds=1)) == []
+
+    [held] = store.take_due(T0 + WINDOW)
+    assert held.fingerprint == FINGERPRINT
+    assert held.count == 3
+    assert held.incident == repeats[0]  # the first held occurrence is the digest's example
+    assert held.samples == [i.ids for i in repeats]
+    assert held.first_seen == held.last_seen == T0 + timedelta(minutes=1)
+    assert held.window_seconds == WINDOW.total_seconds()
+
+
+def test_a_batch_that_opens_a_group_alerts_its_first_and_holds_the_rest(store: Any) -> None:
+    batch = occurrences(40)
+    assert store.hit(FINGERPRINT, 40, batch[: MAX_SAMPLES + 1], T0, WINDOW) is True
+    assert (
+        store.hit(FINGERPRINT, 10, occurrences(MAX_SAMPLES + 1, start=40), T0 + timedelta(minutes=2), WINDOW)
+        is False
+    )
+
+    [held] = store.take_due(T0 + WINDOW)
+    assert held.count == 39 + 10
+    assert held.incident == batch[1]
+    assert held.samples == [i.ids for i in batch[1 : MAX_SAMPLES + 1]]  # at most MAX_SAMPLES
+    assert (held.first_seen, held.last_seen) == (T0, T0 + timedelta(minutes=2))
+
+
+def test_a_busy_group_starts_a_new_window_at_each_digest(store: Any) -> None:
+    store.hit(FINGERPRINT, 2, occurrences(2), T0, WINDOW)
+    assert [h.count for h in store.take_due(T0 + WINDOW)] == [1]
+    later = T0 + WINDOW + timedelta(minutes=1)
+    assert store.hit(FINGERPRINT, 4, occurrences(4, start=2), later, WINDOW) is False  # still open
+    assert store.take_due(T0 + 2 * WINDOW - timedelta(seconds=1)) == []
+    [held] = store.take_due(T0 + 2 * WINDOW)
+    assert held.count == 4
+    assert held.samples == [i.ids for i in occurrences(4, start=2)]
+
+
+def test_a_window_without_repeats_closes_the_group_so_the_next_occurrence_alerts(store: Any) -> None:
+    store.hit(FINGERPRINT, 2, occurrences(2), T0, WINDOW)
+    assert len(store.take_due(T0 + WINDOW)) == 1
+    assert store.take_due(T0 + 2 * WINDOW) == []  # a quiet window: the group closes
+    assert store.hit(FINGERPRINT, 1, occurrences(1, start=9), T0 + 2 * WINDOW, WINDOW) is True
+
+
+def test_groups_are_kept_apart_by_fingerprint(store: Any) -> None:
+    other = "PlayFailed|400|8535|contoso-acs"
+    assert store.hit(FINGERPRINT, 3, occurrences(3), T0, WINDOW) is True
+    assert store.hit(other, 2, occurrences(2, start=10), T0, WINDOW) is True
+    due = {h.fingerprint: h.count for h in store.take_due(T0 + WINDOW)}
+    assert due == {FINGERPRINT: 2, other: 1}
+
+
+# -- outbox ------------------------------------------------------------------------------------
+def test_enqueued_messages_come_back_from_poll_and_done_removes_them(store: Any) -> None:
+    store.enqueue([message(1), message(2, "teams")])
+    leases = store.poll("acs-triage-outbox", 32)
+    got = sorted((OutboxMessage.from_dict(orjson.loads(lease.body)) for lease in leases), key=lambda m: m.id)
+    assert got == [message(1), message(2, "teams")]
+    assert {lease.id for lease in leases} and all(lease.dequeue_count == 1 for lease in leases)
+    for lease in leases:
+        lease.done()
+    assert store.poll("acs-triage-outbox", 32) == []
+
+
+def test_a_failed_message_comes_back_until_it_is_poisoned_after_max_dequeue_count(store: Any) -> None:
+    store.enqueue([message(1)])
+    for attempt in range(1, MAX_DEQUEUE_COUNT + 1):
+        [lease] = store.poll("acs-triage-outbox", 32)
+        assert lease.dequeue_count == attempt
+        lease.fail(poison=attempt >= MAX_DEQUEUE_COUNT)
+    assert store.poll("acs-triage-outbox", 32) == []
+    assert poisoned(store) == [message(1)]
+
+
+def test_poll_takes_at_most_the_number_asked_for(store: Any) -> None:
+    store.enqueue([message(n) for n in range(5)])
+    first = store.poll("acs-triage-outbox", 2)
+    assert len(first) == 2
+    rest = store.poll("acs-triage-outbox", 32)
+    assert len(rest) == 3  # leased messages are not handed out twice
+    assert {lease.id for lease in first}.isdisjoint(lease.id for lease in rest)
+
+
+# -- pacing ------------------------------------------------------------------------------------
+def test_reserve_send_spaces_posts_to_one_destination_by_the_interval(store: Any) -> None:
+    assert [store.reserve_send("slack", 1.0, 1000.0) for _ in range(3)] == [0.0, 1.0, 2.0]
+    assert store.reserve_send("teams", 0.25, 1000.0) == 0.0  # destinations are paced apart
+    assert store.reserve_send("slack", 1.0, 1002.5) == 0.5  # the slot booked for 1003.0
+    assert store.reserve_send("slack", 1.0, 1010.0) == 0.0  # idle: the next post goes at once
+
+
+# -- housekeeping (durable stores) ---------------------------------------------------------------
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_purging_expired_keys_keeps_the_live_ones(kind: str, make_store: Callable[[str], Any]) -> None:
+    store = make_store(kind)
+    store.claim([f"old|{n}" for n in range(150)], T0, timedelta(hours=24))
+    store.claim(["new|1"], T0 + timedelta(hours=20), TTL)
+    assert store.purge_expired(T0 + timedelta(hours=25)) == 150
+    other = make_store(kind)  # another instance: no memory of its own claims
+    assert other.claim(["old|1", "new|1"], T0 + timedelta(hours=26), TTL) == [True, False]
+
+
+# -- Azure specifics -----------------------------------------------------------------------------
+@pytest.mark.azurite
+def test_an_outbox_message_too_large_for_a_storage_queue_is_refused_with_a_clear_error(
+    make_store: Callable[[str], Any],
+) -> None:
+    store = make_store("azure")
+    fits = OutboxMessage("fits", "teams", {"text": "x" * 40_000})  # under 48 KB of JSON
+    too_large = OutboxMessage("big", "teams", {"text": "x" * 50_000})  # over 64 KB as base64
+    with pytest.raises(OutboxMessageTooLarge, match=r"destination 'teams' is .* bytes once base64-encoded"):
+        store.enqueue([fits, too_large])
+    assert store.poll("acs-triage-outbox", 32) == []  # nothing of the batch was sent
+    store.enqueue([fits])
+    [lease] = store.poll("acs-triage-outbox", 32)
+    assert orjson.loads(lease.body)["payload"] == fits.payload
+
+
+@pytest.mark.azurite
+def test_a_claim_that_fails_midway_releases_what_it_won_so_the_senders_retry_gets_through(
+    make_store: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store("azure")
+    table = store._dedup()  # the storage service fails one transaction of the batch
+    real, calls = table.submit_transaction, itertools.count()
+
+    def busy_once(operations: Any, **options: Any) -> Any:
+        if next(calls) == 3:
+            raise HttpResponseError(message="ServerBusy: the server is busy")
+        return real(operations, **options)
+
+    monkeypatch.setattr(table, "submit_transaction", busy_once)
+    keys = [f"eg|{n}" for n in range(1000)]  # about 16 transactions
+    with pytest.raises(HttpResponseError):
+        store.claim(keys, T0, TTL)
+    monkeypatch.undo()
+    assert make_store("azure").claim(keys, T0, TTL) == [True] * len(keys)
+
+
+@pytest.mark.azurite
+def test_outbox_messages_are_base64_json_as_the_functions_host_reads_them(
+    make_store: Callable[[str], Any], azurite: Azurite
+) -> None:
+    store = make_store("azure")
+    store.enqueue([message(1)])
+    raw = QueueClient.from_connection_string(azurite.connection, store.queue_name)  # no decoding
+    [peeked] = raw.peek_messages()
+    assert orjson.loads(base64.b64decode(peeked.content)) == message(1).to_dict()
+    raw.close()

@@ -1,0 +1,713 @@
+"""The Store on Azure Storage, shared by every Function instance: Tables hold dedup keys,
+burst groups and send slots; a Storage queue holds the outbox.
+
+Concurrency comes from the service, not from a lock: a dedup key is an insert that fails on
+conflict; every read-modify-write (group counters, send slots, an expired key taken over) is
+conditional on the entity's ETag and is retried when another instance got there first. So two
+instances never both own a key, and no held count is lost or taken twice.
+
+The Azure SDK is imported here only: `open_store` imports this module when it is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import logging
+import random
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import (
+    EdmType,
+    EntityProperty,
+    TableClient,
+    TableEntity,
+    TableServiceClient,
+    TableTransactionError,
+    UpdateMode,
+)
+from azure.storage.queue import (
+    QueueClient,
+    QueueMessage,
+    TextBase64DecodePolicy,
+    TextBase64EncodePolicy,
+)
+
+from ..codec import incident_from_dict, incident_to_dict
+from ..errors import ConfigurationError, TriageError
+from ..model import Incident
+from . import MAX_SAMPLES, Held, OutboxMessage
+
+__all__ = ["AzureStore", "OutboxMessageTooLarge", "QueueLease", "StoreContention", "row_key"]
+
+log = logging.getLogger("triage.store")
+# The SDK logs every request and response at INFO: in a Function App, a log line per storage
+# call. Its warnings and errors still come through.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+MAX_QUEUE_MESSAGE_BYTES = 64 * 1024  # what a Storage queue message may hold, as sent (base64 text)
+_TRANSACTION_MAX = 100  # operations in one entity group transaction (one partition)
+_PARTITION_DIGITS = 1  # hex digits of a key's SHA-256 that name its partition: 16 partitions
+_GROUPS = "group"
+_SLOTS = "slot"
+# A chunk's conflicting keys set aside one per round trip before the rest is read instead
+# (when duplicates also outnumber the new keys seen so far).
+_SET_ASIDE = 4
+_ATTEMPTS = 100  # optimistic-concurrency retries before giving up on a contended entity
+_REMEMBERED_KEYS = 20_000  # live claims of this instance kept in memory (a few batches)
+_ROW_KEY_MAX = 400  # characters; the service allows 1 KiB, UTF-16
+_TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,53}$")
+_QUEUE_NAME = re.compile(r"^(?=.{3,56}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+# Characters a RowKey may not hold (/ \ # ? and controls), plus % and ~ that our encoding uses.
+_ROW_KEY_UNSAFE = re.compile(r"[%~/\\#?\x00-\x1f\x7f-\x9f]")
+_CONFLICTS = {"EntityAlreadyExists", "UpdateConditionNotSatisfied", "ResourceNotFound", "EntityNotFound"}
+
+T = TypeVar("T")
+R = TypeVar("R")
+_Key = tuple[int, str]  # a key's index in the batch, and its RowKey
+
+
+class OutboxMessageTooLarge(TriageError):
+    """A rendered payload does not fit in a Storage queue message (64 KB once base64-encoded)."""
+
+
+class StoreContention(TriageError):
+    """An entity kept changing under us for every retry; the caller should try again later."""
+
+
+def row_key(key: str) -> str:
+    """`key` as a valid, unique RowKey: forbidden characters %-escaped; a long key becomes
+    '~' and its SHA-256 ('~' is always escaped otherwise, so the two forms cannot meet)."""
+    encoded = _ROW_KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", key)
+    if len(encoded) > _ROW_KEY_MAX:
+        return "~" + hashlib.sha256(key.encode()).hexdigest()
+    return encoded
+
+
+def _partition(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:_PARTITION_DIGITS]
+
+
+def _utc(moment: datetime) -> datetime:
+    """A plain aware datetime in UTC (the SDK returns a datetime subclass; naive means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return datetime(
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+        moment.microsecond, tzinfo=UTC,
+    )  # fmt: skip
+
+
+def _int(value: Any) -> int:
+    """An integer property, whether the SDK returned an int or an Int64 EntityProperty."""
+    return int(value.value if isinstance(value, EntityProperty) else value)
+
+
+def _int64(value: int) -> EntityProperty:
+    return EntityProperty(value, EdmType.INT64)
+
+
+def _is_conflict(err: TableTransactionError) -> bool:
+    code = str(getattr(err, "error_code", "") or "")
+    return code in _CONFLICTS or err.status_code in (404, 409, 412)
+
+
+def _transactions(by_partition: dict[str, list[T]]) -> list[tuple[str, Sequence[T]]]:
+    """Items cut into transaction-sized chunks, each within one partition."""
+    return [
+        (partition, items[start : start + _TRANSACTION_MAX])
+        for partition, items in by_partition.items()
+        for start in range(0, len(items), _TRANSACTION_MAX)
+    ]
+
+
+def _backoff(attempt: int) -> None:
+    # Many instances on one hot entity: spread their retries so that one of them wins each round.
+    if attempt >= 2:
+        time.sleep(random.uniform(0, min(0.005 * attempt, 0.2)))  # noqa: S311 - jitter, not crypto
+
+
+class AzureStore:
+    """Store and outbox on Azure Tables and a Storage queue (AzureWebJobsStorage).
+
+    Tables `<prefix>dedup` (event keys, partitioned by hash) and `<prefix>state` (groups and
+    send slots); queue `queue_name` (JSON, base64, as the Functions host reads it) and
+    `<queue_name>-poison`. Tables and queue are created on first use.
+    """
+
+    def __init__(
+        self,
+        connection: str,
+        *,
+        queue_name: str = "acs-triage-outbox",
+        table_prefix: str = "acstriage",
+        api_version: str | None = None,
+        visibility_timeout: int = 30,
+        retry_delay: int = 0,
+        workers: int = 8,
+        purge_interval: timedelta = timedelta(hours=1),
+    ) -> None:
+        if not _TABLE_PREFIX.match(table_prefix):
+            raise ConfigurationError(
+                "ACS_TRIAGE_TABLE_PREFIX must be 1-54 letters or digits, starting with a letter"
+            )
+        if not _QUEUE_NAME.match(queue_name):
+            raise ConfigurationError(
+                "ACS_TRIAGE_OUTBOX_QUEUE must be 3-56 lower-case letters, digits or single hyphens"
+            )
+        self.queue_name = queue_name
+        self.poison_queue_name = f"{queue_name}-poison"
+        self.visibility_timeout = visibility_timeout
+        self.retry_delay = retry_delay
+        self._connection = connection
+        self._api_version = api_version
+        self._dedup_name = f"{table_prefix}dedup"
+        self._state_name = f"{table_prefix}state"
+        self._workers = workers
+        self._purge_interval = purge_interval
+        self._lock = threading.Lock()
+        self._tables: tuple[TableClient, TableClient] | None = None
+        self._queues: dict[str, QueueClient] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._next_purge: datetime | None = None
+        self._mine: dict[str, datetime] = {}  # keys this instance claimed, until they expire
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _dedup(self) -> TableClient:
+        return self._open_tables()[0]
+
+    def _state(self) -> TableClient:
+        return self._open_tables()[1]
+
+    def _open_tables(self) -> tuple[TableClient, TableClient]:
+        tables = self._tables
+        if tables is None:
+            with self._lock:
+                if self._tables is None:
+                    service = TableServiceClient.from_connection_string(self._connection)
+                    self._tables = (
+                        service.create_table_if_not_exists(self._dedup_name),
+                        service.create_table_if_not_exists(self._state_name),
+                    )
+                tables = self._tables
+        return tables
+
+    def _queue(self, name: str) -> QueueClient:
+        queue = self._queues.get(name)
+        if queue is None:
+            with self._lock:
+                queue = self._queues.get(name)
+                if queue is None:
+                    options: dict[str, Any] = {"api_version": self._api_version} if self._api_version else {}
+                    queue = QueueClient.from_connection_string(
+                        self._connection,
+                        name,
+                        message_encode_policy=TextBase64EncodePolicy(),
+                        message_decode_policy=TextBase64DecodePolicy(),
+                        **options,
+                    )
+                    with contextlib.suppress(ResourceExistsError):
+                        queue.create_queue()
+                    self._queues[name] = queue
+        return queue
+
+    def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`function` over `items`, on the store's small thread pool when there is more than one.
+        Every call finishes before an error is raised, so the caller knows what was done."""
+        if len(items) <= 1:
+            return [function(item) for item in items]
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="acs-triage-store")
+        futures = [self._pool.submit(function, item) for item in items]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        """Release the HTTP connections and the thread pool."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+            for client in [*(self._tables or ()), *self._queues.values()]:
+                client.close()
+            self._tables = None
+            self._queues = {}
+
+    def __enter__(self) -> AzureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- dedup ---------------------------------------------------------------------------------
+    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
+        """Insert each key's row; a conflict means a duplicate unless that row has expired.
+
+        Keys go in transactions of up to 100 inserts per partition, on a few threads, so a
+        batch of 5,000 new keys costs about 64 round trips, not 5,000. A transaction that
+        conflicts names the first key that exists: it is set aside and the rest resubmitted;
+        when duplicates dominate, the rest is read instead. Keys found missing
+        or expired go in one more transaction (a takeover is ETag-conditional); only a key
+        another instance races us for is settled on its own."""
+        now = _utc(now)
+        expires = now + ttl
+        results = [False] * len(keys)
+        unique: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            unique.setdefault(key, index)  # a key repeated within the batch is a duplicate
+        try:
+            self._claim(unique, now, expires, results)
+        except Exception:
+            # The caller sees an error and the sender will retry: keys claimed so far must not
+            # make that retry look like a duplicate.
+            won = [key for key, index in unique.items() if results[index]]
+            try:
+                self.release(won)
+            except Exception:
+                log.error(
+                    "%d event keys stay claimed after a failed claim; retries of those events "
+                    "will count as duplicates until the keys expire",
+                    len(won),
+                )
+            raise
+        self._remember([(key, expires) for key, index in unique.items() if results[index]])
+        return results
+
+    def _claim(self, unique: dict[str, int], now: datetime, expires: datetime, results: list[bool]) -> None:
+        """Claim each key of `unique` (key → index); sets results[index] as each one is won."""
+        by_partition: dict[str, list[_Key]] = defaultdict(list)
+        for key, index in unique.items():
+            if not self._claimed_here(key, now):
+                by_partition[_partition(key)].append((index, row_key(key)))
+        table = self._dedup()
+
+        def row(partition: str, rk: str) -> dict[str, Any]:
+            return {"PartitionKey": partition, "RowKey": rk, "expires": expires}
+
+        def insert(job: tuple[str, Sequence[_Key]]) -> tuple[list[_Key], list[_Key]]:
+            """Insert a chunk: (keys known to be missing, keys to read); marks what went in."""
+            partition, chunk = job
+            pending = list(chunk)
+            # In random order, where the first conflict falls tells how common duplicates are
+            # (a redelivered batch often repeats a run of keys that would all come first).
+            random.shuffle(pending)
+            suspects: list[_Key] = []
+            while pending:
+                failed = self._transact(table, [("create", row(partition, rk)) for _, rk in pending])
+                if failed is None:
+                    for index, _ in pending:
+                        results[index] = True
+                    return [], suspects
+                if failed == len(pending):  # no key named: read them all
+                    return [], suspects + pending
+                # Every key before the one named was accepted (then rolled back): missing.
+                suspects.append(pending.pop(failed))
+                if len(suspects) >= _SET_ASIDE and len(suspects) > failed:
+                    return pending[:failed], suspects + pending[failed:]  # mostly duplicates
+            return [], suspects
+
+        chunks = _transactions(by_partition)
+        missing: dict[str, list[tuple[int, str, TableEntity | None]]] = defaultdict(list)
+        to_read: list[tuple[str, int, str]] = []
+        for (partition, _), (absent, unknown) in zip(chunks, self._map(insert, chunks), strict=True):
+            missing[partition] += [(index, rk, None) for index, rk in absent]
+            to_read += [(partition, index, rk) for index, rk in unknown]
+        found = self._map(lambda item: self._get(table, item[0], item[2]), to_read)
+        for (partition, index, rk), entity in zip(to_read, found, strict=True):
+            if entity is None or _utc(entity["expires"]) <= now:
+                missing[partition].append((index, rk, entity))  # a live row is a duplicate
+
+        def insert_or_take_over(job: tuple[str, Sequence[tuple[int, str, TableEntity | None]]]) -> bool:
+            partition, chunk = job
+            replace = {"mode": UpdateMode.REPLACE}
+            operations = [
+                ("create", row(partition, rk))
+                if entity is None
+                else ("update", row(partition, rk), {**replace, **self._if_match(entity)})
+                for _, rk, entity in chunk
+            ]
+            if self._transact(table, operations) is not None:
+                return False
+            for index, _, _ in chunk:
+                results[index] = True
+            return True
+
+        second = _transactions(missing)
+        contested = [
+            (partition, index, rk)
+            for (partition, chunk), done in zip(second, self._map(insert_or_take_over, second), strict=True)
+            if not done
+            for index, rk, _ in chunk
+        ]
+
+        def settle(item: tuple[str, int, str]) -> None:
+            partition, index, rk = item
+            results[index] = self._claim_one(table, partition, rk, now, expires)
+
+        # Another instance raced us for these very keys: settle them one at a time.
+        self._map(settle, contested)
+
+    def _claimed_here(self, key: str, now: datetime) -> bool:
+        """True when this instance holds a live claim on `key`: a duplicate, known without a
+        round trip. Sound, because only the claimant releases a key and nobody may take
+        over a key before it expires."""
+        with self._lock:
+            until = self._mine.get(key)
+        return until is not None and until > now
+
+    def _remember(self, claimed: Sequence[tuple[str, datetime]]) -> None:
+        with self._lock:
+            mine = self._mine
+            mine.update(claimed)
+            overflow = len(mine) - _REMEMBERED_KEYS
+            if overflow > 0:  # forget the oldest (dicts keep insertion order)
+                for key in list(itertools.islice(mine, overflow)):
+                    del mine[key]
+
+    def _claim_one(
+        self, table: TableClient, partition: str, rk: str, now: datetime, expires: datetime
+    ) -> bool:
+        row = {"PartitionKey": partition, "RowKey": rk, "expires": expires}
+        for attempt in range(_ATTEMPTS):
+            try:
+                table.create_entity(row)
+                return True
+            except ResourceExistsError:
+                pass
+            entity = self._get(table, partition, rk)
+            if entity is None:
+                continue  # released meanwhile: insert again
+            if _utc(entity["expires"]) > now:
+                return False
+            try:
+                table.update_entity(row, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return True
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)  # someone else took it over or released it: look again
+        raise StoreContention(f"dedup key row {rk!r} kept changing; try again")
+
+    def release(self, keys: Sequence[str]) -> None:
+        """Delete the keys' rows, so that a retried delivery is not taken for a duplicate."""
+        table = self._dedup()
+        with self._lock:
+            for key in keys:
+                self._mine.pop(key, None)
+
+        def delete(key: str) -> None:
+            with contextlib.suppress(ResourceNotFoundError):
+                table.delete_entity(_partition(key), row_key(key))
+
+        self._map(delete, list(dict.fromkeys(keys)))
+
+    def purge_expired(self, now: datetime, limit: int = 20_000) -> int:
+        """Delete up to `limit` dedup rows whose TTL has passed; returns how many went.
+        A row taken over meanwhile (new ETag) is kept. take_due calls this once an hour."""
+        table = self._dedup()
+        rows = table.query_entities(
+            "expires le @now", parameters={"now": _utc(now)}, select=["PartitionKey", "RowKey"],
+            results_per_page=1000,
+        )  # fmt: skip
+        by_partition: dict[str, list[TableEntity]] = defaultdict(list)
+        for count, entity in enumerate(rows):
+            if count >= limit:
+                break
+            by_partition[entity["PartitionKey"]].append(entity)
+        chunks = [chunk for _, chunk in _transactions(by_partition)]
+
+        def delete_chunk(chunk: Sequence[TableEntity]) -> int:
+            operations = [("delete", e, self._if_match(e)) for e in chunk]
+            if self._transact(table, operations) is None:
+                return len(chunk)
+            deleted = 0
+            for entity in chunk:
+                try:
+                    table.delete_entity(entity, **self._if_match(entity))
+                    deleted += 1
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    pass
+            return deleted
+
+        return sum(self._map(delete_chunk, chunks))
+
+    # -- groups --------------------------------------------------------------------------------
+    def hit(
+        self,
+        fingerprint: str,
+        count: int,
+        first: Sequence[Incident],
+        now: datetime,
+        window: timedelta,
+    ) -> bool:
+        now = _utc(now)
+        table = self._state()
+        rk = row_key(fingerprint)
+        for attempt in range(_ATTEMPTS):
+            entity = self._get(table, _GROUPS, rk)
+            if entity is None:
+                group = _new_group(rk, fingerprint, now, window)
+                _add_held(group, count - 1, first[1:], now)  # the first occurrence alerts now
+                try:
+                    table.create_entity(group)
+                    return True
+                except ResourceExistsError:
+                    continue
+            if count <= 0 or not first:
+                return False  # nothing to hold: the group stays as it is
+            _add_held(entity, count, first, now)
+            try:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return False
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+        raise StoreContention(f"group {fingerprint!r} kept changing; try again")
+
+    def take_due(self, now: datetime) -> list[Held]:
+        now = _utc(now)
+        table = self._state()
+        due = table.query_entities(
+            "PartitionKey eq @pk and due le @now", parameters={"pk": _GROUPS, "now": now}
+        )
+        taken = [held for entity in list(due) if (held := self._take(table, entity, now)) is not None]
+        if self._next_purge is None or now >= self._next_purge:
+            self._next_purge = now + self._purge_interval
+            try:
+                purged = self.purge_expired(now)
+                if purged:
+                    log.info("purged %d expired dedup keys", purged)
+            except Exception as err:  # housekeeping must never cost a digest
+                log.warning("purging expired dedup keys failed: %s", type(err).__name__)
+        return taken
+
+    def _take(self, table: TableClient, entity: TableEntity | None, now: datetime) -> Held | None:
+        for attempt in range(_ATTEMPTS):
+            if entity is None or _utc(entity["due"]) > now:
+                return None  # closed, or another flusher took it and a new window runs
+            try:
+                if _int(entity.get("held", 0)) == 0:
+                    # Quiet for a whole window: close it, so the next occurrence alerts at once.
+                    table.delete_entity(entity, **self._if_match(entity))
+                    return None
+                held = _held(entity)
+                window = timedelta(seconds=held.window_seconds)
+                fresh = _new_group(entity["RowKey"], entity["fingerprint"], now, window)
+                table.update_entity(fresh, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return held
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+                entity = self._get(table, _GROUPS, entity["RowKey"])
+        raise StoreContention(f"group {entity['fingerprint'] if entity else '?'} kept changing; try again")
+
+    # -- pacing --------------------------------------------------------------------------------
+    def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        table = self._state()
+        rk = row_key(destination)
+        for attempt in range(_ATTEMPTS):
+            entity = self._get(table, _SLOTS, rk)
+            if entity is None:
+                try:
+                    table.create_entity({"PartitionKey": _SLOTS, "RowKey": rk, "next": float(now + interval)})
+                    return 0.0
+                except ResourceExistsError:
+                    continue
+            slot = max(now, float(entity["next"]))
+            entity["next"] = float(slot + interval)
+            try:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return slot - now
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+        raise StoreContention(f"send slot of {destination!r} kept changing; try again")
+
+    # -- outbox --------------------------------------------------------------------------------
+    def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        """One queue message per OutboxMessage: its JSON, base64-encoded (host.json messageEncoding)."""
+        bodies = [orjson.dumps(m.to_dict()).decode() for m in messages]
+        for message, body in zip(messages, bodies, strict=True):
+            size = _base64_size(body)
+            if size > MAX_QUEUE_MESSAGE_BYTES:
+                raise OutboxMessageTooLarge(
+                    f"the alert for destination {message.destination!r} is {size:,} bytes once "
+                    f"base64-encoded; a Storage queue message holds at most {MAX_QUEUE_MESSAGE_BYTES:,}. "
+                    "The renderer must keep payloads smaller (Teams accepts 28 KB)."
+                )
+        if not bodies:
+            return
+        queue = self._queue(self.queue_name)
+        for body in bodies:
+            queue.send_message(body)
+
+    def poll(self, queue_name: str, max_messages: int) -> list[QueueLease]:
+        """Receive up to max_messages outbox messages, each hidden for `visibility_timeout`
+        seconds until settled. `queue_name` is the name the trigger binds; the store reads the
+        outbox it writes to (as MemoryStore does), whatever ACS_TRIAGE_OUTBOX_QUEUE names it."""
+        queue = self._queue(self.queue_name)
+        count = max(1, min(max_messages, 32))
+        received = queue.receive_messages(
+            messages_per_page=count, max_messages=count, visibility_timeout=self.visibility_timeout
+        )
+        return [QueueLease(self, message) for message in received]
+
+    def poisoned(self, max_messages: int = 32) -> list[OutboxMessage]:
+        """A look at what is in the poison queue (up to 32), without taking it."""
+        peeked = self._queue(self.poison_queue_name).peek_messages(max_messages=min(max_messages, 32))
+        return [OutboxMessage.from_dict(orjson.loads(str(m.content))) for m in peeked]
+
+    def _settle(self, message: QueueMessage, ok: bool, poison: bool) -> None:
+        queue = self._queue(self.queue_name)
+        try:
+            if ok:
+                queue.delete_message(message.id, message.pop_receipt)
+            elif poison:
+                self._queue(self.poison_queue_name).send_message(message.content)
+                queue.delete_message(message.id, message.pop_receipt)
+            else:
+                queue.update_message(message.id, message.pop_receipt, visibility_timeout=self.retry_delay)
+        except ResourceNotFoundError:
+            # The lease ran out and another worker holds the message now: it settles it.
+            log.warning("outbox message %s was no longer leased to this worker", message.id)
+
+    # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _get(table: TableClient, partition: str, rk: str) -> TableEntity | None:
+        try:
+            return table.get_entity(partition, rk)
+        except ResourceNotFoundError:
+            return None
+
+    @staticmethod
+    def _if_match(entity: TableEntity) -> dict[str, Any]:
+        return {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
+
+    @staticmethod
+    def _transact(table: TableClient, operations: Iterable[tuple[Any, ...]]) -> int | None:
+        """Submit one transaction: None when it was written; on a conflict (nothing written)
+        the index of the operation the service named (len(operations) if it named none)."""
+        operations = list(operations)
+        if not operations:
+            return None
+        try:
+            table.submit_transaction(operations)
+            return None
+        except TableTransactionError as err:
+            if not _is_conflict(err):
+                raise
+            # The service prefixes its message with the failed operation's index ("0:…").
+            index = getattr(err, "index", None)
+            if isinstance(index, int) and 0 <= index < len(operations):
+                named = str(err.message or "").startswith(f"{index}:")
+                return index if named else len(operations)
+            return len(operations)
+
+
+class QueueLease:
+    """An outbox message received from the queue: `done()` deletes it; `fail()` makes it
+    visible again after the store's retry_delay; `fail(poison=True)` moves it to the
+    poison queue, as the host does after maxDequeueCount."""
+
+    __slots__ = ("_message", "_store")
+
+    def __init__(self, store: AzureStore, message: QueueMessage) -> None:
+        self._store = store
+        self._message = message
+
+    @property
+    def id(self) -> str:
+        return str(self._message.id)
+
+    @property
+    def body(self) -> bytes:
+        return str(self._message.content).encode()
+
+    @property
+    def dequeue_count(self) -> int:
+        return int(self._message.dequeue_count or 1)
+
+    @property
+    def message(self) -> OutboxMessage:
+        return OutboxMessage.from_dict(orjson.loads(self.body))
+
+    def done(self) -> None:
+        self._store._settle(self._message, ok=True, poison=False)
+
+    def fail(self, poison: bool = False) -> None:
+        self._store._settle(self._message, ok=False, poison=poison)
+
+
+def _base64_size(text: str) -> int:
+    return 4 * -(-len(text.encode()) // 3)
+
+
+def _new_group(rk: str, fingerprint: str, now: datetime, window: timedelta) -> TableEntity:
+    return TableEntity(
+        PartitionKey=_GROUPS,
+        RowKey=rk,
+        fingerprint=fingerprint,
+        opened=now,
+        due=now + window,
+        window_seconds=int(window.total_seconds()),
+        held=_int64(0),
+    )
+
+
+def _add_held(group: TableEntity, count: int, first: Sequence[Incident], now: datetime) -> None:
+    """Add `count` held occurrences (first: the earliest of them) to a group entity."""
+    if count <= 0 or not first:
+        return
+    held = _int(group.get("held", 0))
+    if held == 0:
+        group["first_seen"] = now
+        group["incident"] = _incident_json(first[0])
+        samples: list[dict[str, str]] = []
+    else:
+        samples = orjson.loads(group["samples"])
+    room = MAX_SAMPLES - len(samples)
+    if room > 0:
+        samples.extend(i.ids for i in first[:room])
+    group["samples"] = orjson.dumps(samples).decode()
+    group["held"] = _int64(held + count)
+    group["last_seen"] = now
+
+
+def _held(entity: TableEntity) -> Held:
+    return Held(
+        fingerprint=entity["fingerprint"],
+        count=_int(entity["held"]),
+        first_seen=_utc(entity["first_seen"]),
+        last_seen=_utc(entity["last_seen"]),
+        incident=incident_from_dict(orjson.loads(entity["incident"])),
+        window_seconds=_int(entity["window_seconds"]),
+        samples=orjson.loads(entity["samples"]),
+    )
+
+
+_PROPERTY_MAX = 30_000  # characters; a string property holds 64 KiB of UTF-16
+
+
+def _incident_json(incident: Incident) -> str:
+    """The incident as JSON for a table property; overlong event text is shortened to fit."""
+    text = orjson.dumps(incident_to_dict(incident)).decode()
+    if len(text) <= _PROPERTY_MAX:
+        return text
+    doc = incident_to_dict(incident)
+    doc["message"] = doc["message"][:2000]
+    doc["details"] = {k[:200]: v[:1000] for k, v in list(doc["details"].items())[:20]}
+    doc["ids"] = {k[:200]: v[:1000] for k, v in list(doc["ids"].items())[:20]}
+    return orjson.dumps(doc).decode()

@@ -1,0 +1,353 @@
+"""The embedded store, durable: one SQLite file (ACS_TRIAGE_STORE=sqlite:PATH).
+
+For a single machine: several threads and processes may share the file. Every method is one
+`BEGIN IMMEDIATE` transaction, so writers take turns (WAL lets readers go on); dedup is a
+UNIQUE key, so two claimants of one key cannot both win.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from ..codec import incident_from_dict, incident_to_dict
+from ..model import Incident
+from . import MAX_SAMPLES, Held, OutboxMessage
+
+__all__ = ["SqliteLease", "SqliteStore"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dedup (
+    key TEXT PRIMARY KEY,
+    expires INTEGER NOT NULL              -- microseconds since the epoch, UTC
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_expires ON dedup (expires);
+CREATE TABLE IF NOT EXISTS groups (
+    fingerprint TEXT PRIMARY KEY,
+    opened INTEGER NOT NULL,
+    window_seconds INTEGER NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
+    first_seen INTEGER,
+    last_seen INTEGER,
+    incident TEXT,                        -- JSON (triage.codec), the first held occurrence
+    samples TEXT NOT NULL DEFAULT '[]'    -- JSON list of id dicts
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,                   -- OutboxMessage.to_dict() as JSON
+    dequeue_count INTEGER NOT NULL DEFAULT 0,
+    visible_at REAL NOT NULL,             -- seconds (the store's clock)
+    receipt TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_visible ON outbox (visible_at);
+CREATE TABLE IF NOT EXISTS poison (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    dequeue_count INTEGER NOT NULL,
+    poisoned_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS slots (
+    destination TEXT PRIMARY KEY,
+    next REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def _us(moment: datetime) -> int:
+    """A datetime as exact integer microseconds since the epoch (naive means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _US
+
+
+def _dt(micros: int) -> datetime:
+    return _EPOCH + micros * _US
+
+
+class SqliteStore:
+    """Store and outbox in one SQLite file, safe for the threads and processes of one machine."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        visibility_timeout: float = 30.0,
+        retry_delay: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        purge_interval: timedelta = timedelta(hours=1),
+    ) -> None:
+        self.path = Path(path)
+        self.visibility_timeout = visibility_timeout
+        self.retry_delay = retry_delay
+        self._clock = clock
+        self._purge_interval_us = purge_interval // _US
+        self._next_purge = 0
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        if self.path.parent != Path():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._transaction() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        local = self._local
+        # A connection must not cross a fork: a child process opens its own.
+        if getattr(local, "pid", None) != os.getpid():
+            # check_same_thread=False only so that close() may run on any thread; each
+            # connection is otherwise used by the thread that opened it.
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            local.db, local.pid = db, os.getpid()
+            with self._lock:
+                self._connections.append(db)
+        connection: sqlite3.Connection = local.db
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks later
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- dedup ---------------------------------------------------------------------------------
+    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
+        now_us, expires = _us(now), _us(now + ttl)
+        with self._transaction() as db:
+            # Insert, or take over a row whose TTL has passed; RETURNING says which happened.
+            results = [
+                db.execute(
+                    "INSERT INTO dedup (key, expires) VALUES (?, ?) ON CONFLICT (key) "
+                    "DO UPDATE SET expires = excluded.expires WHERE dedup.expires <= ? RETURNING 1",
+                    (key, expires, now_us),
+                ).fetchone()
+                is not None
+                for key in keys
+            ]
+            if now_us >= self._next_purge:
+                self._next_purge = now_us + self._purge_interval_us
+                db.execute("DELETE FROM dedup WHERE expires <= ?", (now_us,))
+        return results
+
+    def release(self, keys: Sequence[str]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM dedup WHERE key = ?", [(key,) for key in keys])
+
+    def purge_expired(self, now: datetime) -> int:
+        """Delete the dedup keys whose TTL has passed (claim does this once an hour)."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM dedup WHERE expires <= ?", (_us(now),)).rowcount
+
+    # -- groups --------------------------------------------------------------------------------
+    def hit(
+        self,
+        fingerprint: str,
+        count: int,
+        first: Sequence[Incident],
+        now: datetime,
+        window: timedelta,
+    ) -> bool:
+        now_us = _us(now)
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT held, samples FROM groups WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+            opened = row is None
+            if opened:
+                db.execute(
+                    "INSERT INTO groups (fingerprint, opened, window_seconds) VALUES (?, ?, ?)",
+                    (fingerprint, now_us, int(window.total_seconds())),
+                )
+                held, samples = 0, "[]"
+                count -= 1  # the first occurrence alerts now
+                first = first[1:]
+            else:
+                held, samples = row
+            if count > 0 and first:
+                if held == 0:
+                    db.execute(
+                        "UPDATE groups SET first_seen = ?, incident = ? WHERE fingerprint = ?",
+                        (now_us, orjson.dumps(incident_to_dict(first[0])).decode(), fingerprint),
+                    )
+                sample_list: list[dict[str, str]] = orjson.loads(samples)
+                room = MAX_SAMPLES - len(sample_list)
+                if room > 0:
+                    sample_list.extend(i.ids for i in first[:room])
+                db.execute(
+                    "UPDATE groups SET held = held + ?, last_seen = ?, samples = ? WHERE fingerprint = ?",
+                    (count, now_us, orjson.dumps(sample_list).decode(), fingerprint),
+                )
+        return opened
+
+    def take_due(self, now: datetime) -> list[Held]:
+        now_us = _us(now)
+        taken: list[Held] = []
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT fingerprint, window_seconds, held, first_seen, last_seen, incident, samples "
+                "FROM groups WHERE opened + window_seconds * 1000000 <= ?",
+                (now_us,),
+            ).fetchall()
+            for fingerprint, window_seconds, held, first_seen, last_seen, incident, samples in rows:
+                if held == 0:
+                    # Quiet for a whole window: close it, so the next occurrence alerts at once.
+                    db.execute("DELETE FROM groups WHERE fingerprint = ?", (fingerprint,))
+                    continue
+                taken.append(
+                    Held(
+                        fingerprint=fingerprint,
+                        count=held,
+                        first_seen=_dt(first_seen),
+                        last_seen=_dt(last_seen),
+                        incident=incident_from_dict(orjson.loads(incident)),
+                        window_seconds=window_seconds,
+                        samples=orjson.loads(samples),
+                    )
+                )
+                db.execute(
+                    "UPDATE groups SET opened = ?, held = 0, first_seen = NULL, last_seen = NULL, "
+                    "incident = NULL, samples = '[]' WHERE fingerprint = ?",
+                    (now_us, fingerprint),
+                )
+        return taken
+
+    # -- pacing --------------------------------------------------------------------------------
+    def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        with self._transaction() as db:
+            row = db.execute("SELECT next FROM slots WHERE destination = ?", (destination,)).fetchone()
+            slot = max(now, row[0]) if row else now
+            db.execute(
+                "INSERT INTO slots (destination, next) VALUES (?, ?) "
+                "ON CONFLICT (destination) DO UPDATE SET next = excluded.next",
+                (destination, slot + interval),
+            )
+        return slot - now
+
+    # -- outbox --------------------------------------------------------------------------------
+    def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        visible = self._clock()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO outbox (id, body, visible_at) VALUES (?, ?, ?)",
+                [(m.id, orjson.dumps(m.to_dict()).decode(), visible) for m in messages],
+            )
+
+    def poll(self, queue_name: str, max_messages: int) -> list[SqliteLease]:
+        """Lease up to max_messages outbox messages for `visibility_timeout` seconds.
+        `queue_name` is the name the trigger binds; the store has one outbox (as MemoryStore)."""
+        now = self._clock()
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT seq, id, body, dequeue_count FROM outbox WHERE visible_at <= ? ORDER BY seq LIMIT ?",
+                (now, max_messages),
+            ).fetchall()
+            leases: list[SqliteLease] = []
+            for seq, message_id, body, dequeues in rows:
+                receipt = secrets.token_hex(8)
+                db.execute(
+                    "UPDATE outbox SET dequeue_count = ?, visible_at = ?, receipt = ? WHERE seq = ?",
+                    (dequeues + 1, now + self.visibility_timeout, receipt, seq),
+                )
+                leases.append(
+                    SqliteLease(
+                        self,
+                        seq,
+                        receipt=receipt,
+                        message_id=message_id,
+                        body=body.encode(),
+                        dequeue_count=dequeues + 1,
+                    )
+                )
+        return leases
+
+    def poisoned(self) -> list[OutboxMessage]:
+        """The messages moved to the poison table, oldest first."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT body FROM poison ORDER BY seq").fetchall()
+        return [OutboxMessage.from_dict(orjson.loads(body)) for (body,) in rows]
+
+    def _settle(self, lease: SqliteLease, ok: bool, poison: bool) -> None:
+        with self._transaction() as db:
+            current = (lease.seq, lease.receipt)
+            if ok:
+                db.execute("DELETE FROM outbox WHERE seq = ? AND receipt = ?", current)
+            elif poison:
+                moved = db.execute(
+                    "INSERT INTO poison (id, body, dequeue_count, poisoned_at) "
+                    "SELECT id, body, dequeue_count, ? FROM outbox WHERE seq = ? AND receipt = ?",
+                    (self._clock(), *current),
+                ).rowcount
+                if moved:
+                    db.execute("DELETE FROM outbox WHERE seq = ?", (lease.seq,))
+            else:
+                db.execute(
+                    "UPDATE outbox SET visible_at = ?, receipt = NULL WHERE seq = ? AND receipt = ?",
+                    (self._clock() + self.retry_delay, *current),
+                )
+
+
+class SqliteLease:
+    """An outbox message leased from a SqliteStore: `done()` deletes it; `fail()` makes it
+    visible again after the store's retry_delay; `fail(poison=True)` moves it to the poison
+    table. A lease that timed out (another worker took the message) settles nothing."""
+
+    __slots__ = ("body", "dequeue_count", "id", "receipt", "seq", "store")
+
+    def __init__(
+        self, store: SqliteStore, seq: int, *, receipt: str, message_id: str, body: bytes, dequeue_count: int
+    ) -> None:
+        self.store = store
+        self.seq = seq
+        self.receipt = receipt
+        self.id = message_id
+        self.body = body
+        self.dequeue_count = dequeue_count
+
+    @property
+    def message(self) -> OutboxMessage:
+        return OutboxMessage.from_dict(orjson.loads(self.body))
+
+    def done(self) -> None:
+        self.store._settle(self, ok=True, poison=False)
+
+    def fail(self, poison: bool = False) -> None:
+        self.store._settle(self, ok=False, poison=poison)
