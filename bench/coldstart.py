@@ -1,0 +1,306 @@
+"""Cold start: a fresh `python -c "import function_app"` (and import + first request) against
+the floor, a fresh process that imports only the third-party modules the same step loads.
+
+The floor is found, not written down: `python -m bench.child modules STEP` lists the modules
+from site-packages that appear in `sys.modules` during the step. The ratio app/floor is then
+what our own code adds: our module bodies, the standard-library modules only we use, and the
+work of the first request. Then `-X importtime` says where our import time goes, and a
+profile hook says which third-party packages the first request actually runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .child import FIRST_REQUEST, IMPORT, OURS, package_of
+from .corpus import ROOT
+from .figures import Baseline, Figure, Samples
+
+__all__ = ["TARGET_RATIO", "ColdStart", "ImportCosts", "coldstart_figures", "measure"]
+
+TARGET_RATIO = 1.3
+_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
+# The site hook that setuptools installs runs in every process; it is not a dependency.
+_SITE_HOOKS = {"_distutils_hack"}
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for child processes, without a developer's own settings or storage."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_") and k != "AzureWebJobsStorage"
+    }
+
+
+def run_child(*args: str) -> Any:
+    """`python -m bench.child ARGS` in the repository; its JSON answer."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.child", *args],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.child {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def floor_source(modules: Sequence[str]) -> str:
+    """Source that imports exactly these modules, in this order."""
+    lines = [f"import {name}" for name in modules if all(p.isidentifier() for p in name.split("."))]
+    odd = [name for name in modules if not all(p.isidentifier() for p in name.split("."))]
+    if odd:
+        lines += ["import importlib", *(f"importlib.import_module({name!r})" for name in odd)]
+    return "\n".join(lines) + "\n"
+
+
+def _timed(source: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", source],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"a cold-start process failed: {done.stderr.decode(errors='replace')[-2000:]}")
+    return elapsed
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCosts:
+    """Where `import function_app` spends its time (medians over a few -X importtime runs, ms)."""
+
+    total: float
+    own_self: dict[str, float]  # our modules' own bodies
+    pulled_in: dict[tuple[str, str], float]  # (our module, package it imports) → cumulative
+    brings: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # … and what that loads
+
+
+@dataclass(frozen=True, slots=True)
+class ColdStart:
+    """Wall times (s) of fresh processes, and what the floors import."""
+
+    runs: int
+    samples: dict[str, Samples]
+    floor_modules: dict[str, list[str]]
+    used: dict[str, list[str]] = field(default_factory=dict)
+    costs: ImportCosts | None = None
+    steps: dict[str, Samples] = field(default_factory=dict)  # ms of each step, timed in process
+
+    def ratio(self, step: str) -> float:
+        return self.samples[f"app {step}"].median / self.samples[f"floor {step}"].median
+
+
+def _parse_importtime(stderr: str) -> ImportCosts:
+    """One -X importtime report → where the time went (ms)."""
+    # depth, name, cumulative µs, packages in the subtree
+    stack: list[tuple[int, str, int, set[str]]] = []
+    own: dict[str, float] = defaultdict(float)
+    pulled: dict[tuple[str, str], float] = defaultdict(float)
+    brings: dict[tuple[str, str], set[str]] = defaultdict(set)
+    total = 0.0
+    for line in stderr.splitlines():
+        match = _LINE.match(line)
+        if not match:
+            continue
+        self_us, cum_us, indent, name = int(match[1]), int(match[2]), match[3], match[4]
+        depth = len(indent) // 2
+        # The report is post-order: the children of this line are the deeper lines just above it.
+        children: list[tuple[int, str, int, set[str]]] = []
+        while stack and stack[-1][0] > depth:
+            children.append(stack.pop())
+        subtree = {package_of(name)}.union(*(c[3] for c in children))
+        if name.startswith(OURS):
+            own[name] += self_us / 1000
+            for _, child, child_cum, child_packages in children:
+                if not child.startswith(OURS):
+                    pair = (name, package_of(child))
+                    pulled[pair] += child_cum / 1000
+                    brings[pair] |= {p for p in child_packages if not p.startswith(OURS)}
+        if name == "function_app":
+            total = cum_us / 1000
+        stack.append((depth, name, cum_us, subtree))
+    return ImportCosts(total, dict(own), dict(pulled), {k: sorted(v) for k, v in brings.items()})
+
+
+def import_costs(runs: int) -> ImportCosts:
+    """Median over `runs` of `python -X importtime -c "import function_app"`."""
+    totals: list[float] = []
+    own: dict[str, list[float]] = defaultdict(list)
+    pulled: dict[tuple[str, str], list[float]] = defaultdict(list)
+    brings: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", IMPORT],
+            cwd=ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        one = _parse_importtime(done.stderr)
+        totals.append(one.total)
+        for key, value in one.own_self.items():
+            own[key].append(value)
+        for pair, value in one.pulled_in.items():
+            pulled[pair].append(value)
+        for pair, names in one.brings.items():
+            brings[pair].update(names)
+
+    def med(values: list[float]) -> float:
+        return Samples(tuple(values + [0.0] * (runs - len(values)))).median
+
+    return ImportCosts(
+        total=med(totals),
+        own_self={k: med(v) for k, v in own.items()},
+        pulled_in={k: med(v) for k, v in pulled.items()},
+        brings={k: sorted(v) for k, v in brings.items()},
+    )
+
+
+def measure(runs: int, *, analyse: bool = True) -> ColdStart:
+    """Median wall time of `runs` fresh processes per step (after one warm-up each), in turns."""
+    floor_modules = {
+        step: [str(m) for m in run_child("modules", step)] for step in ("import", "first-request")
+    }
+    sources = {
+        "app import": IMPORT,
+        "floor import": floor_source(floor_modules["import"]),
+        "app first-request": FIRST_REQUEST,
+    }
+    same_floor = floor_modules["first-request"] == floor_modules["import"]
+    if not same_floor:
+        sources["floor first-request"] = floor_source(floor_modules["first-request"])
+    for source in sources.values():  # warm-up: byte-code caches, the page cache
+        _timed(source)
+    times: dict[str, list[float]] = {name: [] for name in sources}
+    for _ in range(runs):
+        for name, source in sources.items():
+            times[name].append(_timed(source))
+    samples = {name: Samples(tuple(values)) for name, values in times.items()}
+    if same_floor:  # the first request loads nothing more: one floor serves both figures
+        samples["floor first-request"] = samples["floor import"]
+    used: dict[str, list[str]] = {}
+    costs = None
+    steps: dict[str, Samples] = {}
+    if analyse:
+        used = {str(k): [str(p) for p in v] for k, v in run_child("usage").items()}
+        analysis_runs = max(1, min(7, runs // 2))
+        costs = import_costs(analysis_runs)
+        timed = [run_child("steps") for _ in range(analysis_runs)]
+        steps = {step: Samples(tuple(float(t[step]) for t in timed)) for step in timed[0]}
+    return ColdStart(runs, samples, floor_modules, used, costs, steps)
+
+
+def packages(modules: Sequence[str]) -> dict[str, int]:
+    """Modules per package, in first-load order."""
+    counts: dict[str, int] = {}
+    for name in modules:
+        counts[package_of(name)] = counts.get(package_of(name), 0) + 1
+    return counts
+
+
+def _normal(package: str) -> str:
+    return package.lstrip("_")  # pydantic_core's C module reports itself as `_pydantic_core`
+
+
+def findings(result: ColdStart, top: int = 8) -> list[str]:
+    """What the floor holds, where our import time goes, and what the first request never runs."""
+    loaded = packages(result.floor_modules["import"])
+    lines = ["cold-start floor = what `import function_app` loads from site-packages (package: modules):"]
+    lines.append("  " + ", ".join(f"{p} ({n})" for p, n in loaded.items()))
+    extra = [m for m in result.floor_modules["first-request"] if m not in set(result.floor_modules["import"])]
+    lines.append(
+        f"cold-start floor of import + first request: the same plus {len(extra)} modules "
+        f"({', '.join(packages(extra)) or 'none'})"
+    )
+    build = {_normal(p) for p in result.used.get("build", [])} - _SITE_HOOKS
+    request = {_normal(p) for p in result.used.get("request", [])} - _SITE_HOOKS
+    if result.used:
+        lines.append(
+            f"third-party code run while the Service is built: {', '.join(sorted(build & set(loaded)))}"
+        )
+        lines.append(f"third-party code run by the first request: {', '.join(sorted(request & set(loaded)))}")
+    if result.steps:
+        lines.append(
+            "in one fresh process (median of "
+            f"{len(next(iter(result.steps.values())).values)}): "
+            + ", ".join(f"{step} {samples.median:.0f} ms" for step, samples in result.steps.items())
+            + " (build = Settings + Service(); request = the first POST, catalog load included)"
+        )
+    costs = result.costs
+    if costs is None:
+        return lines
+    own_total = sum(costs.own_self.values())
+    lines.append(
+        f"-X importtime: import function_app {costs.total:.0f} ms (median); our own module bodies "
+        f"{own_total:.0f} ms, the largest:"
+    )
+    for name, ms in sorted(costs.own_self.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {ms:6.1f} ms  {name}")
+    lines.append("imports our modules trigger (cumulative; what the subtree loads; is any of it run?):")
+    for (importer, package), ms in sorted(costs.pulled_in.items(), key=lambda kv: -kv[1])[:top]:
+        third = [p for p in costs.brings.get((importer, package), []) if p in loaded]
+        if package in sys.stdlib_module_names or not third:
+            verdict = "standard library"
+        elif package == "azure.functions":
+            verdict = "the Functions host's own package, loaded by the worker anyway: not a candidate"
+        elif not set(third) & (build | request):
+            verdict = "never run by build + first request: LAZY-IMPORT CANDIDATE"
+        elif not set(third) & request:
+            verdict = (
+                "run only while the Service is built, not by requests: CANDIDATE (lazy import + lazy use)"
+            )
+        else:
+            verdict = "run by the first request: needed"
+        brought = f" [{', '.join(third)}]" if third else ""
+        lines.append(f"  {ms:6.1f} ms  {importer} -> {package}{brought}: {verdict}")
+    return lines
+
+
+def coldstart_figures(runs: int, *, analyse: bool = True) -> tuple[list[Figure], list[str]]:
+    """Figures: import and import + first request, each against its floor."""
+    result = measure(runs, analyse=analyse)
+    figures = []
+    for step, label in (
+        ("import", 'python -c "import function_app"'),
+        ("first-request", "import + first request"),
+    ):
+        app, floor = result.samples[f"app {step}"], result.samples[f"floor {step}"]
+        ratio = result.ratio(step)
+        figures.append(
+            Figure(
+                name=f"cold start: {label}",
+                value=app.median * 1000,
+                unit="ms",
+                baselines=(
+                    Baseline(
+                        f"floor ({len(result.floor_modules[step])} third-party modules)",
+                        floor.median * 1000,
+                        ratio,
+                        "× floor",
+                    ),
+                ),
+                target=f"≤ {TARGET_RATIO:g}× floor",
+                met=ratio <= TARGET_RATIO,
+                how=f"median of {runs} fresh processes after a warm-up (best {app.best * 1000:.0f} ms "
+                f"vs {floor.best * 1000:.0f} ms)",
+            )
+        )
+    return figures, findings(result)

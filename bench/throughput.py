@@ -1,0 +1,215 @@
+"""Pipeline throughput: one Event Grid batch through the whole request path, against json.loads.
+
+What is timed is `Service.handle_http` on a warm process, exactly as the Function App runs it:
+parse → typed events → catalog → policy (dedup, suppress successes, group) → render for Teams
+and Slack → outbox → the JSON answer. Every run gets a fresh in-memory store (else dedup would
+drop the repeats); one untimed run first loads the catalog and the render modules, as the
+first request of a worker does.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from triage.catalog import lookup
+from triage.events import Skip, to_incident
+from triage.ingest import parse_body
+from triage.service import Service
+from triage.settings import Settings
+from triage.store.memory import MemoryStore
+
+from .corpus import EVENT_GRID_MAX_BYTES, mixed_events, pipeline_settings, up_to_bytes
+from .figures import Baseline, Figure, Samples
+from .timing import Prepare, in_turns
+
+__all__ = [
+    "NOW",
+    "TARGET_EVENTS_PER_S",
+    "TARGET_RATIO",
+    "Throughput",
+    "measure",
+    "request_call",
+    "throughput_figures",
+]
+
+TARGET_EVENTS_PER_S = 50_000
+TARGET_RATIO = 5.0
+_HEADERS = {"Content-Type": "application/json", "aeg-event-type": "Notification"}
+NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """Seconds per batch of the pipeline and of the parsers, for one body."""
+
+    label: str
+    events: int
+    body_bytes: int
+    pipeline: Samples
+    json_loads: Samples
+    orjson_loads: Samples
+    answer: dict[str, Any] = field(default_factory=dict)  # the route's answer (counts) to the batch
+
+    def events_per_s(self, samples: Samples, how: str = "best") -> float:
+        return self.events / (samples.best if how == "best" else samples.median)
+
+    def paired_ratio(self) -> float:
+        """Median of pipeline/json.loads within each round: steadier when the load drifts."""
+        return statistics.median(
+            p / j for p, j in zip(self.pipeline.values, self.json_loads.values, strict=True)
+        )
+
+
+def request_call(settings: Settings, body: bytes) -> Callable[[], dict[str, Any]]:
+    """One POST of `body` to a Service of its own (fresh store); the call returns the answer's counts."""
+    service = Service(settings, MemoryStore())
+
+    def run() -> dict[str, Any]:
+        answer = service.handle_http("eventgrid", "POST", _HEADERS, {}, body, now=NOW)
+        if answer.status != 200:
+            raise RuntimeError(f"the pipeline answered {answer.status}: {answer.body[:200]!r}")
+        doc: dict[str, Any] = orjson.loads(answer.body)
+        return doc
+
+    return run
+
+
+def _handle(settings: Settings, body: bytes) -> Prepare:
+    return lambda: request_call(settings, body)
+
+
+def _ingest(body: bytes) -> Prepare:
+    return lambda: lambda: parse_body(body, "application/json", len(body))
+
+
+def measure(
+    label: str, items: list[dict[str, Any]], repeat: int, *, group_window_seconds: int = 300
+) -> Throughput:
+    """Time the request path on a batch of `items`, in turns with json.loads and orjson.loads."""
+    body = orjson.dumps(items)
+    settings = pipeline_settings(group_window_seconds, max_body_bytes=max(len(body), EVENT_GRID_MAX_BYTES))
+    answer = request_call(settings, body)()  # warm-up, untimed: catalog, caches, lazy imports
+    runs = in_turns(
+        {
+            "pipeline": _handle(settings, body),
+            "json": lambda: lambda: json.loads(body),
+            "orjson": lambda: lambda: orjson.loads(body),
+        },
+        repeat,
+    )
+    return Throughput(label, len(items), len(body), runs["pipeline"], runs["json"], runs["orjson"], answer)
+
+
+def measure_ingest(items: list[dict[str, Any]], repeat: int) -> Throughput:
+    """Time parse_body alone (envelopes → RawEvents), to see what share the envelope work takes."""
+    body = orjson.dumps(items)
+    runs = in_turns(
+        {
+            "ingest": _ingest(body),
+            "json": lambda: lambda: json.loads(body),
+            "orjson": lambda: lambda: orjson.loads(body),
+        },
+        repeat,
+    )
+    return Throughput("ingest", len(items), len(body), runs["ingest"], runs["json"], runs["orjson"])
+
+
+def stages(items: list[dict[str, Any]], repeat: int) -> dict[str, Samples]:
+    """Seconds of the request path cut after each stage (no profiler: real costs), same batch.
+    Each entry includes the ones before it; the differences are what each stage costs."""
+    body = orjson.dumps(items)
+    settings = pipeline_settings(max_body_bytes=max(len(body), EVENT_GRID_MAX_BYTES))
+
+    def to_incidents() -> list[Any]:
+        envelope = parse_body(body, "application/json", len(body))
+        return [
+            to_incident(raw, resource=settings.resource, mask=settings.mask_pii) for raw in envelope.events
+        ]
+
+    def looked_up() -> list[Any]:
+        return [lookup(i.code, i.subcode, i.context) for i in to_incidents() if not isinstance(i, Skip)]
+
+    request_call(settings, body)()  # warm-up
+    return in_turns(
+        {
+            "json.loads": lambda: lambda: json.loads(body),
+            "ingest (parse_body)": _ingest(body),
+            "+ typed events → incidents": lambda: to_incidents,
+            "+ catalog lookup": lambda: looked_up,
+            "+ policy, render ×2, outbox, answer": _handle(settings, body),
+        },
+        repeat,
+    )
+
+
+def _figure(result: Throughput, name: str, repeat: int, target: bool) -> Figure:
+    rate = result.events_per_s(result.pipeline)
+    ratio_json = result.pipeline.best / result.json_loads.best
+    ratio_orjson = result.pipeline.best / result.orjson_loads.best
+    return Figure(
+        name=name,
+        value=rate,
+        unit="events/s",
+        baselines=(
+            Baseline("json.loads", result.events_per_s(result.json_loads), ratio_json, "× json.loads time"),
+            Baseline(
+                "orjson.loads", result.events_per_s(result.orjson_loads), ratio_orjson, "× orjson.loads time"
+            ),
+        ),
+        target=f"≥ {TARGET_EVENTS_PER_S:,}/s; ≤ {TARGET_RATIO:g}× json.loads" if target else "",
+        met=(rate >= TARGET_EVENTS_PER_S and ratio_json <= TARGET_RATIO) if target else None,
+        how=(
+            f"best of {repeat} (median {result.events_per_s(result.pipeline, 'median'):,.0f}/s, "
+            f"median of the per-round ratios {result.paired_ratio():.2f}× json.loads); "
+            f"{result.events:,} events, {result.body_bytes / 1e6:.2f} MB"
+        ),
+    )
+
+
+def throughput_figures(sizes: dict[str, int], repeats: dict[str, int]) -> tuple[list[Figure], list[str]]:
+    """Run the throughput benches: figures, and detail lines (what each batch did)."""
+    figures: list[Figure] = []
+    details: list[str] = []
+    events = mixed_events(sizes["batch"])
+    one_mb = up_to_bytes(sizes["bytes"])
+    runs = [
+        (f"pipeline, {len(events):,} mixed events (grouping on)", events, 300, "grouped", True),
+        (f"pipeline, 1 MB batch ({len(one_mb):,} mixed events)", one_mb, 300, "grouped", False),
+        (
+            f"pipeline, {len(events):,} mixed events, grouping off (every failure rendered ×2)",
+            events,
+            0,
+            "ungrouped",
+            False,
+        ),
+    ]
+    for name, items, window, repeat_key, target in runs:
+        result = measure(name, items, repeats[repeat_key], group_window_seconds=window)
+        figures.append(_figure(result, name, repeats[repeat_key], target))
+        counts = {k: v for k, v in result.answer.items() if k != "rejected"}
+        details.append(f"{name}: answer {counts}")
+    cuts = stages(events, repeats["grouped"])
+    previous = 0.0
+    parts = []
+    for stage, samples in cuts.items():
+        if stage == "json.loads":
+            continue
+        parts.append(f"{stage} {max(0.0, samples.best - previous) * 1e6 / len(events):.1f}")
+        previous = samples.best
+    details.append(
+        f"stage costs, µs per event, {len(events):,} mixed events, grouping on (best of {repeats['grouped']} "
+        f"cut after each stage; json.loads {cuts['json.loads'].best * 1e6 / len(events):.1f}): "
+        + "; ".join(parts)
+    )
+    ingest = measure_ingest(events, repeats["grouped"])
+    figures.append(
+        _figure(ingest, f"ingest only (parse_body), {len(events):,} events", repeats["grouped"], False)
+    )
+    return figures, details

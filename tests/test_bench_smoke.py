@@ -1,0 +1,69 @@
+"""The benchmarks (`python -m bench`) work, run at their smallest sizes.
+
+Only structure is checked: every figure is there with a same-run baseline, and the storm loses
+or double-counts no event and draws no 429. No timing is asserted: the machine is shared, and
+figures are read from `python -m bench`, never from a test.
+"""
+
+from __future__ import annotations
+
+from bench.coldstart import coldstart_figures
+from bench.figures import Figure, markdown_table, text_table
+from bench.handshake import handshake_figures
+from bench.memory import memory_figures
+from bench.storm import count_of, run
+from bench.throughput import throughput_figures
+
+
+def assert_complete(figures: list[Figure], count: int) -> None:
+    assert len(figures) == count
+    for figure in figures:
+        assert figure.name and figure.baselines, figure
+        assert all(b.name and b.value >= 0 for b in figure.baselines), figure
+
+
+def test_pipeline_figures_stand_next_to_json_loads_and_orjson_loads() -> None:
+    figures, details = throughput_figures({"batch": 60, "bytes": 30_000}, {"grouped": 1, "ungrouped": 1})
+    assert_complete(figures, 4)
+    assert all(
+        f.value > 0 and [b.name for b in f.baselines] == ["json.loads", "orjson.loads"] for f in figures
+    )
+    assert figures[0].met is not None  # the one with the targets says whether it met them
+    assert any(d.startswith("stage costs") for d in details)
+    assert "| figure |" in markdown_table(figures)
+    assert text_table(figures).startswith("figure")
+
+
+def test_handshake_figures_give_p50_and_p99_for_both_handshakes_and_both_ways_in() -> None:
+    figures, _ = handshake_figures(60)
+    assert_complete(figures, 8)
+    assert {f.name.rsplit(", ", 1)[1] for f in figures} == {"p50", "p99"}
+
+
+def test_cold_start_compares_with_a_floor_of_third_party_imports_and_finds_where_time_goes() -> None:
+    figures, findings = coldstart_figures(1)
+    assert_complete(figures, 2)
+    assert all(f.met is not None and f.baselines[0].value > 0 for f in figures)
+    text = "\n".join(findings)
+    assert "azure.functions" in text and "pydantic" in text  # the floor lists what function_app loads
+    assert "-X importtime" in text
+
+
+def test_storm_counts_every_event_exactly_once_without_a_429() -> None:
+    storm = run(300, group_window_seconds=1, max_bytes=64 * 1024)
+    assert storm.batches > 1
+    assert storm.counted == storm.answered == 300
+    assert storm.uncounted == 0
+    assert storm.throttled == 0 and storm.refused == 0
+    assert 1 <= storm.messages < 300
+
+
+def test_a_digest_payload_counts_its_headline_number_and_a_single_alert_counts_one() -> None:
+    assert count_of({"text": "Warning: 1,234× PlayFailed 400/8535 on acs in 2 s. The file…"}) == 1234
+    assert count_of({"text": "Warning: PlayFailed 400/8535 on acs. The file…"}) == 1
+
+
+def test_memory_figures_compare_the_pipeline_with_json_loads() -> None:
+    figures, _ = memory_figures(30_000)
+    assert_complete(figures, 2)
+    assert figures[0].value > 0
