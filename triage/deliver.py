@@ -13,15 +13,17 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 
 from .errors import DeliveryError
 from .redact import redact_url
 from .render.content import payload_bytes
 from .settings import Destination, Settings
 from .store import OutboxMessage, Store
+
+if TYPE_CHECKING:  # requests costs ~60 ms to import: only a delivery pays for it
+    import requests
 
 __all__ = ["SEND_INTERVAL", "Deliverer", "parse_retry_after", "post"]
 
@@ -55,6 +57,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def post(session: requests.Session, destination: Destination, body: bytes, timeout: float) -> None:
     """POST one payload. Returns on 2xx (Teams Workflows answer 202 with an empty body);
     raises DeliveryError(retry=…) otherwise, with a message free of the URL."""
+    import requests
+
     name = destination.name
     try:
         response = session.post(
@@ -104,9 +108,18 @@ class Deliverer:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.session = session or requests.Session()
+        self._session = session
         self.sleep = sleep
         self.clock = clock
+
+    @property
+    def session(self) -> requests.Session:
+        """The HTTP session, made on first use (keeps connections to the webhooks open)."""
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+        return self._session
 
     def deliver(self, message: OutboxMessage) -> None:
         """Post one message or raise DeliveryError (retry=True: try again later)."""

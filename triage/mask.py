@@ -57,7 +57,7 @@ def mask_identifier(raw_id: str) -> str:
 
 def mask_text(text: str) -> str:
     """Mask phone numbers and raw user identifiers that appear inside free text (event messages)."""
-    if "+" not in text and ":" not in text:  # neither a phone number nor a raw id can be in it
+    if "+" not in text and "8:" not in text:  # neither a phone number nor a raw id can be in it
         return text
     text = _RAW_ID_IN_TEXT.sub(lambda m: mask_identifier(m.group(1) + m.group(2)), text)
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)

@@ -168,7 +168,7 @@ def catalog_note(guidance: Guidance) -> str:
 def docs_url(guidance: Guidance) -> str:
     """The docs link if it is a plain https URL; anything else (javascript:, data:, http:) is dropped."""
     url = guidance.docs_url.strip()
-    if url.startswith("https://") and not any(c.isspace() for c in url) and len(url) <= 2000:
+    if url.startswith("https://") and len(url.split()) == 1 and len(url) <= 2000:
         return url
     return ""
 

@@ -35,7 +35,6 @@ ELLIPSIS = "…"
 _CONTROLS = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
 )
-_WHITESPACE_RUN = re.compile(r"\s+")
 # Schemes and "www." are what chat clients turn into links by themselves, without any Markdown.
 _URL_SCHEME = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]{1,31})://")
 _WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
@@ -62,6 +61,8 @@ _BLOCK_LOOKALIKES = {"#": "＃", "-": "‐", "+": "＋", "*": "∗", ".": "．",
 
 def clean(text: str) -> str:
     """Remove control and invisible bidi characters; keep printable text, tabs and newlines."""
+    if text.isprintable():  # every character _CONTROLS removes is non-printable: nothing to do
+        return text
     return _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
@@ -76,6 +77,8 @@ def truncate(text: str, limit: int) -> str:
 
 def defang_urls(text: str) -> str:
     """Break URLs so that no client turns them into links: `https://x` → `https[:]//x`."""
+    if "://" not in text and "www." not in text.lower():  # the regexes cannot match: skip them
+        return text
     return _WWW.sub(r"\1[.]", _URL_SCHEME.sub(r"\1[:]//", text))
 
 
@@ -85,7 +88,7 @@ def event_text(text: str) -> str:
     One line matters: a newline would let the event start a Markdown heading or list, or print a
     fake "Severity: none" row under ours.
     """
-    return defang_urls(_WHITESPACE_RUN.sub(" ", clean(text)).strip())
+    return defang_urls(" ".join(clean(text).split()))
 
 
 def slack_mrkdwn(text: str) -> str:
