@@ -16,12 +16,13 @@ import azure.functions as func
 import orjson
 
 from triage import redact
+from triage.errors import DeliveryError
 from triage.service import Answer, Service
+from triage.settings import OUTBOX_QUEUE
 from triage.store import OutboxMessage
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-OUTBOX_QUEUE = "acs-triage-outbox"  # keep equal to ACS_TRIAGE_OUTBOX_QUEUE's default
 _service: Service | None = None
 _lock = threading.Lock()
 
@@ -67,11 +68,18 @@ def callbacks(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.queue_trigger(arg_name="msg", queue_name=OUTBOX_QUEUE, connection="AzureWebJobsStorage")
 def deliver(msg: func.QueueMessage) -> None:
-    """Post one rendered alert. Raising makes the host retry; after maxDequeueCount the
-    message moves to the poison queue, so a webhook outage loses nothing."""
+    """Post one rendered alert. A failure worth retrying raises, so the host retries; after
+    maxDequeueCount the message moves to the poison queue, so a webhook outage loses nothing.
+    A payload the webhook refuses (4xx) goes to the poison queue at once."""
     message = OutboxMessage.from_dict(orjson.loads(msg.get_body()))
     logging.info("delivering %s (dequeue count %s)", message.id, msg.dequeue_count)
-    service().deliver(message)
+    try:
+        service().deliver(message)
+    except DeliveryError as err:
+        if err.retry:
+            raise
+        # The webhook refused this payload (a 4xx): posting it again cannot help.
+        service().store.dead_letter(message, str(err))
 
 
 @app.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)

@@ -277,7 +277,7 @@ def test_teams_202_with_an_empty_body_counts_as_delivered(
 
 
 @pytest.mark.parametrize("kind", STORE_KINDS)
-def test_a_400_is_not_retried_and_ends_in_poison_after_max_dequeue_count(
+def test_a_400_is_posted_once_and_goes_to_the_poison_queue_at_once(
     kind: str, make_store: Callable[[str], Any], make_app: Callable[..., App], slack: SlackSink
 ) -> None:
     slack.fail_first(100, status=400, body=b"invalid_payload")
@@ -285,11 +285,27 @@ def test_a_400_is_not_retried_and_ends_in_poison_after_max_dequeue_count(
     app = make_app(store, slack_url=slack.url)
     app.post(sms_failures(1))
 
-    assert app.deliver() == (0, MAX_DEQUEUE_COUNT)
-    assert len(slack.received) == MAX_DEQUEUE_COUNT  # one post per dequeue: no in-process retry
+    # The queue function settles the message itself: posting a refused payload again cannot help.
+    assert app.deliver() == (1, 0)
+    assert len(slack.received) == 1
     [dead] = poisoned(store)
     assert dead.destination == "slack"
     assert dead.payload == slack.received[0].json
+    assert store.poll("acs-triage-outbox", 32) == []
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_webhook_that_keeps_failing_with_500_ends_in_poison_after_max_dequeue_count(
+    kind: str, make_store: Callable[[str], Any], make_app: Callable[..., App], slack: SlackSink
+) -> None:
+    slack.fail_first(1000, status=500, body=b"rollup_error")
+    store = make_store(kind)
+    app = make_app(store, slack_url=slack.url)
+    app.post(sms_failures(1))
+
+    assert app.deliver() == (0, MAX_DEQUEUE_COUNT)
+    [dead] = poisoned(store)
+    assert dead.destination == "slack"
     assert store.poll("acs-triage-outbox", 32) == []
 
 

@@ -54,7 +54,7 @@ def test_the_host_indexes_two_http_routes_a_queue_trigger_and_a_timer() -> None:
     callbacks = json.loads(FUNCTIONS["callbacks"].get_function_json())["bindings"][0]
     assert callbacks["route"] == "callbacks" and [m.upper() for m in callbacks["methods"]] == ["POST"]
     deliver = json.loads(FUNCTIONS["deliver"].get_function_json())["bindings"][0]
-    assert (deliver["type"], deliver["queueName"]) == ("queueTrigger", function_app.OUTBOX_QUEUE)
+    assert (deliver["type"], deliver["queueName"]) == ("queueTrigger", "acs-triage-outbox")
     assert deliver["connection"] == "AzureWebJobsStorage"
     flush = json.loads(FUNCTIONS["flush"].get_function_json())["bindings"][0]
     assert flush["schedule"] == "0 * * * * *"

@@ -173,3 +173,45 @@ def test_an_alert_that_could_not_be_stored_is_not_lost_the_retry_reports_it_in_t
     assert (retry.duplicates, retry.grouped) == (0, 1)
     digest = triage.flush(T0 + timedelta(minutes=5))
     assert [a.count for a in digest.alerts] == [1] and len(store.outbox) == 1
+
+
+def test_when_counting_fails_every_uncounted_event_is_released_for_event_grids_retry() -> None:
+    class BrokenHit(MemoryStore):
+        broken = True
+
+        def hit(self, fingerprint: str, *args: Any, **kwargs: Any) -> bool:
+            if self.broken and "8536" in fingerprint:
+                raise OSError("storage unavailable")
+            return super().hit(fingerprint, *args, **kwargs)
+
+    store = BrokenHit()
+    triage = Triage(settings(), store)
+    batch = events("callbacks/play-failed-400-8535.json", 3, id_prefix="a") + events(
+        "callbacks/play-failed-400-8536.json", 20, id_prefix="b"
+    )
+    with pytest.raises(OSError):
+        triage.handle(batch, T0)
+    store.broken = False
+    retry = triage.handle(batch, T0 + timedelta(seconds=10))
+    # The 8535 group was counted the first time; all 20 of the 8536 group come back.
+    assert (retry.duplicates, retry.alerted, retry.grouped) == (3, 1, 19)
+
+
+def test_a_digest_that_could_not_be_stored_is_reported_by_the_next_flush() -> None:
+    class FlakyOutbox(MemoryStore):
+        fail = False
+
+        def enqueue(self, messages: Any) -> None:
+            if self.fail:
+                raise OSError("storage unavailable")
+            super().enqueue(messages)
+
+    store = FlakyOutbox()
+    triage = Triage(settings(TEAMS_URL=TEAMS), store)
+    triage.handle(events("callbacks/play-failed-400-8535.json", 8), T0)
+    store.fail = True
+    with pytest.raises(OSError):
+        triage.flush(T0 + timedelta(minutes=5))
+    store.fail = False
+    later = triage.flush(T0 + timedelta(minutes=6))
+    assert [a.count for a in later.alerts] == [7]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import itertools
+import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -165,6 +167,104 @@ def test_groups_are_kept_apart_by_fingerprint(store: Any) -> None:
     assert due == {FINGERPRINT: 2, other: 1}
 
 
+# -- giving back what a flush could not store ----------------------------------------------------
+def test_counts_given_back_are_reported_once_by_the_next_digest(store: Any) -> None:
+    repeats = occurrences(3, start=1)
+    store.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW)
+    store.hit(FINGERPRINT, 3, repeats, T0 + timedelta(minutes=1), WINDOW)
+    [taken] = store.take_due(T0 + WINDOW)
+    store.restore(taken, T0 + WINDOW)  # the outbox write failed
+
+    [held] = store.take_due(T0 + WINDOW + timedelta(minutes=1))  # the next flush: due at once
+    assert held.count == 3
+    assert held.incident == repeats[0]
+    assert held.samples == [i.ids for i in repeats]
+    assert held.first_seen == held.last_seen == T0 + timedelta(minutes=1)
+    assert held.window_seconds == WINDOW.total_seconds()
+    assert store.take_due(T0 + 2 * WINDOW + timedelta(minutes=1)) == []  # reported once: it closes
+    assert store.hit(FINGERPRINT, 1, occurrences(1, start=9), T0 + 3 * WINDOW, WINDOW) is True
+
+
+def test_counts_given_back_add_to_the_hits_that_came_meanwhile(store: Any) -> None:
+    burst, meanwhile, later = occurrences(4), occurrences(2, start=10), occurrences(1, start=20)
+    store.hit(FINGERPRINT, 4, burst, T0, WINDOW)  # the first alerts, three are held
+    [taken] = store.take_due(T0 + WINDOW)
+    store.hit(FINGERPRINT, 2, meanwhile, T0 + WINDOW + timedelta(minutes=1), WINDOW)
+    store.restore(taken, T0 + WINDOW + timedelta(minutes=2))
+    store.hit(FINGERPRINT, 1, later, T0 + WINDOW + timedelta(minutes=3), WINDOW)
+
+    [held] = store.take_due(T0 + WINDOW + timedelta(minutes=3))  # the next flush
+    assert held.count == 3 + 2 + 1
+    assert held.incident == burst[1]  # the restored occurrences came first
+    assert held.samples == [i.ids for i in [*burst[1:], *meanwhile]]  # MAX_SAMPLES, restored first
+    assert (held.first_seen, held.last_seen) == (T0, T0 + WINDOW + timedelta(minutes=3))
+    assert store.take_due(T0 + 2 * WINDOW + timedelta(minutes=3)) == []
+
+
+def test_counts_given_back_to_a_closed_group_open_it_for_the_next_flush_at_once(store: Any) -> None:
+    repeats = occurrences(2, start=1)
+    store.hit(FINGERPRINT, 3, [*occurrences(1), *repeats], T0, WINDOW)
+    [taken] = store.take_due(T0 + WINDOW)
+    assert store.take_due(T0 + 2 * WINDOW) == []  # a quiet window closed the group meanwhile
+    now = T0 + 2 * WINDOW + timedelta(minutes=1)
+    store.restore(taken, now)
+
+    [held] = store.take_due(now)
+    assert held.count == 2
+    assert held.incident == repeats[0]
+    assert held.samples == [i.ids for i in repeats]
+    assert (held.first_seen, held.last_seen) == (T0, T0)
+    assert held.window_seconds == WINDOW.total_seconds()
+    assert store.take_due(now + WINDOW) == []
+
+
+def test_restoring_nothing_changes_nothing(store: Any) -> None:
+    store.hit(FINGERPRINT, 2, occurrences(2), T0, WINDOW)
+    [taken] = store.take_due(T0 + WINDOW)
+    taken.count = 0
+    store.restore(taken, T0 + WINDOW)
+    assert store.take_due(T0 + 2 * WINDOW) == []
+
+
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_concurrent_restores_and_hits_add_up_exactly(kind: str, make_store: Callable[[str], Any]) -> None:
+    setup = make_store(kind)
+    setup.hit(FINGERPRINT, 11, occurrences(MAX_SAMPLES + 1), T0, WINDOW)
+    [first] = setup.take_due(T0 + WINDOW)  # 10 held
+    setup.hit(FINGERPRINT, 7, occurrences(MAX_SAMPLES + 1, start=100), T0 + WINDOW, WINDOW)
+    [second] = setup.take_due(T0 + 2 * WINDOW)  # 7 held
+    hitters, hits, per_hit = 4, 10, 3
+    now = T0 + 2 * WINDOW + timedelta(minutes=1)
+    stores = [make_store(kind) for _ in range(2 + hitters)]  # one instance per worker
+    start = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            if n < 2:
+                stores[n].restore((first, second)[n], now)
+            else:
+                for h in range(hits):
+                    batch = occurrences(per_hit, start=1000 * n + 10 * h)
+                    stores[n].hit(FINGERPRINT, per_hit, batch, now, WINDOW)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+    [held] = setup.take_due(now)
+    assert held.count == first.count + second.count + hitters * hits * per_hit == 10 + 7 + 120
+    assert (held.first_seen, held.last_seen) == (T0, now)
+    assert len(held.samples) == MAX_SAMPLES
+    assert setup.take_due(now + 2 * WINDOW) == []
+
+
 # -- outbox ------------------------------------------------------------------------------------
 def test_enqueued_messages_come_back_from_poll_and_done_removes_them(store: Any) -> None:
     store.enqueue([message(1), message(2, "teams")])
@@ -185,6 +285,30 @@ def test_a_failed_message_comes_back_until_it_is_poisoned_after_max_dequeue_coun
         lease.fail(poison=attempt >= MAX_DEQUEUE_COUNT)
     assert store.poll("acs-triage-outbox", 32) == []
     assert poisoned(store) == [message(1)]
+
+
+def test_a_dead_lettered_message_is_in_the_poison_queue_at_once_and_not_delivered_again(
+    store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.enqueue([message(1), message(2, "teams")])
+    for lease in store.poll("acs-triage-outbox", 32):
+        assert lease.dequeue_count == 1
+        if lease.message == message(1):  # the webhook refused it: a retry cannot help
+            with caplog.at_level(logging.WARNING, logger="triage.store"):
+                store.dead_letter(lease.message, "slack: rejected with 400 (invalid_payload)")
+        lease.done()  # the function returned: the host deletes the queue message
+    assert store.poisoned() == [message(1)]
+    assert store.poll("acs-triage-outbox", 32) == []
+    [record] = [r for r in caplog.records if r.name == "triage.store"]
+    assert record.levelno == logging.WARNING
+    assert all(part in record.getMessage() for part in ("message-1", "'slack'", "rejected with 400"))
+
+
+def test_a_message_dead_lettered_outside_a_lease_is_never_polled(store: Any) -> None:
+    store.dead_letter(message(7, "teams"), "teams: rejected with 413")
+    store.dead_letter(message(8), "slack: rejected with 404")
+    assert store.poisoned() == [message(7, "teams"), message(8)]
+    assert store.poll("acs-triage-outbox", 32) == []
 
 
 def test_poll_takes_at_most_the_number_asked_for(store: Any) -> None:
@@ -259,6 +383,18 @@ def test_outbox_messages_are_base64_json_as_the_functions_host_reads_them(
     store = make_store("azure")
     store.enqueue([message(1)])
     raw = QueueClient.from_connection_string(azurite.connection, store.queue_name)  # no decoding
+    [peeked] = raw.peek_messages()
+    assert orjson.loads(base64.b64decode(peeked.content)) == message(1).to_dict()
+    raw.close()
+
+
+@pytest.mark.azurite
+def test_dead_lettered_messages_are_base64_json_as_the_hosts_poison_queue_holds_them(
+    make_store: Callable[[str], Any], azurite: Azurite
+) -> None:
+    store = make_store("azure")
+    store.dead_letter(message(1), "slack: rejected with 400")
+    raw = QueueClient.from_connection_string(azurite.connection, store.poison_queue_name)  # no decoding
     [peeked] = raw.peek_messages()
     assert orjson.loads(base64.b64decode(peeked.content)) == message(1).to_dict()
     raw.close()

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-
 from .errors import DeliveryError
 from .redact import redact_url
 from .render.content import payload_bytes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -37,9 +37,9 @@ _NON_JSON_TYPES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RawEvent:
-    """One event as it arrived, envelope fields checked, `data` not yet interpreted."""
+class RawEvent(NamedTuple):
+    """One event as it arrived, envelope fields checked, `data` not yet interpreted.
+    A NamedTuple: immutable, and built 3× faster than a frozen dataclass (one per event)."""
 
     schema: Literal["eventgrid", "cloudevents"]
     id: str

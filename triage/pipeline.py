@@ -122,8 +122,14 @@ class Triage:
             else:
                 group.add(incident, key)
 
-        for fingerprint, group in groups.items():
-            opened = self.store.hit(fingerprint, group.count, group.first, now, window)
+        pending = list(groups.items())
+        for done, (fingerprint, group) in enumerate(pending):
+            try:
+                opened = self.store.hit(fingerprint, group.count, group.first, now, window)
+            except Exception:
+                # These events were claimed but not counted: let Event Grid's retry count them.
+                self.store.release([key for _, g in pending[done:] for key in g.keys])
+                raise
             report.grouped += group.count - 1 if opened else group.count
             if opened:
                 report.alerted += 1
@@ -164,14 +170,29 @@ class Triage:
     def flush(self, now: datetime) -> Report:
         """Post one digest per group whose window has ended (the timer trigger calls this)."""
         report = Report()
-        for held in self.store.take_due(now):
-            alert = self._digest(held)
+        due = self.store.take_due(now)
+        for done, held in enumerate(due):
+            try:
+                alert = self._digest(held)
+                messages = self._messages(alert)
+                self.store.enqueue(messages)
+            except Exception:
+                # Taken but not stored: give the counts back for the next flush to report.
+                for undelivered in due[done:]:
+                    self._restore(undelivered, now)
+                raise
             report.digests += 1
             report.alerts.append(alert)
-            messages = self._messages(alert)
-            self.store.enqueue(messages)
             report.messages.extend(messages)
         return report
+
+    def _restore(self, held: Held, now: datetime) -> None:
+        try:
+            self.store.restore(held, now)
+        except Exception as err:  # storage is likely down: say what is lost, keep the first error
+            log.error(
+                "could not give back %d held occurrence(s) of %r: %s", held.count, held.fingerprint, err
+            )
 
     def _digest(self, held: Held) -> Alert:
         incident = held.incident
@@ -238,15 +259,15 @@ class _BatchGroup:
 
     def __init__(self, incident: Incident, guidance: Guidance, key: str) -> None:
         self.count = 1
-        self.first = [incident]
+        self.first = [incident]  # the earliest few: the alert, the digest's example, samples
         self.guidance = guidance
-        self.keys = [key]
+        self.keys = [key]  # every event's dedup key, to release them if counting fails
 
     def add(self, incident: Incident, key: str) -> None:
         self.count += 1
+        self.keys.append(key)
         if len(self.first) <= MAX_SAMPLES:
             self.first.append(incident)
-            self.keys.append(key)
 
 
 def _as_payload(rendered: Any) -> dict[str, Any]:

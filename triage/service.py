@@ -16,7 +16,7 @@ from .deliver import Deliverer, utcnow
 from .errors import TriageError
 from .ingest import header, options_handshake, parse_body
 from .pipeline import Report, Triage
-from .settings import Settings
+from .settings import OUTBOX_QUEUE, Settings
 from .store import OutboxMessage, Store, open_store
 
 __all__ = ["Answer", "Service"]
@@ -54,9 +54,7 @@ class Service:
             if spec == "auto":
                 spec = "azure" if settings.storage_connection else "memory"
             conn = settings.storage_connection.get_secret_value() if settings.storage_connection else None
-            store = open_store(
-                spec, conn, queue_name=settings.outbox_queue, table_prefix=settings.table_prefix
-            )
+            store = open_store(spec, conn, queue_name=OUTBOX_QUEUE, table_prefix=settings.table_prefix)
         self.store: Store = store
         self.triage = Triage(settings, self.store)
         self.deliverer = Deliverer(settings, self.store)

@@ -14,10 +14,13 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from .errors import ConfigurationError
 from .model import Severity
 
-__all__ = ["Destination", "Format", "Route", "Settings"]
+__all__ = ["OUTBOX_QUEUE", "Destination", "Format", "Route", "Settings"]
 
 Format = Literal["teams", "slack", "text"]
 PREFIX = "ACS_TRIAGE_"
+# The Storage queue between the HTTP function and the delivering queue trigger. A constant, not
+# a setting: the trigger's binding and the store that writes the queue must never disagree.
+OUTBOX_QUEUE = "acs-triage-outbox"
 
 
 class Destination(BaseModel):
@@ -65,7 +68,6 @@ class Settings(BaseModel):
     callback_jwks_url: str = "https://acscallautomation.communication.azure.com/calling/keys"
     store: str = "auto"  # auto (azure when AzureWebJobsStorage is set, else memory) | memory | azure
     storage_connection: SecretStr | None = None  # AzureWebJobsStorage
-    outbox_queue: str = "acs-triage-outbox"
     table_prefix: str = "acstriage"
     http_timeout_seconds: float = Field(10.0, gt=0, le=60)
     max_retry_after_seconds: float = Field(30.0, ge=0, le=300)
@@ -103,7 +105,6 @@ class Settings(BaseModel):
             "callback_issuer",
             "callback_jwks_url",
             "store",
-            "outbox_queue",
             "table_prefix",
             "http_timeout_seconds",
             "max_retry_after_seconds",

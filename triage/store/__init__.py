@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ..errors import ConfigurationError
 from ..model import Incident
 
-__all__ = ["Held", "OutboxMessage", "Store", "open_store"]
+__all__ = ["Held", "OutboxMessage", "Store", "merge_held", "open_store"]
 
 MAX_SAMPLES = 5
 
@@ -63,6 +63,26 @@ class Held:
     samples: list[dict[str, str]] = field(default_factory=list)
 
 
+def merge_held(restored: Held, current: Held | None, window_seconds: int) -> Held:
+    """A group's held state once `restored` (taken earlier, given back) is put back in front
+    of `current` (what the group has held since, if anything): a new Held, neither argument
+    changed. The restored occurrences came first, so their example and samples lead."""
+    if current is None or current.count <= 0:
+        return Held(
+            restored.fingerprint, restored.count, restored.first_seen, restored.last_seen,
+            restored.incident, window_seconds, list(restored.samples[:MAX_SAMPLES]),
+        )  # fmt: skip
+    return Held(
+        fingerprint=restored.fingerprint,
+        count=restored.count + current.count,
+        first_seen=min(restored.first_seen, current.first_seen),
+        last_seen=max(restored.last_seen, current.last_seen),
+        incident=restored.incident,
+        window_seconds=window_seconds,
+        samples=[*restored.samples, *current.samples][:MAX_SAMPLES],
+    )
+
+
 class Store(Protocol):
     """What the pipeline needs from storage. Every method is safe under concurrent callers."""
 
@@ -90,11 +110,31 @@ class Store(Protocol):
 
     def take_due(self, now: datetime) -> list[Held]:
         """Atomically take the held counts of every group whose window has ended.
-        A group with nothing held is closed; one with held counts starts a new window."""
+        A group with nothing held is closed; one with held counts starts a new window.
+        Whatever is taken is the caller's: store its digest, or give it back with `restore`."""
+        ...
+
+    def restore(self, held: Held, now: datetime) -> None:
+        """Put back counts that `take_due` handed out but whose digest could not be stored
+        (the outbox write failed), so that the next flush reports them: nothing lost or doubled.
+
+        Merged atomically into the fingerprint's group with any hits that came meanwhile:
+        counts add up, first_seen is the earlier, last_seen the later; the restored
+        occurrences came first, so their example and samples lead (at most MAX_SAMPLES).
+        The group is due again by `now` (as it was before `take_due`), so the next flush
+        takes it at once; a group closed meanwhile is opened again, already due."""
         ...
 
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         """Store messages durably for delivery."""
+        ...
+
+    def dead_letter(self, message: OutboxMessage, reason: str) -> None:
+        """Put a message that can never be delivered (the webhook refused it with a 4xx that
+        a retry cannot fix) in the poison queue at once, instead of retrying it
+        maxDequeueCount times. The caller still settles its own lease (or lets the host
+        delete the queue message). `reason` is logged at WARNING with the message id and
+        destination; it must not hold a URL."""
         ...
 
     def reserve_send(self, destination: str, interval: float, now: float) -> float:

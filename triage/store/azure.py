@@ -19,9 +19,11 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -51,7 +53,7 @@ from azure.storage.queue import (
 from ..codec import incident_from_dict, incident_to_dict
 from ..errors import ConfigurationError, TriageError
 from ..model import Incident
-from . import MAX_SAMPLES, Held, OutboxMessage
+from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
 
 __all__ = ["AzureStore", "OutboxMessageTooLarge", "QueueLease", "StoreContention", "row_key"]
 
@@ -515,6 +517,43 @@ class AzureStore:
                 entity = self._get(table, _GROUPS, entity["RowKey"])
         raise StoreContention(f"group {entity['fingerprint'] if entity else '?'} kept changing; try again")
 
+    def restore(self, held: Held, now: datetime) -> None:
+        """Merge `held` back into its group, due by `now` (ETag-conditional, retried like
+        `hit`). The write carries a token, so that a write which went through but whose
+        answer was lost (and was retried) is recognised and not added twice."""
+        if held.count <= 0:
+            return
+        now = _utc(now)
+        restored = replace(held, first_seen=_utc(held.first_seen), last_seen=_utc(held.last_seen))
+        table = self._state()
+        rk = row_key(held.fingerprint)
+        token = uuid.uuid4().hex
+        for attempt in range(_ATTEMPTS):
+            entity = self._get(table, _GROUPS, rk)
+            if entity is None:  # closed meanwhile: open it again, already due
+                window = timedelta(seconds=held.window_seconds)
+                group = _new_group(rk, held.fingerprint, now - window, window)
+                _set_held(group, merge_held(restored, None, held.window_seconds), token)
+                try:
+                    table.create_entity(group)
+                    return
+                except ResourceExistsError:
+                    continue
+            if entity.get("restored") == token:
+                return  # ours went through, though a retry of it was refused
+            window_seconds = _int(entity["window_seconds"])
+            if _utc(entity["due"]) > now:  # due again by now, as before take_due
+                entity["opened"] = now - timedelta(seconds=window_seconds)
+                entity["due"] = now
+            current = _held(entity) if _int(entity.get("held", 0)) > 0 else None
+            _set_held(entity, merge_held(restored, current, window_seconds), token)
+            try:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+        raise StoreContention(f"group {held.fingerprint!r} kept changing; try again")
+
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
         table = self._state()
@@ -539,20 +578,21 @@ class AzureStore:
     # -- outbox --------------------------------------------------------------------------------
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         """One queue message per OutboxMessage: its JSON, base64-encoded (host.json messageEncoding)."""
-        bodies = [orjson.dumps(m.to_dict()).decode() for m in messages]
-        for message, body in zip(messages, bodies, strict=True):
-            size = _base64_size(body)
-            if size > MAX_QUEUE_MESSAGE_BYTES:
-                raise OutboxMessageTooLarge(
-                    f"the alert for destination {message.destination!r} is {size:,} bytes once "
-                    f"base64-encoded; a Storage queue message holds at most {MAX_QUEUE_MESSAGE_BYTES:,}. "
-                    "The renderer must keep payloads smaller (Teams accepts 28 KB)."
-                )
+        bodies = [_queue_body(m) for m in messages]  # every one checked before any is sent
         if not bodies:
             return
         queue = self._queue(self.queue_name)
         for body in bodies:
             queue.send_message(body)
+
+    def dead_letter(self, message: OutboxMessage, reason: str) -> None:
+        """Send the message to `<queue_name>-poison`, encoded as the outbox (and the host's
+        poison queue) holds it. The queue message itself is the caller's to settle."""
+        self._queue(self.poison_queue_name).send_message(_queue_body(message))
+        log.warning(
+            "outbox message %s for destination %r moved to the poison queue: %s",
+            message.id, message.destination, reason,
+        )  # fmt: skip
 
     def poll(self, queue_name: str, max_messages: int) -> list[QueueLease]:
         """Receive up to max_messages outbox messages, each hidden for `visibility_timeout`
@@ -655,6 +695,19 @@ def _base64_size(text: str) -> int:
     return 4 * -(-len(text.encode()) // 3)
 
 
+def _queue_body(message: OutboxMessage) -> str:
+    """The message as queue text (JSON; the client base64-encodes it), if it fits in one."""
+    body = orjson.dumps(message.to_dict()).decode()
+    size = _base64_size(body)
+    if size > MAX_QUEUE_MESSAGE_BYTES:
+        raise OutboxMessageTooLarge(
+            f"the alert for destination {message.destination!r} is {size:,} bytes once "
+            f"base64-encoded; a Storage queue message holds at most {MAX_QUEUE_MESSAGE_BYTES:,}. "
+            "The renderer must keep payloads smaller (Teams accepts 28 KB)."
+        )
+    return body
+
+
 def _new_group(rk: str, fingerprint: str, now: datetime, window: timedelta) -> TableEntity:
     return TableEntity(
         PartitionKey=_GROUPS,
@@ -684,6 +737,16 @@ def _add_held(group: TableEntity, count: int, first: Sequence[Incident], now: da
     group["samples"] = orjson.dumps(samples).decode()
     group["held"] = _int64(held + count)
     group["last_seen"] = now
+
+
+def _set_held(group: TableEntity, held: Held, token: str) -> None:
+    """Make `held` a group entity's held state, marked with the restore that wrote it."""
+    group["held"] = _int64(held.count)
+    group["first_seen"] = held.first_seen
+    group["last_seen"] = held.last_seen
+    group["incident"] = _incident_json(held.incident)
+    group["samples"] = orjson.dumps(held.samples).decode()
+    group["restored"] = token
 
 
 def _held(entity: TableEntity) -> Held:

@@ -3,6 +3,7 @@ single-instance use; state is lost on exit (use sqlite:PATH or azure to keep it)
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -11,9 +12,11 @@ from datetime import datetime, timedelta
 import orjson
 
 from ..model import Incident
-from . import MAX_SAMPLES, Held, OutboxMessage
+from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
 
 __all__ = ["Lease", "MemoryStore"]
+
+log = logging.getLogger("triage.store")
 
 
 class _Group:
@@ -103,9 +106,36 @@ class MemoryStore:
                     group.opened = now  # still busy: the next digest comes a window later
         return due
 
+    def restore(self, held: Held, now: datetime) -> None:
+        if held.count <= 0:
+            return
+        with self._lock:
+            group = self._groups.get(held.fingerprint)
+            if group is None:  # closed meanwhile: open it again
+                group = self._groups[held.fingerprint] = _Group(now, held.window_seconds)
+            # Due again by now, as before take_due: the next flush reports it at once.
+            group.opened = min(group.opened, now - timedelta(seconds=group.window_seconds))
+            group.held = merge_held(held, group.held, group.window_seconds)
+
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         with self._lock:
             self.outbox.extend(messages)
+
+    def dead_letter(self, message: OutboxMessage, reason: str) -> None:
+        with self._lock:
+            self.poison.append(message)
+        log.warning(
+            "outbox message %s for destination %r moved to the poison queue: %s",
+            message.id, message.destination, reason,
+        )  # fmt: skip
+
+    def poisoned(self) -> list[OutboxMessage]:
+        """The messages moved to the poison list, oldest first."""
+        with self._lock:
+            return list(self.poison)
+
+    def close(self) -> None:
+        """Nothing to release (for symmetry with the durable stores)."""
 
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
         with self._lock:

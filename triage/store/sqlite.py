@@ -7,6 +7,7 @@ UNIQUE key, so two claimants of one key cannot both win.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sqlite3
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,9 +23,11 @@ import orjson
 
 from ..codec import incident_from_dict, incident_to_dict
 from ..model import Incident
-from . import MAX_SAMPLES, Held, OutboxMessage
+from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
 
 __all__ = ["SqliteLease", "SqliteStore"]
+
+log = logging.getLogger("triage.store")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -116,7 +120,10 @@ class SqliteStore:
             # check_same_thread=False only so that close() may run on any thread; each
             # connection is otherwise used by the thread that opened it.
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode = WAL")
+            # WAL is a property of the file: set it once. Switching modes needs an exclusive lock,
+            # which a busy database refuses at once ("database is locked"), timeout or not.
+            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             local.db, local.pid = db, os.getpid()
             with self._lock:
@@ -250,6 +257,48 @@ class SqliteStore:
                 )
         return taken
 
+    def restore(self, held: Held, now: datetime) -> None:
+        if held.count <= 0:
+            return
+        fingerprint = held.fingerprint
+        # Times as they come back from the table (aware UTC), so that they compare.
+        restored = replace(held, first_seen=_dt(_us(held.first_seen)), last_seen=_dt(_us(held.last_seen)))
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT window_seconds, held, first_seen, last_seen, incident, samples "
+                "FROM groups WHERE fingerprint = ?",
+                (fingerprint,),
+            ).fetchone()
+            current: Held | None = None
+            if row is None:  # closed meanwhile: open it again
+                window_seconds = held.window_seconds
+                db.execute(
+                    "INSERT INTO groups (fingerprint, opened, window_seconds) VALUES (?, ?, ?)",
+                    (fingerprint, _us(now), window_seconds),
+                )
+            else:
+                window_seconds, count, first_seen, last_seen, incident, samples = row
+                if count > 0:
+                    current = Held(
+                        fingerprint, count, _dt(first_seen), _dt(last_seen),
+                        incident_from_dict(orjson.loads(incident)), window_seconds, orjson.loads(samples),
+                    )  # fmt: skip
+            merged = merge_held(restored, current, window_seconds)
+            # Due again by now, as before take_due: the next flush reports it at once.
+            db.execute(
+                "UPDATE groups SET opened = MIN(opened, ?), held = ?, first_seen = ?, last_seen = ?, "
+                "incident = ?, samples = ? WHERE fingerprint = ?",
+                (
+                    _us(now) - window_seconds * 1_000_000,
+                    merged.count,
+                    _us(merged.first_seen),
+                    _us(merged.last_seen),
+                    orjson.dumps(incident_to_dict(merged.incident)).decode(),
+                    orjson.dumps(merged.samples).decode(),
+                    fingerprint,
+                ),
+            )
+
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
         with self._transaction() as db:
@@ -270,6 +319,20 @@ class SqliteStore:
                 "INSERT INTO outbox (id, body, visible_at) VALUES (?, ?, ?)",
                 [(m.id, orjson.dumps(m.to_dict()).decode(), visible) for m in messages],
             )
+
+    def dead_letter(self, message: OutboxMessage, reason: str) -> None:
+        body = orjson.dumps(message.to_dict()).decode()
+        with self._transaction() as db:
+            # The dequeue count of its outbox row, if the caller still holds it leased.
+            db.execute(
+                "INSERT INTO poison (id, body, dequeue_count, poisoned_at) VALUES (:id, :body, "
+                "COALESCE((SELECT MAX(dequeue_count) FROM outbox WHERE id = :id), :attempts), :now)",
+                {"id": message.id, "body": body, "attempts": message.attempts, "now": self._clock()},
+            )
+        log.warning(
+            "outbox message %s for destination %r moved to the poison queue: %s",
+            message.id, message.destination, reason,
+        )  # fmt: skip
 
     def poll(self, queue_name: str, max_messages: int) -> list[SqliteLease]:
         """Lease up to max_messages outbox messages for `visibility_timeout` seconds.
