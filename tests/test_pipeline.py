@@ -22,6 +22,17 @@ TEAMS = "https://teams.example.invalid/workflows/abc?sig=s3cret"
 SLACK = "https://slack.example.invalid/services/T/B/x"
 
 
+class FlakyOutbox(MemoryStore):
+    """A store whose outbox write fails while `fail` is set (storage down)."""
+
+    fail = False
+
+    def enqueue(self, messages: Any) -> None:
+        if self.fail:
+            raise OSError("storage unavailable")
+        super().enqueue(messages)
+
+
 def settings(**env: str) -> Settings:
     return Settings.from_env({f"ACS_TRIAGE_{k}": v for k, v in env.items()})
 
@@ -153,15 +164,8 @@ def test_routes_naming_an_unconfigured_destination_are_a_configuration_error() -
 
 
 def test_an_alert_that_could_not_be_stored_is_not_lost_the_retry_reports_it_in_the_digest() -> None:
-    class FlakyStore(MemoryStore):
-        fail = True
-
-        def enqueue(self, messages: Any) -> None:
-            if self.fail:
-                raise OSError("storage unavailable")
-            super().enqueue(messages)
-
-    store = FlakyStore()
+    store = FlakyOutbox()
+    store.fail = True
     triage = Triage(settings(TEAMS_URL=TEAMS), store)
     batch = events("callbacks/play-failed-400-8535.json", 1)
     with pytest.raises(OSError):
@@ -198,14 +202,6 @@ def test_when_counting_fails_every_uncounted_event_is_released_for_event_grids_r
 
 
 def test_a_digest_that_could_not_be_stored_is_reported_by_the_next_flush() -> None:
-    class FlakyOutbox(MemoryStore):
-        fail = False
-
-        def enqueue(self, messages: Any) -> None:
-            if self.fail:
-                raise OSError("storage unavailable")
-            super().enqueue(messages)
-
     store = FlakyOutbox()
     triage = Triage(settings(TEAMS_URL=TEAMS), store)
     triage.handle(events("callbacks/play-failed-400-8535.json", 8), T0)
