@@ -91,3 +91,40 @@ def test_catalog_commands_are_wired_into_the_cli(args: tuple[str, ...]) -> None:
     result = run(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip()
+
+
+def test_serve_starts_the_function_apps_routes_on_the_given_port() -> None:
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "triage", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=clean,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.post(
+                    f"http://127.0.0.1:{port}/api/callbacks",
+                    data=(SAMPLES / "callbacks" / "play-failed-400-8535.json").read_bytes(),
+                    timeout=5,
+                )
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "serve did not start listening"
+                time.sleep(0.2)
+        assert answer.status_code == 200 and answer.json()["alerted"] == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
