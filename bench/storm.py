@@ -23,10 +23,10 @@ import orjson
 import requests
 
 import function_app
-from triage.localhost import LocalServer
+from tools.localhost import LocalServer
+from tools.sinks import SlackSink
 from triage.service import Service
 from triage.settings import Settings
-from triage.sinks import SlackSink
 from triage.store.memory import MemoryStore
 
 from .corpus import EVENT_GRID_MAX_BYTES, STORM_SAMPLE, batches, copies

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from factories import make_alert, make_digest, make_guidance, make_huge_alert, make_incident
 
+from tools import preview
+from triage.destinations import teams
 from triage.model import Category, Severity
-from triage.render import preview, teams
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKER = REPO / "tests" / "cardcheck" / "check_cards.js"

@@ -34,14 +34,14 @@ from factories import make_guidance
 
 import function_app
 from samples import sample, sample_bytes
+from tools.localhost import MAX_DEQUEUE_COUNT, LocalHost
+from tools.sinks import Fault, RateLimit, SlackSink, TeamsSink
 from triage.deliver import Deliverer
 from triage.errors import DeliveryError
-from triage.localhost import MAX_DEQUEUE_COUNT, LocalHost
 from triage.model import Category, Context, Guidance
 from triage.pipeline import Triage
 from triage.service import Service
 from triage.settings import Settings
-from triage.sinks import Fault, RateLimit, SlackSink, TeamsSink
 from triage.store import OutboxMessage
 
 _SMS_FAILURE = sample("eventgrid/sms-delivery-failed-4007-opt-out.json")[0]

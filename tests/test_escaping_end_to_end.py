@@ -13,9 +13,9 @@ from factories import make_alert, make_digest
 
 import function_app
 from samples import sample
+from tools.localhost import LocalHost
 from triage.events import to_incident
 from triage.ingest import parse_body
-from triage.localhost import LocalHost
 from triage.model import Incident
 from triage.render import render
 from triage.service import Service

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import function_app
 from samples import SAMPLES
-from triage.localhost import LocalHost
+from tools.localhost import LocalHost
 from triage.service import Answer, Service
 from triage.settings import Settings
 from triage.store.memory import MemoryStore

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 import function_app
 import triage.jwt_auth
 from samples import sample_bytes
+from tools.localhost import LocalHost
 from triage.errors import ConfigurationError, Unauthorized
 from triage.jwt_auth import validate_callback_token
-from triage.localhost import LocalHost
 from triage.service import Service
 from triage.settings import Settings
 from triage.store.memory import MemoryStore

@@ -16,7 +16,7 @@ from azure.eventgrid import EventGridEvent, EventGridPublisherClient
 
 import function_app
 from samples import sample, sample_bytes
-from triage.localhost import LocalServer
+from tools.localhost import LocalServer
 from triage.service import Service
 from triage.settings import Settings
 from triage.store.memory import MemoryStore

@@ -11,9 +11,9 @@ from factories import make_alert, make_guidance
 
 import function_app
 from samples import sample, sample_bytes
+from tools.localhost import LocalHost
 from triage.events import to_incident
 from triage.ingest import parse_body
-from triage.localhost import LocalHost
 from triage.model import Incident
 from triage.render import render
 from triage.service import Service

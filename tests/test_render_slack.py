@@ -10,9 +10,9 @@ from factories import make_alert, make_digest, make_guidance, make_huge_alert, m
 from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block, SectionBlock
 
+from triage.destinations import slack
+from triage.destinations.slack import FIELD_TEXT_MAX, HEADER_TEXT_MAX, MAX_BLOCKS, SECTION_TEXT_MAX
 from triage.model import Alert, Category, Severity
-from triage.render import slack
-from triage.render.slack import FIELD_TEXT_MAX, HEADER_TEXT_MAX, MAX_BLOCKS, SECTION_TEXT_MAX
 
 
 def all_blocks(payload: dict[str, Any]) -> list[dict[str, Any]]:

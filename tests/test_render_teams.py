@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from factories import make_alert, make_digest, make_guidance, make_huge_alert, make_incident
 
+from triage.destinations import teams
+from triage.destinations.teams import TEAMS_MAX_BYTES
 from triage.model import Category, Match, Severity
-from triage.render import payload_bytes, render, teams
-from triage.render.teams import TEAMS_MAX_BYTES
+from triage.render import payload_bytes, render
 
 
 def card_of(payload: dict[str, Any]) -> dict[str, Any]:

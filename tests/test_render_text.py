@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from factories import make_alert, make_digest, make_incident
 
-from triage.render import FORMATS, render, slack, teams, text
+from triage.destinations import slack, teams, text
+from triage.render import FORMATS, render
 
 
 def test_first_line_is_severity_and_headline() -> None:

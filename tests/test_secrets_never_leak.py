@@ -23,10 +23,10 @@ import pytest
 
 import function_app
 from samples import sample, sample_bytes
+from tools.localhost import LocalHost
 from triage import redact
 from triage.deliver import Deliverer
 from triage.errors import DeliveryError
-from triage.localhost import LocalHost
 from triage.render import render
 from triage.service import Service
 from triage.settings import Settings

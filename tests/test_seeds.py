@@ -1,4 +1,4 @@
-"""The seed documents, re-read by triage/seeds.py, against the catalog.
+"""The seed documents, re-read by tools/seeds.py, against the catalog.
 
 The seeds live outside the repository (`$ACS_TRIAGE_SEEDS`, else `<repo>/../shared/seeds`). Without
 them these tests skip, unless `ACS_TRIAGE_REQUIRE_SEEDS=1` (CI sets it): then they fail.
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from triage.catalog import category_advice, check_seeds
+from tools.seeds import SeedError, SeedRow, check_seeds, default_seeds_dir, normalize, parse_seed, read_seeds
+from triage.catalog import category_advice
 from triage.model import Category
-from triage.seeds import SeedError, SeedRow, default_seeds_dir, normalize, parse_seed, read_seeds
 
 # Rows per (seed, table) as the documents stand. A change means the seeds changed: review the
 # catalog against them, then update these numbers.

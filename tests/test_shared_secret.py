@@ -12,7 +12,7 @@ import pytest
 import function_app
 import triage.auth
 from samples import sample_bytes
-from triage.localhost import LocalHost
+from tools.localhost import LocalHost
 from triage.service import Service
 from triage.settings import Settings
 from triage.store.memory import MemoryStore

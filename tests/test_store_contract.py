@@ -29,7 +29,7 @@ from azurite_server import (  # noqa: F401 - pytest fixtures
 )
 from factories import T0, make_incident
 
-from triage.localhost import MAX_DEQUEUE_COUNT
+from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.model import Incident
 from triage.store import MAX_SAMPLES, OutboxMessage
 from triage.store.azure import OutboxMessageTooLarge

@@ -28,7 +28,7 @@ from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the share
     sms_failures,
 )
 
-from triage.sinks import SlackSink
+from tools.sinks import SlackSink
 
 STORM = 10_000
 BATCH = 5_000  # the most events Event Grid puts in one delivery

@@ -9,6 +9,7 @@ subcode alone, code alone, code class, unknown. `catalog/README.md` describes th
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -28,21 +29,22 @@ from pydantic import (
 
 from .errors import TriageError
 from .model import CONTEXTS, Category, Context, Guidance, Match, Severity
-from .seeds import SeedRow, normalize, read_seeds
 
 __all__ = [
     "CATALOG_DIR",
     "CatalogError",
     "category_advice",
-    "check_seeds",
     "lint",
     "lookup",
     "lookup_name",
+    "normalize",
     "search",
     "table_sizes",
 ]
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_FENCE = re.compile(r"^\s*```\S*\s*$", re.MULTILINE)
 _CACHE_LIMIT = 50_000  # real traffic has a few hundred distinct keys; this only bounds junk codes
 
 
@@ -485,6 +487,15 @@ class _Catalog:
         )
 
 
+def normalize(text: str) -> str:
+    """Text as compared between seed and catalog: Markdown links, bold, code marks and fences
+    reduced to their words, whitespace collapsed."""
+    text = _LINK.sub(r"\1", text)
+    text = _FENCE.sub(" ", text)
+    text = text.replace("**", "").replace("`", "")
+    return " ".join(text.split())
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -587,63 +598,3 @@ def lint(directory: Path | None = None) -> list[str]:
     """Every problem in the catalog files: schema errors, duplicates, conflicts, table order, URLs."""
     _, problems = _read(directory or CATALOG_DIR)
     return problems
-
-
-def check_seeds(seeds_dir: Path) -> list[str]:
-    """Seed rows the catalog does not answer with their own table's text, and catalog rows no seed has."""
-    catalog = _catalog()
-    tables = {t.id: t for t in catalog.files.tables}
-    problems: list[str] = []
-    matched: set[tuple[int, str]] = set()
-    for seed_row in read_seeds(seeds_dir):
-        table = tables.get(seed_row.table_id)
-        where = f"{seed_row.seed_file} {seed_row.table_id} {_row_label(seed_row)}"
-        if table is None:
-            problems.append(f"{where}: no catalog table {seed_row.table_id!r}")
-            continue
-        answer = _answer_rows(catalog, seed_row, table)
-        found = next((r for r in answer if r.own_text(seed_row.seed_file) == seed_row.text), None)
-        if found is None:
-            got = answer[0].own_text(seed_row.seed_file)[:80] if answer else "nothing from this table"
-            problems.append(f"{where}: not answered with its text {seed_row.text[:80]!r}; got {got!r}")
-            continue
-        matched.add((id(found), seed_row.seed_file))
-        written = found.entry.category_as_written or found.entry.category
-        if seed_row.category_as_written != written and found.entry.category_origin == "source":
-            problems.append(
-                f"{where}: category {seed_row.category_as_written!r} in the seed, {written!r} here"
-            )
-    for row in catalog.rows:
-        for seed in row.entry.seeds or row.table.seeds:
-            if (id(row), seed) not in matched:
-                problems.append(
-                    f"{row.table.id} {_code_text(row.entry.code, row.entry.subcode)} "
-                    f"{row.entry.message[:50]!r}: not found in {seed}"
-                )
-    return problems
-
-
-def _row_label(row: SeedRow) -> str:
-    return row.name or _code_text(row.code, row.subcode)
-
-
-def _answer_rows(catalog: _Catalog, seed_row: SeedRow, table: Table) -> list[_Row]:
-    """The rows of `table` the public API gives for a seed row: the answer and its related meanings."""
-    own = [r for r in catalog.rows if r.table is table and r.own_text(seed_row.seed_file) == seed_row.text]
-    if seed_row.name:
-        guides = [lookup_name(seed_row.name, table.context)]
-    elif (seed_row.code is None and seed_row.subcode is None) or any(r.entry.setup for r in own):
-        # No code, or a setup problem: the row must be found by searching for its own message.
-        guides = [g for r in own for g in search(_one_line(r.entry.message))]
-    else:
-        guides = [lookup(seed_row.code, seed_row.subcode, table.context)]
-    wanted = {
-        (g.message, g.code, g.subcode)
-        for g in [*guides, *(r for g in guides for r in g.related)]
-        if g.table == table.id
-    }
-    return [
-        r
-        for r in catalog.rows
-        if r.table is table and (_one_line(r.entry.message), r.entry.code, r.entry.subcode) in wanted
-    ]

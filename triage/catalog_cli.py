@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import check_seeds, lint, lookup, lookup_name, search, table_sizes
+from .catalog import lint, lookup, lookup_name, search, table_sizes
 from .model import CONTEXTS, Guidance
-from .seeds import default_seeds_dir
 
 __all__ = [
     "add_commands",
@@ -97,6 +96,8 @@ def cmd_catalog_lint(args: argparse.Namespace) -> int:
 
 def cmd_catalog_check_seeds(args: argparse.Namespace) -> int:
     """Check every seed row against the catalog; exit 1 on a missing or reworded row."""
+    from tools.seeds import check_seeds, default_seeds_dir  # a development tool, never on the request path
+
     seeds_dir = Path(args.seeds_dir) if args.seeds_dir else default_seeds_dir()
     if not seeds_dir.is_dir():
         print(f"no seed folder at {seeds_dir}; pass one or set ACS_TRIAGE_SEEDS", file=sys.stderr)

@@ -12,25 +12,23 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC
+from typing import TYPE_CHECKING
 
+from .destinations import Destination
 from .errors import DeliveryError
 from .redact import redact_url
 from .render.content import payload_bytes
-from .settings import Destination, Settings
+from .settings import Settings
 from .store import OutboxMessage, Store
 
 if TYPE_CHECKING:  # requests costs ~60 ms to import: only a delivery pays for it
     import requests
 
-__all__ = ["SEND_INTERVAL", "Deliverer", "parse_retry_after", "post"]
+__all__ = ["Deliverer", "parse_retry_after", "post"]
 
 log = logging.getLogger("triage.deliver")
 
-# Seconds between two posts to one webhook: Slack allows about 1 message/s per webhook,
-# Teams Workflows throttle above 4 requests/s.
-SEND_INTERVAL = {"slack": 1.0, "teams": 0.25, "text": 0.0}
 _BACKOFF = (0.5, 2.0)  # in-process retries before handing the message back to the queue
 
 
@@ -129,7 +127,8 @@ class Deliverer:
                 f"{message.destination.upper()}_URL (the message stays in the queue)",
                 retry=True,
             )
-        body = payload_bytes(message.payload)
+        payload = message.payload
+        body = payload_bytes(payload)
         attempt = 0
         while True:
             self._pace(destination)
@@ -138,12 +137,12 @@ class Deliverer:
                 log.info("delivered %s to %s", message.id, destination.name)
                 return
             except DeliveryError as err:
-                if not err.retry and destination.format == "slack" and "invalid_blocks" in str(err):
-                    text_only = _slack_text_only(message.payload)
-                    if text_only is not None and text_only != body:
-                        # Slack refused the blocks: the text alone still informs.
-                        log.warning("%s; resending as text only", err)
-                        body = text_only
+                if not err.retry:
+                    smaller = destination.kind.fallback(payload, str(err))
+                    if smaller is not None and smaller != payload:
+                        # Refused as it was: what the destination falls back to still informs.
+                        log.warning("%s; resending in the destination's fallback form", err)
+                        payload, body = smaller, payload_bytes(smaller)
                         continue
                 if not err.retry or attempt >= len(_BACKOFF):
                     raise
@@ -155,7 +154,7 @@ class Deliverer:
                 attempt += 1
 
     def _pace(self, destination: Destination) -> None:
-        interval = SEND_INTERVAL.get(destination.format, 1.0)
+        interval = destination.kind.send_interval
         if interval:
             wait = self.store.reserve_send(destination.name, interval, self.clock())
             if wait > 0:
@@ -165,15 +164,3 @@ class Deliverer:
         # A 429 holds every sender of this destination, not just this one.
         self.store.reserve_send(destination.name, seconds, self.clock())
         self.sleep(seconds)
-
-
-def _slack_text_only(payload: dict[str, Any]) -> bytes | None:
-    text = payload.get("text")
-    if not isinstance(text, str) or not text or set(payload) == {"text"}:
-        return None
-    return payload_bytes({"text": text})
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware (the one clock the adapters read)."""
-    return datetime.now(UTC)

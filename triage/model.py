@@ -7,7 +7,7 @@ so the hot path pays for no validation it has already done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, NamedTuple
@@ -174,9 +174,3 @@ class Alert:
         """One line: what failed and with which code, e.g. 'PlayFailed 400/8535 on contoso-acs'."""
         prefix = f"{self.count:,}× " if self.digest else ""
         return f"{prefix}{self.incident.kind} {self.code_text} on {self.incident.resource}"
-
-    def with_count(self, count: int, last_seen: datetime | None) -> Alert:
-        return replace(self, count=count, last_seen=last_seen)
-
-
-Outcome = Literal["alerted", "grouped", "duplicate", "success", "skipped"]

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from .destinations import Destination
 from .events import Skip, to_incident
 from .ingest import RawEvent, Rejected
 from .model import Alert, Context, Guidance, Incident, Severity
-from .settings import Destination, Settings
+from .settings import Settings
 from .store import MAX_SAMPLES, Held, OutboxMessage, Store
 
 __all__ = ["Lookup", "Report", "Triage"]

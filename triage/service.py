@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from .auth import check_shared_secret
-from .deliver import Deliverer, utcnow
+from .clock import utcnow
+from .deliver import Deliverer
 from .errors import TriageError
 from .ingest import header, options_handshake, parse_body
 from .pipeline import Report, Triage

@@ -7,33 +7,19 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
+from .destinations import Destination, kind, names
 from .errors import ConfigurationError
 from .model import Severity
 
-__all__ = ["OUTBOX_QUEUE", "Destination", "Format", "Route", "Settings"]
+__all__ = ["OUTBOX_QUEUE", "Route", "Settings"]
 
-Format = Literal["teams", "slack", "text"]
 PREFIX = "ACS_TRIAGE_"
 # The Storage queue between the HTTP function and the delivering queue trigger. A constant, not
 # a setting: the trigger's binding and the store that writes the queue must never disagree.
 OUTBOX_QUEUE = "acs-triage-outbox"
-
-
-class Destination(BaseModel):
-    """A chat webhook. The URL is the credential: it is a SecretStr and never printed."""
-
-    name: str
-    format: Format
-    url: SecretStr
-
-    def __repr__(self) -> str:
-        return f"Destination(name={self.name!r}, format={self.format!r}, url=<redacted>)"
-
-    __str__ = __repr__
 
 
 class Route(BaseModel):
@@ -79,9 +65,9 @@ class Settings(BaseModel):
             raise ValueError("must not be blank")
         return v.strip()
 
-    def destinations_for(self, names: list[str]) -> list[Destination]:
+    def destinations_for(self, wanted: list[str]) -> list[Destination]:
         """The configured destinations among `names`, in order, ignoring unknown names."""
-        return [self.destinations[n] for n in names if n in self.destinations]
+        return [self.destinations[n] for n in wanted if n in self.destinations]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -133,31 +119,31 @@ class Settings(BaseModel):
 
 
 def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
-    """ACS_TRIAGE_TEAMS_URL / ACS_TRIAGE_SLACK_URL, plus any ACS_TRIAGE_DEST_<NAME>_URL with _FORMAT."""
+    """Each kind's own URL setting (ACS_TRIAGE_TEAMS_URL, ACS_TRIAGE_SLACK_URL), plus any
+    ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind."""
     found: dict[str, Destination] = {}
-    for name, fmt in (("teams", "teams"), ("slack", "slack")):
-        url = env.get(f"{PREFIX}{name.upper()}_URL")
-        if url:
-            found[name] = _destination(name, fmt, url)
+    for name in names():
+        setting = kind(name).url_setting
+        url = env.get(setting) if setting else None
+        if setting and url:
+            found[name] = _destination(name, name, url, setting)
     for key, url in env.items():
         if key.startswith(PREFIX + "DEST_") and key.endswith("_URL") and url:
             name = key[len(PREFIX + "DEST_") : -len("_URL")].lower()
-            fmt = env.get(f"{PREFIX}DEST_{name.upper()}_FORMAT", "")
-            if fmt not in ("teams", "slack"):
-                raise ConfigurationError(f"{PREFIX}DEST_{name.upper()}_FORMAT must be 'teams' or 'slack'")
-            found[name] = _destination(name, fmt, url)
+            format_setting = f"{PREFIX}DEST_{name.upper()}_FORMAT"
+            fmt = env.get(format_setting, "")
+            postable = [n for n in names() if kind(n).postable]
+            if fmt not in postable:
+                raise ConfigurationError(f"{format_setting} must be one of {', '.join(postable)}")
+            found[name] = _destination(name, fmt, url, key)
     return found
 
 
-def _destination(name: str, fmt: str, url: str) -> Destination:
-    if not url.startswith(("https://", "http://")):
-        raise ConfigurationError(f"the URL of destination {name!r} must start with https://")
-    if "webhook.office.com" in url or "outlook.office.com/webhook" in url:
-        raise ConfigurationError(
-            f"destination {name!r} is a retired Office 365 connector URL; create a Teams Workflows "
-            "webhook ('Send webhook alerts to a channel') and use its URL"
-        )
-    return Destination(name=name, format=fmt, url=SecretStr(url))  # type: ignore[arg-type]
+def _destination(name: str, fmt: str, url: str, setting: str) -> Destination:
+    problem = kind(fmt).check_url(url)
+    if problem:
+        raise ConfigurationError(f"{setting}: the URL of destination {name!r} {problem}")
+    return Destination(name=name, format=fmt, url=SecretStr(url))
 
 
 def _routes(inline: str | None, path: str | None) -> list[object]:

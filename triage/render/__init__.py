@@ -1,37 +1,23 @@
-"""Alert → what a destination receives: a Teams Workflows body, a Slack webhook body, or text.
-
-One module per format (`teams`, `slack`, `text`); `escape` makes event text safe for each;
-`preview` draws the cards to HTML/PNG for people and for the README.
+"""Alert → what a destination receives. Each destination module (`triage.destinations.*`)
+renders its own payload; `content` decides the wording they share and `escape` makes event
+text safe for each target.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, overload
+from typing import Any
 
+from ..destinations import kind, names
 from ..model import Alert
-from . import slack, teams, text
 from .content import payload_bytes
 
-__all__ = ["FORMATS", "Format", "payload_bytes", "render"]
+__all__ = ["FORMATS", "payload_bytes", "render"]
 
-Format = Literal["teams", "slack", "text"]
-FORMATS: tuple[Format, ...] = ("teams", "slack", "text")
-
-
-@overload
-def render(alert: Alert, fmt: Literal["teams", "slack"]) -> dict[str, Any]: ...
-@overload
-def render(alert: Alert, fmt: Literal["text"]) -> str: ...
-@overload
-def render(alert: Alert, fmt: Format) -> dict[str, Any] | str: ...
+FORMATS: tuple[str, ...] = names()
 
 
-def render(alert: Alert, fmt: Format) -> dict[str, Any] | str:
-    """Render `alert` for `fmt`: a JSON-ready dict for "teams"/"slack", a str for "text"."""
-    if fmt == "teams":
-        return teams.render(alert)
-    if fmt == "slack":
-        return slack.render(alert)
-    if fmt == "text":
-        return text.render(alert)
-    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+def render(alert: Alert, fmt: str) -> dict[str, Any] | str:
+    """Render `alert` for the destination kind `fmt`: a JSON-ready dict, or a str for "text"."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return kind(fmt).render(alert)

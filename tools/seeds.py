@@ -14,10 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from triage import catalog as _catalog
+from triage.catalog import normalize
+
 __all__ = [
     "CATEGORY_WORDS",
     "SeedError",
     "SeedRow",
+    "check_seeds",
     "default_seeds_dir",
     "normalize",
     "parse_seed",
@@ -51,18 +55,7 @@ class SeedRow:
     name: str | None = None  # a string error code, e.g. Teams' UserLicenseNotPresentForbidden
 
 
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-_FENCE = re.compile(r"^\s*```\S*\s*$", re.MULTILINE)
 _CATEGORY = re.compile(r"\b(" + "|".join(CATEGORY_WORDS) + r")\b")
-
-
-def normalize(text: str) -> str:
-    """Text as compared between seed and catalog: Markdown links, bold, code marks and fences
-    reduced to their words, whitespace collapsed."""
-    text = _LINK.sub(r"\1", text)
-    text = _FENCE.sub(" ", text)
-    text = text.replace("**", "").replace("`", "")
-    return " ".join(text.split())
 
 
 def default_seeds_dir() -> Path:
@@ -300,3 +293,63 @@ _LAYOUTS = (
     ("# Teams Phone extensibility troubleshooting", _parse_teams),
     ("# Troubleshooting in Azure Communication Services", _parse_markdown),
 )
+
+
+def check_seeds(seeds_dir: Path) -> list[str]:
+    """Seed rows the catalog does not answer with their own table's text, and catalog rows no seed has."""
+    catalog = _catalog._catalog()
+    tables = {t.id: t for t in catalog.files.tables}
+    problems: list[str] = []
+    matched: set[tuple[int, str]] = set()
+    for seed_row in read_seeds(seeds_dir):
+        table = tables.get(seed_row.table_id)
+        where = f"{seed_row.seed_file} {seed_row.table_id} {_row_label(seed_row)}"
+        if table is None:
+            problems.append(f"{where}: no catalog table {seed_row.table_id!r}")
+            continue
+        answer = _answer_rows(catalog, seed_row, table)
+        found = next((r for r in answer if r.own_text(seed_row.seed_file) == seed_row.text), None)
+        if found is None:
+            got = answer[0].own_text(seed_row.seed_file)[:80] if answer else "nothing from this table"
+            problems.append(f"{where}: not answered with its text {seed_row.text[:80]!r}; got {got!r}")
+            continue
+        matched.add((id(found), seed_row.seed_file))
+        written = found.entry.category_as_written or found.entry.category
+        if seed_row.category_as_written != written and found.entry.category_origin == "source":
+            problems.append(
+                f"{where}: category {seed_row.category_as_written!r} in the seed, {written!r} here"
+            )
+    for row in catalog.rows:
+        for seed in row.entry.seeds or row.table.seeds:
+            if (id(row), seed) not in matched:
+                problems.append(
+                    f"{row.table.id} {_catalog._code_text(row.entry.code, row.entry.subcode)} "
+                    f"{row.entry.message[:50]!r}: not found in {seed}"
+                )
+    return problems
+
+
+def _row_label(row: SeedRow) -> str:
+    return row.name or _catalog._code_text(row.code, row.subcode)
+
+
+def _answer_rows(catalog: _catalog._Catalog, seed_row: SeedRow, table: _catalog.Table) -> list[_catalog._Row]:
+    """The rows of `table` the public API gives for a seed row: the answer and its related meanings."""
+    own = [r for r in catalog.rows if r.table is table and r.own_text(seed_row.seed_file) == seed_row.text]
+    if seed_row.name:
+        guides = [_catalog.lookup_name(seed_row.name, table.context)]
+    elif (seed_row.code is None and seed_row.subcode is None) or any(r.entry.setup for r in own):
+        # No code, or a setup problem: the row must be found by searching for its own message.
+        guides = [g for r in own for g in _catalog.search(_catalog._one_line(r.entry.message))]
+    else:
+        guides = [_catalog.lookup(seed_row.code, seed_row.subcode, table.context)]
+    wanted = {
+        (g.message, g.code, g.subcode)
+        for g in [*guides, *(r for g in guides for r in g.related)]
+        if g.table == table.id
+    }
+    return [
+        r
+        for r in catalog.rows
+        if r.table is table and (_catalog._one_line(r.entry.message), r.entry.code, r.entry.subcode) in wanted
+    ]

@@ -4,7 +4,7 @@ Teams pages draw the card with Microsoft's own Adaptive Cards renderer (the `ada
 package from the repo's node_modules) under a Teams-like host config. Slack has no public
 renderer, so Slack pages are an HTML approximation of how Block Kit shows the message, and say so.
 
-    python -m triage.render.preview --demo --out DIR
+    python -m tools.preview --demo --out DIR
 
 renders the built-in demo alerts (until `python -m triage render samples/ --out DIR` is wired).
 Only local files are loaded: every page forbids network access in its Content-Security-Policy.
@@ -31,9 +31,9 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from ..model import Alert, Category, Context, Guidance, Incident, Match, Severity
-from . import slack, teams
-from .content import payload_bytes
+from triage.destinations import slack, teams
+from triage.model import Alert, Category, Context, Guidance, Incident, Match, Severity
+from triage.render.content import payload_bytes
 
 __all__ = [
     "demo_alerts",
@@ -216,7 +216,7 @@ def png_is_blank(path: Path) -> bool:
 def find_adaptivecards() -> Path | None:
     """node_modules/adaptivecards/dist/adaptivecards.min.js from the working directory or the repo."""
     relative = Path("node_modules", "adaptivecards", "dist", _AC_SCRIPT)
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
         if (root / relative).is_file():
             return root / relative
     return None
@@ -468,9 +468,9 @@ def demo_alerts() -> list[Alert]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m triage.render.preview --demo --out DIR [--format teams,slack] [--no-png] [--scale 2]`."""
+    """`python -m tools.preview --demo --out DIR [--format teams,slack] [--no-png] [--scale 2]`."""
     parser = argparse.ArgumentParser(
-        prog="python -m triage.render.preview", description="Render demo alerts to JSON, HTML and PNG."
+        prog="python -m tools.preview", description="Render demo alerts to JSON, HTML and PNG."
     )
     parser.add_argument("--demo", action="store_true", required=True, help="render the built-in demo alerts")
     parser.add_argument("--out", type=Path, required=True, help="directory for the .json/.html/.png files")

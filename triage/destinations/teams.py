@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Alert, Severity
-from . import content
-from .escape import event_text, teams_markdown
+from ..render import content
+from ..render.escape import event_text, teams_markdown
+from . import Kind
 
-__all__ = ["ALLOWED_ACTIONS", "CARD_VERSION", "TEAMS_MAX_BYTES", "lint", "render"]
+__all__ = ["ALLOWED_ACTIONS", "CARD_VERSION", "KIND", "TEAMS_MAX_BYTES", "lint", "render"]
 
 # Teams documents 28 KB; posts of 27.7 KB failed in practice and 26 KB is the bound practitioners
 # trust. Measured on the whole request: compact JSON, UTF-8, envelope included.
@@ -279,3 +280,21 @@ def _lint_node(node: object, path: str, problems: list[str]) -> None:
     for key, value in node.items():
         if key != "type":
             _lint_node(value, f"{path}.{key}", problems)
+
+
+def check_url(url: str) -> str | None:
+    """A Workflows webhook URL, not a retired Office 365 connector."""
+    if not url.startswith(("https://", "http://")):
+        return "must start with https://"
+    if "webhook.office.com" in url or "outlook.office.com/webhook" in url:
+        return (
+            "is a retired Office 365 connector URL; create a Teams Workflows webhook "
+            "('Send webhook alerts to a channel') and use its URL"
+        )
+    return None
+
+
+# Teams Workflows throttle above about 4 requests a second.
+KIND = Kind(
+    name="teams", render=render, send_interval=0.25, url_setting="ACS_TRIAGE_TEAMS_URL", check_url=check_url
+)

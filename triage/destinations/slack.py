@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Alert, Severity
-from . import content
-from .escape import event_text, slack_mrkdwn, slack_plain
+from ..render import content
+from ..render.escape import event_text, slack_mrkdwn, slack_plain
+from . import Kind
 
 __all__ = [
     "BUTTON_TEXT_MAX",
@@ -25,6 +26,7 @@ __all__ = [
     "FIELDS_MAX",
     "FIELD_TEXT_MAX",
     "HEADER_TEXT_MAX",
+    "KIND",
     "MAX_BLOCKS",
     "SECTION_TEXT_MAX",
     "lint",
@@ -245,3 +247,17 @@ def lint(payload: dict[str, Any]) -> list[str]:
                 if len(element.get("text", {}).get("text", "")) > BUTTON_TEXT_MAX
             ]
     return problems
+
+
+def text_only(payload: dict[str, Any], reason: str) -> dict[str, Any] | None:
+    """Slack refused the blocks (`invalid_blocks`): the notification text alone still informs."""
+    text = payload.get("text")
+    if "invalid_blocks" not in reason or not isinstance(text, str) or not text or set(payload) == {"text"}:
+        return None
+    return {"text": text}
+
+
+# Slack allows about one message a second per incoming webhook.
+KIND = Kind(
+    name="slack", render=render, send_interval=1.0, url_setting="ACS_TRIAGE_SLACK_URL", fallback=text_only
+)

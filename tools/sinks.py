@@ -9,7 +9,7 @@ told to, and record what they receive. They listen on 127.0.0.1 only.
         ...
         assert len(slack.accepted) == 1
 
-    python -m triage.sinks --kind teams --port 9000    # print what arrives
+    python -m tools.sinks --kind teams --port 9000    # print what arrives
 """
 
 from __future__ import annotations
@@ -436,7 +436,7 @@ def _envelope_problem(doc: Any) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sink in the foreground and print every request it receives."""
     parser = argparse.ArgumentParser(
-        prog="python -m triage.sinks",
+        prog="python -m tools.sinks",
         description="A local Slack-like or Teams-like webhook that prints what it receives.",
     )
     parser.add_argument("--kind", choices=("slack", "teams"), default="slack")

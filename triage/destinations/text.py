@@ -7,10 +7,11 @@ escapes (`\x1b`), so an event cannot drive the terminal or forge extra lines.
 from __future__ import annotations
 
 from ..model import Alert
-from . import content
-from .escape import event_text, terminal
+from ..render import content
+from ..render.escape import event_text, terminal
+from . import Kind
 
-__all__ = ["render"]
+__all__ = ["KIND", "render"]
 
 _LABEL_WIDTH = 12
 _MAX_SAMPLES = 5
@@ -59,3 +60,7 @@ def _block(title: str, rows: list[str]) -> list[str]:
         return []
     indent = " " * (_LABEL_WIDTH + 2)
     return [_row(title, rows[0]), *(indent + row for row in rows[1:])]
+
+
+# Printed by `replay`, never posted.
+KIND = Kind(name="text", render=render, send_interval=0.0, postable=False)

@@ -1,0 +1,152 @@
+"""The commands that run the Function App locally: `replay`, `render` and `serve`
+(`python -m triage` loads this module for them; the Function App never does)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from triage.clock import utcnow
+from triage.destinations import Destination
+from triage.errors import TriageError
+from triage.model import Alert
+from triage.settings import Settings
+
+__all__ = ["alerts_from_files", "cmd_render", "cmd_replay", "cmd_serve"]
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+DRY_RUN_URL = "http://dry-run.invalid/"  # a destination that is printed, never posted to
+
+
+def _json_files(paths: Sequence[str]) -> Iterator[Path]:
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*.json") if p.is_file())
+        elif path.is_file():
+            yield path
+        else:
+            raise TriageError(f"{name}: no such file or directory")
+
+
+def _route_for(path: Path) -> str:
+    return "callbacks" if "callbacks" in path.parts else "eventgrid"
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay event files through the whole pipeline (HTTP route → … → outbox → delivery)."""
+    import function_app
+    from triage.service import Service
+    from triage.store.memory import MemoryStore
+
+    from .localhost import LocalHost
+
+    fmt: str = args.format or ("teams" if args.to else "text")
+    base = Settings.from_env()
+    if args.to:
+        if fmt == "text":
+            raise TriageError("--to needs --format teams or slack")
+        destination = Destination(name="replay", format=fmt, url=SecretStr(args.to))
+    else:
+        destination = Destination(name="dry-run", format=fmt, url=SecretStr(DRY_RUN_URL))
+    settings = base.model_copy(update={"destinations": {destination.name: destination}, "routes": []})
+    if args.window is not None:
+        settings = settings.model_copy(update={"group_window_seconds": args.window})
+    store = MemoryStore()
+    service = Service(settings, store)
+    function_app.configure(service)
+    local = LocalHost(function_app.app)
+
+    totals: dict[str, int] = {}
+    files = list(_json_files(args.paths or [str(SAMPLES)]))
+    for path in files:
+        body = path.read_bytes()
+        status, _, answer = local.http(
+            "POST", f"/api/{_route_for(path)}", {"Content-Type": "application/json"}, body
+        )
+        doc: dict[str, Any] = json.loads(answer) if answer else {}
+        if "validationResponse" in doc:
+            note = "subscription validation answered"
+        elif status != 200:
+            note = f"refused: {doc.get('error', '')}"
+        else:
+            for key in ("received", "alerted", "grouped", "duplicates", "successes", "skipped", "invalid"):
+                totals[key] = totals.get(key, 0) + int(doc.get(key, 0))
+            note = ", ".join(
+                f"{k} {v}" for k, v in doc.items() if isinstance(v, int) and v and k != "received"
+            )
+        if not args.quiet:
+            print(f"{_display(path)}: {status} {note}", file=sys.stderr)
+
+    # The end of a replay closes every grouping window, so held repeats come out as digests.
+    flushed = service.flush(utcnow() + timedelta(seconds=settings.group_window_seconds + 1))
+    totals["digests"] = flushed.digests
+
+    if args.to:
+        delivered = failed = 0
+        while store.outbox:
+            ok, bad = local.run_queue(store)
+            delivered, failed = delivered + ok, failed + bad
+        totals["delivered"] = delivered
+        totals["failed_posts"] = failed
+        totals["dead"] = len(store.poison)
+    else:
+        for message in list(store.outbox):
+            payload = message.payload
+            text = payload["text"] if fmt == "text" else json.dumps(payload, indent=2, ensure_ascii=False)
+            print(text)
+            print()
+        totals["alerts"] = len(store.outbox)
+        store.outbox.clear()
+    summary = " · ".join(f"{k} {v}" for k, v in totals.items())
+    print(f"replayed {len(files)} file(s): {summary}", file=sys.stderr)
+    return 1 if totals.get("dead") else 0
+
+
+def alerts_from_files(paths: Sequence[str]) -> list[Alert]:
+    """Every alert the files produce, one per failing event (grouping off)."""
+    from triage.ingest import parse_body
+    from triage.pipeline import Triage
+    from triage.store.memory import MemoryStore
+
+    settings = Settings.from_env().model_copy(update={"group_window_seconds": 0, "destinations": {}})
+    triage = Triage(settings, MemoryStore())
+    alerts: list[Alert] = []
+    for path in _json_files(paths):
+        envelope = parse_body(path.read_bytes(), "application/json", settings.max_body_bytes)
+        alerts.extend(triage.handle(envelope.events, utcnow()).alerts)
+    return alerts
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Write card previews (JSON, HTML, PNG) for every alert the files produce."""
+    from .preview import write_previews
+
+    alerts = alerts_from_files(args.paths or [str(SAMPLES)])
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    written = write_previews(alerts, Path(args.out), formats=formats, scale=args.scale)
+    print(f"{len(alerts)} alert(s), {len(written)} file(s) written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the Function App's routes locally."""
+    from .localhost import serve
+
+    serve(args.host, args.port)
+    return 0

@@ -1,0 +1,86 @@
+"""Where alerts go. One module per kind of destination declares everything about it (its
+`KIND`: name, the setting that configures it, URL check, render, send pacing, what a refused
+payload falls back to); `REGISTRY` lists the modules. Adding a destination is one new module
+and one registry line.
+
+A `Destination` is one configured target: a name, its kind and its URL (a secret).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, SecretStr, field_validator
+
+from ..model import Alert
+
+__all__ = ["REGISTRY", "Destination", "Kind", "kind", "names"]
+
+# name → module. One line per destination; modules are imported when first used.
+REGISTRY: dict[str, str] = {
+    "teams": "triage.destinations.teams",
+    "slack": "triage.destinations.slack",
+    "text": "triage.destinations.text",
+}
+
+
+def _https_only(url: str) -> str | None:
+    return None if url.startswith(("https://", "http://")) else "must start with https://"
+
+
+def _no_fallback(payload: dict[str, Any], reason: str) -> dict[str, Any] | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Everything about one kind of destination."""
+
+    name: str  # the format name settings use: ACS_TRIAGE_DEST_<NAME>_FORMAT=<name>
+    render: Callable[[Alert], dict[str, Any] | str]
+    send_interval: float  # seconds between two posts to one webhook, across all instances
+    url_setting: str | None = None  # the setting whose URL configures a destination of this name
+    check_url: Callable[[str], str | None] = _https_only  # a problem with the URL, or None
+    # A payload the webhook refused (4xx) and the reason it gave → a smaller payload worth one
+    # more try, or None (the message is dead-lettered).
+    fallback: Callable[[dict[str, Any], str], dict[str, Any] | None] = _no_fallback
+    postable: bool = True  # False: only printed (the terminal text form), never a destination
+
+
+def names() -> tuple[str, ...]:
+    """Every registered kind, in registry order."""
+    return tuple(REGISTRY)
+
+
+def kind(name: str) -> Kind:
+    """The Kind registered as `name`. Raises KeyError for an unknown name."""
+    found: Kind = importlib.import_module(REGISTRY[name]).KIND
+    return found
+
+
+class Destination(BaseModel):
+    """A configured destination. The URL is the credential: a SecretStr, never printed."""
+
+    name: str
+    format: str  # a registered kind's name
+    url: SecretStr
+
+    @field_validator("format")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in REGISTRY:
+            raise ValueError(f"must be one of {', '.join(names())}, not {value!r}")
+        return value
+
+    @property
+    def kind(self) -> Kind:
+        """What this destination is: render, pacing, fallback."""
+        return kind(self.format)
+
+    def __repr__(self) -> str:
+        return f"Destination(name={self.name!r}, format={self.format!r}, url=<redacted>)"
+
+    __str__ = __repr__
