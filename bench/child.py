@@ -21,11 +21,11 @@ import sysconfig
 from types import FrameType
 from typing import Any
 
+from bench.endpoints import SLACK_URL, TEAMS_URL
+
 # The steps of a cold start, as source text: run as they are by `python -c` (coldstart.py times
 # them) and run here, step by step, to see what they load and use.
 # Never contacted: the pipeline only renders into the outbox; `.invalid` cannot resolve anyway.
-TEAMS_URL = "https://teams.example.invalid/workflows/bench"
-SLACK_URL = "https://hooks.slack.example.invalid/services/T0/B0/bench"
 IMPORT = "import function_app\n"
 BUILD = f"""
 from triage.service import Service

@@ -15,7 +15,7 @@ import orjson
 
 from triage.settings import Settings
 
-from .child import SLACK_URL, TEAMS_URL
+from .endpoints import SLACK_URL, TEAMS_URL
 
 __all__ = [
     "EVENT_GRID_MAX_BYTES",

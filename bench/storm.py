@@ -1,6 +1,6 @@
 """Storm: thousands of the same failure posted through the local server (the Function App's own
 routes on a socket, with its queue trigger and digest timer run by a background loop) to a
-Slack-like webhook that allows about one message a second (`triage.sinks.SlackSink`: 429 with
+Slack-like webhook that allows about one message a second (`tools.sinks.SlackSink`: 429 with
 Retry-After above that).
 
 What must hold: few messages, no 429 from the sink, and every event counted exactly once in

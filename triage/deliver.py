@@ -20,7 +20,7 @@ from .errors import DeliveryError
 from .redact import redact_url
 from .render.content import payload_bytes
 from .settings import Settings
-from .store import OutboxMessage, Store
+from .store import OutboxMessage, SendPacing
 
 if TYPE_CHECKING:  # requests costs ~60 ms to import: only a delivery pays for it
     import requests
@@ -98,7 +98,7 @@ class Deliverer:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: SendPacing,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,

@@ -1,69 +1,40 @@
-"""The pipeline: RawEvents → Incidents → Guidance → policy (dedup, suppress, group, route)
-→ rendered OutboxMessages. No network here; state goes through the Store it is given,
-time through the `now` it is given."""
+"""The pipeline: RawEvents → Incidents → Guidance → policy stages (triage.policy) → rendered
+OutboxMessages. No network here; state goes through the store it is given, time through the
+`now` it is given. The stages are composed here, and only here."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from .destinations import Destination
 from .events import Skip, to_incident
 from .ingest import RawEvent, Rejected
-from .model import Alert, Context, Guidance, Incident, Severity
+from .model import Alert, Context, Guidance, Incident
+from .policy import (
+    Batch,
+    Candidate,
+    Dedup,
+    Digests,
+    Enqueue,
+    Group,
+    Renderer,
+    Report,
+    Route,
+    Stage,
+    SuppressSuccesses,
+    run,
+)
 from .settings import Settings
-from .store import MAX_SAMPLES, Held, OutboxMessage, Store
+from .store import Store
 
 __all__ = ["Lookup", "Report", "Triage"]
 
 log = logging.getLogger("triage")
 
 Lookup = Callable[[int | None, int | None, Context | None, str | None], Guidance]
-Renderer = Callable[[Alert, str], Any]
-
-_SEVERITY_RANK = {Severity.NONE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
-
-
-@dataclass(slots=True)
-class Report:
-    """What one request (or one flush) did, event by event, in counts."""
-
-    received: int = 0
-    alerted: int = 0  # events that caused an immediate alert
-    grouped: int = 0  # events held for a digest
-    digests: int = 0  # digest alerts produced (flush)
-    duplicates: int = 0
-    successes: int = 0
-    skipped: int = 0
-    invalid: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
-    skips: list[Skip] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
-    messages: list[OutboxMessage] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON body the HTTP routes answer with (no personal data, no secrets)."""
-        return {
-            "received": self.received,
-            "alerted": self.alerted,
-            "grouped": self.grouped,
-            "digests": self.digests,
-            "duplicates": self.duplicates,
-            "successes": self.successes,
-            "skipped": self.skipped,
-            "invalid": self.invalid + len(self.rejected),
-            "rejected": [{"index": r.index, "id": r.event_id, "reason": r.reason} for r in self.rejected]
-            + [
-                {"id": s.event_id, "type": s.event_type, "reason": s.reason}
-                for s in self.skips
-                if s.outcome == "invalid"
-            ],
-            "messages": len(self.messages),
-        }
 
 
 class Triage:
@@ -85,68 +56,51 @@ class Triage:
             lookup = catalog_lookup
         self._lookup = lookup
         self._render = render
+        self._route = Route(settings)
+        enqueue = Enqueue(store, self._renderer)
+        self.event_stages: tuple[Stage, ...] = (
+            SuppressSuccesses(),
+            Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
+            Group(store, timedelta(seconds=settings.group_window_seconds)),
+            self._route,
+            enqueue,
+        )
+        self.digest_stages: tuple[Stage, ...] = (Digests(store, self._guidance), self._route, enqueue)
 
-    # -- events in --------------------------------------------------------------------------
     def handle(self, raws: Sequence[RawEvent], now: datetime, rejected: Iterable[Rejected] = ()) -> Report:
         """Run a batch through the pipeline; alerts to send end up in the store's outbox."""
         report = Report(received=len(raws), rejected=list(rejected))
         report.received += len(report.rejected)
         settings = self.settings
-        failures: list[tuple[str, Incident, Guidance]] = []
+        batch = Batch(now, report)
         for raw in raws:
             outcome = to_incident(raw, resource=settings.resource, mask=settings.mask_pii)
             if isinstance(outcome, Skip):
                 self._count_skip(report, outcome)
                 continue
-            guidance = self._lookup(outcome.code, outcome.subcode, outcome.context, outcome.kind)
-            if guidance.severity is Severity.NONE:
-                report.successes += 1
-                continue
-            failures.append((f"{raw.source}|{raw.id}", outcome, guidance))
-        if not failures:
+            guidance = self._guidance(outcome)
+            batch.candidates.append(Candidate(f"{raw.source}|{raw.id}", outcome, guidance))
+        if not batch.candidates:
             return report
+        return run(self.event_stages, batch)
 
-        # Event Grid delivers at least once: only the first delivery of an event counts.
-        ttl = timedelta(hours=settings.dedup_ttl_hours)
-        claimed = self.store.claim([key for key, _, _ in failures], now, ttl)
-        window = timedelta(seconds=settings.group_window_seconds)
-        outgoing: list[tuple[Alert, list[str]]] = []
-        groups: dict[str, _BatchGroup] = {}
-        for (key, incident, guidance), fresh in zip(failures, claimed, strict=True):
-            if not fresh:
-                report.duplicates += 1
-            elif not window:  # grouping off: every event alerts on its own
-                report.alerted += 1
-                outgoing.append((self._alert(incident, guidance, now), [key]))
-            elif (group := groups.get(incident.fingerprint)) is None:
-                groups[incident.fingerprint] = _BatchGroup(incident, guidance, key)
-            else:
-                group.add(incident, key)
+    def flush(self, now: datetime) -> Report:
+        """Post one digest per group whose window has ended (the timer trigger calls this)."""
+        return run(self.digest_stages, Batch(now, Report()))
 
-        pending = list(groups.items())
-        for done, (fingerprint, group) in enumerate(pending):
-            try:
-                opened = self.store.hit(fingerprint, group.count, group.first, now, window)
-            except Exception:
-                # These events were claimed but not counted: let Event Grid's retry count them.
-                self.store.release([key for _, g in pending[done:] for key in g.keys])
-                raise
-            report.grouped += group.count - 1 if opened else group.count
-            if opened:
-                report.alerted += 1
-                outgoing.append((self._alert(group.first[0], group.guidance, now), group.keys[:1]))
+    def destinations(self, alert: Alert) -> list[Destination]:
+        """Where an alert goes: every matching route's destinations; with no routes, all."""
+        return self._route.destinations(alert)
 
-        for alert, keys in outgoing:
-            report.alerts.append(alert)
-            messages = self._messages(alert)
-            try:
-                self.store.enqueue(messages)
-            except Exception:
-                # Nothing may be lost: forget the claim so Event Grid's retry gets through.
-                self.store.release(keys)
-                raise
-            report.messages.extend(messages)
-        return report
+    def _guidance(self, incident: Incident) -> Guidance:
+        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
+
+    def _renderer(self) -> Renderer:
+        if self._render is None:
+            from .render import render as render_alert
+
+            self._render = cast(Renderer, render_alert)
+        return self._render
 
     @staticmethod
     def _count_skip(report: Report, skip: Skip) -> None:
@@ -162,115 +116,3 @@ class Triage:
             report.skipped += 1
             report.skips.append(skip)
             log.info("event skipped: type=%r: %s", skip.event_type, skip.reason)
-
-    def _alert(self, incident: Incident, guidance: Guidance, now: datetime) -> Alert:
-        seen = incident.time or now
-        return Alert(incident=incident, guidance=guidance, first_seen=seen, last_seen=seen)
-
-    # -- digests ----------------------------------------------------------------------------
-    def flush(self, now: datetime) -> Report:
-        """Post one digest per group whose window has ended (the timer trigger calls this)."""
-        report = Report()
-        due = self.store.take_due(now)
-        for done, held in enumerate(due):
-            try:
-                alert = self._digest(held)
-                messages = self._messages(alert)
-                self.store.enqueue(messages)
-            except Exception:
-                # Taken but not stored: give the counts back for the next flush to report.
-                for undelivered in due[done:]:
-                    self._restore(undelivered, now)
-                raise
-            report.digests += 1
-            report.alerts.append(alert)
-            report.messages.extend(messages)
-        return report
-
-    def _restore(self, held: Held, now: datetime) -> None:
-        try:
-            self.store.restore(held, now)
-        except Exception as err:  # storage is likely down: say what is lost, keep the first error
-            log.error(
-                "could not give back %d held occurrence(s) of %r: %s", held.count, held.fingerprint, err
-            )
-
-    def _digest(self, held: Held) -> Alert:
-        incident = held.incident
-        guidance = self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
-        return Alert(
-            incident=incident,
-            guidance=guidance,
-            count=held.count,
-            first_seen=held.first_seen,
-            last_seen=held.last_seen,
-            samples=tuple(held.samples),
-            digest=True,
-            window_seconds=held.window_seconds,
-        )
-
-    # -- routing and rendering ----------------------------------------------------------------
-    def destinations(self, alert: Alert) -> list[Destination]:
-        """Where an alert goes: every matching route's destinations; with no routes, all."""
-        settings = self.settings
-        if not settings.routes:
-            return list(settings.destinations.values())
-        names: list[str] = []
-        inc = alert.incident
-        rank = _SEVERITY_RANK[alert.severity]
-        for route in settings.routes:
-            if rank < _SEVERITY_RANK[route.min_severity]:
-                continue
-            if route.kinds and inc.kind not in route.kinds:
-                continue
-            if route.contexts and inc.context not in route.contexts:
-                continue
-            if route.codes and inc.code not in route.codes:
-                continue
-            if route.subcodes and inc.subcode not in route.subcodes:
-                continue
-            names.extend(n for n in route.to if n not in names)
-        return settings.destinations_for(names)
-
-    def _messages(self, alert: Alert) -> list[OutboxMessage]:
-        destinations = self.destinations(alert)
-        if not destinations:
-            return []
-        if self._render is None:
-            from .render import render as render_alert
-
-            self._render = cast(Renderer, render_alert)
-        render = self._render
-        basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
-        return [
-            OutboxMessage(
-                id=hashlib.sha256(f"{basis}|{d.name}".encode()).hexdigest()[:32],
-                destination=d.name,
-                payload=_as_payload(render(alert, d.format)),
-                fingerprint=alert.fingerprint,
-            )
-            for d in destinations
-        ]
-
-
-class _BatchGroup:
-    """Occurrences of one fingerprint within a batch: counted once, stored once."""
-
-    __slots__ = ("count", "first", "guidance", "keys")
-
-    def __init__(self, incident: Incident, guidance: Guidance, key: str) -> None:
-        self.count = 1
-        self.first = [incident]  # the earliest few: the alert, the digest's example, samples
-        self.guidance = guidance
-        self.keys = [key]  # every event's dedup key, to release them if counting fails
-
-    def add(self, incident: Incident, key: str) -> None:
-        self.count += 1
-        self.keys.append(key)
-        if len(self.first) <= MAX_SAMPLES:
-            self.first.append(incident)
-
-
-def _as_payload(rendered: Any) -> dict[str, Any]:
-    """Chat formats render to a JSON body; the text format is carried as {"text": …}."""
-    return rendered if isinstance(rendered, dict) else {"text": str(rendered)}

@@ -52,7 +52,8 @@ class Settings(BaseModel):
     callback_audience: str | None = None  # the ACS resource's immutable id; enables JWT checks
     callback_issuer: str = "https://acscallautomation.communication.azure.com"
     callback_jwks_url: str = "https://acscallautomation.communication.azure.com/calling/keys"
-    store: str = "auto"  # auto (azure when AzureWebJobsStorage is set, else memory) | memory | azure
+    # auto (azure when AzureWebJobsStorage is set, else memory) | memory | sqlite:PATH | azure
+    store: str = "auto"
     storage_connection: SecretStr | None = None  # AzureWebJobsStorage
     table_prefix: str = "acstriage"
     http_timeout_seconds: float = Field(10.0, gt=0, le=60)

@@ -1,13 +1,13 @@
-"""State that must outlive a request: dedup keys, burst groups, the outbox, send pacing.
-
-`Store` is the contract; `MemoryStore` is the embedded default (replay, serve, one instance);
-`triage.store.azure.AzureStore` keeps the same contract on Azure Tables and a Storage queue
-so that many Function instances share it.
+"""State that must outlive a request, as small contracts by concern: `DedupKeys`, `BurstGroups`,
+`Outbox` (with the `Lease` its `poll` hands out) and `SendPacing`. A backend offers all four as a
+`Store`: `memory` (the embedded default: replay, serve, one instance), `sqlite:PATH` (one machine,
+durable) and `azure` (Azure Tables and a Storage queue, shared by every Function instance).
+`open_store` opens one by name from `BACKENDS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -15,7 +15,19 @@ from typing import Any, Protocol
 from ..errors import ConfigurationError
 from ..model import Incident
 
-__all__ = ["Held", "OutboxMessage", "Store", "merge_held", "open_store"]
+__all__ = [
+    "BACKENDS",
+    "BurstGroups",
+    "DedupKeys",
+    "Held",
+    "Lease",
+    "Outbox",
+    "OutboxMessage",
+    "SendPacing",
+    "Store",
+    "merge_held",
+    "open_store",
+]
 
 MAX_SAMPLES = 5
 
@@ -83,8 +95,8 @@ def merge_held(restored: Held, current: Held | None, window_seconds: int) -> Hel
     )
 
 
-class Store(Protocol):
-    """What the pipeline needs from storage. Every method is safe under concurrent callers."""
+class DedupKeys(Protocol):
+    """Event keys seen recently: Event Grid delivers at least once, so only the first counts."""
 
     def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
         """Record event keys; True for each key not seen within its TTL (the caller owns it)."""
@@ -93,6 +105,10 @@ class Store(Protocol):
     def release(self, keys: Sequence[str]) -> None:
         """Forget claimed keys (their alerts could not be stored, so a retry must get through)."""
         ...
+
+
+class BurstGroups(Protocol):
+    """Occurrences of one fingerprint counted per window, and the digests that report them."""
 
     def hit(
         self,
@@ -125,8 +141,50 @@ class Store(Protocol):
         takes it at once; a group closed meanwhile is opened again, already due."""
         ...
 
+
+class Lease(Protocol):
+    """An outbox message taken by `Outbox.poll`, hidden from other pollers until settled."""
+
+    @property
+    def id(self) -> str:
+        """The queue's id of the message."""
+        ...
+
+    @property
+    def body(self) -> bytes:
+        """The message as stored (OutboxMessage JSON), as the queue trigger receives it."""
+        ...
+
+    @property
+    def dequeue_count(self) -> int:
+        """How many times the message has been taken, this time included."""
+        ...
+
+    @property
+    def message(self) -> OutboxMessage:
+        """The message, decoded."""
+        ...
+
+    def done(self) -> None:
+        """Delivered: remove it from the outbox."""
+        ...
+
+    def fail(self, poison: bool = False) -> None:
+        """Not delivered: visible again after the store's retry delay; or, with poison=True,
+        moved to the poison queue. A lease that ran out (another poller took it) settles nothing."""
+        ...
+
+
+class Outbox(Protocol):
+    """Rendered alerts waiting to be posted, and the poison queue beside them."""
+
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         """Store messages durably for delivery."""
+        ...
+
+    def poll(self, queue_name: str, max_messages: int) -> Sequence[Lease]:
+        """Take up to `max_messages` messages, each as a Lease to settle (what the Functions
+        host does for the queue trigger; the local host and tests call it)."""
         ...
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
@@ -137,26 +195,62 @@ class Store(Protocol):
         destination; it must not hold a URL."""
         ...
 
+    def poisoned(self) -> list[OutboxMessage]:
+        """A look at the poison queue, oldest first, without taking anything."""
+        ...
+
+
+class SendPacing(Protocol):
+    """Send slots per destination, shared by every instance, so webhooks' rate limits hold."""
+
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
         """Book the next send slot for a destination (at most one per `interval` seconds,
         across all instances). Returns how many seconds to wait before posting."""
         ...
 
 
-def open_store(spec: str, connection: str | None = None, **options: Any) -> Any:
+class Store(DedupKeys, BurstGroups, Outbox, SendPacing, Protocol):
+    """Everything a backend offers. Every method is safe under concurrent callers."""
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        ...
+
+
+def _memory(target: str, connection: str | None, options: dict[str, Any]) -> Store:
+    from .memory import MemoryStore
+
+    return MemoryStore()
+
+
+def _sqlite(target: str, connection: str | None, options: dict[str, Any]) -> Store:
+    if not target:
+        raise ConfigurationError("ACS_TRIAGE_STORE=sqlite:PATH needs a file path after 'sqlite:'")
+    from .sqlite import SqliteStore
+
+    return SqliteStore(target)
+
+
+def _azure(target: str, connection: str | None, options: dict[str, Any]) -> Store:
+    if not connection:
+        raise ConfigurationError("ACS_TRIAGE_STORE=azure needs the AzureWebJobsStorage connection string")
+    from .azure import AzureStore
+
+    return AzureStore(connection, **options)
+
+
+# ACS_TRIAGE_STORE names one of these, optionally followed by ':' and its target (a path).
+BACKENDS: dict[str, Callable[[str, str | None, dict[str, Any]], Store]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "azure": _azure,
+}
+
+
+def open_store(spec: str, connection: str | None = None, **options: Any) -> Store:
     """Open the store named by ACS_TRIAGE_STORE: 'memory', 'sqlite:PATH' or 'azure'."""
-    if spec == "memory":
-        from .memory import MemoryStore
-
-        return MemoryStore()
-    if spec.startswith("sqlite:"):
-        from .sqlite import SqliteStore
-
-        return SqliteStore(spec[len("sqlite:") :])
-    if spec == "azure":
-        if not connection:
-            raise ConfigurationError("ACS_TRIAGE_STORE=azure needs the AzureWebJobsStorage connection string")
-        from .azure import AzureStore
-
-        return AzureStore(connection, **options)
-    raise ConfigurationError(f"ACS_TRIAGE_STORE must be memory, sqlite:PATH or azure, not {spec!r}")
+    name, colon, target = spec.partition(":")
+    backend = BACKENDS.get(name)
+    if backend is None or (colon and name != "sqlite"):
+        raise ConfigurationError(f"ACS_TRIAGE_STORE must be memory, sqlite:PATH or azure, not {spec!r}")
+    return backend(target, connection, options)
