@@ -148,6 +148,9 @@ class Alert:
     samples: tuple[dict[str, str], ...] = ()  # ids of a few more occurrences (digests)
     digest: bool = False
     window_seconds: int = 0
+    # firing: a failure to act on. resolved: its burst went quiet for a whole window (count is then
+    # the burst's total). silenced: what a silence held back, told once when the silence ends.
+    status: Literal["firing", "resolved", "silenced"] = "firing"
 
     @property
     def severity(self) -> Severity:
