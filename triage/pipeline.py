@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,15 @@ class Report:
     skips: list[Skip] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     messages: list[OutboxMessage] = field(default_factory=list)
+    # (outcome, event kind, "code/subcode") → events: what telemetry counts by kind and code.
+    outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def tally(self, outcome: str, kind: str, incident: Incident | None = None, count: int = 1) -> None:
+        """Count `count` events of `kind` (with the incident's code, if any) as `outcome`."""
+        code = "" if incident is None or incident.code is None else str(incident.code)
+        if incident is not None and incident.subcode is not None:
+            code = f"{code}/{incident.subcode}"
+        self.outcomes[(outcome, kind, code)] += count
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON body the HTTP routes answer with (no personal data, no secrets)."""
@@ -91,6 +101,8 @@ class Triage:
         """Run a batch through the pipeline; alerts to send end up in the store's outbox."""
         report = Report(received=len(raws), rejected=list(rejected))
         report.received += len(report.rejected)
+        if report.rejected:
+            report.tally("invalid", "unreadable", count=len(report.rejected))
         settings = self.settings
         failures: list[tuple[str, Incident, Guidance]] = []
         for raw in raws:
@@ -101,6 +113,7 @@ class Triage:
             guidance = self._lookup(outcome.code, outcome.subcode, outcome.context, outcome.kind)
             if guidance.severity is Severity.NONE:
                 report.successes += 1
+                report.tally("success", outcome.kind, outcome)
                 continue
             failures.append((f"{raw.source}|{raw.id}", outcome, guidance))
         if not failures:
@@ -115,8 +128,10 @@ class Triage:
         for (key, incident, guidance), fresh in zip(failures, claimed, strict=True):
             if not fresh:
                 report.duplicates += 1
+                report.tally("duplicate", incident.kind, incident)
             elif not window:  # grouping off: every event alerts on its own
                 report.alerted += 1
+                report.tally("alerted", incident.kind, incident)
                 outgoing.append((self._alert(incident, guidance, now), [key]))
             elif (group := groups.get(incident.fingerprint)) is None:
                 groups[incident.fingerprint] = _BatchGroup(incident, guidance, key)
@@ -132,8 +147,11 @@ class Triage:
                 self.store.release([key for _, g in pending[done:] for key in g.keys])
                 raise
             report.grouped += group.count - 1 if opened else group.count
+            first = group.first[0]
+            report.tally("grouped", first.kind, first, group.count - 1 if opened else group.count)
             if opened:
                 report.alerted += 1
+                report.tally("alerted", first.kind, first)
                 outgoing.append((self._alert(group.first[0], group.guidance, now), group.keys[:1]))
 
         for alert, keys in outgoing:
@@ -150,6 +168,7 @@ class Triage:
 
     @staticmethod
     def _count_skip(report: Report, skip: Skip) -> None:
+        report.tally(skip.outcome, skip.event_type)
         if skip.outcome == "success":
             report.successes += 1
         elif skip.outcome == "invalid":
@@ -183,6 +202,7 @@ class Triage:
                     self._restore(undelivered, now)
                 raise
             report.digests += 1
+            report.tally("digest", held.incident.kind, held.incident)
             report.alerts.append(alert)
             report.messages.extend(messages)
         return report

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigurationError
 from ..model import Incident
+
+if TYPE_CHECKING:
+    from ..settings import StorageConnection
 
 __all__ = ["Held", "OutboxMessage", "Store", "merge_held", "open_store"]
 
@@ -143,8 +146,9 @@ class Store(Protocol):
         ...
 
 
-def open_store(spec: str, connection: str | None = None, **options: Any) -> Any:
-    """Open the store named by ACS_TRIAGE_STORE: 'memory', 'sqlite:PATH' or 'azure'."""
+def open_store(spec: str, connection: str | StorageConnection | None = None, **options: Any) -> Any:
+    """Open the store named by ACS_TRIAGE_STORE: 'memory', 'sqlite:PATH' or 'azure' (on a
+    connection string or an identity-based StorageConnection)."""
     if spec == "memory":
         from .memory import MemoryStore
 
@@ -155,7 +159,10 @@ def open_store(spec: str, connection: str | None = None, **options: Any) -> Any:
         return SqliteStore(spec[len("sqlite:") :])
     if spec == "azure":
         if not connection:
-            raise ConfigurationError("ACS_TRIAGE_STORE=azure needs the AzureWebJobsStorage connection string")
+            raise ConfigurationError(
+                "ACS_TRIAGE_STORE=azure needs storage: set AzureWebJobsStorage__accountName (managed "
+                "identity) or AzureWebJobsStorage (a connection string)"
+            )
         from .azure import AzureStore
 
         return AzureStore(connection, **options)
