@@ -226,11 +226,11 @@ class Settings(BaseModel):
             value = get(field_name.upper())
             if value is not None:
                 raw[field_name] = value
-        for key, part in (("storage", StorageConnection.from_env), ("destinations", _destinations)):
-            try:
-                raw[key] = part(env)
-            except ConfigurationError as err:
-                problems.append(str(err))
+        try:
+            raw["storage"] = StorageConnection.from_env(env)
+        except ConfigurationError as err:
+            problems.append(str(err))
+        raw["destinations"] = _destinations(env, problems)
         try:
             raw["routes"] = _routes(get("ROUTES"), get("ROUTES_FILE"))
         except ConfigurationError as err:
@@ -238,7 +238,14 @@ class Settings(BaseModel):
         try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:
-            return None, problems + [_problem(e["loc"], e["type"], e["msg"]) for e in exc.errors()]
+            problems += [_problem(e["loc"], e["type"], e["msg"]) for e in exc.errors()]
+            # The rest is still worth checking (doctor lists every problem at once): defaults
+            # stand in for the fields that failed.
+            failed = {e["loc"][0] for e in exc.errors() if e["loc"]}
+            try:
+                return cls.model_validate({k: v for k, v in raw.items() if k not in failed}), problems
+            except ValidationError:
+                return None, problems
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
             problems.append(f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}")
@@ -256,15 +263,20 @@ def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
     return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message}"
 
 
-def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
+def _destinations(env: Mapping[str, str], problems: list[str]) -> dict[str, Destination]:
     """Each kind's own URL setting (ACS_TRIAGE_TEAMS_URL, ACS_TRIAGE_SLACK_URL), plus any
-    ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind."""
+    ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind. A setting
+    that is wrong goes to `problems` and the others are still read."""
     found: dict[str, Destination] = {}
     for name in names():
         setting = kind(name).url_setting
         url = env.get(setting) if setting else None
         if setting and url:
-            found[name] = _destination(name, name, url, setting)
+            problem = kind(name).check_url(url)
+            if problem:
+                problems.append(f"{setting}: the URL of destination {name!r} {problem}")
+            else:
+                found[name] = Destination(name=name, format=name, url=SecretStr(url))
     for key, url in env.items():
         if key.startswith(PREFIX + "DEST_") and key.endswith("_URL") and url:
             name = key[len(PREFIX + "DEST_") : -len("_URL")].lower()
@@ -272,16 +284,12 @@ def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
             fmt = env.get(format_setting, "")
             postable = [n for n in names() if kind(n).postable]
             if fmt not in postable:
-                raise ConfigurationError(f"{format_setting} must be one of {', '.join(postable)}")
-            found[name] = _destination(name, fmt, url, key)
+                problems.append(f"{format_setting} must be one of {', '.join(postable)}")
+            elif problem := kind(fmt).check_url(url):
+                problems.append(f"{key}: the URL of destination {name!r} {problem}")
+            else:
+                found[name] = Destination(name=name, format=fmt, url=SecretStr(url))
     return found
-
-
-def _destination(name: str, fmt: str, url: str, setting: str) -> Destination:
-    problem = kind(fmt).check_url(url)
-    if problem:
-        raise ConfigurationError(f"{setting}: the URL of destination {name!r} {problem}")
-    return Destination(name=name, format=fmt, url=SecretStr(url))
 
 
 def _routes(inline: str | None, path: str | None) -> list[object]:
