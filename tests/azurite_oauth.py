@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import subprocess
 import threading
 import time
 import uuid
@@ -28,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import jwt
 import pytest
-from azurite_server import ACCOUNT, AZURITE, START_TIMEOUT, _free_ports, _listening
+from azurite_server import ACCOUNT, AZURITE, run_azurite
 from conftest import skip_or_fail
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -112,36 +111,11 @@ def azurite_oauth_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """Start Azurite with --oauth basic on HTTPS for the session; stop it by PID at the end."""
     if not AZURITE.exists():
         skip_or_fail("Azurite is not installed: run `npm install` in the repository")
-    blob, queue, table = _free_ports(3)
     data = tmp_path_factory.mktemp("azurite-oauth-data")
     cert, key = _self_signed(tmp_path_factory.mktemp("azurite-oauth-cert"))
-    log_path = data / "azurite.log"
-    command = [
-        str(AZURITE),
-        "--silent", "--skipApiVersionCheck", "--disableTelemetry",
-        "--oauth", "basic", "--cert", str(cert), "--key", str(key),
-        "--location", str(data / "db"),
-        "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-        "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-        "--tableHost", "127.0.0.1", "--tablePort", str(table),
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=data, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not all(_listening(port) for port in (blob, queue, table)):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = log_path.read_text(errors="replace")[-2000:]
-                pytest.fail(f"Azurite (OAuth) did not start (exit {process.poll()}):\n{output}")
-            time.sleep(0.05)
-        yield AzuriteOAuth(process.pid, queue, table, cert)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    options = ("--oauth", "basic", "--cert", str(cert), "--key", str(key))
+    with run_azurite(data / "db", data / "azurite.log", *options) as (pid, _, queue, table):
+        yield AzuriteOAuth(pid, queue, table, cert)
 
 
 @dataclass

@@ -125,52 +125,42 @@ class Service:
         if self.unavailable is not None:
             return Answer.error(503, self.unavailable.message)
         with self.telemetry.span("acs_triage.http", route=route, method=method):
-            return self._handle_http(route, method, headers, params, body, now=now)
-
-    def _handle_http(
-        self,
-        route: str,
-        method: str,
-        headers: Mapping[str, str],
-        params: Mapping[str, str],
-        body: bytes,
-        *,
-        now: datetime | None,
-    ) -> Answer:
-        try:
-            check_shared_secret(self.settings, params)
-            if method == "OPTIONS":
-                status, answer_headers, text = options_handshake(headers)
-                return Answer(status, text.encode(), answer_headers)
-            if method != "POST":
-                answer = Answer.error(405, f"method {method} is not allowed; use POST")
-                return Answer(405, answer.body, {**answer.headers, "Allow": "POST, OPTIONS"})
-            if route == "callbacks":
-                self._check_callback_token(headers)
-            envelope = parse_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
-            if envelope.validation_code is not None and not envelope.events:
-                # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
-                log.info("answering Event Grid subscription validation")
-                return Answer.json(200, {"validationResponse": envelope.validation_code})
-            report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
-            self.telemetry.events(report)
-            if envelope.validation_code is not None:  # Event Grid sends it alone; never drop the rest
-                return Answer.json(200, {"validationResponse": envelope.validation_code, **report.as_dict()})
-            if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
-                log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
-            return Answer.json(200, report.as_dict())
-        except TriageError as err:
-            if err.status >= 500:
-                log.error("%s", err)
-                return Answer.error(503, str(err))
-            return Answer.error(err.status, str(err))
-        except Exception as err:  # storage or another dependency failed: let the sender retry
-            problem = storage_failure(err, self.settings)
-            if problem is not None:  # a setting to fix: say which, once, not a trace per request
-                log_once(problem.message)
-                return Answer.error(503, problem.message)
-            log.exception("request failed: %s", type(err).__name__)
-            return Answer.error(503, f"temporarily unable to process events ({type(err).__name__})")
+            try:
+                check_shared_secret(self.settings, params)
+                if method == "OPTIONS":
+                    status, answer_headers, text = options_handshake(headers)
+                    return Answer(status, text.encode(), answer_headers)
+                if method != "POST":
+                    answer = Answer.error(405, f"method {method} is not allowed; use POST")
+                    return Answer(405, answer.body, {**answer.headers, "Allow": "POST, OPTIONS"})
+                if route == "callbacks":
+                    self._check_callback_token(headers)
+                envelope = parse_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
+                if envelope.validation_code is not None and not envelope.events:
+                    # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
+                    log.info("answering Event Grid subscription validation")
+                    return Answer.json(200, {"validationResponse": envelope.validation_code})
+                report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
+                self.telemetry.events(report)
+                if envelope.validation_code is not None:  # Event Grid sends it alone; never drop the rest
+                    return Answer.json(
+                        200, {"validationResponse": envelope.validation_code, **report.as_dict()}
+                    )
+                if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
+                    log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
+                return Answer.json(200, report.as_dict())
+            except TriageError as err:
+                if err.status >= 500:
+                    log.error("%s", err)
+                    return Answer.error(503, str(err))
+                return Answer.error(err.status, str(err))
+            except Exception as err:  # storage or another dependency failed: let the sender retry
+                problem = storage_failure(err, self.settings)
+                if problem is not None:  # a setting to fix: say which, once, not a trace per request
+                    log_once(problem.message)
+                    return Answer.error(503, problem.message)
+                log.exception("request failed: %s", type(err).__name__)
+                return Answer.error(503, f"temporarily unable to process events ({type(err).__name__})")
 
     def _check_callback_token(self, headers: Mapping[str, str]) -> None:
         if self.settings.callback_audience:
