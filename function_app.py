@@ -1,24 +1,28 @@
 """acs-triage as an Azure Functions app (Python v2 programming model).
 
-Routes (authLevel FUNCTION; the host adds the /api prefix):
-  POST, OPTIONS /api/eventgrid   Event Grid deliveries (both schemas) and both handshakes
-  POST          /api/callbacks   Call Automation callbacks (CloudEvents arrays)
-Plus a queue trigger that delivers the outbox and a timer that posts burst digests.
+Routes (the host adds the /api prefix):
+  POST, OPTIONS /api/eventgrid   Event Grid deliveries (both schemas) and both handshakes (FUNCTION)
+  POST          /api/callbacks   Call Automation callbacks (CloudEvents arrays) (FUNCTION)
+  GET           /api/health      settings and storage checked; 200 or 503 (ANONYMOUS, nothing secret)
+Plus a queue trigger that delivers the outbox (the queue named by the ACS_TRIAGE_OUTBOX_QUEUE
+app setting) and a timer that posts burst digests.
 Each function is a few lines: the behaviour lives in triage.service.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import azure.functions as func
 import orjson
 
 from triage import redact
-from triage.errors import DeliveryError
-from triage.service import Answer, Service
-from triage.settings import OUTBOX_QUEUE
+from triage.doctor import check
+from triage.errors import ConfigurationError, DeliveryError
+from triage.service import Answer, Service, health_answer, log_once
+from triage.settings import OUTBOX_QUEUE_SETTING, STORAGE_SETTING
 from triage.store import OutboxMessage
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -51,7 +55,13 @@ def _respond(answer: Answer) -> func.HttpResponse:
 
 
 def _handle(route: str, req: func.HttpRequest) -> func.HttpResponse:
-    return _respond(service().handle_http(route, req.method.upper(), req.headers, req.params, req.get_body()))
+    try:
+        current = service()
+    except ConfigurationError as err:
+        # Settings that cannot work: 503 with what to fix, so Event Grid retries once it is fixed.
+        log_once(str(err))
+        return _respond(Answer.error(503, str(err)))
+    return _respond(current.handle_http(route, req.method.upper(), req.headers, req.params, req.get_body()))
 
 
 @app.route(route="eventgrid", methods=["POST", "OPTIONS"])
@@ -66,7 +76,18 @@ def callbacks(req: func.HttpRequest) -> func.HttpResponse:
     return _handle("callbacks", req)
 
 
-@app.queue_trigger(arg_name="msg", queue_name=OUTBOX_QUEUE, connection="AzureWebJobsStorage")
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Settings valid and storage answering: 200 {"status": "ok"}; else 503 with the problems."""
+    try:
+        current = service()
+    except ConfigurationError:
+        return _respond(health_answer(check(os.environ)[1]))
+    return _respond(current.health())
+
+
+# The queue's name is an app setting, resolved by the host, so that trigger and store agree.
+@app.queue_trigger(arg_name="msg", queue_name=f"%{OUTBOX_QUEUE_SETTING}%", connection=STORAGE_SETTING)
 def deliver(msg: func.QueueMessage) -> None:
     """Post one rendered alert. A failure worth retrying raises, so the host retries; after
     maxDequeueCount the message moves to the poison queue, so a webhook outage loses nothing.
@@ -74,7 +95,7 @@ def deliver(msg: func.QueueMessage) -> None:
     message = OutboxMessage.from_dict(orjson.loads(msg.get_body()))
     logging.info("delivering %s (dequeue count %s)", message.id, msg.dequeue_count)
     try:
-        service().deliver(message)
+        service().deliver(message, msg.dequeue_count or 1)
     except DeliveryError as err:
         if err.retry:
             raise

@@ -12,6 +12,7 @@ Fixtures (import them into a test module to use them):
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -35,6 +36,7 @@ __all__ = [
     "azurite_fixture",
     "make_store_fixture",
     "poisoned",
+    "run_azurite",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,21 +97,29 @@ def azurite_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurit
         skip_or_fail("node is not installed (Azurite runs on node 20)")
     if not AZURITE.exists():
         skip_or_fail("Azurite is not installed: run `npm install` in the repository")
-    blob, queue, table = _free_ports(3)
     data = tmp_path_factory.mktemp("azurite-data")
-    log_path = tmp_path_factory.mktemp("azurite-log") / "azurite.log"
+    with run_azurite(data / "db", data / "azurite.log") as (pid, blob, queue, table):
+        yield Azurite(pid, blob, queue, table)
+
+
+@contextlib.contextmanager
+def run_azurite(location: Path, log_path: Path, *options: str) -> Iterator[tuple[int, int, int, int]]:
+    """Azurite with its data in `location`, on free loopback ports, with extra command-line
+    `options`: (pid, blob port, queue port, table port) once every port listens. Stopped by PID."""
+    blob, queue, table = _free_ports(3)
     command = [
         str(AZURITE),
         "--silent",
         "--skipApiVersionCheck",  # the Python SDKs send a newer API version than Azurite knows
         "--disableTelemetry",
-        "--location", str(data),
+        "--location", str(location),
         "--blobHost", "127.0.0.1", "--blobPort", str(blob),
         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
         "--tableHost", "127.0.0.1", "--tablePort", str(table),
+        *options,
     ]  # fmt: skip
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=data, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not all(_listening(port) for port in (blob, queue, table)):
@@ -117,7 +127,7 @@ def azurite_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurit
                 output = log_path.read_text(errors="replace")[-2000:]
                 pytest.fail(f"Azurite did not start (exit {process.poll()}):\n{output}")
             time.sleep(0.05)
-        yield Azurite(process.pid, blob, queue, table)
+        yield process.pid, blob, queue, table
     finally:
         process.terminate()
         try:

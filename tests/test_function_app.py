@@ -45,8 +45,8 @@ def as_json(response: func.HttpResponse) -> Any:
     return json.loads(response.get_body())
 
 
-def test_the_host_indexes_two_http_routes_a_queue_trigger_and_a_timer() -> None:
-    assert set(FUNCTIONS) == {"eventgrid", "callbacks", "deliver", "flush"}
+def test_the_host_indexes_three_http_routes_a_queue_trigger_and_a_timer() -> None:
+    assert set(FUNCTIONS) == {"eventgrid", "callbacks", "health", "deliver", "flush"}
     eventgrid = json.loads(FUNCTIONS["eventgrid"].get_function_json())["bindings"][0]
     assert eventgrid["route"] == "eventgrid"
     assert {m.upper() for m in eventgrid["methods"]} == {"POST", "OPTIONS"}
@@ -54,8 +54,12 @@ def test_the_host_indexes_two_http_routes_a_queue_trigger_and_a_timer() -> None:
     callbacks = json.loads(FUNCTIONS["callbacks"].get_function_json())["bindings"][0]
     assert callbacks["route"] == "callbacks" and [m.upper() for m in callbacks["methods"]] == ["POST"]
     deliver = json.loads(FUNCTIONS["deliver"].get_function_json())["bindings"][0]
-    assert (deliver["type"], deliver["queueName"]) == ("queueTrigger", "acs-triage-outbox")
+    # The queue's name comes from the app setting the store reads too: they cannot disagree.
+    assert (deliver["type"], deliver["queueName"]) == ("queueTrigger", "%ACS_TRIAGE_OUTBOX_QUEUE%")
     assert deliver["connection"] == "AzureWebJobsStorage"
+    health = json.loads(FUNCTIONS["health"].get_function_json())["bindings"][0]
+    assert (health["route"], health["methods"]) == ("health", ["GET"])
+    assert health["authLevel"].upper() == "ANONYMOUS"
     flush = json.loads(FUNCTIONS["flush"].get_function_json())["bindings"][0]
     assert flush["schedule"] == "0 * * * * *"
 

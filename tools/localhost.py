@@ -12,10 +12,11 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,11 +27,31 @@ import azure.functions as func
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
-__all__ = ["LocalHost", "LocalServer", "serve"]
+from triage.errors import ConfigurationError
+from triage.settings import OUTBOX_QUEUE_SETTING, app_names
+
+__all__ = ["LocalHost", "LocalServer", "resolve_binding", "serve"]
 
 log = logging.getLogger("triage.localhost")
 ROOT = Path(__file__).resolve().parent.parent
 MAX_DEQUEUE_COUNT = 8  # host.json extensions.queues.maxDequeueCount
+_EXPRESSION = re.compile(r"%([^%]+)%")
+
+
+def resolve_binding(value: str, app_settings: Mapping[str, str], function: str) -> str:
+    """A binding property with its %NAME% expressions replaced by app settings, as the host
+    does when it indexes the app. A missing setting fails, as the function would fail to index."""
+
+    def setting(found: re.Match[str]) -> str:
+        name = found.group(1)
+        resolved = app_settings.get(name)
+        if not resolved:
+            raise ConfigurationError(
+                f"{name} is not set: function {function!r} binds %{name}%, so the host cannot index it"
+            )
+        return resolved
+
+    return _EXPRESSION.sub(setting, value)
 
 
 @dataclass
@@ -44,7 +65,12 @@ class _Route:
 class LocalHost:
     """The Function App's functions, callable the way the host calls them."""
 
-    def __init__(self, app: func.FunctionApp | None = None, route_prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        app: func.FunctionApp | None = None,
+        route_prefix: str | None = None,
+        app_settings: Mapping[str, str] | None = None,
+    ) -> None:
         if app is None:
             import function_app
 
@@ -53,6 +79,11 @@ class LocalHost:
             host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
             route_prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
         self.prefix = "/" + route_prefix.strip("/") if route_prefix else ""
+        if app_settings is None:
+            # The environment, as `func start` sees it (local.settings.json Values), with the
+            # outbox queue Settings.from_env() would use when a local run does not name one.
+            app_settings = {OUTBOX_QUEUE_SETTING: app_names(os.environ)[0], **os.environ}
+        settings = app_settings
         # get_functions() refuses a second call on one app (it tracks names it returned).
         app.functions_bindings = {}
         self.routes: list[_Route] = []
@@ -69,7 +100,8 @@ class LocalHost:
                 pattern = re.compile("^" + re.escape(route.strip("/")) + "/?$")
                 self.routes.append(_Route(pattern, methods, user, trigger.name))
             elif kind == "queueTrigger":
-                self.queue_functions[trigger.get_dict_repr()["queueName"]] = user
+                queue_name = resolve_binding(trigger.get_dict_repr()["queueName"], settings, name)
+                self.queue_functions[queue_name] = user
             elif kind == "timerTrigger":
                 self.timer_functions[name] = user
 
@@ -150,8 +182,11 @@ class LocalServer:
     ) -> None:
         import function_app
 
-        self.local = LocalHost(function_app.app)
         self.service = function_app.service()
+        # A local run need not set the queue's app setting: the outbox the service writes is the
+        # one the trigger binds, as in Azure where the deploy sets ACS_TRIAGE_OUTBOX_QUEUE.
+        app_settings = {OUTBOX_QUEUE_SETTING: self.service.settings.outbox_queue, **os.environ}
+        self.local = LocalHost(function_app.app, app_settings=app_settings)
         self.tick_seconds = tick_seconds
         self.timer_seconds = timer_seconds
         self._stop = threading.Event()

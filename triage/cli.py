@@ -1,4 +1,4 @@
-"""Command line: `python -m triage replay | serve | render | explain | catalog`."""
+"""Command line: `python -m triage replay | serve | render | doctor | explain | catalog`."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--formats", default="teams,slack", help="comma-separated: teams,slack")
     render.add_argument("--scale", type=float, default=1.0, help="device pixel ratio of the pictures")
     render.set_defaults(func=_tool("cmd_render"))
+
+    from .doctor import add_command as add_doctor
+
+    add_doctor(sub)
 
     from .catalog_cli import add_commands
 

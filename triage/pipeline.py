@@ -71,6 +71,8 @@ class Triage:
         """Run a batch through the pipeline; alerts to send end up in the store's outbox."""
         report = Report(received=len(raws), rejected=list(rejected))
         report.received += len(report.rejected)
+        if report.rejected:
+            report.tally("invalid", "unreadable", count=len(report.rejected))
         settings = self.settings
         batch = Batch(now, report)
         for raw in raws:
@@ -104,6 +106,7 @@ class Triage:
 
     @staticmethod
     def _count_skip(report: Report, skip: Skip) -> None:
+        report.tally(skip.outcome, skip.event_type)
         if skip.outcome == "success":
             report.successes += 1
         elif skip.outcome == "invalid":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -68,6 +69,15 @@ class Report:
     skips: list[Skip] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     messages: list[OutboxMessage] = field(default_factory=list)
+    # (outcome, event kind, "code/subcode") → events: what telemetry counts by kind and code.
+    outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def tally(self, outcome: str, kind: str, incident: Incident | None = None, count: int = 1) -> None:
+        """Count `count` events of `kind` (with the incident's code, if any) as `outcome`."""
+        code = "" if incident is None or incident.code is None else str(incident.code)
+        if incident is not None and incident.subcode is not None:
+            code = f"{code}/{incident.subcode}"
+        self.outcomes[(outcome, kind, code)] += count
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON body the HTTP routes answer with (no personal data, no secrets)."""
@@ -172,8 +182,14 @@ class SuppressSuccesses:
     """A code the catalog calls a success (severity none) is counted, never alerted."""
 
     def __call__(self, batch: Batch) -> None:
-        failures = [c for c in batch.candidates if c.guidance.severity is not Severity.NONE]
-        batch.report.successes += len(batch.candidates) - len(failures)
+        report = batch.report
+        failures: list[Candidate] = []
+        for c in batch.candidates:
+            if c.guidance.severity is Severity.NONE:
+                report.successes += 1
+                report.tally("success", c.incident.kind, c.incident)
+            else:
+                failures.append(c)
         batch.candidates = failures
 
 
@@ -189,8 +205,13 @@ class Dedup:
             return
         fresh = self.store.claim([c.key for c in batch.candidates], batch.now, self.ttl)
         batch.release = self.store.release
-        kept = [c for c, new in zip(batch.candidates, fresh, strict=True) if new]
-        batch.report.duplicates += len(batch.candidates) - len(kept)
+        kept: list[Candidate] = []
+        for c, new in zip(batch.candidates, fresh, strict=True):
+            if new:
+                kept.append(c)
+            else:
+                batch.report.duplicates += 1
+                batch.report.tally("duplicate", c.incident.kind, c.incident)
         batch.candidates = kept
 
 
@@ -207,6 +228,7 @@ class Group:
         if not self.window:
             for c in batch.candidates:
                 report.alerted += 1
+                report.tally("alerted", c.incident.kind, c.incident)
                 batch.pending.append(Pending(new_alert(c.incident, c.guidance, now), [c.key]))
             batch.candidates = []
             return
@@ -226,9 +248,13 @@ class Group:
                 # These events were claimed but not counted: let Event Grid's retry count them.
                 batch.give_back([Pending(group.alert(now), group.keys) for _, group in ordered[done:]])
                 raise
-            report.grouped += group.count - 1 if opened else group.count
+            held = group.count - 1 if opened else group.count
+            report.grouped += held
+            first = group.first[0]
+            report.tally("grouped", first.kind, first, held)
             if opened:
                 report.alerted += 1
+                report.tally("alerted", first.kind, first)
                 batch.pending.append(Pending(group.alert(now), group.keys[:1]))
 
 
@@ -275,7 +301,8 @@ class Digests:
                 window_seconds=held.window_seconds,
             )
             batch.pending.append(Pending(alert, held=held))
-        batch.report.digests += len(batch.pending)
+            batch.report.digests += 1
+            batch.report.tally("digest", incident.kind, incident)
 
 
 class Route:

@@ -4,6 +4,8 @@ status, headers and body out. function_app.py and the local server are thin adap
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,18 +13,49 @@ from typing import Any
 
 import orjson
 
+from . import telemetry as telemetry_module
 from .auth import check_shared_secret
 from .clock import utcnow
 from .deliver import Deliverer
-from .errors import TriageError
+from .doctor import Problem, check_settings, storage_failure, store_refusal
+from .errors import ConfigurationError, DeliveryError, TriageError
 from .ingest import header, options_handshake, parse_body
 from .pipeline import Report, Triage
-from .settings import OUTBOX_QUEUE, Settings
+from .settings import Settings
 from .store import OutboxMessage, Store, open_store
+from .telemetry import Telemetry
 
-__all__ = ["Answer", "Service"]
+__all__ = ["MAX_DEQUEUE_COUNT", "Answer", "Service", "health_answer", "log_once", "open_configured_store"]
 
 log = logging.getLogger("triage")
+MAX_DEQUEUE_COUNT = 8  # host.json extensions.queues.maxDequeueCount: then the host poisons it
+
+_logged: set[str] = set()
+_logged_lock = threading.Lock()
+
+
+def log_once(reason: str) -> None:
+    """Log a reason the app cannot work at ERROR, once per process: every request answers 503
+    with it, and one line per request would bury everything else."""
+    with _logged_lock:
+        if reason in _logged:
+            return
+        _logged.add(reason)
+    log.error("%s", reason)
+
+
+def open_configured_store(settings: Settings) -> Store:
+    """The store the settings name, refusing one that would lose alerts here (store_refusal)."""
+    refusal = store_refusal(settings)
+    if refusal:
+        raise ConfigurationError(refusal)
+    spec = settings.store
+    if spec == "auto":
+        spec = "azure" if settings.storage else "memory"
+    store: Store = open_store(
+        spec, settings.storage, queue_name=settings.outbox_queue, table_prefix=settings.table_prefix
+    )
+    return store
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,24 +79,36 @@ class Service:
     """Settings, store, pipeline and deliverer of one process, with the HTTP entry points."""
 
     def __init__(
-        self, settings: Settings, store: Store | None = None, clock: Callable[[], datetime] = utcnow
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.telemetry = telemetry or Telemetry()
+        self.problems: list[Problem] = check_settings(settings)
+        # Why requests cannot be taken (storage missing or refused): they answer 503 with it.
+        self.unavailable: Problem | None = None
         if store is None:
-            spec = settings.store
-            if spec == "auto":
-                spec = "azure" if settings.storage_connection else "memory"
-            conn = settings.storage_connection.get_secret_value() if settings.storage_connection else None
-            store = open_store(spec, conn, queue_name=OUTBOX_QUEUE, table_prefix=settings.table_prefix)
+            try:
+                store = open_configured_store(settings)
+            except ConfigurationError as err:
+                self.unavailable = storage_failure(err, settings)
+                log_once(str(err))
+                from .store.memory import MemoryStore
+
+                store = MemoryStore()  # never takes an event: every request answers 503 first
         self.store: Store = store
         self.triage = Triage(settings, self.store)
         self.deliverer = Deliverer(settings, self.store)
 
     @classmethod
     def from_env(cls) -> Service:
-        """Build everything from the environment (Function App settings)."""
-        return cls(Settings.from_env())
+        """Build everything from the environment (Function App settings), with telemetry when
+        APPLICATIONINSIGHTS_CONNECTION_STRING is set."""
+        return cls(Settings.from_env(), telemetry=telemetry_module.from_env())
 
     def handle_http(
         self,
@@ -77,35 +122,45 @@ class Service:
     ) -> Answer:
         """One request to /api/eventgrid or /api/callbacks. Bad input is a 4xx with a reason;
         storage trouble is a 503 so that Event Grid retries; never a bare 500."""
-        try:
-            check_shared_secret(self.settings, params)
-            if method == "OPTIONS":
-                status, answer_headers, text = options_handshake(headers)
-                return Answer(status, text.encode(), answer_headers)
-            if method != "POST":
-                answer = Answer.error(405, f"method {method} is not allowed; use POST")
-                return Answer(405, answer.body, {**answer.headers, "Allow": "POST, OPTIONS"})
-            if route == "callbacks":
-                self._check_callback_token(headers)
-            envelope = parse_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
-            if envelope.validation_code is not None and not envelope.events:
-                # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
-                log.info("answering Event Grid subscription validation")
-                return Answer.json(200, {"validationResponse": envelope.validation_code})
-            report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
-            if envelope.validation_code is not None:  # Event Grid sends it alone; never drop the rest
-                return Answer.json(200, {"validationResponse": envelope.validation_code, **report.as_dict()})
-            if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
-                log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
-            return Answer.json(200, report.as_dict())
-        except TriageError as err:
-            if err.status >= 500:
-                log.error("%s", err)
-                return Answer.error(503, str(err))
-            return Answer.error(err.status, str(err))
-        except Exception as err:  # storage or another dependency failed: let the sender retry
-            log.exception("request failed: %s", type(err).__name__)
-            return Answer.error(503, f"temporarily unable to process events ({type(err).__name__})")
+        if self.unavailable is not None:
+            return Answer.error(503, self.unavailable.message)
+        with self.telemetry.span("acs_triage.http", route=route, method=method):
+            try:
+                check_shared_secret(self.settings, params)
+                if method == "OPTIONS":
+                    status, answer_headers, text = options_handshake(headers)
+                    return Answer(status, text.encode(), answer_headers)
+                if method != "POST":
+                    answer = Answer.error(405, f"method {method} is not allowed; use POST")
+                    return Answer(405, answer.body, {**answer.headers, "Allow": "POST, OPTIONS"})
+                if route == "callbacks":
+                    self._check_callback_token(headers)
+                envelope = parse_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
+                if envelope.validation_code is not None and not envelope.events:
+                    # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
+                    log.info("answering Event Grid subscription validation")
+                    return Answer.json(200, {"validationResponse": envelope.validation_code})
+                report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
+                self.telemetry.events(report)
+                if envelope.validation_code is not None:  # Event Grid sends it alone; never drop the rest
+                    return Answer.json(
+                        200, {"validationResponse": envelope.validation_code, **report.as_dict()}
+                    )
+                if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
+                    log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
+                return Answer.json(200, report.as_dict())
+            except TriageError as err:
+                if err.status >= 500:
+                    log.error("%s", err)
+                    return Answer.error(503, str(err))
+                return Answer.error(err.status, str(err))
+            except Exception as err:  # storage or another dependency failed: let the sender retry
+                problem = storage_failure(err, self.settings)
+                if problem is not None:  # a setting to fix: say which, once, not a trace per request
+                    log_once(problem.message)
+                    return Answer.error(503, problem.message)
+                log.exception("request failed: %s", type(err).__name__)
+                return Answer.error(503, f"temporarily unable to process events ({type(err).__name__})")
 
     def _check_callback_token(self, headers: Mapping[str, str]) -> None:
         if self.settings.callback_audience:
@@ -113,10 +168,55 @@ class Service:
 
             validate_callback_token(self.settings, header(headers, "authorization"))
 
+    def health(self) -> Answer:
+        """GET /api/health: 200 when the settings are valid and storage answers, else 503 with
+        the problems; the outbox and poison depths when storage is Azure. Nothing secret."""
+        problems = list(self.problems)
+        doc: dict[str, Any] = {}
+        if self.unavailable is not None:
+            problems.append(self.unavailable)
+        elif hasattr(self.store, "probe"):
+            try:
+                outbox, poison = self.store.probe()
+            except Exception as err:
+                problem = storage_failure(err, self.settings) or Problem(
+                    "error", "AzureWebJobsStorage", f"storage did not answer ({type(err).__name__})"
+                )
+                problems.append(problem)
+            else:
+                doc["outbox"] = {"depth": outbox, "poison": poison}
+        return health_answer(problems, doc)
+
     def flush(self, now: datetime | None = None) -> Report:
         """Emit digests for groups whose window ended (timer trigger)."""
-        return self.triage.flush(now or self.clock())
+        if self.unavailable is not None:
+            raise ConfigurationError(self.unavailable.message)
+        report = self.triage.flush(now or self.clock())
+        self.telemetry.events(report)
+        return report
 
-    def deliver(self, message: OutboxMessage) -> None:
-        """Deliver one outbox message (queue trigger); raises DeliveryError to retry."""
-        self.deliverer.deliver(message)
+    def deliver(self, message: OutboxMessage, dequeue_count: int = 1) -> None:
+        """Deliver one outbox message (queue trigger); raises DeliveryError to retry. Counted by
+        destination: delivered, failed, or poisoned when this was the host's last try."""
+        if self.unavailable is not None:
+            raise ConfigurationError(self.unavailable.message)
+        started = time.perf_counter()
+        with self.telemetry.span("acs_triage.deliver", destination=message.destination):
+            try:
+                self.deliverer.deliver(message)
+            except DeliveryError as err:
+                last = not err.retry or dequeue_count >= MAX_DEQUEUE_COUNT
+                outcome = "poisoned" if last else "failed"
+                self.telemetry.delivery(message.destination, outcome, time.perf_counter() - started)
+                raise
+        self.telemetry.delivery(message.destination, "delivered", time.perf_counter() - started)
+
+
+def health_answer(problems: list[Problem], extra: Mapping[str, Any] | None = None) -> Answer:
+    """The health route's answer for these problems: 503 when any is an error."""
+    failing = any(p.level == "error" for p in problems)
+    doc: dict[str, Any] = {"status": "error" if failing else "ok"}
+    if problems:
+        doc["problems"] = [p.as_dict() for p in problems]
+    doc.update(extra or {})
+    return Answer.json(503 if failing else 200, doc)

@@ -3,23 +3,118 @@ local.settings.json Values). Every setting is documented in local.settings.sampl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
 from .model import Severity
 
-__all__ = ["OUTBOX_QUEUE", "Route", "Settings"]
+__all__ = [
+    "IN_AZURE_SETTING",
+    "OUTBOX_QUEUE_SETTING",
+    "STORAGE_SETTING",
+    "Route",
+    "Settings",
+    "StorageConnection",
+    "app_names",
+    "in_azure",
+]
 
 PREFIX = "ACS_TRIAGE_"
-# The Storage queue between the HTTP function and the delivering queue trigger. A constant, not
-# a setting: the trigger's binding and the store that writes the queue must never disagree.
-OUTBOX_QUEUE = "acs-triage-outbox"
+# The Storage queue between the HTTP function and the delivering queue trigger. The trigger's
+# binding reads the same app setting (queue_name="%ACS_TRIAGE_OUTBOX_QUEUE%"), so the queue the
+# store writes and the queue the host reads can never disagree.
+OUTBOX_QUEUE_SETTING = "ACS_TRIAGE_OUTBOX_QUEUE"
+STORAGE_SETTING = "AzureWebJobsStorage"
+IN_AZURE_SETTING = "WEBSITE_INSTANCE_ID"  # set by App Service on every instance, never locally
+SITE_NAME_SETTING = "WEBSITE_SITE_NAME"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_SITE_TAG_MAX = 32  # keeps "acs-triage-<tag>-outbox-poison" within a queue name's 63 characters
+
+
+def in_azure(env: Mapping[str, str]) -> bool:
+    """True on a Function App instance (App Service sets WEBSITE_INSTANCE_ID)."""
+    return bool(env.get(IN_AZURE_SETTING))
+
+
+def app_names(env: Mapping[str, str]) -> tuple[str, str]:
+    """The default (outbox queue, table prefix) of this app: per app when WEBSITE_SITE_NAME names
+    it, so that two apps sharing a storage account never read each other's outbox or state."""
+    tag = re.sub(r"[^a-z0-9]", "", env.get(SITE_NAME_SETTING, "").lower())
+    if len(tag) > _SITE_TAG_MAX:  # long names keep their start and a hash, to stay unique
+        tag = tag[: _SITE_TAG_MAX - 8] + hashlib.sha256(tag.encode()).hexdigest()[:8]
+    if not tag:
+        return "acs-triage-outbox", "acstriage"
+    return f"acs-triage-{tag}-outbox", f"acstriage{tag}"
+
+
+class StorageConnection(BaseModel):
+    """How to reach the storage account, read as the Functions host reads `AzureWebJobsStorage`:
+    a connection string in the setting itself, or an identity-based connection in
+    `AzureWebJobsStorage__accountName` (or `__queueServiceUri` and `__tableServiceUri`) with
+    `__credential` (`managedidentity`) and `__clientId` (a user-assigned identity)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connection_string: SecretStr | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    credential: str | None = None  # "managedidentity", or None: DefaultAzureCredential
+    client_id: str | None = None
+
+    @property
+    def setting(self) -> str:
+        """The setting a problem with this storage should name."""
+        if self.connection_string is not None:
+            return STORAGE_SETTING
+        return f"{STORAGE_SETTING}__accountName (or __queueServiceUri / __tableServiceUri)"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], name: str = STORAGE_SETTING) -> StorageConnection | None:
+        """The connection configured under `name`, or None. Raises ConfigurationError when an
+        identity-based connection is incomplete."""
+        if env.get(name):  # the host: an exact match is a connection string and wins
+            return cls(connection_string=SecretStr(env[name]))
+        # Properties after `__` (or `:` in local.settings.json), case-insensitive, as the host reads them.
+        props: dict[str, str] = {}
+        for key, value in env.items():
+            for separator in ("__", ":"):
+                if key.lower().startswith(name.lower() + separator) and value:
+                    props[key[len(name) + len(separator) :].lower()] = value.strip()
+        if not props:
+            return None
+        account = props.get("accountname")
+        queue_uri = props.get("queueserviceuri") or (account and f"https://{account}.queue.core.windows.net")
+        table_uri = props.get("tableserviceuri") or (account and f"https://{account}.table.core.windows.net")
+        for service, uri in (("queue", queue_uri), ("table", table_uri)):
+            if not uri:
+                raise ConfigurationError(
+                    f"{name}__{service}ServiceUri is not set: an identity-based {name} needs "
+                    f"{name}__accountName, or both {name}__queueServiceUri and {name}__tableServiceUri"
+                )
+            if not uri.startswith("https://"):
+                raise ConfigurationError(
+                    f"{name}__{service}ServiceUri must be an https:// URL (tokens are never sent over http)"
+                )
+        credential = props.get("credential")
+        if credential is not None and credential.lower() != "managedidentity":
+            raise ConfigurationError(
+                f"{name}__credential must be managedidentity (or unset to use DefaultAzureCredential), "
+                f"not {credential!r}"
+            )
+        return cls(
+            queue_service_uri=str(queue_uri).rstrip("/"),
+            table_service_uri=str(table_uri).rstrip("/"),
+            credential=credential.lower() if credential else None,
+            client_id=props.get("clientid"),
+        )
 
 
 class Route(BaseModel):
@@ -28,6 +123,8 @@ class Route(BaseModel):
     An empty condition matches anything. Example:
     {"kinds": ["PlayFailed"], "min_severity": "error", "codes": [400], "to": ["teams"]}
     """
+
+    model_config = ConfigDict(extra="forbid")  # "kind" for "kinds" must not match everything
 
     kinds: list[str] = Field(default_factory=list)
     contexts: list[str] = Field(default_factory=list)
@@ -52,12 +149,26 @@ class Settings(BaseModel):
     callback_audience: str | None = None  # the ACS resource's immutable id; enables JWT checks
     callback_issuer: str = "https://acscallautomation.communication.azure.com"
     callback_jwks_url: str = "https://acscallautomation.communication.azure.com/calling/keys"
-    # auto (azure when AzureWebJobsStorage is set, else memory) | memory | sqlite:PATH | azure
+    # auto (azure when storage is configured, else memory) | memory | sqlite:PATH | azure
     store: str = "auto"
-    storage_connection: SecretStr | None = None  # AzureWebJobsStorage
+    storage: StorageConnection | None = None  # AzureWebJobsStorage, either form
     table_prefix: str = "acstriage"
+    outbox_queue: str = "acs-triage-outbox"
+    in_azure: bool = False  # WEBSITE_INSTANCE_ID is set: the in-memory store is refused
     http_timeout_seconds: float = Field(10.0, gt=0, le=60)
     max_retry_after_seconds: float = Field(30.0, ge=0, le=300)
+
+    @field_validator("callback_audience")
+    @classmethod
+    def _audience_is_guid(cls, v: str | None) -> str | None:
+        # Call Automation signs callbacks for the ACS resource's immutable id, a GUID; a resource
+        # name or ARM id here would make every callback answer 401.
+        if v is not None and not _GUID.match(v.strip()):
+            raise ValueError(
+                "must be your ACS resource's immutable resource id, a GUID "
+                "(Azure portal: the resource's Properties, 'Immutable Resource ID')"
+            )
+        return v.strip() if v else v
 
     @field_validator("resource")
     @classmethod
@@ -66,20 +177,36 @@ class Settings(BaseModel):
             raise ValueError("must not be blank")
         return v.strip()
 
+    @property
+    def storage_connection(self) -> SecretStr | None:
+        """The storage connection string, when storage is configured by one (a secret)."""
+        return self.storage.connection_string if self.storage else None
+
     def destinations_for(self, wanted: list[str]) -> list[Destination]:
         """The configured destinations among `names`, in order, ignoring unknown names."""
         return [self.destinations[n] for n in wanted if n in self.destinations]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read ACS_TRIAGE_* variables (and AzureWebJobsStorage). Raises ConfigurationError."""
-        env = os.environ if env is None else env
+        """Read ACS_TRIAGE_* variables (and AzureWebJobsStorage). Raises ConfigurationError
+        naming every setting that is wrong."""
+        settings, problems = cls.read(os.environ if env is None else env)
+        if settings is None or problems:
+            raise ConfigurationError("invalid settings: " + "; ".join(problems))
+        return settings
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> tuple[Settings | None, list[str]]:
+        """The settings and every problem found, each naming its setting and the fix; the
+        settings are None when a problem leaves nothing to build them from."""
+        problems: list[str] = []
 
         def get(name: str) -> str | None:
             value = env.get(PREFIX + name)
             return value if value not in (None, "") else None
 
-        raw: dict[str, object] = {}
+        queue, prefix = app_names(env)
+        raw: dict[str, object] = {"outbox_queue": queue, "table_prefix": prefix, "in_azure": in_azure(env)}
         for field_name in (
             "resource",
             "group_window_seconds",
@@ -93,41 +220,64 @@ class Settings(BaseModel):
             "callback_jwks_url",
             "store",
             "table_prefix",
+            "outbox_queue",
             "http_timeout_seconds",
             "max_retry_after_seconds",
         ):
             value = get(field_name.upper())
             if value is not None:
                 raw[field_name] = value
-        if env.get("AzureWebJobsStorage"):
-            raw["storage_connection"] = env["AzureWebJobsStorage"]
-
-        raw["destinations"] = _destinations(env)
-        raw["routes"] = _routes(get("ROUTES"), get("ROUTES_FILE"))
+        try:
+            raw["storage"] = StorageConnection.from_env(env)
+        except ConfigurationError as err:
+            problems.append(str(err))
+        raw["destinations"] = _destinations(env, problems)
+        try:
+            raw["routes"] = _routes(get("ROUTES"), get("ROUTES_FILE"))
+        except ConfigurationError as err:
+            problems.append(str(err))
         try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{PREFIX}{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigurationError(f"invalid settings: {problems}") from None
+            problems += [_problem(e["loc"], e["type"], e["msg"]) for e in exc.errors()]
+            # The rest is still worth checking (doctor lists every problem at once): defaults
+            # stand in for the fields that failed.
+            failed = {e["loc"][0] for e in exc.errors() if e["loc"]}
+            try:
+                return cls.model_validate({k: v for k, v in raw.items() if k not in failed}), problems
+            except ValidationError:
+                return None, problems
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
-            raise ConfigurationError(
-                f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}"
-            )
-        return settings
+            problems.append(f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}")
+        return settings, problems
 
 
-def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
+def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
+    """A validation error as the setting it came from and what is wrong."""
+    if loc and loc[0] == "routes" and len(loc) >= 2:
+        where = f"{PREFIX}ROUTES rule {int(loc[1]) + 1}"
+        if kind == "extra_forbidden" and len(loc) >= 3:
+            known = ", ".join(Route.model_fields)
+            return f"{where}: unknown key {loc[2]!r} (the keys are {known})"
+        return f"{where}, {'.'.join(str(p) for p in loc[2:])}: {message}"
+    return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message}"
+
+
+def _destinations(env: Mapping[str, str], problems: list[str]) -> dict[str, Destination]:
     """Each kind's own URL setting (ACS_TRIAGE_TEAMS_URL, ACS_TRIAGE_SLACK_URL), plus any
-    ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind."""
+    ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind. A setting
+    that is wrong goes to `problems` and the others are still read."""
     found: dict[str, Destination] = {}
     for name in names():
         setting = kind(name).url_setting
         url = env.get(setting) if setting else None
         if setting and url:
-            found[name] = _destination(name, name, url, setting)
+            problem = kind(name).check_url(url)
+            if problem:
+                problems.append(f"{setting}: the URL of destination {name!r} {problem}")
+            else:
+                found[name] = Destination(name=name, format=name, url=SecretStr(url))
     for key, url in env.items():
         if key.startswith(PREFIX + "DEST_") and key.endswith("_URL") and url:
             name = key[len(PREFIX + "DEST_") : -len("_URL")].lower()
@@ -135,16 +285,12 @@ def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
             fmt = env.get(format_setting, "")
             postable = [n for n in names() if kind(n).postable]
             if fmt not in postable:
-                raise ConfigurationError(f"{format_setting} must be one of {', '.join(postable)}")
-            found[name] = _destination(name, fmt, url, key)
+                problems.append(f"{format_setting} must be one of {', '.join(postable)}")
+            elif problem := kind(fmt).check_url(url):
+                problems.append(f"{key}: the URL of destination {name!r} {problem}")
+            else:
+                found[name] = Destination(name=name, format=fmt, url=SecretStr(url))
     return found
-
-
-def _destination(name: str, fmt: str, url: str, setting: str) -> Destination:
-    problem = kind(fmt).check_url(url)
-    if problem:
-        raise ConfigurationError(f"{setting}: the URL of destination {name!r} {problem}")
-    return Destination(name=name, format=fmt, url=SecretStr(url))
 
 
 def _routes(inline: str | None, path: str | None) -> list[object]:

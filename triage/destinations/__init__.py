@@ -12,12 +12,13 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr, field_validator
 
 from ..model import Alert
 
-__all__ = ["REGISTRY", "Destination", "Kind", "kind", "names"]
+__all__ = ["REGISTRY", "Destination", "Kind", "check_https", "kind", "names"]
 
 # name → module. One line per destination; modules are imported when first used.
 REGISTRY: dict[str, str] = {
@@ -27,8 +28,19 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def _https_only(url: str) -> str | None:
-    return None if url.startswith(("https://", "http://")) else "must start with https://"
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def check_https(url: str) -> str | None:
+    """What is wrong with a webhook URL's scheme: https://, or http:// on loopback (local sinks)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0] in _LOOPBACK:
+        return None
+    if parts.scheme == "http":
+        return "must start with https:// (http:// is allowed only for a local sink on 127.0.0.1)"
+    return "must start with https://"
 
 
 def _no_fallback(payload: dict[str, Any], reason: str) -> dict[str, Any] | None:
@@ -43,7 +55,7 @@ class Kind:
     render: Callable[[Alert], dict[str, Any] | str]
     send_interval: float  # seconds between two posts to one webhook, across all instances
     url_setting: str | None = None  # the setting whose URL configures a destination of this name
-    check_url: Callable[[str], str | None] = _https_only  # a problem with the URL, or None
+    check_url: Callable[[str], str | None] = check_https  # a problem with the URL, or None
     # A payload the webhook refused (4xx) and the reason it gave → a smaller payload worth one
     # more try, or None (the message is dead-lettered).
     fallback: Callable[[dict[str, Any], str], dict[str, Any] | None] = _no_fallback

@@ -14,11 +14,22 @@ Block Kit limits are enforced here by shortening, never by failing: Slack reject
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..model import Alert, Severity
 from ..render import content
 from ..render.escape import event_text, slack_mrkdwn, slack_plain
-from . import Kind
+from . import Kind, check_https
+
+# Where Teams webhooks live (Workflows on Logic Apps or Power Platform; retired Office 365
+# connectors): a URL on these in a Slack setting would get Block Kit that Teams cannot show.
+_TEAMS_HOST_SUFFIXES = (
+    ".logic.azure.com",
+    ".api.powerplatform.com",
+    ".webhook.office.com",
+    "webhook.office.com",
+    "outlook.office.com",
+)
 
 __all__ = [
     "BUTTON_TEXT_MAX",
@@ -257,7 +268,23 @@ def text_only(payload: dict[str, Any], reason: str) -> dict[str, Any] | None:
     return {"text": text}
 
 
+def check_url(url: str) -> str | None:
+    """A Slack incoming webhook URL over https, not a Teams one."""
+    problem = check_https(url)
+    if problem:
+        return problem
+    host = urlsplit(url).hostname or ""
+    if host.endswith(_TEAMS_HOST_SUFFIXES):
+        return "is a Teams webhook URL; put it in ACS_TRIAGE_TEAMS_URL (or give it format teams)"
+    return None
+
+
 # Slack allows about one message a second per incoming webhook.
 KIND = Kind(
-    name="slack", render=render, send_interval=1.0, url_setting="ACS_TRIAGE_SLACK_URL", fallback=text_only
+    name="slack",
+    render=render,
+    send_interval=1.0,
+    url_setting="ACS_TRIAGE_SLACK_URL",
+    check_url=check_url,
+    fallback=text_only,
 )

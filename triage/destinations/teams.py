@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..model import Alert, Severity
 from ..render import content
 from ..render.escape import event_text, teams_markdown
-from . import Kind
+from . import Kind, check_https
+
+# Slack's incoming webhook hosts: a URL from these in a Teams setting posts cards Slack refuses.
+_SLACK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
 __all__ = ["ALLOWED_ACTIONS", "CARD_VERSION", "KIND", "TEAMS_MAX_BYTES", "lint", "render"]
 
@@ -283,9 +287,12 @@ def _lint_node(node: object, path: str, problems: list[str]) -> None:
 
 
 def check_url(url: str) -> str | None:
-    """A Workflows webhook URL, not a retired Office 365 connector."""
-    if not url.startswith(("https://", "http://")):
-        return "must start with https://"
+    """A Workflows webhook URL over https, not a retired Office 365 connector nor a Slack URL."""
+    problem = check_https(url)
+    if problem:
+        return problem
+    if urlsplit(url).hostname in _SLACK_HOSTS:
+        return "is a Slack incoming webhook URL; put it in ACS_TRIAGE_SLACK_URL (or give it format slack)"
     if "webhook.office.com" in url or "outlook.office.com/webhook" in url:
         return (
             "is a retired Office 365 connector URL; create a Teams Workflows webhook "

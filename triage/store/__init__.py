@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..errors import ConfigurationError
 from ..model import Incident
+
+if TYPE_CHECKING:
+    from ..settings import StorageConnection
 
 __all__ = [
     "BACKENDS",
@@ -30,6 +33,8 @@ __all__ = [
 ]
 
 MAX_SAMPLES = 5
+# AzureWebJobsStorage: a connection string, or the identity-based settings.
+Connection: TypeAlias = "str | StorageConnection | None"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,13 +222,13 @@ class Store(DedupKeys, BurstGroups, Outbox, SendPacing, Protocol):
         ...
 
 
-def _memory(target: str, connection: str | None, options: dict[str, Any]) -> Store:
+def _memory(target: str, connection: Connection, options: dict[str, Any]) -> Store:
     from .memory import MemoryStore
 
     return MemoryStore()
 
 
-def _sqlite(target: str, connection: str | None, options: dict[str, Any]) -> Store:
+def _sqlite(target: str, connection: Connection, options: dict[str, Any]) -> Store:
     if not target:
         raise ConfigurationError("ACS_TRIAGE_STORE=sqlite:PATH needs a file path after 'sqlite:'")
     from .sqlite import SqliteStore
@@ -231,24 +236,28 @@ def _sqlite(target: str, connection: str | None, options: dict[str, Any]) -> Sto
     return SqliteStore(target)
 
 
-def _azure(target: str, connection: str | None, options: dict[str, Any]) -> Store:
+def _azure(target: str, connection: Connection, options: dict[str, Any]) -> Store:
     if not connection:
-        raise ConfigurationError("ACS_TRIAGE_STORE=azure needs the AzureWebJobsStorage connection string")
+        raise ConfigurationError(
+            "ACS_TRIAGE_STORE=azure needs storage: set AzureWebJobsStorage__accountName (managed "
+            "identity) or AzureWebJobsStorage (a connection string)"
+        )
     from .azure import AzureStore
 
     return AzureStore(connection, **options)
 
 
 # ACS_TRIAGE_STORE names one of these, optionally followed by ':' and its target (a path).
-BACKENDS: dict[str, Callable[[str, str | None, dict[str, Any]], Store]] = {
+BACKENDS: dict[str, Callable[[str, Connection, dict[str, Any]], Store]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "azure": _azure,
 }
 
 
-def open_store(spec: str, connection: str | None = None, **options: Any) -> Store:
-    """Open the store named by ACS_TRIAGE_STORE: 'memory', 'sqlite:PATH' or 'azure'."""
+def open_store(spec: str, connection: Connection = None, **options: Any) -> Store:
+    """Open the store named by ACS_TRIAGE_STORE: 'memory', 'sqlite:PATH' or 'azure' (on a
+    connection string or an identity-based StorageConnection)."""
     name, colon, target = spec.partition(":")
     backend = BACKENDS.get(name)
     if backend is None or (colon and name != "sqlite"):

@@ -21,11 +21,11 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from azure.core import MatchConditions
@@ -49,13 +49,25 @@ from azure.storage.queue import (
     TextBase64DecodePolicy,
     TextBase64EncodePolicy,
 )
+from pydantic import SecretStr
 
 from ..codec import incident_from_dict, incident_to_dict
 from ..errors import ConfigurationError, TriageError
 from ..model import Incident
+from ..settings import StorageConnection
 from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
 
-__all__ = ["AzureStore", "OutboxMessageTooLarge", "QueueLease", "StoreContention", "row_key"]
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+__all__ = [
+    "AzureStore",
+    "OutboxMessageTooLarge",
+    "QueueLease",
+    "StoreContention",
+    "row_key",
+    "storage_credential",
+]
 
 log = logging.getLogger("triage.store")
 # The SDK logs every request and response at INFO: in a Function App, a log line per storage
@@ -145,6 +157,20 @@ def _backoff(attempt: int) -> None:
         time.sleep(random.uniform(0, min(0.005 * attempt, 0.2)))  # noqa: S311 - jitter, not crypto
 
 
+def storage_credential(storage: StorageConnection) -> TokenCredential:
+    """The token credential the Functions host would use for an identity-based connection:
+    the managed identity (`__clientId` picks a user-assigned one) when `__credential` is
+    managedidentity, else DefaultAzureCredential (a developer's Azure CLI login locally, the
+    managed identity in Azure). azure-identity is imported only for identity-based storage."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if storage.credential == "managedidentity":
+        if storage.client_id:
+            return ManagedIdentityCredential(client_id=storage.client_id)
+        return ManagedIdentityCredential()
+    return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
+
+
 class AzureStore:
     """Store and outbox on Azure Tables and a Storage queue (AzureWebJobsStorage).
 
@@ -155,8 +181,10 @@ class AzureStore:
 
     def __init__(
         self,
-        connection: str,
+        connection: str | StorageConnection,
         *,
+        credential: TokenCredential | None = None,
+        client_options: Mapping[str, Any] | None = None,
         queue_name: str = "acs-triage-outbox",
         table_prefix: str = "acstriage",
         api_version: str | None = None,
@@ -177,7 +205,14 @@ class AzureStore:
         self.poison_queue_name = f"{queue_name}-poison"
         self.visibility_timeout = visibility_timeout
         self.retry_delay = retry_delay
-        self._connection = connection
+        if isinstance(connection, str):
+            connection = StorageConnection(connection_string=SecretStr(connection))
+        self._storage = connection
+        if connection.connection_string is None and credential is None:
+            credential = storage_credential(connection)
+        self._credential = credential
+        # Passed to every SDK client (for example connection_verify: a CA bundle in tests).
+        self._client_options = dict(client_options or {})
         self._api_version = api_version
         self._dedup_name = f"{table_prefix}dedup"
         self._state_name = f"{table_prefix}state"
@@ -202,7 +237,7 @@ class AzureStore:
         if tables is None:
             with self._lock:
                 if self._tables is None:
-                    service = TableServiceClient.from_connection_string(self._connection)
+                    service = self._table_service()
                     self._tables = (
                         service.create_table_if_not_exists(self._dedup_name),
                         service.create_table_if_not_exists(self._state_name),
@@ -217,17 +252,32 @@ class AzureStore:
                 queue = self._queues.get(name)
                 if queue is None:
                     options: dict[str, Any] = {"api_version": self._api_version} if self._api_version else {}
-                    queue = QueueClient.from_connection_string(
-                        self._connection,
-                        name,
+                    options.update(
+                        self._client_options,
                         message_encode_policy=TextBase64EncodePolicy(),
                         message_decode_policy=TextBase64DecodePolicy(),
-                        **options,
                     )
+                    secret = self._storage.connection_string
+                    if secret is not None:
+                        queue = QueueClient.from_connection_string(secret.get_secret_value(), name, **options)
+                    else:
+                        queue = QueueClient(
+                            str(self._storage.queue_service_uri), name, credential=self._credential, **options
+                        )
                     with contextlib.suppress(ResourceExistsError):
                         queue.create_queue()
                     self._queues[name] = queue
         return queue
+
+    def _table_service(self) -> TableServiceClient:
+        secret = self._storage.connection_string
+        if secret is not None:
+            return TableServiceClient.from_connection_string(
+                secret.get_secret_value(), **self._client_options
+            )
+        return TableServiceClient(
+            str(self._storage.table_service_uri), credential=self._credential, **self._client_options
+        )
 
     def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """`function` over `items`, on the store's small thread pool when there is more than one.
@@ -623,6 +673,16 @@ class AzureStore:
         except ResourceNotFoundError:
             # The lease ran out and another worker holds the message now: it settles it.
             log.warning("outbox message %s was no longer leased to this worker", message.id)
+
+    # -- health --------------------------------------------------------------------------------
+    def probe(self) -> tuple[int, int]:
+        """Ask every table and queue something cheap: (outbox depth, poison depth), as the
+        service approximates them. Raises the SDK's error when storage does not answer."""
+        for table in self._open_tables():
+            self._get(table, "probe", "probe")
+        outbox = self._queue(self.queue_name).get_queue_properties().approximate_message_count
+        poison = self._queue(self.poison_queue_name).get_queue_properties().approximate_message_count
+        return int(outbox or 0), int(poison or 0)
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod

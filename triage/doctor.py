@@ -1,0 +1,235 @@
+"""`python -m triage doctor`: the settings a Function App has, checked before they bite.
+
+Every problem names its setting and says how to fix it. Errors are settings that would lose or
+misroute alerts; warnings are choices that work but deserve a second look. The same checks run
+when the app starts (`Service`) and feed `GET /api/health`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigurationError
+from .settings import (
+    IN_AZURE_SETTING,
+    OUTBOX_QUEUE_SETTING,
+    PREFIX,
+    STORAGE_SETTING,
+    Settings,
+    in_azure,
+)
+
+__all__ = ["Problem", "check", "check_settings", "main", "storage_failure", "store_refusal"]
+
+_SETTING = re.compile(r"^[A-Za-z][A-Za-z0-9_]*")
+_ROLES = "Storage Queue Data Contributor and Storage Table Data Contributor"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the settings: its level, the setting, and what to do."""
+
+    level: Literal["error", "warning"]
+    setting: str
+    message: str  # starts with the setting's name; says the fix; never holds a secret
+
+    def as_dict(self) -> dict[str, str]:
+        """The problem as the health route and `doctor --json` show it."""
+        return {"level": self.level, "setting": self.setting, "message": self.message}
+
+
+def _error(message: str) -> Problem:
+    found = _SETTING.match(message)
+    return Problem("error", found.group() if found else "settings", message)
+
+
+def store_refusal(settings: Settings) -> str | None:
+    """Why the configured store cannot be used here, or None. In Azure only Azure Storage is
+    accepted: the queue trigger reads the storage queue, so an outbox anywhere else (memory,
+    SQLite on one instance's disk) is never delivered."""
+    if not settings.in_azure:
+        return None
+    if settings.store == "auto" and settings.storage is None:
+        return (
+            f"{STORAGE_SETTING} is not set: in Azure alerts need Azure Storage for the outbox. Set "
+            f"{STORAGE_SETTING}__accountName to the storage account's name (managed identity, with the "
+            f"{_ROLES} roles) or {STORAGE_SETTING} to a connection string"
+        )
+    if settings.store not in ("auto", "azure"):
+        return (
+            f"{PREFIX}STORE={settings.store} is refused in Azure ({IN_AZURE_SETTING} is set): the queue "
+            f"trigger reads Azure Storage, so alerts stored elsewhere would never be delivered. "
+            f"Remove {PREFIX}STORE"
+        )
+    return None
+
+
+def check_settings(settings: Settings) -> list[Problem]:
+    """Problems with settings that parsed: what they would do rather than how they are spelt."""
+    problems: list[Problem] = []
+    if not [d for d in settings.destinations.values() if d.kind.postable]:
+        problems.append(
+            Problem(
+                "error",
+                f"{PREFIX}TEAMS_URL",
+                f"{PREFIX}TEAMS_URL, {PREFIX}SLACK_URL: no destination is configured, so no alert is "
+                f"posted. Set at least one webhook URL (a Key Vault reference works: "
+                f"@Microsoft.KeyVault(SecretUri=...))",
+            )
+        )
+    refusal = store_refusal(settings)
+    if refusal:
+        problems.append(_error(refusal))
+    elif settings.store == "memory" or (settings.store == "auto" and settings.storage is None):
+        problems.append(
+            Problem(
+                "warning",
+                STORAGE_SETTING,
+                f"{STORAGE_SETTING} is not set: the in-memory store keeps dedup keys, bursts and the outbox "
+                f"in this process only (fine for a local run; in Azure it is refused)",
+            )
+        )
+    if not settings.mask_pii:
+        problems.append(
+            Problem(
+                "warning",
+                f"{PREFIX}MASK_PII",
+                f"{PREFIX}MASK_PII=false: phone numbers and user ids are shown in full in alerts; "
+                f"remove the setting unless the channel may see them",
+            )
+        )
+    return problems
+
+
+def check(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem]]:
+    """The settings in `env` and every problem with them, without touching storage."""
+    settings, found = Settings.read(env)
+    problems = [_error(text) for text in found]
+    if settings is not None:
+        unreadable_url = any(p.setting.endswith("_URL") for p in problems)
+        problems += [  # "no destination" would only repeat that a URL setting is wrong
+            p for p in check_settings(settings) if not (unreadable_url and "no destination" in p.message)
+        ]
+    if in_azure(env) and not env.get(OUTBOX_QUEUE_SETTING):
+        problems.append(
+            Problem(
+                "error",
+                OUTBOX_QUEUE_SETTING,
+                f"{OUTBOX_QUEUE_SETTING} is not set: the queue trigger binds %{OUTBOX_QUEUE_SETTING}%, so "
+                f"the host cannot index the delivering function and no alert is posted. Set it to "
+                f"{settings.outbox_queue if settings else 'acs-triage-outbox'!r} (unique per app)",
+            )
+        )
+    return settings, problems
+
+
+def storage_failure(err: BaseException, settings: Settings) -> Problem | None:
+    """The problem an Azure SDK error says about the storage settings, or None when `err` is
+    not a storage failure. Names the setting; holds no URL (a SAS token could be in one)."""
+    if isinstance(err, ConfigurationError):
+        return _error(str(err))
+    if settings.storage is None or "azure.core.exceptions" not in sys.modules:
+        return None
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+    )
+
+    setting = settings.storage.setting
+    if isinstance(err, ClientAuthenticationError) or "CredentialUnavailable" in type(err).__name__:
+        how = (
+            f"the app's identity could not get a storage token ({type(err).__name__}): turn on the Function "
+            f"App's managed identity (and set {STORAGE_SETTING}__credential=managedidentity with "
+            f"{STORAGE_SETTING}__clientId for a user-assigned one)"
+        )
+    elif isinstance(err, HttpResponseError) and err.status_code in (401, 403):
+        how = f"storage refused access ({err.status_code}): give the app's identity the {_ROLES} roles"
+    elif isinstance(err, ServiceRequestError):
+        how = f"storage could not be reached ({type(err).__name__}): check the account name or service URIs"
+    elif isinstance(err, HttpResponseError):
+        how = f"storage answered {err.status_code} ({type(err).__name__})"
+    else:
+        return None
+    return Problem("error", setting, f"{setting}: storage is unusable: {how}")
+
+
+def _read_settings_file(path: str) -> dict[str, str]:
+    try:
+        document: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigurationError(f"--settings {path}: cannot be read as JSON ({err})") from None
+    values = document.get("Values") if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigurationError(f"--settings {path}: has no Values object (local.settings.json form)")
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def add_command(sub: Any) -> None:
+    """Register `doctor` on the CLI's subcommands."""
+    doctor = sub.add_parser("doctor", help="check the settings; exit 1 on any error")
+    doctor.add_argument("--settings", metavar="FILE", help="a local.settings.json (default: the environment)")
+    doctor.add_argument("--offline", action="store_true", help="do not contact storage")
+    doctor.add_argument("--json", action="store_true", help="print the problems as JSON")
+    doctor.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print each problem with its setting and fix; 1 when any is an error, else 0."""
+    env: Mapping[str, str] = _read_settings_file(args.settings) if args.settings else os.environ
+    settings, problems = check(env)
+    depths: tuple[int, int] | None = None
+    if (
+        settings is not None
+        and settings.storage is not None
+        and not args.offline
+        and not problems_block(problems)
+    ):
+        depths, failure = probe(settings)
+        if failure is not None:
+            problems.append(failure)
+    errors = [p for p in problems if p.level == "error"]
+    if args.json:
+        doc: dict[str, Any] = {"problems": [p.as_dict() for p in problems]}
+        if depths is not None:
+            doc["outbox"] = {"depth": depths[0], "poison": depths[1]}
+        print(json.dumps(doc, indent=2))
+    else:
+        for problem in problems:
+            print(f"{problem.level}: {problem.message}")
+        if depths is not None:
+            print(f"storage answers: outbox {depths[0]} message(s), poison {depths[1]}")
+        if not problems:
+            print("ok: no problems found")
+    return 1 if errors else 0
+
+
+def problems_block(problems: list[Problem]) -> bool:
+    """True when a storage problem is already known (no point in contacting it)."""
+    return any(p.setting.startswith(STORAGE_SETTING) and p.level == "error" for p in problems)
+
+
+def probe(settings: Settings) -> tuple[tuple[int, int] | None, Problem | None]:
+    """Open the Azure store the settings name and ask it something cheap: (outbox and poison
+    depths, None), or (None, the problem)."""
+    from .store.azure import AzureStore
+
+    try:
+        with AzureStore(
+            settings.storage or "", queue_name=settings.outbox_queue, table_prefix=settings.table_prefix
+        ) as store:
+            return store.probe(), None
+    except Exception as err:
+        problem = storage_failure(err, settings)
+        if problem is None:
+            setting = settings.storage.setting if settings.storage else STORAGE_SETTING
+            problem = Problem("error", setting, f"{setting}: storage is unusable ({type(err).__name__})")
+        return None, problem
