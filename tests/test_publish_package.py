@@ -123,8 +123,8 @@ def _normal(name: str) -> str:
 def _requirement_closure() -> set[str]:
     """Distribution names requirements.txt installs, with their run-time dependencies."""
     pending: list[tuple[str, frozenset[str]]] = []
-    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             req = Requirement(line)
             pending.append((_normal(req.name), frozenset(req.extras)))
