@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import azure.functions as func
@@ -142,6 +143,17 @@ HANDLERS: dict[str, tuple[Callable[[], list[str]], Path]] = {
 }
 
 
+@contextmanager
+def running(recipe: str, forward_url: str) -> Iterator[str]:
+    """A recipe's handler process forwarding to `forward_url`; yields its callback URL."""
+    command, cwd = HANDLERS[recipe]
+    process, url = start_handler(command(), cwd, forward_url)
+    try:
+        yield url
+    finally:
+        stop(process)
+
+
 def post(url: str, authorization: str | None) -> requests.Response:
     headers = {"Content-Type": "application/json"}
     if authorization:
@@ -153,33 +165,24 @@ def post(url: str, authorization: str | None) -> requests.Response:
 def test_the_handler_answers_and_acs_triage_receives_the_callback_with_its_verified_token(
     recipe: str, triage: Triage
 ) -> None:
-    command, cwd = HANDLERS[recipe]
-    process, url = start_handler(command(), cwd, triage.url)
-    try:
+    with running(recipe, triage.url) as url:
         answer = post(url, f"Bearer {token()}")
         assert answer.status_code == 200
         assert answer.json() == {"handled": ["Microsoft.Communication.PlayFailed"]}
         assert triage.wait_for_events(1), "acs-triage never received the forwarded callback"
-    finally:
-        stop(process)
 
 
 @pytest.mark.parametrize("recipe", sorted(HANDLERS))
 def test_a_forwarded_callback_with_a_foreign_token_is_refused_by_acs_triage_not_by_the_handler(
     recipe: str, triage: Triage
 ) -> None:
-    command, cwd = HANDLERS[recipe]
-    process, url = start_handler(command(), cwd, triage.url)
-    try:
+    with running(recipe, triage.url) as url:
         assert post(url, f"Bearer {token(OTHER_KEY)}").status_code == 200
         assert post(url, None).status_code == 200
-        # Then a good one: once it is in, the two before it have been answered (401) already.
         assert post(url, f"Bearer {token()}").status_code == 200
         assert triage.wait_for_events(1)
-        time.sleep(0.3)
+        time.sleep(0.3)  # forwards run concurrently: let the two refused ones land too
         assert len(triage.store._seen) == 1
-    finally:
-        stop(process)
 
 
 def median_ms(url: str) -> float:
@@ -196,15 +199,11 @@ def test_a_hanging_or_down_acs_triage_does_not_delay_the_handlers_answer(
     recipe: str, triage: Triage, hanging_url: str
 ) -> None:
     """Each forward may wait 2 s; a handler that waited for it would answer over 100x slower."""
-    command, cwd = HANDLERS[recipe]
     medians: dict[str, float] = {}
     for name, target in (("up", triage.url), ("hanging", hanging_url), ("down", down_url())):
-        process, url = start_handler(command(), cwd, target)
-        try:
+        with running(recipe, target) as url:
             post(url, None)  # warm-up: first request costs imports and connection setup
             medians[name] = median_ms(url)
-        finally:
-            stop(process)
     print(
         f"\n{recipe}: handler answer, median of {ROUNDS}: acs-triage up {medians['up']:.1f} ms, "
         f"hanging {medians['hanging']:.1f} ms ({medians['hanging'] / medians['up']:.2f}x), "
