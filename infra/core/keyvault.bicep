@@ -1,0 +1,49 @@
+// Key Vault holding the webhook URLs (they are the credentials of the webhooks). Access is by
+// Azure RBAC only; the app reads them through Key Vault references with its managed identity.
+param location string
+param tags object
+param name string
+
+@secure()
+@description('Secret name → value; a secret with an empty value is not created.')
+param secrets object
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  tags: tags
+  // checkov:skip=CKV_AZURE_109: Key Vault references are resolved from outside any virtual network unless the app joins one; a deny-by-default firewall breaks them
+  // checkov:skip=CKV_AZURE_189: the same: public network access is how the Flex Consumption app (no virtual network) reaches the vault; RBAC still guards every read
+  properties: {
+    tenantId: tenant().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      // App Service resolves Key Vault references from outside any virtual network unless the
+      // app is integrated into one; a deny-by-default firewall would make every reference fail.
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for item in items(secrets): if (!empty(item.value)) {
+  parent: vault
+  name: item.key
+  // checkov:skip=CKV_AZURE_41: a webhook URL is valid until revoked; an expiry would stop every alert silently
+  properties: {
+    value: item.value
+    contentType: 'text/uri-list'
+    // No expiry: a webhook URL is valid until it is revoked, and an expired secret would stop
+    // every alert without a word.
+  }
+}]
+
+output name string = vault.name
+// Base of the version-less secret URIs (…/secrets/<name>): the app follows the current version
+// when a URL is rotated.
+output secretsUri string = '${vault.properties.vaultUri}secrets/'
