@@ -91,7 +91,7 @@ def make_guidance(
         "- mono (single channel)\n- 16-bit samples\n- 16,000 Hz sampling rate\n"
         "Check the file at the URL in the play source."
     ),
-    source: str = "001_ba7421ad63927b8c.txt · Call Automation most common codes",
+    source: str = "Troubleshooting call end response codes · Most common Call Automation error codes",
     match: Match = Match.EXACT_IN_CONTEXT,
     docs_url: str = (
         "https://learn.microsoft.com/en-us/azure/communication-services/resources/"
