@@ -53,6 +53,22 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
+def _edit_sms_page(page: Path) -> None:
+    """Seed 003 with a changed row (4006), an added row (4011), a removed row (4005), a new table."""
+    _edit(
+        page,
+        "| 4006 | The Destination/To number isn't reachable|",
+        "| 4006 | The Destination/To number is unreachable|",
+    )
+    _edit(
+        page,
+        "| 9999 |",
+        "| 4011 | Message is blocked by the sender's policy | Review your policy |\n| 9999 |",
+    )
+    _edit(page, "| 4005 | Message is blocked by Destination carrier|  |\n", "")
+    _edit(page, "## Related information", EMAIL_TABLE + "\n## Related information")
+
+
 def _sms_entries(catalog_dir: Path) -> dict[int, dict[str, object]]:
     data = tomllib.loads((catalog_dir / "sms.toml").read_text(encoding="utf-8"))
     return {e["code"]: e for e in data["table"][0]["entry"]}
@@ -70,19 +86,7 @@ def test_sync_of_unchanged_pages_reports_nothing_and_check_passes(
 def test_check_names_changed_added_removed_rows_and_a_new_table_and_changes_nothing(
     pages: Path, catalog_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    page = pages / SEED_003
-    _edit(
-        page,
-        "| 4006 | The Destination/To number isn't reachable|",
-        "| 4006 | The Destination/To number is unreachable|",
-    )
-    _edit(
-        page,
-        "| 9999 |",
-        "| 4011 | Message is blocked by the sender's policy | Review your policy |\n| 9999 |",
-    )
-    _edit(page, "| 4005 | Message is blocked by Destination carrier|  |\n", "")
-    _edit(page, "## Related information", EMAIL_TABLE + "\n## Related information")
+    _edit_sms_page(pages / SEED_003)
     before = {p.name: p.read_text() for p in catalog_dir.iterdir()}
     assert main(["catalog", "sync", str(pages), "--check", "--catalog", str(catalog_dir)]) == 1
     out = capsys.readouterr().out
@@ -100,19 +104,7 @@ def test_check_names_changed_added_removed_rows_and_a_new_table_and_changes_noth
 def test_sync_writes_the_rows_keeps_notes_flags_and_categories_and_the_catalog_stays_valid(
     pages: Path, catalog_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    page = pages / SEED_003
-    _edit(
-        page,
-        "| 4006 | The Destination/To number isn't reachable|",
-        "| 4006 | The Destination/To number is unreachable|",
-    )
-    _edit(
-        page,
-        "| 9999 |",
-        "| 4011 | Message is blocked by the sender's policy | Review your policy |\n| 9999 |",
-    )
-    _edit(page, "| 4005 | Message is blocked by Destination carrier|  |\n", "")
-    _edit(page, "## Related information", EMAIL_TABLE + "\n## Related information")
+    _edit_sms_page(pages / SEED_003)
     _edit(
         pages / SEED_000,
         "Failed to create CallAgent, an instance of CallAgent associated with this identity already exists.",

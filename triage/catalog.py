@@ -159,14 +159,17 @@ class TableFile(_Model):
         return tables
 
 
-class CodeClass(_Model):
-    class_: Required = Field(alias="class")
+class FallbackClass(_Model):
     first: int = Field(ge=0)
     last: int = Field(ge=0)
     message: Required
     advice: Text = ""
     category: CategoryName | None = None
     category_origin: Origin = "source"
+
+
+class CodeClass(FallbackClass):
+    class_: Required = Field(alias="class")
 
 
 class CodeClassFile(_Model):
@@ -196,15 +199,6 @@ class Page(_Model):
 
 class PagesFile(_Model):
     page: tuple[Page, ...] = Field(min_length=1)
-
-
-class FallbackClass(_Model):
-    first: int = Field(ge=0)
-    last: int = Field(ge=0)
-    message: Required
-    advice: Text = ""
-    category: CategoryName | None = None
-    category_origin: Origin = "source"
 
 
 class Fallback(_Model):
