@@ -91,7 +91,7 @@ def make_guidance(
         "- mono (single channel)\n- 16-bit samples\n- 16,000 Hz sampling rate\n"
         "Check the file at the URL in the play source."
     ),
-    source: str = "001_ba7421ad63927b8c.txt · Call Automation most common codes",
+    source: str = "Troubleshooting call end response codes · Most common Call Automation error codes",
     match: Match = Match.EXACT_IN_CONTEXT,
     docs_url: str = (
         "https://learn.microsoft.com/en-us/azure/communication-services/resources/"
@@ -148,7 +148,8 @@ def make_huge_alert(
     *, ids: dict[str, str] | None = None, resource: str = "contoso-acs", flags: tuple[str, ...] = ()
 ) -> Alert:
     """The worst case a renderer must survive: ~100 KB of advice in 300 bullets, 200 details,
-    500 samples, a 50 KB event message and a 20 KB catalog message, in a digest."""
+    500 samples, a 50 KB event message, a 20 KB catalog message and 40 other documented
+    meanings of 5 KB each, in a digest."""
     incident = make_incident(
         message="x" * 50_000,
         resource=resource,
@@ -159,5 +160,6 @@ def make_huge_alert(
         message="m" * 20_000,
         advice="\n".join(f"- step {i}: " + "advice " * 50 for i in range(300)),
         flags=flags,
+        also=tuple(make_guidance(message=f"meaning {i} " + "o" * 5_000) for i in range(40)),
     )
     return make_digest(incident, guidance, count=123_456, samples=500)

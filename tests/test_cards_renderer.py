@@ -19,6 +19,7 @@ import pytest
 from factories import make_alert, make_digest, make_guidance, make_huge_alert, make_incident
 
 from tools import preview
+from tools.replay import SAMPLES, alerts_from_files
 from triage.destinations import teams
 from triage.model import Category, Severity
 
@@ -55,6 +56,12 @@ def every_kind_of_card() -> dict[str, dict[str, Any]]:
         ),
         "huge": make_huge_alert(),
     }
+    # Real alerts with "Also documented as" and a fallback's advice, through the whole pipeline.
+    for name in (
+        "callbacks/add-participant-failed-408-10057.json",
+        "eventgrid/sms-delivery-failed-4999-unlisted.json",
+    ):
+        alerts[name] = alerts_from_files([str(SAMPLES / name)])[0]
     return {name: teams.render(alert) for name, alert in alerts.items()}
 
 

@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 SEED_000 = "000_2fa7e0829c1b24b8.txt"
 SEED_001 = "001_ba7421ad63927b8c.txt"
 SEED_003 = "003_82b23087768919e6.txt"
+PAGE_000 = "Call setup issues - Failed to create CallAgent"
+PAGE_001 = (
+    "Troubleshooting call end response codes for Calling SDK, Call Automation SDK, PSTN, Chat SDK, "
+    "and SMS SDK"
+)
 
 
 def _related(g: Guidance) -> list[tuple[str, str]]:
@@ -55,7 +60,8 @@ def test_exact_pair_in_a_table_of_the_events_context() -> None:
     assert (g.match, g.table) == (Match.EXACT_IN_CONTEXT, "call-end")
     assert g.message.startswith("Call setup failed due to network configuration problem")
     assert g.category is Category.EXPECTED and g.severity is Severity.WARNING
-    assert g.source == f"{SEED_001} · Calling End call codes and subcodes"
+    assert g.source == f"{PAGE_001} · Calling End call codes and subcodes"
+    assert g.seeds == (SEED_001,)
     assert g.docs_url.startswith("https://learn.microsoft.com/en-us/azure/communication-services/")
 
 
@@ -108,7 +114,7 @@ def test_unknown_code_799_is_honest_and_still_gives_category_advice() -> None:
     assert "createCallAgent API and display a warning message" in g.advice
     assert "UnexpectedClientError, it is still possible" in g.advice
     assert "ExpectedError, there may be errors in the precondition" in g.advice
-    assert SEED_000 in g.source
+    assert g.source.startswith(PAGE_000) and SEED_000 in g.seeds
 
 
 def test_no_code_at_all_is_unknown() -> None:
@@ -241,7 +247,8 @@ def test_sms_platform_failures_are_errors() -> None:
 
 def test_sms_table_keeps_both_sources() -> None:
     g = lookup(4007, None, "sms")
-    assert SEED_001 in g.source and SEED_003 in g.source
+    assert g.seeds == (SEED_001, SEED_003)
+    assert g.source == f"{PAGE_001} · SMS error codes"
 
 
 # -- source oddities -----------------------------------------------------------------------------------
@@ -387,7 +394,7 @@ def test_lint_reports_entries_in_no_table_bad_urls_and_unordered_tables(catalog_
     path = catalog_copy / "sms.toml"
     path.write_text(path.read_text().replace('docs_url = "https://learn', 'docs_url = "http://learn', 1))
     (catalog_copy / "extra.toml").write_text(
-        '[[table]]\nid = "extra"\ntitle = "x"\ncontext = "sms"\nseeds = ["001_ab.txt"]\n'
+        '[[table]]\nid = "extra"\ntitle = "x"\ncontext = "sms"\nseeds = ["001_ba7421ad63927b8c.txt"]\n'
         'docs_url = "https://learn.microsoft.com/en-us/x"\n[[table.entry]]\ncode = 1\nmessage = "x"\n'
     )
     problems = lint(catalog_copy)
@@ -411,7 +418,7 @@ def test_explain_prints_guidance_for_a_person(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert out.startswith("410/3112  ExpectedError · severity warning · matched: exact-in-context")
     assert "Call setup failed due to network configuration problem" in out
-    assert f"Source: {SEED_001} · Calling End call codes and subcodes (table call-end)" in out
+    assert f"Source: {PAGE_001} · Calling End call codes and subcodes (table call-end)" in out
     assert "Docs:   https://learn.microsoft.com/" in out
 
 

@@ -326,7 +326,10 @@ _DOCS = (
     "https://learn.microsoft.com/en-us/azure/communication-services/resources/troubleshooting/"
     "voice-video-calling/troubleshooting-codes"
 )
-_SOURCE_CODES = "001_ba7421ad63927b8c.txt"
+_SOURCE_CODES = (  # the page's title, as alerts name a source
+    "Troubleshooting call end response codes for Calling SDK, Call Automation SDK, PSTN, Chat SDK, "
+    "and SMS SDK"
+)
 _SERVER_CALL_ID = (
     "aHR0cHM6Ly9hcGkuZmxpZ2h0cHJveHkuc2t5cGUuY29tL2FwaS92Mi9jcC9jb252LW1hc28tMDMtcHJvZC1ha3MuY29udi5za3lwZS5j"
     "b20vY29udi9HX082RnM5N0RFV2NIbUY2RHA1TVNnP2k9MTAtMTI4LTEzNi0xOTA"

@@ -24,6 +24,7 @@ __all__ = [
     "check_seeds",
     "default_seeds_dir",
     "normalize",
+    "page_title",
     "parse_seed",
     "read_seeds",
 ]
@@ -64,6 +65,17 @@ def default_seeds_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+
+
+_FRONT_TITLE = re.compile(r"^---\s*\n(?:.*\n)*?title:\s*(.+?)\s*\n(?:.*\n)*?---", re.MULTILINE)
+
+
+def page_title(text: str) -> str:
+    """A page's title: its front matter's `title:`, else (a page saved as text) its first line."""
+    found = _FRONT_TITLE.search(text[:5000])
+    if found:
+        return found.group(1).strip().strip("'\"")
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def read_seeds(seeds_dir: Path) -> Iterator[SeedRow]:
@@ -277,7 +289,9 @@ def _parse_markdown(text: str) -> Iterator[_Row]:
     table: str | None = None
     for line in text.splitlines():
         if line.startswith("## "):
-            table = _MD_TABLES.get(line.strip())
+            heading = line.strip()
+            # A code table under a heading we do not know yet is a new table (`catalog sync`).
+            table = _MD_TABLES.get(heading) or (_slug(heading) if heading.endswith("error codes") else None)
         elif table and line.startswith("|") and not re.match(r"^\|\s*-", line):
             cells = _cells(line)
             if not cells[0][:1].isdigit():
@@ -285,6 +299,10 @@ def _parse_markdown(text: str) -> Iterator[_Row]:
             for code in _codes(cells[0]):
                 yield (table, code, None, normalize(" ".join(cells[1:])), None, None)
     yield from _tips(text, "Consider the below tips when troubleshooting certain issues.", "-")
+
+
+def _slug(heading: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", heading.lstrip("# ").lower()).strip("-")
 
 
 _LAYOUTS = (

@@ -34,6 +34,7 @@ __all__ = [
     "CATALOG_DIR",
     "CatalogError",
     "category_advice",
+    "documented_context",
     "lint",
     "lookup",
     "lookup_name",
@@ -46,6 +47,8 @@ CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _FENCE = re.compile(r"^\s*```\S*\s*$", re.MULTILINE)
 _CACHE_LIMIT = 50_000  # real traffic has a few hundred distinct keys; this only bounds junk codes
+# Seed 001 is rendered text: a sentence that ended in a link ("… subcode of 3112 here.") lost it.
+_LOST_LINK = re.compile(r"\bhere\.$", re.MULTILINE)
 
 
 class CatalogError(TriageError):
@@ -81,6 +84,14 @@ class Wording(_Model):
     advice: Text = ""
 
 
+class When(_Model):
+    """The conditions under which the source says a row applies (all given ones must hold)."""
+
+    events: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], ...] = ()
+    participant: Text = ""  # the failed participant's raw id starts with this ("8:acs:")
+    message: Text = ""  # the event's message contains this text
+
+
 class Entry(_Model):
     code: int | None = Field(default=None, ge=0)
     subcode: int | None = Field(default=None, ge=0)
@@ -101,6 +112,9 @@ class Entry(_Model):
     # Event kinds this entry speaks to (e.g. ["PlayFailed"]): its advice is added to the
     # answer for those events, whatever table answered the code.
     events: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], ...] = ()
+    # When the source ties the row to an event, a code and a kind of participant (Teams Phone's
+    # dual-persona AddParticipantFailed 408/10057), such an event belongs to this table's context.
+    when: When | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Entry:
@@ -145,14 +159,17 @@ class TableFile(_Model):
         return tables
 
 
-class CodeClass(_Model):
-    class_: Required = Field(alias="class")
+class FallbackClass(_Model):
     first: int = Field(ge=0)
     last: int = Field(ge=0)
     message: Required
     advice: Text = ""
     category: CategoryName | None = None
     category_origin: Origin = "source"
+
+
+class CodeClass(FallbackClass):
+    class_: Required = Field(alias="class")
 
 
 class CodeClassFile(_Model):
@@ -174,6 +191,32 @@ class AdviceFile(_Model):
     advice: tuple[Advice, ...] = Field(min_length=1)
 
 
+class Page(_Model):
+    seed: SeedName
+    title: Required
+    url: DocsUrl
+
+
+class PagesFile(_Model):
+    page: tuple[Page, ...] = Field(min_length=1)
+
+
+class Fallback(_Model):
+    context: Context
+    title: Required
+    seed: SeedName
+    docs_url: DocsUrl
+    message: Required
+    advice: Required
+    classes_from: Context | None = None
+    class_: tuple[FallbackClass, ...] = Field(default=(), alias="class")
+
+
+class FallbacksFile(_Model):
+    actions: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], Required] = {}
+    fallback: tuple[Fallback, ...] = Field(min_length=1)
+
+
 class ContextsFile(_Model):
     default: tuple[str, ...] = Field(min_length=1)
     prefer: dict[Context, tuple[str, ...]] = {}
@@ -183,6 +226,8 @@ _SPECIAL: dict[str, type[BaseModel]] = {
     "contexts.toml": ContextsFile,
     "category-advice.toml": AdviceFile,
     "code-classes.toml": CodeClassFile,
+    "fallbacks.toml": FallbacksFile,
+    "pages.toml": PagesFile,
 }
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -223,6 +268,8 @@ class _Files:
     classes: CodeClassFile
     advice: AdviceFile
     contexts: ContextsFile
+    fallbacks: FallbacksFile
+    pages: PagesFile
 
 
 def _read(directory: Path) -> tuple[_Files | None, list[str]]:
@@ -260,6 +307,8 @@ def _read(directory: Path) -> tuple[_Files | None, list[str]]:
         _special(special, "code-classes.toml", CodeClassFile),
         _special(special, "category-advice.toml", AdviceFile),
         _special(special, "contexts.toml", ContextsFile),
+        _special(special, "fallbacks.toml", FallbacksFile),
+        _special(special, "pages.toml", PagesFile),
     )
     return files, _cross_check(files)
 
@@ -281,7 +330,30 @@ def _cross_check(files: _Files) -> list[str]:
             problems.append(f"code-classes.toml: class {cls.class_}: first is after last")
     for table in files.tables:
         problems += _duplicates(table)
+    problems += _page_problems(files)
+    contexts = [f.context for f in files.fallbacks.fallback]
+    twice = sorted({c for c in contexts if contexts.count(c) > 1})
+    problems += [f"fallbacks.toml: context {c!r} has two fallbacks" for c in twice]
+    for fb in files.fallbacks.fallback:
+        if fb.classes_from is not None and fb.classes_from not in contexts:
+            problems.append(f"fallbacks.toml: {fb.context}: classes_from {fb.classes_from!r} has no fallback")
+        problems += [
+            f"fallbacks.toml: {fb.context}: class {c.first}-{c.last}: first is after last"
+            for c in fb.class_
+            if c.first > c.last
+        ]
     return problems
+
+
+def _page_problems(files: _Files) -> list[str]:
+    """Every seed a file names needs its page (title and URL) in pages.toml: alerts show those."""
+    known = {p.seed for p in files.pages.page}
+    named = {s: "a table" for t in files.tables for e in t.entry for s in (*t.seeds, *e.seeds)}
+    named.update({a.seed: "category-advice.toml" for a in files.advice.advice})
+    named.update({f.seed: "fallbacks.toml" for f in files.fallbacks.fallback})
+    named[files.classes.seed] = "code-classes.toml"
+    missing = sorted((s, where) for s, where in named.items() if s not in known)
+    return [f"pages.toml: no page for seed {s} (named by {where})" for s, where in missing]
 
 
 def _duplicates(table: Table) -> list[str]:
@@ -348,6 +420,17 @@ class _Catalog:
             else:
                 self.subcodes[e.subcode].append(row)
         self.advice = {c: self._advice_for(c) for c in Category}
+        self.pages = {p.seed: p for p in files.pages.page}
+        self.fallbacks = {f.context: f for f in files.fallbacks.fallback}
+        # The tables whose meanings belong to a context's product area: its own and those it prefers.
+        self.area: dict[str | None, frozenset[str]] = {None: frozenset(t.id for t in files.tables)}
+        for context in CONTEXTS:
+            own = {t.id for t in files.tables if t.context == context}
+            self.area[context] = frozenset({*own, *files.contexts.prefer.get(context, ())})
+        self.conditions: dict[tuple[int | None, int | None], list[_Row]] = defaultdict(list)
+        for row in self.rows:
+            if row.entry.when is not None:
+                self.conditions[(row.entry.code, row.entry.subcode)].append(row)
         self.cache: dict[tuple[int | None, int | None, str | None, str | None], Guidance] = {}
 
     @functools.cached_property
@@ -363,26 +446,31 @@ class _Catalog:
         rank = self.rank[context]
         return sorted(rows, key=lambda r: (r.table.context != context, rank[r.table.id], r.seq))
 
-    def answer(self, code: int | None, subcode: int | None, context: str | None) -> Guidance:
+    def answer(
+        self, code: int | None, subcode: int | None, context: str | None, event: str | None = None
+    ) -> Guidance:
         if context is not None and context not in CONTEXTS:
             raise CatalogError(f"unknown context {context!r}; use one of {', '.join(CONTEXTS)}")
         if code is not None and (rows := self.pairs.get((code, subcode))):
             best, *others = self.ordered(rows, context)
             match = Match.EXACT_IN_CONTEXT if best.table.context == context else Match.EXACT
-            return self.guidance(best, code, subcode, match, others)
+            return self.guidance(best, code, subcode, match, others, context=context)
         if subcode is not None:
             generic = self.generic.get(subcode)
             if generic and self.fits(generic, code):
                 others = self.ordered(self.subcodes.get(subcode, ()), context)
-                return self.guidance(generic, code, subcode, Match.SUBCODE, others)
+                return self.guidance(generic, code, subcode, Match.SUBCODE, others, context=context)
             rows = self.subcodes.get(subcode, [])
             if rows and len({r.entry.code for r in rows}) == 1:  # the subcode names one documented pair
                 best, *others = self.ordered(rows, context)
                 if self.fits(best, code):
-                    return self.guidance(best, code, subcode, Match.SUBCODE, others)
+                    return self.guidance(best, code, subcode, Match.SUBCODE, others, context=context)
         if code is not None and (rows := self.codes.get(code)):
             best, *others = self.ordered(rows, context)
-            return self.guidance(best, code, subcode, Match.CODE, others)
+            return self.guidance(best, code, subcode, Match.CODE, others, context=context)
+        fallback = self.fallbacks.get(context) if context is not None else None
+        if fallback is not None:
+            return self.fallback_guidance(fallback, code, subcode, event)
         cls = self.code_class(code)
         if cls is not None:
             return self.class_guidance(cls, code, subcode)
@@ -432,13 +520,22 @@ class _Catalog:
         return Category(cls.category) if cls is not None and cls.category else Category.UNKNOWN
 
     def guidance(
-        self, row: _Row, code: int | None, subcode: int | None, match: Match, related: Sequence[_Row] = ()
+        self,
+        row: _Row,
+        code: int | None,
+        subcode: int | None,
+        match: Match,
+        related: Sequence[_Row] = (),
+        *,
+        context: str | None = None,
     ) -> Guidance:
         e, t = row.entry, row.table
         category = self.category(e, code)
         flags = e.flags
         if match is Match.SUBCODE and e.code is not None and e.code != code:
             flags = (*flags, f"answered by the entry documented as {_code_text(e.code, e.subcode)}")
+        seeds = e.seeds or t.seeds
+        others = tuple(self.guidance(r, r.entry.code, r.entry.subcode, match) for r in related)
         return Guidance(
             code=code,
             subcode=subcode,
@@ -446,13 +543,26 @@ class _Catalog:
             category=category,
             severity=Severity.of(category),
             advice=_advice(row),
-            source=f"{' + '.join(e.seeds or t.seeds)} · {t.title}",
+            source=f"{self.pages[seeds[0]].title} · {t.title}",
             match=match,
             table=t.id,
             docs_url=t.docs_url,
             flags=flags,
-            related=tuple(self.guidance(r, r.entry.code, r.entry.subcode, match) for r in related),
+            related=others,
+            seeds=seeds,
+            also=self.also(e.message, others, context=context),
         )
+
+    def also(self, message: str, others: Sequence[Guidance], context: str | None) -> tuple[Guidance, ...]:
+        """The other documented meanings worth showing: in the context's product area, each once."""
+        area = self.area[context]
+        seen = {_one_line(message)}
+        shown = []
+        for other in others:
+            if other.table in area and other.message not in seen:
+                seen.add(other.message)
+                shown.append(other)
+        return tuple(shown)
 
     def class_guidance(self, cls: CodeClass, code: int | None, subcode: int | None) -> Guidance:
         category = Category(cls.category) if cls.category else Category.UNKNOWN
@@ -464,15 +574,48 @@ class _Catalog:
             category=category,
             severity=Severity.of(category),
             advice="\n\n".join(p for p in (cls.advice, self.advice[category]) if p),
-            source=f"{files.seed} · {files.title}",
+            source=f"{self.pages[files.seed].title} · {files.title}",
             match=Match.CODE_CLASS,
             table="code-classes",
             docs_url=files.docs_url,
+            seeds=(files.seed,),
+        )
+
+    def fallback_guidance(
+        self, fallback: Fallback, code: int | None, subcode: int | None, event: str | None
+    ) -> Guidance:
+        """No row for the code: what its class means in this context's area, the area's advice,
+        and (Call Automation areas) which action failed. Never another area's advice."""
+        classes = fallback.class_
+        if fallback.classes_from is not None:
+            classes = (*classes, *self.fallbacks[fallback.classes_from].class_)
+        cls = next((c for c in classes if code is not None and c.first <= code <= c.last), None)
+        action = self.files.fallbacks.actions.get(event or "", "")
+        if cls is not None:
+            message, category = cls.message, Category(cls.category) if cls.category else Category.UNKNOWN
+        else:
+            message, category = fallback.message.format(code=_code_text(code, subcode)), Category.UNKNOWN
+            if code is None and subcode is None:
+                message = f"{action or 'The event failed.'} The event carried no result code."
+        first = [action] if action and action not in message else []
+        advice = "\n".join([*first, *([cls.advice] if cls and cls.advice else []), fallback.advice])
+        return Guidance(
+            code=code,
+            subcode=subcode,
+            message=message,
+            category=category,
+            severity=Severity.of(category),
+            advice=advice,
+            source=f"{self.pages[fallback.seed].title} · {fallback.title}",
+            match=Match.CODE_CLASS if cls is not None else Match.UNKNOWN,
+            table="",
+            docs_url=fallback.docs_url,
+            seeds=(fallback.seed,),
         )
 
     def unknown(self, message: str, code: int | None, subcode: int | None) -> Guidance:
         advice = self.files.advice
-        seeds = " + ".join(dict.fromkeys(a.seed for a in advice.advice))
+        seeds = tuple(dict.fromkeys(a.seed for a in advice.advice))
         return Guidance(
             code=code,
             subcode=subcode,
@@ -480,10 +623,11 @@ class _Catalog:
             category=Category.UNKNOWN,
             severity=Severity.WARNING,
             advice=self.advice[Category.UNKNOWN],
-            source=f"{seeds} · {advice.title}",
+            source=f"{self.pages[seeds[0]].title} · {advice.title}",
             match=Match.UNKNOWN,
             table="",
             docs_url=advice.docs_url,
+            seeds=seeds,
         )
 
 
@@ -507,7 +651,8 @@ def _success_code(code: int | None) -> bool:
 def _advice(row: _Row) -> str:
     """The entry's advice, then its table's notes, then the links the source gave as words."""
     links = [*row.entry.links, *row.table.links]
-    parts = [row.entry.advice, row.table.notes]
+    # The page's own URL is the best we have for a link the saved page lost.
+    parts = [_LOST_LINK.sub(f"here: {row.table.docs_url}", row.entry.advice), row.table.notes]
     if links:
         parts.append("See also:\n" + "\n".join(f"- {link.text}: {link.url}" for link in links))
     return "\n\n".join(p for p in parts if p)
@@ -546,13 +691,31 @@ def lookup(
     key = (code, subcode, context, event)
     found = catalog.cache.get(key)
     if found is None:
-        found = catalog.answer(code, subcode, context)
+        found = catalog.answer(code, subcode, context, event)
         if event is not None:
             found = catalog.for_event(found, event, code)
         if len(catalog.cache) >= _CACHE_LIMIT:  # codes come from outside: keep memory bounded
             catalog.cache.clear()
         catalog.cache[key] = found
     return found
+
+
+def documented_context(
+    event: str, code: int | None, subcode: int | None, participant: str, message: str
+) -> Context | None:
+    """The context of a table whose row the source ties to exactly this kind of event (event,
+    code, subcode, participant id prefix, message text), or None: the event's own context holds."""
+    rows = _catalog().conditions.get((code, subcode))
+    for row in rows or ():
+        when = row.entry.when
+        assert when is not None  # only rows with conditions are indexed here
+        if (
+            (not when.events or event in when.events)
+            and participant.startswith(when.participant)
+            and when.message.lower() in message.lower()
+        ):
+            return row.table.context
+    return None
 
 
 def lookup_name(name: str, context: Context | None = None) -> Guidance:
@@ -563,7 +726,7 @@ def lookup_name(name: str, context: Context | None = None) -> Guidance:
         return catalog.unknown(f"Error code {name!r} is not in the catalog.", None, None)
     best, *others = catalog.ordered(rows, context)
     match = Match.EXACT_IN_CONTEXT if best.table.context == context else Match.EXACT
-    return catalog.guidance(best, best.entry.code, best.entry.subcode, match, others)
+    return catalog.guidance(best, best.entry.code, best.entry.subcode, match, others, context=context)
 
 
 def search(text: str, limit: int = 50) -> list[Guidance]:

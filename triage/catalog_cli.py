@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import lint, lookup, lookup_name, search, table_sizes
+from .catalog import CATALOG_DIR, lint, lookup, lookup_name, search, table_sizes
 from .model import CONTEXTS, Guidance
 
 __all__ = [
     "add_commands",
     "cmd_catalog_check_seeds",
     "cmd_catalog_lint",
+    "cmd_catalog_sync",
     "cmd_explain",
     "explain_text",
     "main",
@@ -28,7 +29,7 @@ __all__ = [
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add `explain` and `catalog lint|check-seeds` to an argparse subparsers object."""
+    """Add `explain` and `catalog lint|check-seeds|sync` to an argparse subparsers object."""
     explain = subparsers.add_parser("explain", help="what an ACS code means and what to do")
     explain.add_argument(
         "code", nargs="?", help="the code (410), or a string code (UserLicenseNotPresentForbidden)"
@@ -50,6 +51,11 @@ def add_commands(subparsers: Any) -> None:
         "seeds_dir", nargs="?", help="folder of NNN_*.txt (default: $ACS_TRIAGE_SEEDS or ../shared/seeds)"
     )
     check.set_defaults(func=cmd_catalog_check_seeds)
+    sync = sub.add_parser("sync", help="compare the catalog with Learn pages and update it")
+    sync.add_argument("paths", nargs="+", help="pages (Markdown or saved text), or folders of them")
+    sync.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything differs")
+    sync.add_argument("--catalog", metavar="DIR", help="the catalog folder (default: this repository's)")
+    sync.set_defaults(func=cmd_catalog_sync)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -110,6 +116,34 @@ def cmd_catalog_check_seeds(args: argparse.Namespace) -> int:
         return 1
     print(f"every row of the seeds in {seeds_dir} is answered with its own text")
     return 0
+
+
+def cmd_catalog_sync(args: argparse.Namespace) -> int:
+    """Print what differs between the pages and the catalog; write it unless --check."""
+    from tools.catalog_sync import sync  # a development tool, never on the request path
+    from tools.seeds import SeedError
+
+    directory = Path(args.catalog) if args.catalog else CATALOG_DIR
+    try:
+        result = sync([Path(p) for p in args.paths], directory)
+    except (SeedError, OSError) as err:
+        print(f"catalog sync: {err}", file=sys.stderr)
+        return 1
+    for line in result.diff:
+        print(line)
+    if not result.diff:
+        print("the catalog matches every row of these pages")
+        return 0
+    if args.check:
+        print(f"{len(result.diff)} difference(s); run without --check to update the catalog", file=sys.stderr)
+        return 1
+    for path, text in result.files.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path.name}")
+    problems = lint(directory)
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
 
 
 def explain_text(g: Guidance) -> str:

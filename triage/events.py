@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
 
+from .catalog import documented_context
 from .ingest import DELETED_EVENT, RawEvent
 from .mask import mask_identifier, mask_phone, mask_text
 from .model import Context, Incident
@@ -127,6 +128,10 @@ class CallAutomationEvent(_Model):
                 out[label] = " ".join(str(p) for p in (diag.code, diag.message) if p not in (None, ""))
         return out
 
+    def participant_id(self) -> str:
+        """The raw id of the participant the action was about ('' when there is none)."""
+        return ""
+
     def context(self, code: int | None, subcode: int | None) -> Context:
         return "pstn" if subcode is not None and subcode >= _PSTN_SUBCODE_MIN else "call-automation"
 
@@ -144,6 +149,10 @@ class ParticipantEvent(CallAutomationEvent):
         if self.from_call:
             out["From call"] = self.from_call
         return out
+
+    def participant_id(self) -> str:
+        """The raw id of the participant the action was about ('' when there is none)."""
+        return (self.participant.raw_id or "") if self.participant else ""
 
     def context(self, code: int | None, subcode: int | None) -> Context:
         kind = (self.participant.kind or "").lower() if self.participant else ""
@@ -340,7 +349,9 @@ def _call_incident(
         source=raw.source,
         resource=resource,
         time=_time(raw.time),
-        context=event.context(code, subcode),
+        # The documents' own conditions come first (Teams Phone's dual-persona 408/10057).
+        context=documented_context(kind, code, subcode, event.participant_id(), message)
+        or event.context(code, subcode),
         code=code,
         subcode=subcode,
         message=mask_text(message) if mask else message,

@@ -82,12 +82,16 @@ class Guidance:
     category: Category
     severity: Severity
     advice: str
-    source: str  # seed file name + table title, e.g. "001_….txt · Calling End call codes and subcodes"
+    source: str  # page title + table title: "Troubleshooting in Azure … · Chat SDK error codes"
     match: Match
     table: str = ""  # catalog table id, e.g. "call-end"
     docs_url: str = ""
     flags: tuple[str, ...] = ()  # e.g. ("source typo: category spelled 'UnxpectedClientError'",)
     related: tuple[Guidance, ...] = ()  # same pair documented in other tables, best first
+    seeds: tuple[str, ...] = ()  # the seed documents the answer comes from (provenance, not shown)
+    # The related meanings an alert shows under "Also documented as": those in the context's
+    # product area whose message differs from this one's, best first.
+    also: tuple[Guidance, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready view (used by `explain --json` and by tests)."""
@@ -104,6 +108,7 @@ class Guidance:
             "docs_url": self.docs_url,
             "flags": list(self.flags),
             "related": [{"table": g.table, "message": g.message, "source": g.source} for g in self.related],
+            "also": [{"table": g.table, "message": g.message, "source": g.source} for g in self.also],
         }
 
 

@@ -58,6 +58,7 @@ _MAX_ID_FIELDS = 30  # three sections of IDs; real events carry fewer than ten
 _MAX_DETAIL_FIELDS = 20
 _MAX_SAMPLES = 5
 _VALUE_MAX = 500
+_ALSO_MAX = 300  # each other meaning is a reminder, not the whole row
 
 # Slack's own palette, so the bar matches the emoji in the header.
 _COLOR = {Severity.ERROR: "#E01E5A", Severity.WARNING: "#ECB22E", Severity.NONE: "#2EB67D"}
@@ -78,7 +79,7 @@ def render(alert: Alert) -> dict[str, Any]:
     )
     header = {"type": "header", "text": {"type": "plain_text", "text": header_text, "emoji": True}}
 
-    # At most 12 blocks by construction (ID and detail fields are capped), far below MAX_BLOCKS.
+    # At most 13 blocks by construction (ID and detail fields are capped), far below MAX_BLOCKS.
     message, cut = content.fit(alert.guidance.message, SECTION_TEXT_MAX, slack_mrkdwn)
     if cut:
         notes.append("message shortened")
@@ -96,6 +97,10 @@ def render(alert: Alert) -> dict[str, Any]:
     advice = _advice(alert.guidance.advice, notes)
     if advice:
         blocks.append(advice)
+    also = content.also_documented(alert.guidance)
+    if also:
+        lines = [f"*{content.ALSO_TITLE}*", *("• " + _plain(line, notes, _ALSO_MAX) for line in also)]
+        blocks.append(_section_mrkdwn("\n".join(lines)))
     url = content.docs_url(alert.guidance)
     if url:
         blocks.append(

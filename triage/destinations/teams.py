@@ -50,16 +50,18 @@ class _Budget:
     samples: int
     id_value: int
     name: int  # kind, resource, fact titles
+    also: int  # how many other documented meanings
+    also_value: int  # and how long each may be
 
 
 # fmt: off
 _BUDGETS = (
-    #       message  event_message  advice  detail_value  details  samples  id_value  name
-    _Budget(1000,    600,           4000,   400,          25,      5,       512,      200),
-    _Budget(600,     300,           1500,   200,          12,      3,       512,      120),
-    _Budget(300,     150,           400,    80,           5,       2,       256,      80),
-    _Budget(160,     0,             0,      0,            0,       0,       128,      60),
-    _Budget(100,     0,             0,      0,            0,       0,       64,       40),
+    #       message  event_message  advice  detail_value  details  samples  id_value  name  also  also_value
+    _Budget(1000,    600,           4000,   400,          25,      5,       512,      200,  5,    300),
+    _Budget(600,     300,           1500,   200,          12,      3,       512,      120,  3,    200),
+    _Budget(300,     150,           400,    80,           5,       2,       256,      80,   2,    120),
+    _Budget(160,     0,             0,      0,            0,       0,       128,      60,   0,    0),
+    _Budget(100,     0,             0,      0,            0,       0,       64,       40,   0,    0),
 )
 # fmt: on
 
@@ -125,6 +127,7 @@ class _Card:
             body.append(_text(self.advice()))
         elif guide.advice.strip():
             self.shortened.append("advice left out")
+        body += self.also()
         if self.shortened:
             body.append(
                 _text(
@@ -231,6 +234,20 @@ class _Card:
                 out.append(("\n" if out else "") + escaped)
             previous_bullet = line.bullet
         return "\n".join(out)
+
+    def also(self) -> list[dict[str, Any]]:
+        """The other documented meanings, one short line each, under the advice."""
+        lines = content.also_documented(self.alert.guidance)
+        shown = lines[: self.budget.also]
+        if len(shown) < len(lines):
+            self.shortened.append("other documented meanings")
+        if not shown:
+            return []
+        items = [
+            "- " + self.fit(line, self.budget.also_value, "other documented meanings", untrusted=False)
+            for line in shown
+        ]
+        return [_text(f"**{content.ALSO_TITLE}**", spacing="Medium"), _text("\n".join(items), size="Small")]
 
     def footer(self) -> str:
         guide = self.alert.guidance

@@ -39,6 +39,7 @@ def render(alert: Alert) -> str:
         lines += _block(f"Samples ({len(shown)} of {content.format_count(alert.count)})", rows)
     advice = [("- " if a.bullet else "") + terminal(a.text) for a in content.advice_lines(guide.advice)]
     lines += _block("Advice", advice)
+    lines += _block(content.ALSO_TITLE, [terminal(line) for line in content.also_documented(guide)])
     url = content.docs_url(guide)
     if url:
         lines.append(_row("Docs", url))

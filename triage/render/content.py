@@ -18,9 +18,11 @@ from ..model import Alert, Guidance, Match, Severity
 from .escape import ELLIPSIS
 
 __all__ = [
+    "ALSO_TITLE",
     "SEVERITY_LABEL",
     "AdviceLine",
     "advice_lines",
+    "also_documented",
     "catalog_note",
     "digest_line",
     "docs_url",
@@ -159,8 +161,21 @@ def advice_lines(advice: str) -> list[AdviceLine]:
     return lines
 
 
+ALSO_TITLE = "Also documented as"
+
+
+def also_documented(guidance: Guidance, limit: int = 5) -> list[str]:
+    """The other documented meanings of the code in its context, briefly: 'message (table, code)'."""
+    lines = []
+    for other in guidance.also[:limit]:
+        table = other.source.rsplit(" · ", 1)[-1]
+        code = f"{other.code}/{other.subcode}" if other.subcode is not None else str(other.code)
+        lines.append(f"{other.message} ({table}, {code})")
+    return lines
+
+
 def catalog_note(guidance: Guidance) -> str:
-    """'001_….txt · Calling End call codes · matched: exact code and subcode' (source + lookup level)."""
+    """'<page title> · Calling End call codes · matched: exact code and subcode' (source + lookup level)."""
     source = guidance.source or "no source"
     return f"{source} · matched: {_MATCH_LABEL[guidance.match]}"
 
