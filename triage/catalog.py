@@ -46,6 +46,9 @@ CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _FENCE = re.compile(r"^\s*```\S*\s*$", re.MULTILINE)
 _CACHE_LIMIT = 50_000  # real traffic has a few hundred distinct keys; this only bounds junk codes
+# The only events whose code may mean "all went well": a call that ended normally, a delivered
+# SMS. Every other event (the *Failed ones) reports a failure, whatever code it carries.
+_MAY_SUCCEED = frozenset({"CallDisconnected", "SMSDeliveryReportReceived"})
 
 
 class CatalogError(TriageError):
@@ -548,11 +551,22 @@ def lookup(
     if found is None:
         found = catalog.answer(code, subcode, context)
         if event is not None:
-            found = catalog.for_event(found, event, code)
+            found = _failure_alerts(catalog.for_event(found, event, code), event)
         if len(catalog.cache) >= _CACHE_LIMIT:  # codes come from outside: keep memory bounded
             catalog.cache.clear()
         catalog.cache[key] = found
     return found
+
+
+def _failure_alerts(found: Guidance, event: str) -> Guidance:
+    """A failure event is an alert even when its code reads as success (SendDtmfTonesFailed 200/0)."""
+    if found.severity is not Severity.NONE or event in _MAY_SUCCEED:
+        return found
+    return replace(
+        found,
+        severity=Severity.WARNING,
+        flags=(*found.flags, f"{event} reports a failure although its code means success"),
+    )
 
 
 def lookup_name(name: str, context: Context | None = None) -> Guidance:
