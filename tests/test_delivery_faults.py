@@ -271,7 +271,9 @@ def test_every_429_holds_the_destination_for_its_retry_after_across_messages_and
     with SlackSink(clock=clock.time) as sink:
         sink.fail_first(posts, status=429, body=b"rate_limited", headers={"Retry-After": str(retry_after)})
         config = Settings.from_env({"ACS_TRIAGE_SLACK_URL": sink.url})
-        first, second = (Deliverer(config, make_store(kind), sleep=clock.sleep, clock=clock.time) for _ in range(2))
+        first, second = (
+            Deliverer(config, make_store(kind), sleep=clock.sleep, clock=clock.time) for _ in range(2)
+        )
         with pytest.raises(DeliveryError, match="rate limited"):
             first.deliver(OutboxMessage("m1", "slack", {"text": "alert 1"}))
         assert [r.status for r in sink.received] == [429] * posts

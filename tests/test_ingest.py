@@ -140,7 +140,11 @@ def test_validation_event_without_a_code_is_rejected_not_answered() -> None:
 def test_bytes_that_are_not_utf8_in_one_event_refuse_only_that_event() -> None:
     items = sample("eventgrid/sms-batch-mixed.json")
     good = [json.dumps(item).encode() for item in items]
-    broken = json.dumps(items[1]).encode().replace(b"Microsoft.Communication", b"Microsoft.\xff\xfeCommunication", 1)
+    broken = (
+        json.dumps(items[1])
+        .encode()
+        .replace(b"Microsoft.Communication", b"Microsoft.\xff\xfeCommunication", 1)
+    )
     assert b"\xff" in broken
     envelope = parse_body(b"[" + b",\n".join([good[0], broken, *good[2:]]) + b"]", "application/json", MB)
     assert [e.id for e in envelope.events] == [items[0]["id"], *(i["id"] for i in items[2:])]

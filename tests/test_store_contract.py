@@ -396,5 +396,9 @@ def test_dead_lettered_messages_are_base64_json_as_the_hosts_poison_queue_holds_
     store.dead_letter(message(1), "slack: rejected with 400")
     raw = QueueClient.from_connection_string(azurite.connection, store.poison_queue_name)  # no decoding
     [peeked] = raw.peek_messages()
-    assert orjson.loads(base64.b64decode(peeked.content)) == message(1).to_dict()
+    # The host's own poison record is the bare message; a refused payload says why it was refused.
+    assert orjson.loads(base64.b64decode(peeked.content)) == {
+        **message(1).to_dict(),
+        "refused": "slack: rejected with 400",
+    }
     raw.close()

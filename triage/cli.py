@@ -1,4 +1,4 @@
-"""Command line: `python -m triage replay | serve | render | explain | catalog`."""
+"""Command line: `python -m triage replay | serve | render | explain | catalog | outbox`."""
 
 from __future__ import annotations
 
@@ -54,8 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(func=_tool("cmd_render"))
 
     from .catalog_cli import add_commands
+    from .outbox_cli import add_commands as add_outbox_commands
 
     add_commands(sub)
+    add_outbox_commands(sub)
     return parser
 
 
