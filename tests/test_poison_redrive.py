@@ -57,7 +57,9 @@ def polled(store: Any) -> list[tuple[OutboxMessage, int]]:
     return [(OutboxMessage.from_dict(orjson.loads(lease.body)), lease.dequeue_count) for lease in leases]
 
 
-def test_redrive_puts_poisoned_messages_back_in_the_outbox_oldest_first_with_fresh_retries(store: Any) -> None:
+def test_redrive_puts_poisoned_messages_back_in_the_outbox_oldest_first_with_fresh_retries(
+    store: Any,
+) -> None:
     poison_after_retries(store, message(1), message(2), message(3, "teams"))
     assert store.redrive(time.time(), RedriveFilter()) == 3
     assert poisoned(store) == []
