@@ -32,6 +32,7 @@ log = logging.getLogger("triage.store")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _SCHEMA_VERSION = 2
+_CLAIM_ROWS = 400  # keys per INSERT: 801 parameters, under SQLite's oldest limit (999)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup (
     key TEXT PRIMARY KEY,
@@ -165,21 +166,28 @@ class SqliteStore:
     # -- dedup ---------------------------------------------------------------------------------
     def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
         now_us, expires = _us(now), _us(now + ttl)
+        first: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            first.setdefault(key, index)  # a key repeated within the batch is a duplicate
+        unique = list(first)
+        won: set[str] = set()
         with self._transaction() as db:
-            # Insert, or take over a row whose TTL has passed; RETURNING says which happened.
-            results = [
-                db.execute(
-                    "INSERT INTO dedup (key, expires) VALUES (?, ?) ON CONFLICT (key) "
-                    "DO UPDATE SET expires = excluded.expires WHERE dedup.expires <= ? RETURNING 1",
-                    (key, expires, now_us),
-                ).fetchone()
-                is not None
-                for key in keys
-            ]
+            for start in range(0, len(unique), _CLAIM_ROWS):
+                chunk = unique[start : start + _CLAIM_ROWS]
+                # One statement per chunk: insert, or take over a row whose TTL has passed;
+                # RETURNING names the keys that went in either way.
+                placeholders = ", ".join(["(?, ?)"] * len(chunk))  # only '?': the values are bound
+                rows = db.execute(
+                    f"INSERT INTO dedup (key, expires) VALUES {placeholders} "  # noqa: S608
+                    "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires "
+                    "WHERE dedup.expires <= ? RETURNING key",
+                    [*(value for key in chunk for value in (key, expires)), now_us],
+                ).fetchall()
+                won.update(key for (key,) in rows)
             if now_us >= self._next_purge:
                 self._next_purge = now_us + self._purge_interval_us
                 db.execute("DELETE FROM dedup WHERE expires <= ?", (now_us,))
-        return results
+        return [key in won and first[key] == index for index, key in enumerate(keys)]
 
     def release(self, keys: Sequence[str]) -> None:
         with self._transaction() as db:
