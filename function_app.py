@@ -91,7 +91,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 def deliver(msg: func.QueueMessage) -> None:
     """Post one rendered alert. A failure worth retrying raises, so the host retries; after
     maxDequeueCount the message moves to the poison queue, so a webhook outage loses nothing.
-    A payload the webhook refuses (4xx) goes to the poison queue at once."""
+    A payload the webhook refuses (4xx) goes to the poison queue at once. After a successful
+    post, that destination's recently poisoned messages are re-queued."""
     message = OutboxMessage.from_dict(orjson.loads(msg.get_body()))
     logging.info("delivering %s (dequeue count %s)", message.id, msg.dequeue_count)
     try:
@@ -101,6 +102,9 @@ def deliver(msg: func.QueueMessage) -> None:
             raise
         # The webhook refused this payload (a 4xx): posting it again cannot help.
         service().store.dead_letter(message, str(err))
+        return
+    # The destination takes posts again: what an outage poisoned goes back to the outbox.
+    service().redrive_after_success(message.destination)
 
 
 @app.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)

@@ -128,3 +128,41 @@ def test_serve_starts_the_function_apps_routes_on_the_given_port() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_outbox_status_and_redrive_work_on_the_store_serve_uses(tmp_path: Path) -> None:
+    from triage.store import OutboxMessage
+    from triage.store.sqlite import SqliteStore
+
+    path = tmp_path / "acs-triage.sqlite3"
+    with SqliteStore(path) as store:
+        for n, destination in enumerate(("slack", "slack", "teams")):
+            store.enqueue([OutboxMessage(f"m{n}", destination, {"text": f"alert {n}"})])
+            [lease] = store.poll("acs-triage-outbox", 1)
+            lease.fail(poison=True)
+        store.dead_letter(OutboxMessage("m9", "slack", {"text": "refused"}), "slack: rejected with 400")
+    env = {"ACS_TRIAGE_STORE": f"sqlite:{path}"}
+
+    status = run("outbox", "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    rows = {row["destination"]: row for row in json.loads(status.stdout)}
+    assert (rows["slack"]["poisoned"], rows["slack"]["refused"], rows["teams"]["poisoned"]) == (3, 1, 1)
+
+    redrive = run("outbox", "redrive", "--destination", "slack", env=env)
+    assert (redrive.returncode, redrive.stdout.strip()) == (0, "re-queued 2 poisoned message(s)")
+    again = run("outbox", "redrive", "--include-refused", "--older-than", "0s", env=env)
+    assert again.stdout.strip() == "re-queued 2 poisoned message(s)"  # teams, and the refused one
+    with SqliteStore(path) as store:
+        assert sorted(lease.id for lease in store.poll("acs-triage-outbox", 32)) == ["m0", "m1", "m2", "m9"]
+        assert store.poisoned() == []
+
+
+def test_outbox_commands_refuse_the_in_memory_store_naming_the_settings_to_set() -> None:
+    result = run("outbox", "status", env={"ACS_TRIAGE_STORE": "memory"})
+    assert result.returncode == 2
+    assert "AzureWebJobsStorage" in result.stderr and "ACS_TRIAGE_STORE=sqlite:PATH" in result.stderr
+
+
+def test_outbox_redrive_refuses_an_age_it_cannot_read() -> None:
+    result = run("outbox", "redrive", "--older-than", "yesterday", env={"ACS_TRIAGE_STORE": "memory"})
+    assert result.returncode == 2 and "not a duration such as 90s, 15m, 6h or 2d" in result.stderr

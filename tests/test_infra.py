@@ -71,8 +71,15 @@ def test_settings_the_app_reads_are_either_set_defaulted_or_local_only() -> None
     what the app assumes) or be one Flex Consumption replaces."""
     sample = json.loads((ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
     unset = set(sample) - set(template_settings()) - LOCAL_ONLY
-    # Webhook URLs and the shared secret are optional by design; everything else has a default.
-    optional = {"ACS_TRIAGE_ROUTES", "ACS_TRIAGE_ROUTES_FILE", "ACS_TRIAGE_SHARED_SECRET"}
+    # Webhook URLs and the shared secret are optional by design, and the per-service storage URIs
+    # are the alternative to the __accountName the templates set; everything else has a default.
+    optional = {
+        "ACS_TRIAGE_ROUTES",
+        "ACS_TRIAGE_ROUTES_FILE",
+        "ACS_TRIAGE_SHARED_SECRET",
+        "AzureWebJobsStorage__queueServiceUri",
+        "AzureWebJobsStorage__tableServiceUri",
+    }
     assert {name for name in unset if sample[name] == ""} - optional - set(SECRET_SETTINGS) == set()
 
 

@@ -135,3 +135,52 @@ def test_validation_event_without_a_code_is_rejected_not_answered() -> None:
     envelope = parse_body(body([event]), "application/json", MB)
     assert envelope.validation_code is None
     assert "validationCode" in envelope.rejected[0].reason
+
+
+def test_bytes_that_are_not_utf8_in_one_event_refuse_only_that_event() -> None:
+    items = sample("eventgrid/sms-batch-mixed.json")
+    good = [json.dumps(item).encode() for item in items]
+    broken = (
+        json.dumps(items[1])
+        .encode()
+        .replace(b"Microsoft.Communication", b"Microsoft.\xff\xfeCommunication", 1)
+    )
+    assert b"\xff" in broken
+    envelope = parse_body(b"[" + b",\n".join([good[0], broken, *good[2:]]) + b"]", "application/json", MB)
+    assert [e.id for e in envelope.events] == [items[0]["id"], *(i["id"] for i in items[2:])]
+    [rejected] = envelope.rejected
+    assert (rejected.index, rejected.event_id) == (1, items[1]["id"])
+    assert "not UTF-8" in rejected.reason
+
+
+def test_a_single_event_with_bytes_that_are_not_utf8_is_refused_not_the_request() -> None:
+    doc = sample("cloudevents/sms-delivery-failed-4004.json")
+    first = doc[0] if isinstance(doc, list) else doc
+    raw = json.dumps(first).encode().replace(b"Failed", b"Fail\xc3(ed", 1)
+    envelope = parse_body(raw, "application/cloudevents+json", MB)
+    assert envelope.events == [] and [r.index for r in envelope.rejected] == [0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'[{"id": "a\xff"} {"id": "b"}]', b'[{"id": "a\xff"}] trailing', b"\xff\xfe", b'[{"id": "a"}, \xff]'],
+)
+def test_a_body_that_is_not_json_even_with_bad_bytes_replaced_is_still_a_400(raw: bytes) -> None:
+    with pytest.raises(InvalidEnvelope, match="not valid JSON"):
+        parse_body(raw, None, MB)
+
+
+def test_a_batch_with_one_damaged_event_answers_200_and_alerts_the_others() -> None:
+    from triage.service import Service
+    from triage.settings import Settings
+    from triage.store.memory import MemoryStore
+
+    items = sample("eventgrid/sms-batch-mixed.json")
+    parts = [json.dumps(item).encode() for item in items]
+    parts[1] = parts[1].replace(b"Microsoft.Communication", b"Microsoft.\xc0Communication", 1)
+    service = Service(Settings.from_env({}), MemoryStore())
+    answer = service.handle_http("eventgrid", "POST", {}, {}, b"[" + b",".join(parts) + b"]")
+    assert answer.status == 200
+    report = json.loads(answer.body)
+    assert report["received"] == len(items) and report["invalid"] == 1
+    assert [r["index"] for r in report["rejected"]] == [1]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -116,3 +119,40 @@ def test_malformed_json_over_http_is_a_400_with_a_reason(server: tuple[LocalServ
     response = conn.getresponse()
     assert response.status == 400
     assert "not valid JSON" in json.loads(response.read())["error"]
+
+
+def test_a_client_sending_less_than_its_content_length_gets_408_and_frees_its_thread() -> None:
+    function_app.configure(Service(Settings.from_env({}), MemoryStore()))
+    with (
+        LocalServer(port=0, read_timeout=0.5) as running,
+        socket.create_connection(("127.0.0.1", int(running.url.rsplit(":", 1)[1])), timeout=10) as client,
+    ):
+        client.sendall(b"POST /api/callbacks HTTP/1.1\r\nHost: local\r\nContent-Length: 100\r\n\r\n[{")
+        started = time.monotonic()
+        answer = b""
+        while chunk := client.recv(4096):  # the server answers, then closes the connection
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b"body not received within 0.5s" in answer
+        assert time.monotonic() - started < 5
+
+
+def test_digests_keep_coming_while_delivery_is_stuck_in_an_outage() -> None:
+    function_app.configure(Service(Settings.from_env({}), MemoryStore()))
+    running = LocalServer(port=0, tick_seconds=0.01, timer_seconds=0.05)
+    stuck, release = threading.Event(), threading.Event()
+    timers: list[float] = []
+
+    def delivery_in_retries(store: object, max_messages: int = 32) -> tuple[int, int]:
+        stuck.set()
+        release.wait(10)  # a delivery sleeping through a webhook's outage
+        return 0, 0
+
+    running.local.run_queue = delivery_in_retries  # type: ignore[method-assign]
+    running.local.run_timers = lambda: timers.append(time.monotonic())  # type: ignore[method-assign]
+    with running:
+        assert stuck.wait(5)
+        deadline = time.monotonic() + 5
+        while len(timers) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        release.set()
+    assert len(timers) >= 3  # the digest timer fired while delivery was held up

@@ -10,6 +10,7 @@ import base64
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -103,6 +104,18 @@ def test_a_large_batch_of_new_and_seen_keys_is_answered_key_by_key(store: Any) -
     seen = keys[::3]
     assert all(store.claim(seen, T0, TTL))
     assert store.claim(keys, T0 + timedelta(minutes=1), TTL) == [n % 3 != 0 for n in range(600)]
+
+
+def test_a_batch_of_thousands_with_repeats_and_expired_keys_is_answered_key_by_key(store: Any) -> None:
+    old = [f"eg|old-{n}" for n in range(300)]
+    live = [f"eg|live-{n}" for n in range(300)]
+    assert all(store.claim(old, T0, timedelta(hours=24)))
+    assert all(store.claim(live, T0, TTL))
+    new = [f"eg|new-{n}" for n in range(1200)]
+    # Expired keys are taken over, live ones are duplicates, a key repeated far apart counts once.
+    keys = [*new, *old, *live, *new[:50]]
+    expected = [True] * 1200 + [True] * 300 + [False] * 300 + [False] * 50
+    assert store.claim(keys, T0 + timedelta(hours=25), TTL) == expected
 
 
 # -- groups ------------------------------------------------------------------------------------
@@ -328,6 +341,34 @@ def test_reserve_send_spaces_posts_to_one_destination_by_the_interval(store: Any
     assert store.reserve_send("slack", 1.0, 1010.0) == 0.0  # idle: the next post goes at once
 
 
+# -- memory store --------------------------------------------------------------------------------
+def test_the_memory_store_forgets_expired_keys_without_scanning_the_live_ones() -> None:
+    from triage.store.memory import MemoryStore
+
+    def claim_cost(live_keys: int) -> float:
+        store = MemoryStore()
+        for start in range(0, live_keys, 5000):
+            store.claim([f"eg|{n}" for n in range(start, start + 5000)], T0, TTL)
+        batch = [f"eg|batch-{n}" for n in range(100)]
+        times = []
+        for round_ in range(15):
+            started = time.perf_counter()
+            store.claim([f"{key}-{round_}" for key in batch], T0 + timedelta(seconds=round_), TTL)
+            times.append(time.perf_counter() - started)
+        return sorted(times)[len(times) // 2]
+
+    # 200,000 live keys: a scan of them on each claim made a 100-key batch hundreds of times dearer.
+    assert claim_cost(200_000) < 10 * claim_cost(1_000)
+
+
+def test_a_key_claimed_again_after_its_release_outlives_its_first_expiry(store: Any) -> None:
+    assert store.claim(["eg|1"], T0, timedelta(hours=24)) == [True]
+    store.release(["eg|1"])
+    assert store.claim(["eg|1"], T0 + timedelta(hours=1), TTL) == [True]
+    assert store.claim(["eg|2"], T0 + timedelta(hours=25), TTL) == [True]  # the first expiry passes
+    assert store.claim(["eg|1"], T0 + timedelta(hours=26), TTL) == [False]
+
+
 # -- housekeeping (durable stores) ---------------------------------------------------------------
 @pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
 def test_purging_expired_keys_keeps_the_live_ones(kind: str, make_store: Callable[[str], Any]) -> None:
@@ -396,5 +437,9 @@ def test_dead_lettered_messages_are_base64_json_as_the_hosts_poison_queue_holds_
     store.dead_letter(message(1), "slack: rejected with 400")
     raw = QueueClient.from_connection_string(azurite.connection, store.poison_queue_name)  # no decoding
     [peeked] = raw.peek_messages()
-    assert orjson.loads(base64.b64decode(peeked.content)) == message(1).to_dict()
+    # The host's own poison record is the bare message; a refused payload says why it was refused.
+    assert orjson.loads(base64.b64decode(peeked.content)) == {
+        **message(1).to_dict(),
+        "refused": "slack: rejected with 400",
+    }
     raw.close()

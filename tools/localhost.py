@@ -178,7 +178,12 @@ class LocalServer:
     Use as a context manager, or `start()` / `stop()`; `url` is set once started."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, tick_seconds: float = 1.0, timer_seconds: float = 60.0
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tick_seconds: float = 1.0,
+        timer_seconds: float = 60.0,
+        read_timeout: float = 30.0,
     ) -> None:
         import function_app
 
@@ -191,14 +196,20 @@ class LocalServer:
         self.timer_seconds = timer_seconds
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(
-            (host, port), _handler(self.local, self.service.settings.max_body_bytes)
+            (host, port), _handler(self.local, self.service.settings.max_body_bytes, read_timeout)
         )
+        self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_address[1]}"
         self._threads: list[threading.Thread] = []
 
     def start(self) -> LocalServer:
-        """Start serving in background threads."""
-        for target, name in ((self._server.serve_forever, "http"), (self._background, "background")):
+        """Start serving in background threads: HTTP, the outbox, and the digest timer each on its
+        own, so that a webhook outage (delivery sleeping in its retries) never holds up digests."""
+        for target, name in (
+            (self._server.serve_forever, "http"),
+            (self._deliver_loop, "outbox"),
+            (self._timer_loop, "timer"),
+        ):
             thread = threading.Thread(target=target, name=f"localhost-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -218,21 +229,27 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _background(self) -> None:
-        last_timer = time.monotonic()
+    def _deliver_loop(self) -> None:
         while not self._stop.wait(self.tick_seconds):
             try:
                 self.local.run_queue(self.service.store)
-                if time.monotonic() - last_timer >= self.timer_seconds:
-                    self.local.run_timers()
-                    last_timer = time.monotonic()
             except Exception:
-                log.exception("background loop failed")
+                log.exception("outbox loop failed")
+
+    def _timer_loop(self) -> None:
+        while not self._stop.wait(self.timer_seconds):
+            try:
+                self.local.run_timers()
+            except Exception:
+                log.exception("timer loop failed")
 
 
-def _handler(local: LocalHost, max_body: int) -> type[BaseHTTPRequestHandler]:
+def _handler(local: LocalHost, max_body: int, read_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # A socket timeout: a client that sends less than its Content-Length (or nothing) frees
+        # its thread after this long instead of holding it forever.
+        timeout = read_timeout
 
         def _dispatch(self) -> None:
             try:
@@ -251,7 +268,16 @@ def _handler(local: LocalHost, max_body: int) -> type[BaseHTTPRequestHandler]:
                 )
                 self.close_connection = True
                 return
-            body = self.rfile.read(length) if length else b""
+            try:
+                body = self.rfile.read(length) if length else b""
+            except TimeoutError:
+                self._send(
+                    408,
+                    {"Content-Type": "application/json"},
+                    json.dumps({"error": f"body not received within {read_timeout:g}s"}).encode(),
+                )
+                self.close_connection = True
+                return
             parts = urlsplit(self.path)
             status, headers, payload = local.http(
                 self.command, parts.path, dict(self.headers.items()), body, parts.query

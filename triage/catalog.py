@@ -49,6 +49,9 @@ _FENCE = re.compile(r"^\s*```\S*\s*$", re.MULTILINE)
 _CACHE_LIMIT = 50_000  # real traffic has a few hundred distinct keys; this only bounds junk codes
 # Seed 001 is rendered text: a sentence that ended in a link ("… subcode of 3112 here.") lost it.
 _LOST_LINK = re.compile(r"\bhere\.$", re.MULTILINE)
+# The only events whose code may mean "all went well": a call that ended normally, a delivered
+# SMS. Every other event (the *Failed ones) reports a failure, whatever code it carries.
+_MAY_SUCCEED = frozenset({"CallDisconnected", "SMSDeliveryReportReceived"})
 
 
 class CatalogError(TriageError):
@@ -693,7 +696,7 @@ def lookup(
     if found is None:
         found = catalog.answer(code, subcode, context, event)
         if event is not None:
-            found = catalog.for_event(found, event, code)
+            found = _failure_alerts(catalog.for_event(found, event, code), event)
         if len(catalog.cache) >= _CACHE_LIMIT:  # codes come from outside: keep memory bounded
             catalog.cache.clear()
         catalog.cache[key] = found
@@ -716,6 +719,17 @@ def documented_context(
         ):
             return row.table.context
     return None
+
+
+def _failure_alerts(found: Guidance, event: str) -> Guidance:
+    """A failure event is an alert even when its code reads as success (SendDtmfTonesFailed 200/0)."""
+    if found.severity is not Severity.NONE or event in _MAY_SUCCEED:
+        return found
+    return replace(
+        found,
+        severity=Severity.WARNING,
+        flags=(*found.flags, f"{event} reports a failure although its code means success"),
+    )
 
 
 def lookup_name(name: str, context: Context | None = None) -> Guidance:

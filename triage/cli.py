@@ -1,4 +1,4 @@
-"""Command line: `python -m triage replay | serve | render | doctor | explain | catalog`."""
+"""Command line: `python -m triage replay | serve | render | doctor | explain | catalog | outbox`."""
 
 from __future__ import annotations
 
@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_doctor(sub)
 
     from .catalog_cli import add_commands
+    from .outbox_cli import add_commands as add_outbox_commands
 
     add_commands(sub)
+    add_outbox_commands(sub)
     return parser
 
 

@@ -144,13 +144,20 @@ class Deliverer:
                         log.warning("%s; resending in the destination's fallback form", err)
                         payload, body = smaller, payload_bytes(smaller)
                         continue
+                if err.retry_after is not None:
+                    # Every 429 holds the destination for its Retry-After, for every message and
+                    # instance, whether this worker waits here or hands the message back.
+                    self.store.reserve_send(destination.name, err.retry_after, self.clock())
                 if not err.retry or attempt >= len(_BACKOFF):
                     raise
                 wait = err.retry_after if err.retry_after is not None else _BACKOFF[attempt]
                 if wait > self.settings.max_retry_after_seconds:
                     raise  # too long to hold the worker: the queue's visibility timeout takes over
                 log.warning("%s; retrying in %.1fs", err, wait)
-                self._hold(destination, wait)
+                if err.retry_after is None:
+                    self._hold(destination, wait)
+                else:
+                    self.sleep(wait)  # the hold is booked above; the next post's pacing respects it
                 attempt += 1
 
     def _pace(self, destination: Destination) -> None:

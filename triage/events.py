@@ -21,6 +21,7 @@ from .model import Context, Incident
 
 __all__ = [
     "CALL_AUTOMATION_FAILURES",
+    "NO_CODE",
     "SMS_DELIVERY_REPORT",
     "Skip",
     "sms_error_code",
@@ -33,6 +34,7 @@ _DIAG = re.compile(r"DiagCode:\s*(\d+)#(\d+)")
 _SMS_CODE = re.compile(r"ErrorCode:\s*(\d+)", re.IGNORECASE)
 _FOUR_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _RESOURCE = re.compile(r"/communicationservices/([^/]+)", re.IGNORECASE)
+NO_CODE = "no code given: the event carried no resultInformation code or subcode"
 _PSTN_SUBCODE_MIN = 500_000  # PSTN and Teams Phone subcodes are six digits from 5xxxxx
 
 
@@ -113,10 +115,8 @@ class CallAutomationEvent(_Model):
             value = getattr(self, attr)
             if value:
                 out[label] = str(value)
-        context = out.get("operationContext")
-        if mask and context:  # chosen by the app's developers: it may hold a phone number
-            out["operationContext"] = mask_text(context)
-        return out
+        # operationContext is chosen by the app's developers and ids can embed numbers: all masked.
+        return _masked(out) if mask else out
 
     def details(self, mask: bool) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -249,6 +249,11 @@ class Skip:
     outcome: str  # "success" | "skipped" | "invalid"
 
 
+def _masked(fields: dict[str, str]) -> dict[str, str]:
+    """Every value with the phone numbers and raw user ids in it masked (already masked text stays)."""
+    return {label: mask_text(value) for label, value in fields.items()}
+
+
 def _complete(event: CallAutomationEvent, data: dict[str, Any]) -> bool:
     """Did the aliases find what the callback holds? If not, keys may be cased oddly."""
     result = event.result_information
@@ -340,8 +345,10 @@ def _call_incident(
         if diag:
             code = int(diag.group(1)) if code is None else code
             subcode = int(diag.group(2)) if subcode is None else subcode
-    if kind == "CallDisconnected" and code is None and subcode is None:
-        return Skip(raw.id, raw.type, "call ended without result information", "success")
+    if code is None and subcode is None:
+        if kind == "CallDisconnected":
+            return Skip(raw.id, raw.type, "call ended without result information", "success")
+        message = message or NO_CODE  # still a failure: it alerts, saying why it has no code
     return Incident(
         kind=kind,
         event_type=raw.type,
@@ -356,7 +363,7 @@ def _call_incident(
         subcode=subcode,
         message=mask_text(message) if mask else message,
         ids=event.ids(mask),
-        details=event.details(mask),
+        details=_masked(event.details(mask)) if mask else event.details(mask),
     )
 
 
@@ -377,8 +384,10 @@ def _sms_incident(
         ok = sum(a.segments_succeeded or 0 for a in report.delivery_attempts)
         details["Attempts"] = f"{len(report.delivery_attempts)} ({ok} segments sent, {failed} failed)"
     if report.tag:
-        details["Tag"] = mask_text(report.tag) if mask else report.tag
+        details["Tag"] = report.tag
     ids = {"messageId": report.message_id or raw.id}
+    if mask:
+        details, ids = _masked(details), _masked(ids)
     text = report.delivery_status_details or ""
     return Incident(
         kind=kind,

@@ -8,6 +8,8 @@ A bad item is rejected with a reason; the valid items of the same batch go on.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -110,10 +112,16 @@ def parse_body(body: bytes, content_type: str | None, max_bytes: int) -> Envelop
             )
     if not body.strip():
         raise InvalidEnvelope("body is empty; expected a JSON array of events or one CloudEvent")
+    damaged: set[int] = set()
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidEnvelope(f"body is not valid JSON: {exc}") from None
+        # Event Grid never retries a 400: bytes that are not UTF-8 in one event must not cost
+        # the whole batch. Only that event is refused.
+        lenient = _parse_lenient(body)
+        if lenient is None:
+            raise InvalidEnvelope(f"body is not valid JSON: {exc}") from None
+        doc, damaged = lenient
     if isinstance(doc, dict):
         items: list[Any] = [doc]
     elif isinstance(doc, list):
@@ -125,6 +133,16 @@ def parse_body(body: bytes, content_type: str | None, max_bytes: int) -> Envelop
 
     envelope = Envelope()
     for index, item in enumerate(items):
+        if index in damaged:
+            event_id = _get(item, "id") if isinstance(item, dict) else None
+            envelope.rejected.append(
+                Rejected(
+                    index,
+                    "event holds bytes that are not UTF-8 (shown as U+FFFD); it was not processed",
+                    event_id if isinstance(event_id, str) else None,
+                )
+            )
+            continue
         event = _read_item(index, item, envelope)
         if event is None:
             continue
@@ -137,6 +155,54 @@ def parse_body(body: bytes, content_type: str | None, max_bytes: int) -> Envelop
             continue
         envelope.events.append(event)
     return envelope
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of each byte that is not UTF-8
+
+
+def _parse_lenient(body: bytes) -> tuple[Any, set[int]] | None:
+    """A body with bytes that are not UTF-8, read with U+FFFD in their place: (the document,
+    the indexes of the top-level items that held such bytes). None when the body is valid
+    UTF-8 (so its JSON is at fault) or still not JSON once repaired."""
+    try:
+        body.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        pass
+    # Valid UTF-8 never decodes to a lone surrogate: each one marks a bad byte, exactly.
+    text = body.decode("utf-8", errors="surrogateescape")
+    bad = [m.start() for m in _NOT_UTF8.finditer(text)]
+    text = _NOT_UTF8.sub("\ufffd", text)
+    decoder = json.JSONDecoder()
+    try:
+        start = len(text) - len(text.lstrip())
+        if not text.startswith("[", start):
+            doc, end = decoder.raw_decode(text, start)
+            return (doc, {0}) if not text[end:].strip() else None
+        items: list[Any] = []
+        damaged: set[int] = set()
+        position = _skip_space(text, start + 1)
+        while not text.startswith("]", position):
+            if items:
+                if not text.startswith(",", position):
+                    return None
+                position = _skip_space(text, position + 1)
+            item, end = decoder.raw_decode(text, position)
+            if any(position <= b < end for b in bad):
+                damaged.add(len(items))
+            items.append(item)
+            position = _skip_space(text, end)
+        return (items, damaged) if not text[position + 1 :].strip() else None
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; deep nesting recurses
+        return None
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    if position >= len(text):
+        raise ValueError("unexpected end of the body")
+    return position
 
 
 def _get(item: dict[str, Any], key: str) -> Any:

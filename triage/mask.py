@@ -18,9 +18,17 @@ _TWO_DIGIT = {
     "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
 }  # fmt: skip
 _DOT = "•"
-# In free text only '+' followed by 7-15 digits is taken for a phone number: bare digit runs
-# are too often dates, codes or ids.
-_PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+\d{7,15}(?!\d)")
+# In free text a phone number is a run of digits, maybe after '+', maybe cut by single spaces or
+# dashes, not glued to letters or digits. A run of 7 to 15 digits (E.164's longest) is taken for
+# a number; shorter runs are codes (subcodes have at most six digits), longer ones ids. UUIDs are
+# matched first and kept whole, so that a group of digits inside one is never taken for a number.
+# '_' separates words in ids ("callback_14255550123"): a number after it is still masked.
+_HEX = "[0-9A-Fa-f]"
+_PHONE_IN_TEXT = re.compile(
+    rf"(?P<uuid>{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})"
+    r"|(?<![A-Za-z0-9+])\+?\d+(?:[ -]\d+)*(?![A-Za-z0-9])(?!:\d)"
+)
+_DATE = re.compile(r"\d{4}-\d\d-\d\d")  # 2026-11-20: eight digits, not a phone number
 _RAW_ID_IN_TEXT = re.compile(r"\b(8:[a-z]+:)([\w\-:.]+)")
 
 
@@ -39,6 +47,8 @@ def mask_phone(number: str) -> str:
         return _DOT * len(digits) if digits else number
     cc = _country_code(digits)
     hidden = len(digits) - len(cc) - 4
+    if hidden < 3:  # a short number would show almost every digit: keep only the last four
+        return f"+{_DOT * (len(digits) - 4)}{digits[-4:]}"
     return f"+{cc} {_DOT * hidden}{digits[-4:]}"
 
 
@@ -55,9 +65,22 @@ def mask_identifier(raw_id: str) -> str:
     return f"…{raw_id[-4:]}" if len(raw_id) > 4 else _DOT * len(raw_id)
 
 
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if match.group("uuid"):
+        return run
+    digits = sum(c.isdigit() for c in run)
+    if not 7 <= digits <= 15 or _DATE.fullmatch(run):
+        return run
+    if run.startswith("+"):
+        return mask_phone(run)
+    # Without '+' the country code is unknown: only the last four digits are shown.
+    return _DOT * (digits - 4) + "".join(c for c in run if c.isdigit())[-4:]
+
+
 def mask_text(text: str) -> str:
-    """Mask phone numbers and raw user identifiers that appear inside free text (event messages)."""
-    if "+" not in text and "8:" not in text:  # neither a phone number nor a raw id can be in it
-        return text
-    text = _RAW_ID_IN_TEXT.sub(lambda m: mask_identifier(m.group(1) + m.group(2)), text)
-    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
+    """Mask phone numbers (with or without '+', spaces, dashes) and raw user identifiers inside
+    free text: event messages, operationContext, ids. The last four digits stay."""
+    if "8:" in text:
+        text = _RAW_ID_IN_TEXT.sub(lambda m: mask_identifier(m.group(1) + m.group(2)), text)
+    return _PHONE_IN_TEXT.sub(_mask_run, text)

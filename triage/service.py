@@ -22,12 +22,13 @@ from .errors import ConfigurationError, DeliveryError, TriageError
 from .ingest import header, options_handshake, parse_body
 from .pipeline import Report, Triage
 from .settings import Settings
-from .store import OutboxMessage, Store, open_store
+from .store import OutboxMessage, RedriveFilter, Store, open_store
 from .telemetry import Telemetry
 
 __all__ = ["MAX_DEQUEUE_COUNT", "Answer", "Service", "health_answer", "log_once", "open_configured_store"]
 
 log = logging.getLogger("triage")
+_REDRIVE_PAUSE = 60.0  # seconds between two looks at the poison queue for one destination
 MAX_DEQUEUE_COUNT = 8  # host.json extensions.queues.maxDequeueCount: then the host poisons it
 
 _logged: set[str] = set()
@@ -103,6 +104,7 @@ class Service:
         self.store: Store = store
         self.triage = Triage(settings, self.store)
         self.deliverer = Deliverer(settings, self.store)
+        self._redriven_at: dict[str, float] = {}
 
     @classmethod
     def from_env(cls) -> Service:
@@ -210,6 +212,25 @@ class Service:
                 self.telemetry.delivery(message.destination, outcome, time.perf_counter() - started)
                 raise
         self.telemetry.delivery(message.destination, "delivered", time.perf_counter() - started)
+
+    def redrive_after_success(self, destination: str) -> int:
+        """A post to `destination` just succeeded: re-queue its poisoned messages younger than
+        ACS_TRIAGE_REDRIVE_MAX_AGE_HOURS, oldest first (refused payloads never). Looks at the
+        poison queue at most once a minute per destination and process. Never raises: the post
+        it follows has been made, and must not be retried because of this."""
+        max_age = self.settings.redrive_max_age_hours * 3600
+        now = self.deliverer.clock()
+        if not max_age or now - self._redriven_at.get(destination, -_REDRIVE_PAUSE) < _REDRIVE_PAUSE:
+            return 0
+        self._redriven_at[destination] = now
+        try:
+            moved = self.store.redrive(now, RedriveFilter(destination=destination, younger_than=max_age))
+        except Exception as err:  # the next success tries again
+            log.warning("re-driving the poison queue of %r failed: %s", destination, type(err).__name__)
+            return 0
+        if moved:
+            log.warning("%r accepts posts again: %d poisoned message(s) re-queued", destination, moved)
+        return moved
 
 
 def health_answer(problems: list[Problem], extra: Mapping[str, Any] | None = None) -> Answer:

@@ -157,6 +157,9 @@ class Settings(BaseModel):
     in_azure: bool = False  # WEBSITE_INSTANCE_ID is set: the in-memory store is refused
     http_timeout_seconds: float = Field(10.0, gt=0, le=60)
     max_retry_after_seconds: float = Field(30.0, ge=0, le=300)
+    # Poisoned messages younger than this are re-queued once a post to their destination
+    # succeeds again; 0 turns the automatic re-drive off. Storage queue messages live 7 days.
+    redrive_max_age_hours: float = Field(24.0, ge=0, le=24 * 7)
 
     @field_validator("callback_audience")
     @classmethod
@@ -223,6 +226,7 @@ class Settings(BaseModel):
             "outbox_queue",
             "http_timeout_seconds",
             "max_retry_after_seconds",
+            "redrive_max_age_hours",
         ):
             value = get(field_name.upper())
             if value is not None:

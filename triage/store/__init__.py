@@ -7,7 +7,7 @@ durable) and `azure` (Azure Tables and a Storage queue, shared by every Function
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
@@ -20,14 +20,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "Backlog",
     "BurstGroups",
     "DedupKeys",
     "Held",
     "Lease",
     "Outbox",
     "OutboxMessage",
+    "Poisoned",
+    "RedriveFilter",
     "SendPacing",
     "Store",
+    "backlog",
     "merge_held",
     "open_store",
 ]
@@ -65,6 +69,66 @@ class OutboxMessage:
             fingerprint=str(data.get("fingerprint", "")),
             attempts=int(data.get("attempts", 0)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Poisoned:
+    """A message in the poison queue: since when (seconds since the epoch) and, for a payload
+    the webhook refused (a 4xx, dead-lettered at once), the refusal. A message that ran out
+    of retries has no refusal: it is worth sending again once the webhook is back."""
+
+    message: OutboxMessage
+    poisoned_at: float
+    refused: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveFilter:
+    """Which poisoned messages a re-drive takes. Ages are seconds in the poison queue."""
+
+    destination: str | None = None
+    younger_than: float | None = None  # the automatic re-drive: ACS_TRIAGE_REDRIVE_MAX_AGE_HOURS
+    older_than: float | None = None
+    refused: bool = False  # refused payloads too (only ever asked for by hand)
+
+    def takes(self, poisoned: Poisoned, now: float) -> bool:
+        """Whether this re-drive moves `poisoned` back to the outbox."""
+        age = now - poisoned.poisoned_at
+        return (
+            (self.destination is None or poisoned.message.destination == self.destination)
+            and (self.younger_than is None or age < self.younger_than)
+            and (self.older_than is None or age >= self.older_than)
+            and (self.refused or not poisoned.refused)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What waits for one destination: in the outbox, and in the poison queue. Ages in seconds.
+    `queued` is None where the store can count its outbox only as a whole (Azure: see the
+    row for destination "*")."""
+
+    destination: str
+    queued: int | None
+    oldest_queued: float | None
+    poisoned: int
+    refused: int
+    oldest_poisoned: float | None
+
+
+def backlog(queued: Iterable[tuple[str, float]], poisoned: Iterable[Poisoned], now: float) -> list[Backlog]:
+    """Backlog rows, by destination name, from (destination, enqueued at) pairs and poison records."""
+    rows: dict[str, list[Any]] = {}
+    for destination, enqueued_at in queued:
+        row = rows.setdefault(destination, [0, None, 0, 0, None])
+        row[0] += 1
+        row[1] = max(row[1] or 0.0, now - enqueued_at)
+    for record in poisoned:
+        row = rows.setdefault(record.message.destination, [0, None, 0, 0, None])
+        row[2] += 1
+        row[3] += bool(record.refused)
+        row[4] = max(row[4] or 0.0, now - record.poisoned_at)
+    return [Backlog(name, *row) for name, row in sorted(rows.items())]
 
 
 @dataclass(slots=True)
@@ -195,13 +259,23 @@ class Outbox(Protocol):
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
         """Put a message that can never be delivered (the webhook refused it with a 4xx that
         a retry cannot fix) in the poison queue at once, instead of retrying it
-        maxDequeueCount times. The caller still settles its own lease (or lets the host
+        maxDequeueCount times. It is marked refused (with `reason`): the automatic re-drive
+        leaves it alone. The caller still settles its own lease (or lets the host
         delete the queue message). `reason` is logged at WARNING with the message id and
         destination; it must not hold a URL."""
         ...
 
     def poisoned(self) -> list[OutboxMessage]:
         """A look at the poison queue, oldest first, without taking anything."""
+        ...
+
+    def outbox_status(self, now: float) -> list[Backlog]:
+        """Outbox and poison depth per destination, with the oldest age of each."""
+        ...
+
+    def redrive(self, now: float, which: RedriveFilter) -> int:
+        """Move the poisoned messages `which` takes back to the outbox, oldest first (they are
+        posted at the destination's pace, as any message). Returns how many were moved."""
         ...
 
 

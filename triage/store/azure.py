@@ -55,7 +55,7 @@ from ..codec import incident_from_dict, incident_to_dict
 from ..errors import ConfigurationError, TriageError
 from ..model import Incident
 from ..settings import StorageConnection
-from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
+from . import MAX_SAMPLES, Backlog, Held, OutboxMessage, Poisoned, RedriveFilter, backlog, merge_held
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -82,6 +82,7 @@ _SLOTS = "slot"
 # A chunk's conflicting keys set aside one per round trip before the rest is read instead
 # (when duplicates also outnumber the new keys seen so far).
 _SET_ASIDE = 4
+_POISON_READ_MAX = 5000  # poison messages one status or re-drive reads (the rest: the next run)
 _ATTEMPTS = 100  # optimistic-concurrency retries before giving up on a contended entity
 _REMEMBERED_KEYS = 20_000  # live claims of this instance kept in memory (a few batches)
 _ROW_KEY_MAX = 400  # characters; the service allows 1 KiB, UTF-16
@@ -637,8 +638,10 @@ class AzureStore:
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
         """Send the message to `<queue_name>-poison`, encoded as the outbox (and the host's
-        poison queue) holds it. The queue message itself is the caller's to settle."""
-        self._queue(self.poison_queue_name).send_message(_queue_body(message))
+        poison queue) holds it, plus a `refused` field with the reason: what the host moves
+        there after maxDequeueCount is the bare outbox message, so the field alone tells a
+        refused payload apart. The queue message itself is the caller's to settle."""
+        self._queue(self.poison_queue_name).send_message(_queue_body(message, refused=reason or "refused"))
         log.warning(
             "outbox message %s for destination %r moved to the poison queue: %s",
             message.id, message.destination, reason,
@@ -659,6 +662,70 @@ class AzureStore:
         """A look at what is in the poison queue (up to 32), without taking it."""
         peeked = self._queue(self.poison_queue_name).peek_messages(max_messages=min(max_messages, 32))
         return [OutboxMessage.from_dict(orjson.loads(str(m.content))) for m in peeked]
+
+    def outbox_status(self, now: float) -> list[Backlog]:
+        """Poison depth per destination (read through, then made visible again); the outbox
+        only as a whole (destination "*"): counting it per destination would mean taking its
+        messages from under the queue trigger."""
+        outbox = self._queue(self.queue_name)
+        depth = int(outbox.get_queue_properties().approximate_message_count or 0)
+        first = list(outbox.peek_messages(max_messages=1))
+        oldest = now - first[0].inserted_on.timestamp() if first and first[0].inserted_on else None
+        held = self._take_poison(visibility_timeout=10)
+        try:
+            rows = backlog((), (record for _, record in held), now)
+        finally:
+            self._release_poison([message for message, _ in held])
+        return [Backlog("*", depth, oldest, 0, 0, None), *rows]
+
+    def redrive(self, now: float, which: RedriveFilter) -> int:
+        """Read the whole poison queue (each message hidden meanwhile, so two instances never
+        both take one), send what `which` takes to the outbox oldest first, and make the rest
+        visible again."""
+        held = self._take_poison(visibility_timeout=max(60, self.visibility_timeout))
+        taken = sorted(((m, r) for m, r in held if which.takes(r, now)), key=lambda item: item[1].poisoned_at)
+        outbox, poison = self._queue(self.queue_name), self._queue(self.poison_queue_name)
+        moved = 0
+        try:
+            for message, record in taken:
+                outbox.send_message(_queue_body(record.message))
+                poison.delete_message(message.id, message.pop_receipt)
+                moved += 1
+        finally:
+            chosen = {id(message) for message, _ in taken}
+            self._release_poison([m for m, _ in held if id(m) not in chosen])
+        return moved
+
+    def _take_poison(self, visibility_timeout: int) -> list[tuple[QueueMessage, Poisoned]]:
+        """Every message of the poison queue, hidden for `visibility_timeout` seconds, with its
+        record. The host writes the outbox message as it was; dead_letter adds `refused`."""
+        poison = self._queue(self.poison_queue_name)
+        held: dict[str, tuple[QueueMessage, Poisoned]] = {}  # by id: a message seen twice is kept once
+        unreadable: list[QueueMessage] = []
+        while len(held) < _POISON_READ_MAX:
+            page = list(poison.receive_messages(max_messages=32, visibility_timeout=visibility_timeout))
+            if not page:
+                break
+            for message in page:
+                try:
+                    doc = orjson.loads(str(message.content))
+                    record = Poisoned(
+                        OutboxMessage.from_dict(doc),
+                        message.inserted_on.timestamp() if message.inserted_on else 0.0,
+                        str(doc.get("refused") or ""),
+                    )
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+                    unreadable.append(message)  # not ours to judge: left where it is
+                    continue
+                held[str(message.id)] = (message, record)
+        self._release_poison(unreadable)
+        return list(held.values())
+
+    def _release_poison(self, messages: Sequence[QueueMessage]) -> None:
+        poison = self._queue(self.poison_queue_name)
+        for message in messages:
+            with contextlib.suppress(ResourceNotFoundError):
+                poison.update_message(message.id, message.pop_receipt, visibility_timeout=0)
 
     def _settle(self, message: QueueMessage, ok: bool, poison: bool) -> None:
         queue = self._queue(self.queue_name)
@@ -755,9 +822,13 @@ def _base64_size(text: str) -> int:
     return 4 * -(-len(text.encode()) // 3)
 
 
-def _queue_body(message: OutboxMessage) -> str:
-    """The message as queue text (JSON; the client base64-encodes it), if it fits in one."""
-    body = orjson.dumps(message.to_dict()).decode()
+def _queue_body(message: OutboxMessage, refused: str = "") -> str:
+    """The message as queue text (JSON; the client base64-encodes it), if it fits in one;
+    with `refused`, as a refused payload's poison record."""
+    doc = message.to_dict()
+    if refused:
+        doc["refused"] = refused[:500]
+    body = orjson.dumps(doc).decode()
     size = _base64_size(body)
     if size > MAX_QUEUE_MESSAGE_BYTES:
         raise OutboxMessageTooLarge(

@@ -3,16 +3,18 @@ single-instance use; state is lost on exit (use sqlite:PATH or azure to keep it)
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import orjson
 
 from ..model import Incident
-from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
+from . import MAX_SAMPLES, Backlog, Held, OutboxMessage, Poisoned, RedriveFilter, backlog, merge_held
 
 __all__ = ["Lease", "MemoryStore"]
 
@@ -31,30 +33,43 @@ class _Group:
 class MemoryStore:
     """In-process Store. `outbox` is a deque the local deliverer drains."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
+        self._clock = clock  # when messages were queued and poisoned (seconds since the epoch)
         self._seen: dict[str, datetime] = {}
+        # (expiry, key) in time order: expired keys are dropped from the front, never by a scan.
+        # An entry whose key was claimed again or released since is stale and skipped.
+        self._expiries: list[tuple[datetime, str]] = []
         self._groups: dict[str, _Group] = {}
         self._slots: dict[str, float] = {}
         self.outbox: deque[OutboxMessage] = deque()
-        self.poison: list[OutboxMessage] = []
+        self._enqueued_at: dict[str, float] = {}
+        self._poison: list[Poisoned] = []
         self._dequeues: dict[str, int] = {}
+
+    @property
+    def poison(self) -> list[OutboxMessage]:
+        """The messages in the poison list, oldest first."""
+        with self._lock:
+            return [p.message for p in self._poison]
 
     def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
         expires = now + ttl
         out: list[bool] = []
         with self._lock:
-            seen = self._seen
+            seen, expiries = self._seen, self._expiries
+            while expiries and expiries[0][0] <= now:  # keep memory bounded: drop what has expired
+                expired, key = heapq.heappop(expiries)
+                if seen.get(key) == expired:
+                    del seen[key]
             for key in keys:
                 until = seen.get(key)
                 if until is not None and until > now:
                     out.append(False)
                 else:
                     seen[key] = expires
+                    heapq.heappush(expiries, (expires, key))
                     out.append(True)
-            if len(seen) > 100_000:  # keep memory bounded: drop what has expired
-                for key in [k for k, t in seen.items() if t <= now]:
-                    del seen[key]
         return out
 
     def release(self, keys: Sequence[str]) -> None:
@@ -118,12 +133,15 @@ class MemoryStore:
             group.held = merge_held(held, group.held, group.window_seconds)
 
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        now = self._clock()
         with self._lock:
             self.outbox.extend(messages)
+            for message in messages:
+                self._enqueued_at.setdefault(message.id, now)
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
         with self._lock:
-            self.poison.append(message)
+            self._poison.append(Poisoned(message, self._clock(), reason or "refused"))
         log.warning(
             "outbox message %s for destination %r moved to the poison queue: %s",
             message.id, message.destination, reason,
@@ -131,8 +149,25 @@ class MemoryStore:
 
     def poisoned(self) -> list[OutboxMessage]:
         """The messages moved to the poison list, oldest first."""
+        return self.poison
+
+    def outbox_status(self, now: float) -> list[Backlog]:
         with self._lock:
-            return list(self.poison)
+            queued = [(m.destination, self._enqueued_at.get(m.id, now)) for m in self.outbox]
+            return backlog(queued, list(self._poison), now)
+
+    def redrive(self, now: float, which: RedriveFilter) -> int:
+        with self._lock:
+            taken = sorted((p for p in self._poison if which.takes(p, now)), key=lambda p: p.poisoned_at)
+            if not taken:
+                return 0
+            ids = {id(p) for p in taken}
+            self._poison = [p for p in self._poison if id(p) not in ids]
+            at = self._clock()
+            for record in taken:
+                self.outbox.append(record.message)
+                self._enqueued_at[record.message.id] = at
+        return len(taken)
 
     def close(self) -> None:
         """Nothing to release (for symmetry with the durable stores)."""
@@ -157,8 +192,9 @@ class MemoryStore:
         with self._lock:
             if ok or poison:
                 self._dequeues.pop(lease.message.id, None)
+                self._enqueued_at.pop(lease.message.id, None)
             if poison:
-                self.poison.append(lease.message)
+                self._poison.append(Poisoned(lease.message, self._clock()))
             elif not ok:
                 self.outbox.append(lease.message)
 

@@ -23,7 +23,7 @@ import orjson
 
 from ..codec import incident_from_dict, incident_to_dict
 from ..model import Incident
-from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
+from . import MAX_SAMPLES, Backlog, Held, OutboxMessage, Poisoned, RedriveFilter, backlog, merge_held
 
 __all__ = ["SqliteLease", "SqliteStore"]
 
@@ -31,7 +31,8 @@ log = logging.getLogger("triage.store")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+_CLAIM_ROWS = 400  # keys per INSERT: 801 parameters, under SQLite's oldest limit (999)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup (
     key TEXT PRIMARY KEY,
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     body TEXT NOT NULL,                   -- OutboxMessage.to_dict() as JSON
     dequeue_count INTEGER NOT NULL DEFAULT 0,
     visible_at REAL NOT NULL,             -- seconds (the store's clock)
-    receipt TEXT
+    receipt TEXT,
+    enqueued_at REAL NOT NULL DEFAULT 0   -- seconds (the store's clock)
 );
 CREATE INDEX IF NOT EXISTS outbox_visible ON outbox (visible_at);
 CREATE TABLE IF NOT EXISTS poison (
@@ -62,7 +64,8 @@ CREATE TABLE IF NOT EXISTS poison (
     id TEXT NOT NULL,
     body TEXT NOT NULL,
     dequeue_count INTEGER NOT NULL,
-    poisoned_at REAL NOT NULL
+    poisoned_at REAL NOT NULL,
+    refused TEXT NOT NULL DEFAULT ''      -- why the webhook refused it, '' when retries ran out
 );
 CREATE TABLE IF NOT EXISTS slots (
     destination TEXT PRIMARY KEY,
@@ -106,10 +109,14 @@ class SqliteStore:
         if self.path.parent != Path():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._transaction() as db:
-            if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version < _SCHEMA_VERSION:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
+                if version == 1:  # a file of the first schema: add what re-drive needs
+                    db.execute("ALTER TABLE outbox ADD COLUMN enqueued_at REAL NOT NULL DEFAULT 0")
+                    db.execute("ALTER TABLE poison ADD COLUMN refused TEXT NOT NULL DEFAULT ''")
                 db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -159,21 +166,28 @@ class SqliteStore:
     # -- dedup ---------------------------------------------------------------------------------
     def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
         now_us, expires = _us(now), _us(now + ttl)
+        first: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            first.setdefault(key, index)  # a key repeated within the batch is a duplicate
+        unique = list(first)
+        won: set[str] = set()
         with self._transaction() as db:
-            # Insert, or take over a row whose TTL has passed; RETURNING says which happened.
-            results = [
-                db.execute(
-                    "INSERT INTO dedup (key, expires) VALUES (?, ?) ON CONFLICT (key) "
-                    "DO UPDATE SET expires = excluded.expires WHERE dedup.expires <= ? RETURNING 1",
-                    (key, expires, now_us),
-                ).fetchone()
-                is not None
-                for key in keys
-            ]
+            for start in range(0, len(unique), _CLAIM_ROWS):
+                chunk = unique[start : start + _CLAIM_ROWS]
+                # One statement per chunk: insert, or take over a row whose TTL has passed;
+                # RETURNING names the keys that went in either way.
+                placeholders = ", ".join(["(?, ?)"] * len(chunk))  # only '?': the values are bound
+                rows = db.execute(
+                    f"INSERT INTO dedup (key, expires) VALUES {placeholders} "  # noqa: S608
+                    "ON CONFLICT (key) DO UPDATE SET expires = excluded.expires "
+                    "WHERE dedup.expires <= ? RETURNING key",
+                    [*(value for key in chunk for value in (key, expires)), now_us],
+                ).fetchall()
+                won.update(key for (key,) in rows)
             if now_us >= self._next_purge:
                 self._next_purge = now_us + self._purge_interval_us
                 db.execute("DELETE FROM dedup WHERE expires <= ?", (now_us,))
-        return results
+        return [key in won and first[key] == index for index, key in enumerate(keys)]
 
     def release(self, keys: Sequence[str]) -> None:
         with self._transaction() as db:
@@ -316,8 +330,8 @@ class SqliteStore:
         visible = self._clock()
         with self._transaction() as db:
             db.executemany(
-                "INSERT INTO outbox (id, body, visible_at) VALUES (?, ?, ?)",
-                [(m.id, orjson.dumps(m.to_dict()).decode(), visible) for m in messages],
+                "INSERT INTO outbox (id, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
+                [(m.id, orjson.dumps(m.to_dict()).decode(), visible, visible) for m in messages],
             )
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
@@ -325,9 +339,15 @@ class SqliteStore:
         with self._transaction() as db:
             # The dequeue count of its outbox row, if the caller still holds it leased.
             db.execute(
-                "INSERT INTO poison (id, body, dequeue_count, poisoned_at) VALUES (:id, :body, "
-                "COALESCE((SELECT MAX(dequeue_count) FROM outbox WHERE id = :id), :attempts), :now)",
-                {"id": message.id, "body": body, "attempts": message.attempts, "now": self._clock()},
+                "INSERT INTO poison (id, body, dequeue_count, poisoned_at, refused) VALUES (:id, :body, "
+                "COALESCE((SELECT MAX(dequeue_count) FROM outbox WHERE id = :id), :attempts), :now, :why)",
+                {
+                    "id": message.id,
+                    "body": body,
+                    "attempts": message.attempts,
+                    "now": self._clock(),
+                    "why": reason or "refused",
+                },
             )
         log.warning(
             "outbox message %s for destination %r moved to the poison queue: %s",
@@ -368,6 +388,30 @@ class SqliteStore:
             rows = db.execute("SELECT body FROM poison ORDER BY seq").fetchall()
         return [OutboxMessage.from_dict(orjson.loads(body)) for (body,) in rows]
 
+    def outbox_status(self, now: float) -> list[Backlog]:
+        with self._transaction() as db:
+            queued = db.execute(
+                "SELECT json_extract(body, '$.destination'), enqueued_at FROM outbox"
+            ).fetchall()
+            rows = db.execute("SELECT body, poisoned_at, refused FROM poison").fetchall()
+        return backlog(queued, (_poisoned(*row) for row in rows), now)
+
+    def redrive(self, now: float, which: RedriveFilter) -> int:
+        at = self._clock()
+        with self._transaction() as db:
+            rows = db.execute("SELECT seq, body, poisoned_at, refused FROM poison ORDER BY poisoned_at, seq")
+            taken = [
+                (seq, body)
+                for seq, body, *rest in rows.fetchall()
+                if which.takes(_poisoned(body, *rest), now)
+            ]
+            db.executemany(
+                "INSERT INTO outbox (id, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
+                [(orjson.loads(body)["id"], body, at, at) for _, body in taken],
+            )
+            db.executemany("DELETE FROM poison WHERE seq = ?", [(seq,) for seq, _ in taken])
+        return len(taken)
+
     def _settle(self, lease: SqliteLease, ok: bool, poison: bool) -> None:
         with self._transaction() as db:
             current = (lease.seq, lease.receipt)
@@ -386,6 +430,10 @@ class SqliteStore:
                     "UPDATE outbox SET visible_at = ?, receipt = NULL WHERE seq = ? AND receipt = ?",
                     (self._clock() + self.retry_delay, *current),
                 )
+
+
+def _poisoned(body: str, poisoned_at: float, refused: str) -> Poisoned:
+    return Poisoned(OutboxMessage.from_dict(orjson.loads(body)), poisoned_at, refused)
 
 
 class SqliteLease:

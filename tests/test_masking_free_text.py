@@ -1,0 +1,97 @@
+"""Phone numbers inside free text (operationContext, ids, SMS message ids, messages) are masked
+wherever they stand, keeping the last four digits; UUIDs and codes are never touched."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from triage.events import to_incident
+from triage.ingest import parse_body
+from triage.mask import mask_text
+from triage.model import Incident
+
+PAYLOADS = Path(__file__).resolve().parent / "payloads"
+# Text around a number: no digits or letters touching it, so the number stands on its own.
+WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz:;/_ ()=", max_size=20)
+SEPARATOR = st.sampled_from([" ", ":", "=", "_", "/", "(", "; "])
+
+
+@st.composite
+def phone_numbers(draw: st.DrawFn) -> tuple[str, str]:
+    """(how it is written, its digits): 7-15 digits, maybe '+', maybe cut by spaces or dashes."""
+    digits = draw(st.text(alphabet="0123456789", min_size=7, max_size=15))
+    written, rest = "", digits
+    while rest:
+        size = draw(st.integers(1, 4))
+        written += rest[:size] + (draw(st.sampled_from(["", " ", "-"])) if len(rest) > size else "")
+        rest = rest[size:]
+    return (draw(st.sampled_from(["", "+"])) + written, digits)
+
+
+def digits_of(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+@given(phone_numbers(), WORDS, SEPARATOR, SEPARATOR, WORDS)
+def test_a_phone_number_in_free_text_keeps_only_its_last_four_digits(
+    number: tuple[str, str], before: str, left: str, right: str, after: str
+) -> None:
+    written, digits = number
+    masked = mask_text(before + left + written + right + after)
+    shown = digits_of(masked)
+    assert digits not in shown
+    assert shown.endswith(digits[-4:]) and len(shown) <= 4 + 3  # the last four, and a country code at most
+    assert masked.startswith(before + left) and masked.endswith(right + after)
+
+
+@given(st.uuids(), WORDS, SEPARATOR)
+def test_uuids_are_never_masked(value: uuid.UUID, before: str, left: str) -> None:
+    for form in (str(value), str(value).upper()):
+        text = before + left + form + " " + form
+        assert mask_text(text) == text
+
+
+@given(st.integers(0, 999_999), st.integers(0, 999_999), WORDS)
+def test_codes_and_subcodes_are_never_masked(code: int, subcode: int, words: str) -> None:
+    for text in (f"{words} {code}/{subcode}", f"DiagCode: {code}#{subcode}.", f"ErrorCode: {code}. {words}"):
+        assert mask_text(text) == text
+
+
+@given(phone_numbers())
+def test_masking_twice_changes_nothing_more(number: tuple[str, str]) -> None:
+    once = mask_text(f"call {number[0]} failed")
+    assert mask_text(once) == once
+
+
+def incident(name: str) -> Incident:
+    (raw,) = parse_body((PAYLOADS / name).read_bytes(), None, 1 << 20).events
+    found = to_incident(raw, resource="contoso-acs", mask=True)
+    assert isinstance(found, Incident)
+    return found
+
+
+def test_numbers_in_operation_context_and_call_ids_are_masked_and_uuids_kept() -> None:
+    found = incident("play-failed-numbers-in-ids.json")
+    text = json.dumps([found.message, found.ids, found.details], ensure_ascii=False)
+    for secret in ("4255550123", "425-555-0177", "7700 900456"):
+        assert secret not in text
+    assert found.ids["callConnectionId"] == "callback_•••••••0123"
+    assert found.ids["operationContext"] == "prompt for ••••••0177 (alt: ••••••••0456)"
+    assert found.ids["correlationId"] == "0f1c2d3e-4455-6677-8899-aabbccddeeff"
+    assert (found.code, found.subcode) == (400, 8535) and "DiagCode: 400#8535" in found.message
+
+
+def test_numbers_in_sms_message_ids_tags_and_status_text_are_masked() -> None:
+    found = incident("sms-failed-number-in-message-id.json")
+    text = json.dumps([found.message, found.ids, found.details], ensure_ascii=False)
+    assert "4255550123" not in digits_of(text.replace("•", "x"))
+    assert "425-555-0123" not in text and "425 555 0123" not in text
+    assert found.ids["messageId"].startswith("Outgoing_to-•••••••0123_")
+    assert found.details["Tag"] == "reminder for +1 ••••••0123"
+    assert found.code == 4006
