@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--format", choices=names(), help="text (default) or a destination's payload")
     replay.add_argument("--window", type=int, help="grouping window in seconds (0: every event alerts)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
+    replay.add_argument(
+        "--resolved", action="store_true", help="also print the resolved notice each burst ends with"
+    )
     replay.set_defaults(func=_tool("cmd_replay"))
 
     serve = sub.add_parser("serve", help="run the Function App's routes on a local server")

@@ -8,10 +8,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
+from .matchers import MATCHER_FIELDS, Matcher
 from .model import Severity
 
 __all__ = ["OUTBOX_QUEUE", "Route", "Settings"]
@@ -22,19 +23,19 @@ PREFIX = "ACS_TRIAGE_"
 OUTBOX_QUEUE = "acs-triage-outbox"
 
 
-class Route(BaseModel):
-    """Send alerts that match every given condition to `to` (a list of destination names).
-
-    An empty condition matches anything. Example:
-    {"kinds": ["PlayFailed"], "min_severity": "error", "codes": [400], "to": ["teams"]}
+class Route(Matcher):
+    """Send alerts that match every given condition (see `Matcher`) and are at least
+    `min_severity` to `to` (destination names). Routes are tried in order and the first that
+    matches wins, unless it says `"continue": true`: then later routes are tried too.
+    Unknown keys are refused. Example:
+    {"kinds": ["PlayFailed"], "not_resources": ["test-acs"], "min_severity": "error", "to": ["teams"]}
     """
 
-    kinds: list[str] = Field(default_factory=list)
-    contexts: list[str] = Field(default_factory=list)
-    codes: list[int] = Field(default_factory=list)
-    subcodes: list[int] = Field(default_factory=list)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     min_severity: Severity = Severity.WARNING
     to: list[str]
+    continue_: bool = Field(False, alias="continue")
 
 
 class Settings(BaseModel):
@@ -58,6 +59,7 @@ class Settings(BaseModel):
     table_prefix: str = "acstriage"
     http_timeout_seconds: float = Field(10.0, gt=0, le=60)
     max_retry_after_seconds: float = Field(30.0, ge=0, le=300)
+    send_resolved: bool = True  # post a short notice when a burst has been quiet for a window
 
     @field_validator("resource")
     @classmethod
@@ -95,6 +97,7 @@ class Settings(BaseModel):
             "table_prefix",
             "http_timeout_seconds",
             "max_retry_after_seconds",
+            "send_resolved",
         ):
             value = get(field_name.upper())
             if value is not None:
@@ -107,9 +110,7 @@ class Settings(BaseModel):
         try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{PREFIX}{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-            )
+            problems = "; ".join(_problem(e["loc"], e["type"], e["msg"]) for e in exc.errors())
             raise ConfigurationError(f"invalid settings: {problems}") from None
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
@@ -117,6 +118,18 @@ class Settings(BaseModel):
                 f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}"
             )
         return settings
+
+
+def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
+    """One validation error, naming the setting (and for routes, the rule and its key)."""
+    if loc and loc[0] == "routes" and len(loc) >= 3:
+        rule, key = loc[1], loc[2]
+        where = f"{PREFIX}ROUTES rule {int(rule) + 1}" if isinstance(rule, int) else f"{PREFIX}ROUTES"
+        if kind == "extra_forbidden":
+            known = ", ".join([*MATCHER_FIELDS, "min_severity", "to", "continue"])
+            return f"{where}: unknown key {key!r} (known keys: {known})"
+        return f"{where}, {key!r}: {message}"
+    return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message}"
 
 
 def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
