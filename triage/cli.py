@@ -1,4 +1,4 @@
-"""Command line: `python -m triage replay | serve | render | explain | catalog`."""
+"""Command line: `python -m triage replay | serve | render | explain | catalog | silence`."""
 
 from __future__ import annotations
 
@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(func=_tool("cmd_render"))
 
     from .catalog_cli import add_commands
+    from .silence_cli import add_commands as add_silence_commands
 
     add_commands(sub)
+    add_silence_commands(sub)
     return parser
 
 

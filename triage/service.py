@@ -17,8 +17,8 @@ from .deliver import Deliverer
 from .errors import TriageError
 from .ingest import header, options_handshake, parse_body
 from .pipeline import Report, Triage
-from .settings import OUTBOX_QUEUE, Settings
-from .store import OutboxMessage, Store, open_store
+from .settings import Settings
+from .store import OutboxMessage, Store, open_configured
 
 __all__ = ["Answer", "Service"]
 
@@ -50,13 +50,7 @@ class Service:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        if store is None:
-            spec = settings.store
-            if spec == "auto":
-                spec = "azure" if settings.storage_connection else "memory"
-            conn = settings.storage_connection.get_secret_value() if settings.storage_connection else None
-            store = open_store(spec, conn, queue_name=OUTBOX_QUEUE, table_prefix=settings.table_prefix)
-        self.store: Store = store
+        self.store: Store = open_configured(settings) if store is None else store
         self.triage = Triage(settings, self.store)
         self.deliverer = Deliverer(settings, self.store)
 

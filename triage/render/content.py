@@ -101,8 +101,8 @@ def notice(alert: Alert) -> tuple[str, str]:
         details = f"between {first} and {last}"
         return f"Silenced: {events}, first {what}", f"{details} · {alert.note}" if alert.note else details
     quiet = f"; quiet for {format_window(alert.window_seconds)} since" if alert.window_seconds else ""
-    when = f"at {first}" if first == last else f"first {first}, last {last}"
-    return f"Resolved: {what}", f"{events}, {when}{quiet}"
+    when = f" at {first}" if first == last else f", first {first}, last {last}"
+    return f"Resolved: {what}", f"{events}{when}{quiet}"
 
 
 def digest_line(alert: Alert) -> str:

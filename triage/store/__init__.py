@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigurationError
 from ..matchers import Matcher
 from ..model import Incident
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 __all__ = [
     "BACKENDS",
@@ -29,7 +32,9 @@ __all__ = [
     "SilenceRule",
     "Silences",
     "Store",
+    "configured_spec",
     "merge_held",
+    "open_configured",
     "open_store",
 ]
 
@@ -322,3 +327,20 @@ def open_store(spec: str, connection: str | None = None, **options: Any) -> Stor
     if backend is None or (colon and name != "sqlite"):
         raise ConfigurationError(f"ACS_TRIAGE_STORE must be memory, sqlite:PATH or azure, not {spec!r}")
     return backend(target, connection, options)
+
+
+def configured_spec(settings: Settings) -> str:
+    """ACS_TRIAGE_STORE with `auto` decided: azure when AzureWebJobsStorage is set, else memory."""
+    if settings.store == "auto":
+        return "azure" if settings.storage_connection else "memory"
+    return settings.store
+
+
+def open_configured(settings: Settings) -> Store:
+    """Open the store the settings name, as the Function App does."""
+    from ..settings import OUTBOX_QUEUE
+
+    connection = settings.storage_connection.get_secret_value() if settings.storage_connection else None
+    return open_store(
+        configured_spec(settings), connection, queue_name=OUTBOX_QUEUE, table_prefix=settings.table_prefix
+    )

@@ -519,7 +519,10 @@ class AzureStore:
             try:
                 if _int(entity.get("held", 0)) == 0:
                     # Quiet for a whole window: close it, so the next occurrence alerts at once.
-                    table.delete_entity(entity, **self._if_match(entity))
+                    # A one-operation transaction, because delete_entity hides a 404: only the
+                    # flusher whose delete went through may report the burst resolved.
+                    if self._transact(table, [("delete", entity, self._if_match(entity))]) is not None:
+                        raise ResourceModifiedError("group changed or closed meanwhile")
                     return _burst(entity)
                 held = _held(entity)
                 window = timedelta(seconds=held.window_seconds)

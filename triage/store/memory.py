@@ -169,9 +169,9 @@ class MemoryStore:
         with self._lock:
             for silence in list(self._silences.values()):
                 if silence.ends <= now and not silence.summarized:
-                    self._silences[silence.id] = replace(silence, summarized=True)
-                    if silence.count > 0:
-                        taken.append(silence)
+                    claimed = self._silences[silence.id] = replace(silence, summarized=True)
+                    if claimed.count > 0:
+                        taken.append(claimed)
         return taken
 
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
