@@ -185,6 +185,22 @@ def new_alert(incident: Incident, guidance: Guidance, now: datetime) -> Alert:
     return Alert(incident=incident, guidance=guidance, first_seen=seen, last_seen=seen)
 
 
+def _counted(
+    lookup: Callable[[Incident], Guidance], tally: Held | Burst | SilenceRule, **fields: Any
+) -> Alert:
+    """The alert that reports what a store counted: a digest, a resolved burst, a silence."""
+    incident = tally.incident
+    assert incident is not None  # a silence with a count has its first occurrence
+    return Alert(
+        incident=incident,
+        guidance=lookup(incident),
+        count=tally.count,
+        first_seen=tally.first_seen,
+        last_seen=tally.last_seen,
+        **fields,
+    )
+
+
 class SuppressSuccesses:
     """A code the catalog calls a success (severity none) is counted, never alerted."""
 
@@ -283,15 +299,7 @@ class SilenceSummaries:
                 note += f" · by {silence.created_by}"
             if silence.comment:
                 note += f" · {silence.comment}"
-            alert = Alert(
-                incident=silence.incident,
-                guidance=self.lookup(silence.incident),
-                count=silence.count,
-                first_seen=silence.first_seen,
-                last_seen=silence.last_seen,
-                status="silenced",
-                note=note,
-            )
+            alert = _counted(self.lookup, silence, status="silenced", note=note)
             batch.pending.append(Pending(alert))
             batch.report.silence_summaries += 1
 
@@ -371,26 +379,13 @@ class Digests:
         ended: list[Burst] | None = [] if self.send_resolved else None
         taken = self.store.take_due(batch.now, ended)
         for burst in ended or ():
-            incident = burst.incident
-            resolved = Alert(
-                incident=incident,
-                guidance=self.lookup(incident),
-                count=burst.count,
-                first_seen=burst.first_seen,
-                last_seen=burst.last_seen,
-                window_seconds=burst.window_seconds,
-                status="resolved",
-            )
+            resolved = _counted(self.lookup, burst, window_seconds=burst.window_seconds, status="resolved")
             batch.pending.append(Pending(resolved))
         batch.report.resolved += len(ended or ())
         for held in taken:
-            incident = held.incident
-            alert = Alert(
-                incident=incident,
-                guidance=self.lookup(incident),
-                count=held.count,
-                first_seen=held.first_seen,
-                last_seen=held.last_seen,
+            alert = _counted(
+                self.lookup,
+                held,
                 samples=tuple(held.samples),
                 digest=True,
                 window_seconds=held.window_seconds,
