@@ -258,8 +258,15 @@ class Silence:
             return
         matched: dict[str, list[Candidate]] = {}
         kept: list[Candidate] = []
+        # Matchers read only these fields: decide once per distinct value, not once per event.
+        decided: dict[tuple[Any, ...], SilenceRule | None] = {}
         for c in batch.candidates:
-            silence = next((s for s in silences if s.matcher.matches(c.incident)), None)
+            inc = c.incident
+            key = (inc.kind, inc.context, inc.code, inc.subcode, inc.resource)
+            if key in decided:
+                silence = decided[key]
+            else:
+                silence = decided[key] = next((s for s in silences if s.matcher.matches(inc)), None)
             if silence is None:
                 kept.append(c)
             else:
