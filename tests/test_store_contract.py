@@ -541,3 +541,34 @@ def test_concurrent_counts_add_up_and_one_flusher_of_many_gets_the_summary(
     with ThreadPoolExecutor(len(workers)) as pool:
         summaries = [s for taken in pool.map(summarize, workers) for s in taken]
     assert [s.count for s in summaries] == [4 * 10 * 3]
+
+
+# -- SQLite specifics ----------------------------------------------------------------------------
+def test_a_version_1_sqlite_file_is_upgraded_and_its_open_groups_close_without_a_notice(
+    tmp_path: Any,
+) -> None:
+    import sqlite3
+
+    from triage.store.sqlite import SqliteStore
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:  # the groups table as version 1 made it, with one open group
+        db.execute(
+            "CREATE TABLE groups (fingerprint TEXT PRIMARY KEY, opened INTEGER NOT NULL, "
+            "window_seconds INTEGER NOT NULL, held INTEGER NOT NULL DEFAULT 0, first_seen INTEGER, "
+            "last_seen INTEGER, incident TEXT, samples TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID"
+        )
+        db.execute("INSERT INTO groups (fingerprint, opened, window_seconds) VALUES ('old', 0, 300)")
+        db.execute("PRAGMA user_version = 1")
+    store = SqliteStore(path)
+    try:
+        resolved: list[Burst] = []
+        assert store.take_due(T0, resolved) == [] and resolved == []  # no totals were kept for it
+        store.hit(FINGERPRINT, 2, occurrences(2), T0, WINDOW)
+        store.take_due(T0 + WINDOW)
+        store.take_due(T0 + 2 * WINDOW, resolved)
+        assert [b.count for b in resolved] == [2]
+        store.add_silence(silence())
+        assert [s.id for s in store.list_silences(T0)] == ["s1"]
+    finally:
+        store.close()
