@@ -61,8 +61,11 @@ class Storm:
 
 
 def count_of(payload: Any) -> int:
-    """How many events a posted Slack payload stands for: its headline's "N× " or 1."""
+    """How many events a posted Slack payload stands for: its headline's "N× " or 1 (0 for a
+    resolved or silenced notice)."""
     text = payload.get("text", "") if isinstance(payload, dict) else ""
+    if isinstance(text, str) and text.startswith(("Resolved:", "Silenced:")):
+        return 0  # a notice about events already counted by the alerts before it
     match = _COUNT.search(text if isinstance(text, str) else "")
     return int(match.group(1).replace(",", "")) if match else 1
 

@@ -366,9 +366,12 @@ def test_a_redelivered_event_grid_batch_alerts_once(
     assert (again["alerted"], again["grouped"], again["duplicates"]) == (0, 0, 3)
     app.deliver()
     clock.advance(WINDOW_SECONDS)
-    app.flush()  # nothing was held back, so no digest either
+    app.flush()  # nothing was held back, so no digest either: only each burst's resolved notice
     app.deliver()
-    assert len(slack.accepted) == 3
+    posted = [p["text"] for p in slack.accepted]
+    assert len([t for t in posted if not t.startswith("Resolved:")]) == 3
+    assert len([t for t in posted if t.startswith("Resolved: ")]) == 3
+    assert len(posted) == 6
 
 
 # -- secrets -------------------------------------------------------------------------------------

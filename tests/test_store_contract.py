@@ -1,7 +1,7 @@
 """The Store contract, one set of tests for every store: memory, SQLite and Azure (on Azurite).
 
-Whatever the pipeline and the deliverer rely on is here: dedup with a TTL, burst groups and
-their digests, the outbox with leases and poison, and send pacing.
+Whatever the pipeline and the deliverer rely on is here: dedup with a TTL, burst groups, their
+digests and resolved bursts, silences, the outbox with leases and poison, and send pacing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -31,8 +32,9 @@ from azurite_server import (  # noqa: F401 - pytest fixtures
 from factories import T0, make_incident
 
 from tools.localhost import MAX_DEQUEUE_COUNT
+from triage.matchers import Matcher
 from triage.model import Incident
-from triage.store import MAX_SAMPLES, OutboxMessage
+from triage.store import MAX_SAMPLES, Burst, OutboxMessage, SilenceRule
 from triage.store.azure import OutboxMessageTooLarge
 
 TTL = timedelta(hours=48)
@@ -443,3 +445,175 @@ def test_dead_lettered_messages_are_base64_json_as_the_hosts_poison_queue_holds_
         "refused": "slack: rejected with 400",
     }
     raw.close()
+
+
+# -- resolved bursts: what take_due hands back when it closes a quiet group -------------------------
+def test_a_burst_quiet_for_a_whole_window_is_handed_back_resolved_with_its_totals(store: Any) -> None:
+    first, repeats = occurrences(1), occurrences(3, start=1)
+    store.hit(FINGERPRINT, 1, first, T0, WINDOW)
+    store.hit(FINGERPRINT, 3, repeats, T0 + timedelta(minutes=1), WINDOW)
+    resolved: list[Burst] = []
+    assert [h.count for h in store.take_due(T0 + WINDOW, resolved)] == [3]
+    assert resolved == []  # it was busy: a digest, and a new window
+    assert store.take_due(T0 + 2 * WINDOW, resolved) == []
+
+    [burst] = resolved
+    assert burst.fingerprint == FINGERPRINT
+    assert burst.count == 4  # the first alert and the three of the digest
+    assert (burst.first_seen, burst.last_seen) == (T0, T0 + timedelta(minutes=1))
+    assert burst.incident == first[0]  # the occurrence that alerted
+    assert burst.window_seconds == WINDOW.total_seconds()
+    assert store.take_due(T0 + 3 * WINDOW, resolved) == [] and len(resolved) == 1  # once
+
+
+def test_a_lone_first_occurrence_resolves_after_one_quiet_window(store: Any) -> None:
+    [only] = occurrences(1)
+    store.hit(FINGERPRINT, 1, [only], T0, WINDOW)
+    resolved: list[Burst] = []
+    assert store.take_due(T0 + WINDOW, resolved) == []
+    assert resolved == [Burst(FINGERPRINT, 1, T0, T0, only, int(WINDOW.total_seconds()))]
+    assert store.hit(FINGERPRINT, 1, occurrences(1, start=5), T0 + WINDOW, WINDOW) is True  # a new burst
+
+
+def test_a_burst_total_counts_a_whole_batch_that_opened_it(store: Any) -> None:
+    store.hit(FINGERPRINT, 40, occurrences(MAX_SAMPLES + 1), T0, WINDOW)
+    store.take_due(T0 + WINDOW)
+    resolved: list[Burst] = []
+    store.take_due(T0 + 2 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [40]
+
+
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_concurrent_flushers_hand_each_resolved_burst_to_exactly_one(
+    kind: str, make_store: Callable[[str], Any]
+) -> None:
+    fingerprints = [f"PlayFailed|400|{8500 + n}|contoso-acs" for n in range(6)]
+    setup = make_store(kind)
+    for n, fingerprint in enumerate(fingerprints):
+        setup.hit(fingerprint, 1, occurrences(1, start=n), T0, WINDOW)
+    flushers = [make_store(kind) for _ in range(4)]
+    start = threading.Barrier(len(flushers))
+
+    def flush(flusher: Any) -> list[str]:
+        resolved: list[Burst] = []
+        start.wait()
+        flusher.take_due(T0 + WINDOW, resolved)
+        return [b.fingerprint for b in resolved]
+
+    with ThreadPoolExecutor(len(flushers)) as pool:
+        got = [f for result in pool.map(flush, flushers) for f in result]
+    assert sorted(got) == sorted(fingerprints)
+
+
+# -- silences ----------------------------------------------------------------------------------
+def silence(silence_id: str = "s1", hours: int = 4, **conditions: Any) -> SilenceRule:
+    return SilenceRule(
+        id=silence_id,
+        matcher=Matcher.model_validate(conditions or {"kinds": ["SMSDeliveryReportReceived"]}),
+        starts=T0,
+        ends=T0 + timedelta(hours=hours),
+        comment="carrier outage, tracked in INC-42",
+        created_by="alice",
+    )
+
+
+def test_a_silence_is_listed_while_in_force_and_with_include_ended_afterwards(store: Any) -> None:
+    store.add_silence(silence("s1", hours=4, subcodes=[4007], not_resources=["test-acs"]))
+    store.add_silence(silence("s2", hours=1))
+    [s1, s2] = store.list_silences(T0 + timedelta(minutes=1))
+    assert s1 == silence("s1", hours=4, subcodes=[4007], not_resources=["test-acs"])
+    assert s2.id == "s2" and s2.matcher.kinds == ["SMSDeliveryReportReceived"]
+    assert [s.id for s in store.list_silences(T0 + timedelta(hours=2))] == ["s1"]
+    assert [s.id for s in store.list_silences(T0 + timedelta(hours=2), include_ended=True)] == ["s1", "s2"]
+
+
+def test_events_are_counted_only_while_a_silence_is_in_force(store: Any) -> None:
+    store.add_silence(silence())
+    first = occurrences(1)[0]
+    assert store.count_silenced("s1", 3, first, T0 - timedelta(seconds=1)) is False  # not started
+    assert store.count_silenced("s1", 3, first, T0 + timedelta(minutes=1)) is True
+    assert store.count_silenced("s1", 2, occurrences(1, start=9)[0], T0 + timedelta(minutes=2)) is True
+    assert store.count_silenced("s1", 1, first, T0 + timedelta(hours=4)) is False  # ended
+    assert store.count_silenced("nope", 1, first, T0) is False
+    [counted] = store.list_silences(T0)
+    assert counted.count == 5
+    assert (counted.first_seen, counted.last_seen) == (T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))
+    assert counted.incident == first  # the first silenced occurrence: the summary's example
+
+
+def test_an_expired_silence_stops_counting_at_once_and_its_summary_is_claimed_once(store: Any) -> None:
+    store.add_silence(silence())
+    store.count_silenced("s1", 312, occurrences(1)[0], T0 + timedelta(minutes=5))
+    ended = store.expire_silence("s1", T0 + timedelta(minutes=30))
+    assert ended is not None and ended.ends == T0 + timedelta(minutes=30) and ended.count == 312
+    assert store.count_silenced("s1", 1, occurrences(1)[0], T0 + timedelta(minutes=31)) is False
+    assert store.list_silences(T0 + timedelta(minutes=31)) == []
+
+    [summary] = store.take_ended_silences(T0 + timedelta(minutes=31))
+    assert (summary.id, summary.count, summary.summarized) == ("s1", 312, True)
+    assert store.take_ended_silences(T0 + timedelta(hours=5)) == []  # told once
+    assert store.expire_silence("nope", T0) is None
+
+
+def test_a_silence_that_silenced_nothing_has_no_summary(store: Any) -> None:
+    store.add_silence(silence(hours=1))
+    assert store.take_ended_silences(T0 + timedelta(minutes=59)) == []  # still in force
+    assert store.take_ended_silences(T0 + timedelta(hours=1)) == []
+    assert store.count_silenced("s1", 1, occurrences(1)[0], T0 + timedelta(hours=1)) is False
+
+
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_concurrent_counts_add_up_and_one_flusher_of_many_gets_the_summary(
+    kind: str, make_store: Callable[[str], Any]
+) -> None:
+    make_store(kind).add_silence(silence())
+    workers = [make_store(kind) for _ in range(4)]
+    start = threading.Barrier(len(workers))
+
+    def count(worker: Any) -> None:
+        start.wait()
+        for n in range(10):
+            assert worker.count_silenced("s1", 3, occurrences(1, start=n)[0], T0 + timedelta(minutes=n))
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        list(pool.map(count, workers))
+
+    def summarize(worker: Any) -> list[SilenceRule]:
+        start.wait()
+        taken: list[SilenceRule] = worker.take_ended_silences(T0 + timedelta(hours=4))
+        return taken
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        summaries = [s for taken in pool.map(summarize, workers) for s in taken]
+    assert [s.count for s in summaries] == [4 * 10 * 3]
+
+
+# -- SQLite specifics ----------------------------------------------------------------------------
+def test_a_version_1_sqlite_file_is_upgraded_and_its_open_groups_close_without_a_notice(
+    tmp_path: Any,
+) -> None:
+    import sqlite3
+
+    from triage.store.sqlite import SqliteStore
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:  # the groups table as version 1 made it, with one open group
+        db.execute(
+            "CREATE TABLE groups (fingerprint TEXT PRIMARY KEY, opened INTEGER NOT NULL, "
+            "window_seconds INTEGER NOT NULL, held INTEGER NOT NULL DEFAULT 0, first_seen INTEGER, "
+            "last_seen INTEGER, incident TEXT, samples TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID"
+        )
+        db.execute("INSERT INTO groups (fingerprint, opened, window_seconds) VALUES ('old', 0, 300)")
+        db.execute("PRAGMA user_version = 1")
+    store = SqliteStore(path)
+    try:
+        resolved: list[Burst] = []
+        assert store.take_due(T0, resolved) == [] and resolved == []  # no totals were kept for it
+        store.hit(FINGERPRINT, 2, occurrences(2), T0, WINDOW)
+        store.take_due(T0 + WINDOW)
+        store.take_due(T0 + 2 * WINDOW, resolved)
+        assert [b.count for b in resolved] == [2]
+        store.add_silence(silence())
+        assert [s.id for s in store.list_silences(T0)] == ["s1"]
+    finally:
+        store.close()

@@ -64,7 +64,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         destination = Destination(name="replay", format=fmt, url=SecretStr(args.to))
     else:
         destination = Destination(name="dry-run", format=fmt, url=SecretStr(DRY_RUN_URL))
-    settings = base.model_copy(update={"destinations": {destination.name: destination}, "routes": []})
+    # Resolved notices only with --resolved: a replay shows the alerts, and the notices only
+    # when asked (they come a whole quiet window after each burst).
+    settings = base.model_copy(
+        update={"destinations": {destination.name: destination}, "routes": [], "send_resolved": args.resolved}
+    )
     if args.window is not None:
         settings = settings.model_copy(update={"group_window_seconds": args.window})
     store = MemoryStore()
@@ -94,8 +98,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{_display(path)}: {status} {note}", file=sys.stderr)
 
     # The end of a replay closes every grouping window, so held repeats come out as digests.
-    flushed = service.flush(utcnow() + timedelta(seconds=settings.group_window_seconds + 1))
+    window = timedelta(seconds=settings.group_window_seconds + 1)
+    end = utcnow() + window
+    flushed = service.flush(end)
     totals["digests"] = flushed.digests
+    if args.resolved:  # one more quiet window: every burst is resolved
+        totals["resolved"] = flushed.resolved + service.flush(end + window).resolved
 
     if args.to:
         delivered = failed = 0

@@ -1,4 +1,5 @@
-"""Command line: `python -m triage replay | serve | render | doctor | explain | catalog | outbox`."""
+"""Command line: `python -m triage replay | serve | render | doctor | explain | catalog | outbox |
+silence`."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--format", choices=names(), help="text (default) or a destination's payload")
     replay.add_argument("--window", type=int, help="grouping window in seconds (0: every event alerts)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
+    replay.add_argument(
+        "--resolved", action="store_true", help="also print the resolved notice each burst ends with"
+    )
     replay.set_defaults(func=_tool("cmd_replay"))
 
     serve = sub.add_parser("serve", help="run the Function App's routes on a local server")
@@ -59,9 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .catalog_cli import add_commands
     from .outbox_cli import add_commands as add_outbox_commands
+    from .silence_cli import add_commands as add_silence_commands
 
     add_commands(sub)
     add_outbox_commands(sub)
+    add_silence_commands(sub)
     return parser
 
 

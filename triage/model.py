@@ -156,6 +156,7 @@ class Alert:
     # firing: a failure to act on. resolved: its burst went quiet for a whole window (count is then
     # the burst's total). silenced: what a silence held back, told once when the silence ends.
     status: Literal["firing", "resolved", "silenced"] = "firing"
+    note: str = ""  # for a silenced notice: which silence (id, matchers, by whom, why)
 
     @property
     def severity(self) -> Severity:

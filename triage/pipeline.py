@@ -23,6 +23,8 @@ from .policy import (
     Renderer,
     Report,
     Route,
+    Silence,
+    SilenceSummaries,
     Stage,
     SuppressSuccesses,
     run,
@@ -61,11 +63,17 @@ class Triage:
         self.event_stages: tuple[Stage, ...] = (
             SuppressSuccesses(),
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
+            Silence(store),
             Group(store, timedelta(seconds=settings.group_window_seconds)),
             self._route,
             enqueue,
         )
-        self.digest_stages: tuple[Stage, ...] = (Digests(store, self._guidance), self._route, enqueue)
+        self.digest_stages: tuple[Stage, ...] = (
+            Digests(store, self._guidance, settings.send_resolved),
+            SilenceSummaries(store, self._guidance),
+            self._route,
+            enqueue,
+        )
 
     def handle(self, raws: Sequence[RawEvent], now: datetime, rejected: Iterable[Rejected] = ()) -> Report:
         """Run a batch through the pipeline; alerts to send end up in the store's outbox."""
@@ -87,7 +95,8 @@ class Triage:
         return run(self.event_stages, batch)
 
     def flush(self, now: datetime) -> Report:
-        """Post one digest per group whose window has ended (the timer trigger calls this)."""
+        """Post one digest per group whose window has ended, a resolved notice per burst that went
+        quiet and a summary per silence that ended (the timer trigger calls this)."""
         return run(self.digest_stages, Batch(now, Report()))
 
     def destinations(self, alert: Alert) -> list[Destination]:

@@ -4,8 +4,8 @@ A stage is a callable `Stage(batch) -> None` that works on a `Batch` in place: i
 `candidates` (failures still in play) and turns them into `pending` alerts, or acts on those.
 `triage.pipeline` composes them in one place:
 
-    events:  SuppressSuccesses → Dedup → Group → Route → Enqueue
-    digests: Digests → Route → Enqueue
+    events:  SuppressSuccesses → Dedup → Silence → Group → Route → Enqueue
+    digests: Digests → SilenceSummaries → Route → Enqueue
 
 Each stage gives back what it took when it cannot finish: `Group` releases the dedup claims of
 occurrences it could not count, `Enqueue` gives back (claims released, digest counts restored)
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,17 @@ from .events import Skip
 from .ingest import Rejected
 from .model import Alert, Guidance, Incident, Severity
 from .settings import Settings
-from .store import MAX_SAMPLES, BurstGroups, DedupKeys, Held, Outbox, OutboxMessage
+from .store import (
+    MAX_SAMPLES,
+    Burst,
+    BurstGroups,
+    DedupKeys,
+    Held,
+    Outbox,
+    OutboxMessage,
+    SilenceRule,
+    Silences,
+)
 
 __all__ = [
     "Batch",
@@ -42,6 +53,8 @@ __all__ = [
     "Pending",
     "Report",
     "Route",
+    "Silence",
+    "SilenceSummaries",
     "Stage",
     "SuppressSuccesses",
     "run",
@@ -61,6 +74,9 @@ class Report:
     alerted: int = 0  # events that caused an immediate alert
     grouped: int = 0  # events held for a digest
     digests: int = 0  # digest alerts produced (flush)
+    resolved: int = 0  # resolved notices produced (flush): bursts that went quiet
+    silenced: int = 0  # events a silence held back (counted for its summary, not alerted)
+    silence_summaries: int = 0  # summaries of silences that ended (flush)
     duplicates: int = 0
     successes: int = 0
     skipped: int = 0
@@ -87,6 +103,7 @@ class Report:
             "grouped": self.grouped,
             "digests": self.digests,
             "duplicates": self.duplicates,
+            "silenced": self.silenced,
             "successes": self.successes,
             "skipped": self.skipped,
             "invalid": self.invalid + len(self.rejected),
@@ -178,6 +195,22 @@ def new_alert(incident: Incident, guidance: Guidance, now: datetime) -> Alert:
     return Alert(incident=incident, guidance=guidance, first_seen=seen, last_seen=seen)
 
 
+def _counted(
+    lookup: Callable[[Incident], Guidance], tally: Held | Burst | SilenceRule, **fields: Any
+) -> Alert:
+    """The alert that reports what a store counted: a digest, a resolved burst, a silence."""
+    incident = tally.incident
+    assert incident is not None  # a silence with a count has its first occurrence
+    return Alert(
+        incident=incident,
+        guidance=lookup(incident),
+        count=tally.count,
+        first_seen=tally.first_seen,
+        last_seen=tally.last_seen,
+        **fields,
+    )
+
+
 class SuppressSuccesses:
     """A code the catalog calls a success (severity none) is counted, never alerted."""
 
@@ -213,6 +246,90 @@ class Dedup:
                 batch.report.duplicates += 1
                 batch.report.tally("duplicate", c.incident.kind, c.incident)
         batch.candidates = kept
+
+
+class Silence:
+    """Operators' silences: a failure that an active silence matches is counted for that
+    silence's summary, not alerted. The active list is read from the store at most once every
+    `cache_seconds` per process (it is on every request's path); the count itself is checked
+    against the store, so a silence that ended meanwhile lets its failures alert."""
+
+    def __init__(
+        self, store: Silences, cache_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.store = store
+        self.cache_seconds = cache_seconds
+        self._clock = clock
+        self._cached: list[SilenceRule] = []
+        self._fetched: float | None = None
+
+    def active(self, now: datetime) -> list[SilenceRule]:
+        """The silences in force at `now`, from the store or from the last few seconds' copy."""
+        moment = self._clock()
+        if self._fetched is None or moment - self._fetched >= self.cache_seconds:
+            self._cached = self.store.list_silences(now)
+            self._fetched = moment
+        return [s for s in self._cached if s.active(now)]
+
+    def __call__(self, batch: Batch) -> None:
+        if not batch.candidates:
+            return
+        silences = self.active(batch.now)
+        if not silences:
+            return
+        matched: dict[str, list[Candidate]] = {}
+        kept: list[Candidate] = []
+        # Matchers read only these fields: decide once per distinct value, not once per event.
+        decided: dict[tuple[Any, ...], SilenceRule | None] = {}
+        for c in batch.candidates:
+            inc = c.incident
+            key = (inc.kind, inc.context, inc.code, inc.subcode, inc.resource)
+            if key in decided:
+                silence = decided[key]
+            else:
+                silence = decided[key] = next((s for s in silences if s.matcher.matches(inc)), None)
+            if silence is None:
+                kept.append(c)
+            else:
+                matched.setdefault(silence.id, []).append(c)
+        ordered = list(matched.items())
+        for done, (silence_id, held) in enumerate(ordered):
+            try:
+                counted = self.store.count_silenced(silence_id, len(held), held[0].incident, batch.now)
+            except Exception:
+                # Claimed but neither counted nor alerted: let Event Grid's retry bring them back.
+                rest = [*kept, *(c for _, cs in ordered[done:] for c in cs)]
+                batch.give_back(
+                    [Pending(new_alert(c.incident, c.guidance, batch.now), [c.key]) for c in rest]
+                )
+                raise
+            if counted:
+                batch.report.silenced += len(held)
+            else:
+                kept.extend(held)  # the silence ended meanwhile: these alert as usual
+        batch.candidates = kept
+
+
+class SilenceSummaries:
+    """One notice per silence that ended having held events back: how many, which, when.
+    Each summary is claimed atomically in the store, so one instance posts it, once."""
+
+    def __init__(self, store: Silences, lookup: Callable[[Incident], Guidance]) -> None:
+        self.store = store
+        self.lookup = lookup
+
+    def __call__(self, batch: Batch) -> None:
+        for silence in self.store.take_ended_silences(batch.now):
+            if silence.incident is None:
+                continue
+            note = f"silence {silence.id}: {silence.matcher.describe()}"
+            if silence.created_by:
+                note += f" · by {silence.created_by}"
+            if silence.comment:
+                note += f" · {silence.comment}"
+            alert = _counted(self.lookup, silence, status="silenced", note=note)
+            batch.pending.append(Pending(alert))
+            batch.report.silence_summaries += 1
 
 
 class Group:
@@ -280,33 +397,40 @@ class _BatchGroup:
 
 
 class Digests:
-    """One digest per burst whose window has ended (the timer's flush)."""
+    """One digest per burst whose window has ended (the timer's flush); with `send_resolved`,
+    one resolved notice per burst that stayed quiet for a whole window (its group closed)."""
 
-    def __init__(self, store: BurstGroups, lookup: Callable[[Incident], Guidance]) -> None:
+    def __init__(
+        self, store: BurstGroups, lookup: Callable[[Incident], Guidance], send_resolved: bool = True
+    ) -> None:
         self.store = store
         self.lookup = lookup
+        self.send_resolved = send_resolved
 
     def __call__(self, batch: Batch) -> None:
         batch.restore = self.store.restore
-        for held in self.store.take_due(batch.now):
-            incident = held.incident
-            alert = Alert(
-                incident=incident,
-                guidance=self.lookup(incident),
-                count=held.count,
-                first_seen=held.first_seen,
-                last_seen=held.last_seen,
+        ended: list[Burst] | None = [] if self.send_resolved else None
+        taken = self.store.take_due(batch.now, ended)
+        for burst in ended or ():
+            resolved = _counted(self.lookup, burst, window_seconds=burst.window_seconds, status="resolved")
+            batch.pending.append(Pending(resolved))
+        batch.report.resolved += len(ended or ())
+        for held in taken:
+            alert = _counted(
+                self.lookup,
+                held,
                 samples=tuple(held.samples),
                 digest=True,
                 window_seconds=held.window_seconds,
             )
             batch.pending.append(Pending(alert, held=held))
             batch.report.digests += 1
-            batch.report.tally("digest", incident.kind, incident)
+            batch.report.tally("digest", held.incident.kind, held.incident)
 
 
 class Route:
-    """Where each alert goes: every matching route's destinations; with no routes, all."""
+    """Where each alert goes, as Alertmanager routes: rules in order, the first that matches
+    wins unless it says `continue`; with no routes, every destination."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -321,20 +445,13 @@ class Route:
         if not settings.routes:
             return list(settings.destinations.values())
         names: list[str] = []
-        inc = alert.incident
         rank = _SEVERITY_RANK[alert.severity]
         for route in settings.routes:
-            if rank < _SEVERITY_RANK[route.min_severity]:
-                continue
-            if route.kinds and inc.kind not in route.kinds:
-                continue
-            if route.contexts and inc.context not in route.contexts:
-                continue
-            if route.codes and inc.code not in route.codes:
-                continue
-            if route.subcodes and inc.subcode not in route.subcodes:
+            if rank < _SEVERITY_RANK[route.min_severity] or not route.matches(alert.incident):
                 continue
             names.extend(n for n in route.to if n not in names)
+            if not route.continue_:
+                break
         return settings.destinations_for(names)
 
 
@@ -367,6 +484,8 @@ class Enqueue:
         render = self._render()
         alert = pending.alert
         basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
+        if alert.status != "firing":  # a notice about the same example is another message
+            basis += f"|{alert.status}|{alert.last_seen}"
         return [
             OutboxMessage(
                 id=hashlib.sha256(f"{basis}|{d.name}".encode()).hexdigest()[:32],

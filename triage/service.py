@@ -22,7 +22,7 @@ from .errors import ConfigurationError, DeliveryError, TriageError
 from .ingest import header, options_handshake, parse_body
 from .pipeline import Report, Triage
 from .settings import Settings
-from .store import OutboxMessage, RedriveFilter, Store, open_store
+from .store import OutboxMessage, RedriveFilter, Store, open_configured
 from .telemetry import Telemetry
 
 __all__ = ["MAX_DEQUEUE_COUNT", "Answer", "Service", "health_answer", "log_once", "open_configured_store"]
@@ -50,13 +50,7 @@ def open_configured_store(settings: Settings) -> Store:
     refusal = store_refusal(settings)
     if refusal:
         raise ConfigurationError(refusal)
-    spec = settings.store
-    if spec == "auto":
-        spec = "azure" if settings.storage else "memory"
-    store: Store = open_store(
-        spec, settings.storage, queue_name=settings.outbox_queue, table_prefix=settings.table_prefix
-    )
-    return store
+    return open_configured(settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
+from .matchers import MATCHER_FIELDS, Matcher
 from .model import Severity
 
 __all__ = [
@@ -117,21 +118,19 @@ class StorageConnection(BaseModel):
         )
 
 
-class Route(BaseModel):
-    """Send alerts that match every given condition to `to` (a list of destination names).
-
-    An empty condition matches anything. Example:
-    {"kinds": ["PlayFailed"], "min_severity": "error", "codes": [400], "to": ["teams"]}
+class Route(Matcher):
+    """Send alerts that match every given condition (see `Matcher`) and are at least
+    `min_severity` to `to` (destination names). Routes are tried in order and the first that
+    matches wins, unless it says `"continue": true`: then later routes are tried too.
+    Unknown keys are refused. Example:
+    {"kinds": ["PlayFailed"], "not_resources": ["test-acs"], "min_severity": "error", "to": ["teams"]}
     """
 
-    model_config = ConfigDict(extra="forbid")  # "kind" for "kinds" must not match everything
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    kinds: list[str] = Field(default_factory=list)
-    contexts: list[str] = Field(default_factory=list)
-    codes: list[int] = Field(default_factory=list)
-    subcodes: list[int] = Field(default_factory=list)
     min_severity: Severity = Severity.WARNING
     to: list[str]
+    continue_: bool = Field(False, alias="continue")
 
 
 class Settings(BaseModel):
@@ -172,6 +171,8 @@ class Settings(BaseModel):
                 "(Azure portal: the resource's Properties, 'Immutable Resource ID')"
             )
         return v.strip() if v else v
+
+    send_resolved: bool = True  # post a short notice when a burst has been quiet for a window
 
     @field_validator("resource")
     @classmethod
@@ -227,6 +228,7 @@ class Settings(BaseModel):
             "http_timeout_seconds",
             "max_retry_after_seconds",
             "redrive_max_age_hours",
+            "send_resolved",
         ):
             value = get(field_name.upper())
             if value is not None:
@@ -258,13 +260,14 @@ class Settings(BaseModel):
 
 
 def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
-    """A validation error as the setting it came from and what is wrong."""
-    if loc and loc[0] == "routes" and len(loc) >= 2:
-        where = f"{PREFIX}ROUTES rule {int(loc[1]) + 1}"
-        if kind == "extra_forbidden" and len(loc) >= 3:
-            known = ", ".join(Route.model_fields)
-            return f"{where}: unknown key {loc[2]!r} (the keys are {known})"
-        return f"{where}, {'.'.join(str(p) for p in loc[2:])}: {message}"
+    """One validation error, naming the setting (and for routes, the rule and its key)."""
+    if loc and loc[0] == "routes" and len(loc) >= 3:
+        rule, key = loc[1], loc[2]
+        where = f"{PREFIX}ROUTES rule {int(rule) + 1}" if isinstance(rule, int) else f"{PREFIX}ROUTES"
+        if kind == "extra_forbidden":
+            known = ", ".join([*MATCHER_FIELDS, "min_severity", "to", "continue"])
+            return f"{where}: unknown key {key!r} (known keys: {known})"
+        return f"{where}, {key!r}: {message}"
     return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message}"
 
 

@@ -69,8 +69,13 @@ _EMOJI = {
 }
 
 
+_NOTICE_EMOJI = {"resolved": ":white_check_mark:", "silenced": ":no_bell:"}
+
+
 def render(alert: Alert) -> dict[str, Any]:
     """The whole Slack incoming-webhook body for `alert`, within every Block Kit limit."""
+    if alert.status != "firing":
+        return _notice(alert)
     severity = alert.severity
     notes: list[str] = []
     label = content.SEVERITY_LABEL[severity]
@@ -123,6 +128,20 @@ def render(alert: Alert) -> dict[str, Any]:
         "blocks": [header],
         "attachments": [{"color": _COLOR[severity], "fallback": fallback, "blocks": blocks}],
         # A link that slipped into event text must not unfold into a preview either.
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def _notice(alert: Alert) -> dict[str, Any]:
+    """A resolved or silenced notice: one short section, no card (it closes a story, not opens one)."""
+    headline, details = (event_text(line) for line in content.notice(alert))
+    text = f"{_NOTICE_EMOJI[alert.status]} *{slack_mrkdwn(headline)}*\n{slack_mrkdwn(details)}"
+    section, _ = content.fit(text, SECTION_TEXT_MAX, lambda raw: raw)
+    fallback, _ = content.fit(f"{headline}. {details}", TEXT_MAX, slack_plain)
+    return {
+        "text": fallback,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": section}}],
         "unfurl_links": False,
         "unfurl_media": False,
     }

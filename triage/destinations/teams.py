@@ -68,6 +68,8 @@ _BUDGETS = (
 
 def render(alert: Alert) -> dict[str, Any]:
     """The whole Teams Workflows request body for `alert`, guaranteed under TEAMS_MAX_BYTES."""
+    if alert.status != "firing":
+        return _notice(alert)
     for budget in _BUDGETS:
         payload = _envelope(_Card(alert, budget).build())
         if len(content.payload_bytes(payload)) < TEAMS_MAX_BYTES:
@@ -93,6 +95,28 @@ def _envelope(card: dict[str, Any]) -> dict[str, Any]:
 
 def _text(text: str, **props: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **props}
+
+
+_NOTICE_TEXT_MAX = 2000  # a notice is two lines; an operator's long comment is shortened
+
+
+def _notice(alert: Alert) -> dict[str, Any]:
+    """A resolved or silenced notice: a small card of two lines, far under TEAMS_MAX_BYTES."""
+    headline, details = (
+        content.fit(event_text(line), _NOTICE_TEXT_MAX, teams_markdown)[0] for line in content.notice(alert)
+    )
+    color = "Good" if alert.status == "resolved" else "Default"
+    card = {
+        "$schema": _SCHEMA,
+        "type": "AdaptiveCard",
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "body": [
+            _text(headline, weight="Bolder", color=color),
+            _text(details, size="Small", isSubtle=True, spacing="Small"),
+        ],
+    }
+    return _envelope(card)
 
 
 class _Card:

@@ -19,6 +19,9 @@ _MAX_SAMPLES = 5
 
 def render(alert: Alert) -> str:
     """A compact multi-line description of `alert`, ending without a newline."""
+    if alert.status != "firing":
+        headline, details = content.notice(alert)
+        return f"{_event(headline)}\n  {_event(details)}"
     inc, guide = alert.incident, alert.guidance
     label = content.SEVERITY_LABEL[alert.severity].upper()
     lines = [f"{label}  {_event(content.headline(alert))}"]

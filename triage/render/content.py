@@ -32,6 +32,7 @@ __all__ = [
     "format_time",
     "format_window",
     "headline",
+    "notice",
     "payload_bytes",
     "sample_ids",
     "summary_facts",
@@ -89,6 +90,21 @@ def headline(alert: Alert) -> str:
     inc = alert.incident
     prefix = f"{format_count(alert.count)}× " if alert.digest else ""
     return f"{prefix}{inc.kind} {alert.code_text} on {inc.resource}"
+
+
+def notice(alert: Alert) -> tuple[str, str]:
+    """A resolved or silenced notice in two short lines (headline, details), raw: for example
+    ('Resolved: PlayFailed 400/8535 on contoso-acs', '312 events, first … last …')."""
+    inc = alert.incident
+    what = f"{inc.kind} {alert.code_text} on {inc.resource}"
+    events = f"{format_count(alert.count)} {'event' if alert.count == 1 else 'events'}"
+    first, last = format_time(alert.first_seen), format_time(alert.last_seen)
+    if alert.status == "silenced":
+        details = f"between {first} and {last}"
+        return f"Silenced: {events}, first {what}", f"{details} · {alert.note}" if alert.note else details
+    quiet = f"; quiet for {format_window(alert.window_seconds)} since" if alert.window_seconds else ""
+    when = f" at {first}" if first == last else f", first {first}, last {last}"
+    return f"Resolved: {what}", f"{events}{when}{quiet}"
 
 
 def digest_line(alert: Alert) -> str:

@@ -1,5 +1,5 @@
 """State that must outlive a request, as small contracts by concern: `DedupKeys`, `BurstGroups`,
-`Outbox` (with the `Lease` its `poll` hands out) and `SendPacing`. A backend offers all four as a
+`Silences`, `Outbox` (with the `Lease` its `poll` hands out) and `SendPacing`. A backend offers all as a
 `Store`: `memory` (the embedded default: replay, serve, one instance), `sqlite:PATH` (one machine,
 durable) and `azure` (Azure Tables and a Storage queue, shared by every Function instance).
 `open_store` opens one by name from `BACKENDS`.
@@ -13,14 +13,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..errors import ConfigurationError
+from ..matchers import Matcher
 from ..model import Incident
 
 if TYPE_CHECKING:
-    from ..settings import StorageConnection
+    from ..settings import Settings, StorageConnection
 
 __all__ = [
     "BACKENDS",
     "Backlog",
+    "Burst",
     "BurstGroups",
     "DedupKeys",
     "Held",
@@ -30,9 +32,13 @@ __all__ = [
     "Poisoned",
     "RedriveFilter",
     "SendPacing",
+    "SilenceRule",
+    "Silences",
     "Store",
     "backlog",
+    "configured_spec",
     "merge_held",
+    "open_configured",
     "open_store",
 ]
 
@@ -144,6 +150,40 @@ class Held:
     samples: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """A burst that ended: its group was quiet for a whole window and is closed."""
+
+    fingerprint: str
+    count: int  # every occurrence the burst counted: its first alert and all its digests
+    first_seen: datetime
+    last_seen: datetime
+    incident: Incident  # the burst's first occurrence (the one that alerted)
+    window_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRule:
+    """An operator's silence: incidents it matches between `starts` and `ends` are counted,
+    not alerted; once it ends, one summary reports what it held back."""
+
+    id: str
+    matcher: Matcher
+    starts: datetime
+    ends: datetime
+    comment: str = ""
+    created_by: str = ""
+    count: int = 0  # events it silenced
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    incident: Incident | None = None  # the first silenced occurrence: the summary's example
+    summarized: bool = False  # its summary was claimed (by one flush, on one instance)
+
+    def active(self, now: datetime) -> bool:
+        """True while it silences: from `starts` until `ends`."""
+        return self.starts <= now < self.ends
+
+
 def merge_held(restored: Held, current: Held | None, window_seconds: int) -> Held:
     """A group's held state once `restored` (taken earlier, given back) is put back in front
     of `current` (what the group has held since, if anything): a new Held, neither argument
@@ -193,10 +233,12 @@ class BurstGroups(Protocol):
         held occurrence is the digest's example; the ids of the first few are its samples."""
         ...
 
-    def take_due(self, now: datetime) -> list[Held]:
+    def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         """Atomically take the held counts of every group whose window has ended.
         A group with nothing held is closed; one with held counts starts a new window.
-        Whatever is taken is the caller's: store its digest, or give it back with `restore`."""
+        Whatever is taken is the caller's: store its digest, or give it back with `restore`.
+        Each group closed by this call is appended to `resolved` (when a list is given) with
+        its burst's totals: closing is atomic, so exactly one caller learns of each."""
         ...
 
     def restore(self, held: Held, now: datetime) -> None:
@@ -208,6 +250,34 @@ class BurstGroups(Protocol):
         occurrences came first, so their example and samples lead (at most MAX_SAMPLES).
         The group is due again by `now` (as it was before `take_due`), so the next flush
         takes it at once; a group closed meanwhile is opened again, already due."""
+        ...
+
+
+class Silences(Protocol):
+    """Operators' silences, shared by every instance so that all of them honour each one."""
+
+    def add_silence(self, silence: SilenceRule) -> None:
+        """Store a new silence (its id is new)."""
+        ...
+
+    def list_silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRule]:
+        """Silences that have not ended by `now` (with include_ended, all), by start time."""
+        ...
+
+    def expire_silence(self, silence_id: str, now: datetime) -> SilenceRule | None:
+        """End a silence at `now` (if it has not ended yet); the silence as it is now, or None
+        if there is no such silence."""
+        ...
+
+    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+        """Atomically add `count` silenced events (`first`: the earliest of them) to a silence.
+        False when it is no longer active at `now` (ended or expired meanwhile): the caller
+        alerts those events instead, so none is lost between a silence and its summary."""
+        ...
+
+    def take_ended_silences(self, now: datetime) -> list[SilenceRule]:
+        """Atomically claim the summary of every silence that has ended by `now`, has counted
+        events and was not summarized yet: each is handed to exactly one caller, once."""
         ...
 
 
@@ -288,7 +358,7 @@ class SendPacing(Protocol):
         ...
 
 
-class Store(DedupKeys, BurstGroups, Outbox, SendPacing, Protocol):
+class Store(DedupKeys, BurstGroups, Silences, Outbox, SendPacing, Protocol):
     """Everything a backend offers. Every method is safe under concurrent callers."""
 
     def close(self) -> None:
@@ -337,3 +407,20 @@ def open_store(spec: str, connection: Connection = None, **options: Any) -> Stor
     if backend is None or (colon and name != "sqlite"):
         raise ConfigurationError(f"ACS_TRIAGE_STORE must be memory, sqlite:PATH or azure, not {spec!r}")
     return backend(target, connection, options)
+
+
+def configured_spec(settings: Settings) -> str:
+    """ACS_TRIAGE_STORE with `auto` decided: azure when storage is configured (either form), else memory."""
+    if settings.store == "auto":
+        return "azure" if settings.storage else "memory"
+    return settings.store
+
+
+def open_configured(settings: Settings) -> Store:
+    """Open the store the settings name, with the per-app queue and table names."""
+    return open_store(
+        configured_spec(settings),
+        settings.storage,
+        queue_name=settings.outbox_queue,
+        table_prefix=settings.table_prefix,
+    )

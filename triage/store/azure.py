@@ -53,9 +53,21 @@ from pydantic import SecretStr
 
 from ..codec import incident_from_dict, incident_to_dict
 from ..errors import ConfigurationError, TriageError
+from ..matchers import Matcher
 from ..model import Incident
 from ..settings import StorageConnection
-from . import MAX_SAMPLES, Backlog, Held, OutboxMessage, Poisoned, RedriveFilter, backlog, merge_held
+from . import (
+    MAX_SAMPLES,
+    Backlog,
+    Burst,
+    Held,
+    OutboxMessage,
+    Poisoned,
+    RedriveFilter,
+    SilenceRule,
+    backlog,
+    merge_held,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -79,6 +91,8 @@ _TRANSACTION_MAX = 100  # operations in one entity group transaction (one partit
 _PARTITION_DIGITS = 1  # hex digits of a key's SHA-256 that name its partition: 16 partitions
 _GROUPS = "group"
 _SLOTS = "slot"
+_SILENCES = "silence"
+_BURST = ("total", "started", "latest", "example")  # a group's whole-burst properties
 # A chunk's conflicting keys set aside one per round trip before the rest is read instead
 # (when duplicates also outnumber the new keys seen so far).
 _SET_ASIDE = 4
@@ -516,6 +530,7 @@ class AzureStore:
             entity = self._get(table, _GROUPS, rk)
             if entity is None:
                 group = _new_group(rk, fingerprint, now, window)
+                group.update(total=_int64(count), started=now, latest=now, example=_incident_json(first[0]))
                 _add_held(group, count - 1, first[1:], now)  # the first occurrence alerts now
                 try:
                     table.create_entity(group)
@@ -525,6 +540,8 @@ class AzureStore:
             if count <= 0 or not first:
                 return False  # nothing to hold: the group stays as it is
             _add_held(entity, count, first, now)
+            entity["total"] = _int64(_int(entity.get("total", 0)) + count)
+            entity["latest"] = now
             try:
                 table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
                 return False
@@ -532,13 +549,19 @@ class AzureStore:
                 _backoff(attempt)
         raise StoreContention(f"group {fingerprint!r} kept changing; try again")
 
-    def take_due(self, now: datetime) -> list[Held]:
+    def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         now = _utc(now)
         table = self._state()
         due = table.query_entities(
             "PartitionKey eq @pk and due le @now", parameters={"pk": _GROUPS, "now": now}
         )
-        taken = [held for entity in list(due) if (held := self._take(table, entity, now)) is not None]
+        taken: list[Held] = []
+        for entity in list(due):
+            outcome = self._take(table, entity, now)
+            if isinstance(outcome, Held):
+                taken.append(outcome)
+            elif outcome is not None and resolved is not None:
+                resolved.append(outcome)
         if self._next_purge is None or now >= self._next_purge:
             self._next_purge = now + self._purge_interval
             try:
@@ -549,18 +572,24 @@ class AzureStore:
                 log.warning("purging expired dedup keys failed: %s", type(err).__name__)
         return taken
 
-    def _take(self, table: TableClient, entity: TableEntity | None, now: datetime) -> Held | None:
+    def _take(self, table: TableClient, entity: TableEntity | None, now: datetime) -> Held | Burst | None:
+        """A due group's digest (its held counts, the group reopened), or the burst that ended
+        (the group closed, as only the caller whose conditional delete won learns)."""
         for attempt in range(_ATTEMPTS):
             if entity is None or _utc(entity["due"]) > now:
                 return None  # closed, or another flusher took it and a new window runs
             try:
                 if _int(entity.get("held", 0)) == 0:
                     # Quiet for a whole window: close it, so the next occurrence alerts at once.
-                    table.delete_entity(entity, **self._if_match(entity))
-                    return None
+                    # A one-operation transaction, because delete_entity hides a 404: only the
+                    # flusher whose delete went through may report the burst resolved.
+                    if self._transact(table, [("delete", entity, self._if_match(entity))]) is not None:
+                        raise ResourceModifiedError("group changed or closed meanwhile")
+                    return _burst(entity)
                 held = _held(entity)
                 window = timedelta(seconds=held.window_seconds)
                 fresh = _new_group(entity["RowKey"], entity["fingerprint"], now, window)
+                fresh.update({k: entity[k] for k in _BURST if k in entity})
                 table.update_entity(fresh, mode=UpdateMode.REPLACE, **self._if_match(entity))
                 return held
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -584,6 +613,10 @@ class AzureStore:
             if entity is None:  # closed meanwhile: open it again, already due
                 window = timedelta(seconds=held.window_seconds)
                 group = _new_group(rk, held.fingerprint, now - window, window)
+                group.update(
+                    total=_int64(held.count), started=restored.first_seen, latest=restored.last_seen,
+                    example=_incident_json(held.incident),
+                )  # fmt: skip
                 _set_held(group, merge_held(restored, None, held.window_seconds), token)
                 try:
                     table.create_entity(group)
@@ -604,6 +637,98 @@ class AzureStore:
             except (ResourceModifiedError, ResourceNotFoundError):
                 _backoff(attempt)
         raise StoreContention(f"group {held.fingerprint!r} kept changing; try again")
+
+    # -- silences ------------------------------------------------------------------------------
+    # Rows of the state table under their own PartitionKey; every change is ETag-conditional.
+    def add_silence(self, silence: SilenceRule) -> None:
+        self._state().create_entity(
+            TableEntity(
+                PartitionKey=_SILENCES,
+                RowKey=row_key(silence.id),
+                id=silence.id,
+                matcher=orjson.dumps(silence.matcher.conditions()).decode(),
+                starts=_utc(silence.starts),
+                ends=_utc(silence.ends),
+                comment=silence.comment,
+                created_by=silence.created_by,
+                count=_int64(0),
+                summarized=False,
+            )
+        )
+
+    def list_silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRule]:
+        table = self._state()
+        if include_ended:
+            rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": _SILENCES})
+        else:
+            rows = table.query_entities(
+                "PartitionKey eq @pk and ends gt @now", parameters={"pk": _SILENCES, "now": _utc(now)}
+            )
+        return sorted((_silence(e) for e in rows), key=lambda s: (s.starts, s.id))
+
+    def expire_silence(self, silence_id: str, now: datetime) -> SilenceRule | None:
+        now = _utc(now)
+        return self._change_silence(silence_id, lambda e: now < _utc(e["ends"]), lambda e: e.update(ends=now))
+
+    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+        now = _utc(now)
+
+        def add(entity: TableEntity) -> None:
+            entity["count"] = _int64(_int(entity.get("count", 0)) + count)
+            entity["last_seen"] = now
+            if "incident" not in entity:
+                entity["first_seen"] = now
+                entity["incident"] = _incident_json(first)
+
+        counted = [False]
+
+        def active(entity: TableEntity) -> bool:
+            counted[0] = not entity.get("summarized") and _utc(entity["starts"]) <= now < _utc(entity["ends"])
+            return counted[0]
+
+        self._change_silence(silence_id, active, add)
+        return counted[0]
+
+    def take_ended_silences(self, now: datetime) -> list[SilenceRule]:
+        now = _utc(now)
+        table = self._state()
+        ended = table.query_entities(
+            "PartitionKey eq @pk and ends le @now and summarized eq false",
+            parameters={"pk": _SILENCES, "now": now},
+        )
+        taken: list[SilenceRule] = []
+        for entity in list(ended):
+            try:  # only the flusher whose conditional update wins hands out the summary
+                entity["summarized"] = True
+                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue  # another flusher claimed it, or it was counted meanwhile: next flush
+            if _int(entity.get("count", 0)) > 0:
+                taken.append(_silence(entity))
+        return sorted(taken, key=lambda s: (s.starts, s.id))
+
+    def _change_silence(
+        self,
+        silence_id: str,
+        wanted: Callable[[TableEntity], bool],
+        change: Callable[[TableEntity], None],
+    ) -> SilenceRule | None:
+        """Apply `change` to a silence when `wanted` says so (ETag-conditional, retried)."""
+        table = self._state()
+        rk = row_key(silence_id)
+        for attempt in range(_ATTEMPTS):
+            entity = self._get(table, _SILENCES, rk)
+            if entity is None:
+                return None
+            if not wanted(entity):
+                return _silence(entity)
+            change(entity)
+            try:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return _silence(entity)
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+        raise StoreContention(f"silence {silence_id!r} kept changing; try again")
 
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
@@ -889,6 +1014,37 @@ def _held(entity: TableEntity) -> Held:
         incident=incident_from_dict(orjson.loads(entity["incident"])),
         window_seconds=_int(entity["window_seconds"]),
         samples=orjson.loads(entity["samples"]),
+    )
+
+
+def _burst(entity: TableEntity) -> Burst | None:
+    """The whole burst of a group entity, or None for a group written before totals were kept."""
+    if _int(entity.get("total", 0)) <= 0 or "example" not in entity:
+        return None
+    return Burst(
+        fingerprint=entity["fingerprint"],
+        count=_int(entity["total"]),
+        first_seen=_utc(entity["started"]),
+        last_seen=_utc(entity["latest"]),
+        incident=incident_from_dict(orjson.loads(entity["example"])),
+        window_seconds=_int(entity["window_seconds"]),
+    )
+
+
+def _silence(entity: TableEntity) -> SilenceRule:
+    incident = entity.get("incident")
+    return SilenceRule(
+        id=entity["id"],
+        matcher=Matcher.model_validate(orjson.loads(entity["matcher"])),
+        starts=_utc(entity["starts"]),
+        ends=_utc(entity["ends"]),
+        comment=entity.get("comment", ""),
+        created_by=entity.get("created_by", ""),
+        count=_int(entity.get("count", 0)),
+        first_seen=_utc(entity["first_seen"]) if "first_seen" in entity else None,
+        last_seen=_utc(entity["last_seen"]) if "last_seen" in entity else None,
+        incident=incident_from_dict(orjson.loads(incident)) if incident else None,
+        summarized=bool(entity.get("summarized", False)),
     )
 
 

@@ -9,12 +9,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import orjson
 
 from ..model import Incident
-from . import MAX_SAMPLES, Backlog, Held, OutboxMessage, Poisoned, RedriveFilter, backlog, merge_held
+from . import (
+    MAX_SAMPLES,
+    Backlog,
+    Burst,
+    Held,
+    OutboxMessage,
+    Poisoned,
+    RedriveFilter,
+    SilenceRule,
+    backlog,
+    merge_held,
+)
 
 __all__ = ["Lease", "MemoryStore"]
 
@@ -22,12 +34,19 @@ log = logging.getLogger("triage.store")
 
 
 class _Group:
-    __slots__ = ("held", "opened", "window_seconds")
+    __slots__ = ("example", "held", "latest", "opened", "started", "total", "window_seconds")
 
-    def __init__(self, opened: datetime, window_seconds: int) -> None:
+    def __init__(self, opened: datetime, window_seconds: int, example: Incident, total: int) -> None:
         self.opened = opened
         self.window_seconds = window_seconds
         self.held: Held | None = None
+        # The burst as a whole, for its resolved notice: every occurrence, first and last seen.
+        self.example = example
+        self.total = total
+        self.started = self.latest = opened
+
+    def burst(self, fingerprint: str) -> Burst:
+        return Burst(fingerprint, self.total, self.started, self.latest, self.example, self.window_seconds)
 
 
 class MemoryStore:
@@ -41,6 +60,7 @@ class MemoryStore:
         # An entry whose key was claimed again or released since is stale and skipped.
         self._expiries: list[tuple[datetime, str]] = []
         self._groups: dict[str, _Group] = {}
+        self._silences: dict[str, SilenceRule] = {}
         self._slots: dict[str, float] = {}
         self.outbox: deque[OutboxMessage] = deque()
         self._enqueued_at: dict[str, float] = {}
@@ -89,9 +109,12 @@ class MemoryStore:
             group = self._groups.get(fingerprint)
             opened = group is None
             if group is None:
-                group = self._groups[fingerprint] = _Group(now, int(window.total_seconds()))
+                group = self._groups[fingerprint] = _Group(now, int(window.total_seconds()), first[0], count)
                 count -= 1  # the first occurrence alerts now
                 first = first[1:]
+            elif count > 0:
+                group.total += count
+                group.latest = now
             if count > 0 and first:
                 held = group.held
                 if held is None:
@@ -107,7 +130,7 @@ class MemoryStore:
                         held.samples.extend(i.ids for i in first[:room])
             return opened
 
-    def take_due(self, now: datetime) -> list[Held]:
+    def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         due: list[Held] = []
         with self._lock:
             for fingerprint, group in list(self._groups.items()):
@@ -115,6 +138,8 @@ class MemoryStore:
                     continue
                 if group.held is None:
                     del self._groups[fingerprint]  # quiet for a whole window: next one alerts at once
+                    if resolved is not None:
+                        resolved.append(group.burst(fingerprint))
                 else:
                     due.append(group.held)
                     group.held = None
@@ -127,10 +152,53 @@ class MemoryStore:
         with self._lock:
             group = self._groups.get(held.fingerprint)
             if group is None:  # closed meanwhile: open it again
-                group = self._groups[held.fingerprint] = _Group(now, held.window_seconds)
+                group = self._groups[held.fingerprint] = _Group(
+                    now, held.window_seconds, held.incident, held.count
+                )
+                group.started, group.latest = held.first_seen, held.last_seen
             # Due again by now, as before take_due: the next flush reports it at once.
             group.opened = min(group.opened, now - timedelta(seconds=group.window_seconds))
             group.held = merge_held(held, group.held, group.window_seconds)
+
+    def add_silence(self, silence: SilenceRule) -> None:
+        with self._lock:
+            self._silences[silence.id] = silence
+
+    def list_silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRule]:
+        with self._lock:
+            found = [s for s in self._silences.values() if include_ended or s.ends > now]
+        return sorted(found, key=lambda s: (s.starts, s.id))
+
+    def expire_silence(self, silence_id: str, now: datetime) -> SilenceRule | None:
+        with self._lock:
+            silence = self._silences.get(silence_id)
+            if silence is not None and silence.ends > now:
+                silence = self._silences[silence_id] = replace(silence, ends=now)
+            return silence
+
+    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+        with self._lock:
+            silence = self._silences.get(silence_id)
+            if silence is None or silence.summarized or not silence.active(now):
+                return False
+            self._silences[silence_id] = replace(
+                silence,
+                count=silence.count + count,
+                first_seen=silence.first_seen or now,
+                last_seen=now,
+                incident=silence.incident or first,
+            )
+            return True
+
+    def take_ended_silences(self, now: datetime) -> list[SilenceRule]:
+        taken: list[SilenceRule] = []
+        with self._lock:
+            for silence in list(self._silences.values()):
+                if silence.ends <= now and not silence.summarized:
+                    claimed = self._silences[silence.id] = replace(silence, summarized=True)
+                    if claimed.count > 0:
+                        taken.append(claimed)
+        return taken
 
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         now = self._clock()

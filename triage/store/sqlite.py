@@ -18,12 +18,25 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from ..codec import incident_from_dict, incident_to_dict
+from ..matchers import Matcher
 from ..model import Incident
-from . import MAX_SAMPLES, Backlog, Held, OutboxMessage, Poisoned, RedriveFilter, backlog, merge_held
+from . import (
+    MAX_SAMPLES,
+    Backlog,
+    Burst,
+    Held,
+    OutboxMessage,
+    Poisoned,
+    RedriveFilter,
+    SilenceRule,
+    backlog,
+    merge_held,
+)
 
 __all__ = ["SqliteLease", "SqliteStore"]
 
@@ -33,6 +46,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _SCHEMA_VERSION = 2
 _CLAIM_ROWS = 400  # keys per INSERT: 801 parameters, under SQLite's oldest limit (999)
+# What a version-1 file lacks; the tables it lacks are created by _SCHEMA (IF NOT EXISTS).
+_UPGRADE_FROM_1 = (
+    "ALTER TABLE groups ADD COLUMN total INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE groups ADD COLUMN started INTEGER",
+    "ALTER TABLE groups ADD COLUMN latest INTEGER",
+    "ALTER TABLE groups ADD COLUMN example TEXT",
+    "ALTER TABLE outbox ADD COLUMN enqueued_at REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE poison ADD COLUMN refused TEXT NOT NULL DEFAULT ''",
+)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup (
     key TEXT PRIMARY KEY,
@@ -47,7 +69,11 @@ CREATE TABLE IF NOT EXISTS groups (
     first_seen INTEGER,
     last_seen INTEGER,
     incident TEXT,                        -- JSON (triage.codec), the first held occurrence
-    samples TEXT NOT NULL DEFAULT '[]'    -- JSON list of id dicts
+    samples TEXT NOT NULL DEFAULT '[]',   -- JSON list of id dicts
+    total INTEGER NOT NULL DEFAULT 0,     -- the whole burst, for its resolved notice
+    started INTEGER,
+    latest INTEGER,
+    example TEXT                          -- JSON, the burst's first occurrence
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -67,6 +93,19 @@ CREATE TABLE IF NOT EXISTS poison (
     poisoned_at REAL NOT NULL,
     refused TEXT NOT NULL DEFAULT ''      -- why the webhook refused it, '' when retries ran out
 );
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    matcher TEXT NOT NULL,                -- JSON, Matcher.conditions()
+    starts INTEGER NOT NULL,
+    ends INTEGER NOT NULL,
+    comment TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    count INTEGER NOT NULL DEFAULT 0,
+    first_seen INTEGER,
+    last_seen INTEGER,
+    incident TEXT,                        -- JSON, the first silenced occurrence
+    summarized INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS slots (
     destination TEXT PRIMARY KEY,
     next REAL NOT NULL
@@ -111,12 +150,12 @@ class SqliteStore:
         with self._transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version < _SCHEMA_VERSION:
+                if version == 1:
+                    for statement in _UPGRADE_FROM_1:
+                        db.execute(statement)
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                if version == 1:  # a file of the first schema: add what re-drive needs
-                    db.execute("ALTER TABLE outbox ADD COLUMN enqueued_at REAL NOT NULL DEFAULT 0")
-                    db.execute("ALTER TABLE poison ADD COLUMN refused TEXT NOT NULL DEFAULT ''")
                 db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -215,14 +254,23 @@ class SqliteStore:
             opened = row is None
             if opened:
                 db.execute(
-                    "INSERT INTO groups (fingerprint, opened, window_seconds) VALUES (?, ?, ?)",
-                    (fingerprint, now_us, int(window.total_seconds())),
-                )
+                    "INSERT INTO groups (fingerprint, opened, window_seconds, total, started, latest, "
+                    "example) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        fingerprint, now_us, int(window.total_seconds()), count, now_us, now_us,
+                        orjson.dumps(incident_to_dict(first[0])).decode(),
+                    ),
+                )  # fmt: skip
                 held, samples = 0, "[]"
                 count -= 1  # the first occurrence alerts now
                 first = first[1:]
             else:
                 held, samples = row
+                if count > 0:
+                    db.execute(
+                        "UPDATE groups SET total = total + ?, latest = ? WHERE fingerprint = ?",
+                        (count, now_us, fingerprint),
+                    )
             if count > 0 and first:
                 if held == 0:
                     db.execute(
@@ -239,19 +287,31 @@ class SqliteStore:
                 )
         return opened
 
-    def take_due(self, now: datetime) -> list[Held]:
+    def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         now_us = _us(now)
         taken: list[Held] = []
         with self._transaction() as db:
             rows = db.execute(
-                "SELECT fingerprint, window_seconds, held, first_seen, last_seen, incident, samples "
-                "FROM groups WHERE opened + window_seconds * 1000000 <= ?",
+                "SELECT fingerprint, window_seconds, held, first_seen, last_seen, incident, samples, "
+                "total, started, latest, example FROM groups WHERE opened + window_seconds * 1000000 <= ?",
                 (now_us,),
             ).fetchall()
-            for fingerprint, window_seconds, held, first_seen, last_seen, incident, samples in rows:
+            for fingerprint, window_seconds, held, first_seen, last_seen, incident, samples, *burst in rows:
                 if held == 0:
                     # Quiet for a whole window: close it, so the next occurrence alerts at once.
                     db.execute("DELETE FROM groups WHERE fingerprint = ?", (fingerprint,))
+                    total, started, latest, example = burst
+                    if resolved is not None and total > 0 and example:  # a version-1 group has no totals
+                        resolved.append(
+                            Burst(
+                                fingerprint,
+                                total,
+                                _dt(started),
+                                _dt(latest),
+                                incident_from_dict(orjson.loads(example)),
+                                window_seconds,
+                            )
+                        )
                     continue
                 taken.append(
                     Held(
@@ -287,9 +347,13 @@ class SqliteStore:
             if row is None:  # closed meanwhile: open it again
                 window_seconds = held.window_seconds
                 db.execute(
-                    "INSERT INTO groups (fingerprint, opened, window_seconds) VALUES (?, ?, ?)",
-                    (fingerprint, _us(now), window_seconds),
-                )
+                    "INSERT INTO groups (fingerprint, opened, window_seconds, total, started, latest, "
+                    "example) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        fingerprint, _us(now), window_seconds, held.count, _us(held.first_seen),
+                        _us(held.last_seen), orjson.dumps(incident_to_dict(held.incident)).decode(),
+                    ),
+                )  # fmt: skip
             else:
                 window_seconds, count, first_seen, last_seen, incident, samples = row
                 if count > 0:
@@ -312,6 +376,69 @@ class SqliteStore:
                     fingerprint,
                 ),
             )
+
+    # -- silences ------------------------------------------------------------------------------
+    _SILENCE_COLUMNS = (
+        "id, matcher, starts, ends, comment, created_by, count, first_seen, last_seen, incident, summarized"
+    )
+
+    def add_silence(self, silence: SilenceRule) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO silences (id, matcher, starts, ends, comment, created_by) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    silence.id, orjson.dumps(silence.matcher.conditions()).decode(), _us(silence.starts),
+                    _us(silence.ends), silence.comment, silence.created_by,
+                ),
+            )  # fmt: skip
+
+    def list_silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRule]:
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT {self._SILENCE_COLUMNS} FROM silences WHERE ? OR ends > ? ORDER BY starts, id",  # noqa: S608 - constant columns
+                (include_ended, _us(now)),
+            ).fetchall()
+        return [_silence(row) for row in rows]
+
+    def expire_silence(self, silence_id: str, now: datetime) -> SilenceRule | None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE silences SET ends = ? WHERE id = ? AND ends > ?", (_us(now), silence_id, _us(now))
+            )
+            row = db.execute(
+                f"SELECT {self._SILENCE_COLUMNS} FROM silences WHERE id = ?",  # noqa: S608 - constant columns
+                (silence_id,),
+            ).fetchone()
+        return None if row is None else _silence(row)
+
+    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+        now_us = _us(now)
+        with self._transaction() as db:
+            counted = db.execute(
+                "UPDATE silences SET count = count + ?, first_seen = COALESCE(first_seen, ?), last_seen = ?, "
+                "incident = COALESCE(incident, ?) "
+                "WHERE id = ? AND summarized = 0 AND starts <= ? AND ends > ?",
+                (
+                    count,
+                    now_us,
+                    now_us,
+                    orjson.dumps(incident_to_dict(first)).decode(),
+                    silence_id,
+                    now_us,
+                    now_us,
+                ),
+            ).rowcount
+        return counted == 1
+
+    def take_ended_silences(self, now: datetime) -> list[SilenceRule]:
+        with self._transaction() as db:
+            rows = db.execute(
+                f"UPDATE silences SET summarized = 1 WHERE summarized = 0 AND ends <= ? "  # noqa: S608
+                f"RETURNING {self._SILENCE_COLUMNS}",
+                (_us(now),),
+            ).fetchall()
+        return sorted((_silence(row) for row in rows if row[6] > 0), key=lambda s: (s.starts, s.id))
 
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
@@ -434,6 +561,24 @@ class SqliteStore:
 
 def _poisoned(body: str, poisoned_at: float, refused: str) -> Poisoned:
     return Poisoned(OutboxMessage.from_dict(orjson.loads(body)), poisoned_at, refused)
+
+
+def _silence(row: tuple[Any, ...]) -> SilenceRule:
+    """A silences row (in _SILENCE_COLUMNS order) as a SilenceRule."""
+    sid, matcher, starts, ends, comment, by, count, first_seen, last_seen, incident, summarized = row
+    return SilenceRule(
+        id=sid,
+        matcher=Matcher.model_validate(orjson.loads(matcher)),
+        starts=_dt(starts),
+        ends=_dt(ends),
+        comment=comment,
+        created_by=by,
+        count=count,
+        first_seen=None if first_seen is None else _dt(first_seen),
+        last_seen=None if last_seen is None else _dt(last_seen),
+        incident=None if incident is None else incident_from_dict(orjson.loads(incident)),
+        summarized=bool(summarized),
+    )
 
 
 class SqliteLease:

@@ -1,0 +1,77 @@
+"""Which incidents a rule is about: one matcher model shared by routes and silences.
+
+Fields (lists; an empty list matches anything): `kinds`, `contexts`, `codes`, `subcodes`,
+`resources`, and their negations `not_kinds`, `not_contexts`, `not_codes`, `not_subcodes`,
+`not_resources` (the incident must be in none of them). Every given condition must hold.
+Unknown keys are refused, so a misspelt condition (`kind`, `subcode`) cannot silently match all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from .model import Incident
+
+__all__ = ["MATCHER_FIELDS", "Matcher"]
+
+# Matcher field → the Incident attribute it tests.
+_ATTRIBUTE = {
+    "kinds": "kind",
+    "contexts": "context",
+    "codes": "code",
+    "subcodes": "subcode",
+    "resources": "resource",
+}
+MATCHER_FIELDS: tuple[str, ...] = (*_ATTRIBUTE, *(f"not_{name}" for name in _ATTRIBUTE))
+
+
+class Matcher(BaseModel):
+    """Conditions on an incident's kind, context, code, subcode and resource."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kinds: list[str] = Field(default_factory=list)
+    contexts: list[str] = Field(default_factory=list)
+    codes: list[int] = Field(default_factory=list)
+    subcodes: list[int] = Field(default_factory=list)
+    resources: list[str] = Field(default_factory=list)
+    not_kinds: list[str] = Field(default_factory=list)
+    not_contexts: list[str] = Field(default_factory=list)
+    not_codes: list[int] = Field(default_factory=list)
+    not_subcodes: list[int] = Field(default_factory=list)
+    not_resources: list[str] = Field(default_factory=list)
+
+    # (attribute, values, wanted): built once, so matching an incident is a few set look-ups.
+    _checks: tuple[tuple[str, frozenset[Any], bool], ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Compile the given conditions into set look-ups."""
+        checks: list[tuple[str, frozenset[Any], bool]] = []
+        for name, attribute in _ATTRIBUTE.items():
+            wanted, unwanted = getattr(self, name), getattr(self, f"not_{name}")
+            if wanted:
+                checks.append((attribute, frozenset(wanted), True))
+            if unwanted:
+                checks.append((attribute, frozenset(unwanted), False))
+        self._checks = tuple(checks)
+
+    def matches(self, incident: Incident) -> bool:
+        """True when `incident` meets every given condition."""
+        return all(
+            (getattr(incident, attribute) in values) is wanted for attribute, values, wanted in self._checks
+        )
+
+    def describe(self) -> str:
+        """The given conditions as `kinds=PlayFailed codes=400 not_resources=x` (the CLI's own syntax)."""
+        parts = [
+            f"{name}={','.join(str(v) for v in getattr(self, name))}"
+            for name in MATCHER_FIELDS
+            if getattr(self, name)
+        ]
+        return " ".join(parts) or "everything"
+
+    def conditions(self) -> dict[str, list[Any]]:
+        """The given conditions only, as JSON-ready lists (what a store keeps)."""
+        return {name: list(getattr(self, name)) for name in MATCHER_FIELDS if getattr(self, name)}
