@@ -46,14 +46,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _SCHEMA_VERSION = 2
 _CLAIM_ROWS = 400  # keys per INSERT: 801 parameters, under SQLite's oldest limit (999)
-# What a version-1 file lacks; the tables it lacks are created by _SCHEMA (IF NOT EXISTS).
+# Columns a version-1 file lacks, added where their table exists; _SCHEMA creates missing tables.
 _UPGRADE_FROM_1 = (
-    "ALTER TABLE groups ADD COLUMN total INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE groups ADD COLUMN started INTEGER",
-    "ALTER TABLE groups ADD COLUMN latest INTEGER",
-    "ALTER TABLE groups ADD COLUMN example TEXT",
-    "ALTER TABLE outbox ADD COLUMN enqueued_at REAL NOT NULL DEFAULT 0",
-    "ALTER TABLE poison ADD COLUMN refused TEXT NOT NULL DEFAULT ''",
+    ("groups", "total", "INTEGER NOT NULL DEFAULT 0"),
+    ("groups", "started", "INTEGER"),
+    ("groups", "latest", "INTEGER"),
+    ("groups", "example", "TEXT"),
+    ("outbox", "enqueued_at", "REAL NOT NULL DEFAULT 0"),
+    ("poison", "refused", "TEXT NOT NULL DEFAULT ''"),
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup (
@@ -151,8 +151,10 @@ class SqliteStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version < _SCHEMA_VERSION:
                 if version == 1:
-                    for statement in _UPGRADE_FROM_1:
-                        db.execute(statement)
+                    for table, column, definition in _UPGRADE_FROM_1:
+                        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                        if columns and column not in columns:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
