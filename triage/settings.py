@@ -14,12 +14,13 @@ from .destinations import Destination, kind, names
 from .errors import ConfigurationError
 from .model import Severity
 
-__all__ = ["OUTBOX_QUEUE", "Route", "Settings"]
+__all__ = ["MIN_SECRET_CHARS", "OUTBOX_QUEUE", "Route", "Settings"]
 
 PREFIX = "ACS_TRIAGE_"
 # The Storage queue between the HTTP function and the delivering queue trigger. A constant, not
 # a setting: the trigger's binding and the store that writes the queue must never disagree.
 OUTBOX_QUEUE = "acs-triage-outbox"
+MIN_SECRET_CHARS = 16  # a destination's own key (PagerDuty's are 32): shorter is guessable
 
 
 class Route(BaseModel):
@@ -120,14 +121,21 @@ class Settings(BaseModel):
 
 
 def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
-    """Each kind's own URL setting (ACS_TRIAGE_TEAMS_URL, ACS_TRIAGE_SLACK_URL), plus any
-    ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind."""
+    """Each kind's own settings (ACS_TRIAGE_TEAMS_URL, ACS_TRIAGE_PAGERDUTY_ROUTING_KEY, …), plus
+    any ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind (and
+    ACS_TRIAGE_DEST_<NAME>_SECRET when that kind takes a secret)."""
     found: dict[str, Destination] = {}
     for name in names():
-        setting = kind(name).url_setting
-        url = env.get(setting) if setting else None
-        if setting and url:
-            found[name] = _destination(name, name, url, setting)
+        spec = kind(name)
+        url = env.get(spec.url_setting) if spec.url_setting else None
+        secret = env.get(spec.secret_setting) if spec.secret_setting else None
+        if not url and secret and spec.default_url:
+            url = spec.default_url  # one service endpoint: the secret alone configures it
+        if url:
+            setting = spec.url_setting or spec.secret_setting or name
+            found[name] = _destination(
+                name, name, url, setting, secret=secret, secret_setting=spec.secret_setting
+            )
     for key, url in env.items():
         if key.startswith(PREFIX + "DEST_") and key.endswith("_URL") and url:
             name = key[len(PREFIX + "DEST_") : -len("_URL")].lower()
@@ -136,15 +144,35 @@ def _destinations(env: Mapping[str, str]) -> dict[str, Destination]:
             postable = [n for n in names() if kind(n).postable]
             if fmt not in postable:
                 raise ConfigurationError(f"{format_setting} must be one of {', '.join(postable)}")
-            found[name] = _destination(name, fmt, url, key)
+            secret_setting = f"{PREFIX}DEST_{name.upper()}_SECRET"
+            found[name] = _destination(
+                name, fmt, url, key, secret=env.get(secret_setting), secret_setting=secret_setting
+            )
     return found
 
 
-def _destination(name: str, fmt: str, url: str, setting: str) -> Destination:
-    problem = kind(fmt).check_url(url)
+def _destination(
+    name: str, fmt: str, url: str, setting: str, *, secret: str | None, secret_setting: str | None
+) -> Destination:
+    spec = kind(fmt)
+    problem = spec.check_url(url)
     if problem:
         raise ConfigurationError(f"{setting}: the URL of destination {name!r} {problem}")
-    return Destination(name=name, format=fmt, url=SecretStr(url))
+    if secret and len(secret) < MIN_SECRET_CHARS:
+        raise ConfigurationError(
+            f"{secret_setting} is too short to be a key: use at least {MIN_SECRET_CHARS} random characters"
+        )
+    if spec.secret_required and not secret:
+        raise ConfigurationError(
+            f"{secret_setting} is not set: destination {name!r} ({fmt}) cannot post without it; "
+            f"set it, or remove {setting}"
+        )
+    return Destination(
+        name=name,
+        format=fmt,
+        url=SecretStr(url),
+        secret=SecretStr(secret) if secret and spec.secret_setting else None,
+    )
 
 
 def _routes(inline: str | None, path: str | None) -> list[object]:
