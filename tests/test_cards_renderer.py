@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import make_alert, make_digest, make_guidance, make_huge_alert, make_incident
+from factories import (
+    make_alert,
+    make_daily_report,
+    make_digest,
+    make_guidance,
+    make_huge_alert,
+    make_incident,
+)
 
 from tools import preview
 from triage.destinations import teams
 from triage.model import Category, Severity
+from triage.report import teams_card
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKER = REPO / "tests" / "cardcheck" / "check_cards.js"
@@ -55,7 +63,15 @@ def every_kind_of_card() -> dict[str, dict[str, Any]]:
         ),
         "huge": make_huge_alert(),
     }
-    return {name: teams.render(alert) for name, alert in alerts.items()}
+    cards = {name: teams.render(alert) for name, alert in alerts.items()}
+    # The daily report's card, bar chart included: full, empty, and with hostile event names.
+    cards |= {
+        "report": teams_card(make_daily_report()),
+        "report-one-failure": teams_card(make_daily_report(failures=1)),
+        "report-empty": teams_card(make_daily_report(failures=0)),
+        "report-hostile": teams_card(make_daily_report(hostile=True)),
+    }
+    return cards
 
 
 # A card the renderer must reject, so a silent checker cannot pass for a clean one.

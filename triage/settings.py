@@ -59,6 +59,9 @@ class Settings(BaseModel):
     table_prefix: str = "acstriage"
     http_timeout_seconds: float = Field(10.0, gt=0, le=60)
     max_retry_after_seconds: float = Field(30.0, ge=0, le=300)
+    report_schedule: str | None = None  # cron (UTC); unset: no scheduled daily report
+    report_period_hours: int = Field(24, ge=1, le=24 * 31)
+    report_to: list[str] = Field(default_factory=list)  # empty: every destination with a report form
 
     @field_validator("resource")
     @classmethod
@@ -66,6 +69,26 @@ class Settings(BaseModel):
         if not v.strip():
             raise ValueError("must not be blank")
         return v.strip()
+
+    @field_validator("report_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from .report import check_schedule  # croniter is imported only when a schedule is set
+
+        return check_schedule(" ".join(value.split()))
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        return [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else value
+
+    def report_destinations(self) -> list[Destination]:
+        """Where the daily report goes: ACS_TRIAGE_REPORT_TO, else every destination whose kind
+        has a report form (chat; PagerDuty and the webhook take alerts only)."""
+        chosen = self.destinations_for(self.report_to) if self.report_to else self.destinations.values()
+        return [d for d in chosen if d.kind.report is not None]
 
     def destinations_for(self, wanted: list[str]) -> list[Destination]:
         """The configured destinations among `names`, in order, ignoring unknown names."""
@@ -96,6 +119,9 @@ class Settings(BaseModel):
             "table_prefix",
             "http_timeout_seconds",
             "max_retry_after_seconds",
+            "report_schedule",
+            "report_period_hours",
+            "report_to",
         ):
             value = get(field_name.upper())
             if value is not None:
@@ -116,6 +142,11 @@ class Settings(BaseModel):
         if unknown:
             raise ConfigurationError(
                 f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}"
+            )
+        unknown = set(settings.report_to) - set(settings.destinations)
+        if unknown:
+            raise ConfigurationError(
+                f"{PREFIX}REPORT_TO names destinations that are not configured: {sorted(unknown)}"
             )
         return settings
 

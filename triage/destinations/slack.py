@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import report
 from ..model import Alert, Severity
 from ..render import content
 from ..render.escape import event_text, slack_mrkdwn, slack_plain
@@ -259,5 +260,10 @@ def text_only(payload: dict[str, Any], reason: str) -> dict[str, Any] | None:
 
 # Slack allows about one message a second per incoming webhook.
 KIND = Kind(
-    name="slack", render=render, send_interval=1.0, url_setting="ACS_TRIAGE_SLACK_URL", fallback=text_only
+    name="slack",
+    render=render,
+    send_interval=1.0,
+    url_setting="ACS_TRIAGE_SLACK_URL",
+    fallback=text_only,
+    report=report.slack_message,
 )

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -53,7 +53,7 @@ from azure.storage.queue import (
 from ..codec import incident_from_dict, incident_to_dict
 from ..errors import ConfigurationError, TriageError
 from ..model import Incident
-from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
+from . import MAX_SAMPLES, Held, OutboxMessage, hour_of, merge_held
 
 __all__ = ["AzureStore", "OutboxMessageTooLarge", "QueueLease", "StoreContention", "row_key"]
 
@@ -67,6 +67,7 @@ _TRANSACTION_MAX = 100  # operations in one entity group transaction (one partit
 _PARTITION_DIGITS = 1  # hex digits of a key's SHA-256 that name its partition: 16 partitions
 _GROUPS = "group"
 _SLOTS = "slot"
+_HOURLY = "hourly-"  # + YYYYMMDDHH: one partition per hour, so a period is one range query
 # A chunk's conflicting keys set aside one per round trip before the rest is read instead
 # (when duplicates also outnumber the new keys seen so far).
 _SET_ASIDE = 4
@@ -574,6 +575,44 @@ class AzureStore:
             except (ResourceModifiedError, ResourceNotFoundError):
                 _backoff(attempt)
         raise StoreContention(f"send slot of {destination!r} kept changing; try again")
+
+    # -- hourly counters -----------------------------------------------------------------------
+    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+        """One ETag-conditional counter update per fingerprint, in parallel (retried like `hit`)."""
+        partition = _HOURLY + hour_of(hour).strftime("%Y%m%d%H")
+        table = self._state()
+
+        def add(item: tuple[str, int]) -> None:
+            fingerprint, count = item
+            rk = row_key(fingerprint)
+            for attempt in range(_ATTEMPTS):
+                entity = self._get(table, partition, rk)
+                try:
+                    if entity is None:
+                        row = {"PartitionKey": partition, "RowKey": rk, "fingerprint": fingerprint}
+                        table.create_entity({**row, "count": _int64(count)})
+                    else:
+                        entity["count"] = _int64(_int(entity["count"]) + count)
+                        table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                    return
+                except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                    _backoff(attempt)
+            raise StoreContention(f"hourly counter of {fingerprint!r} kept changing; try again")
+
+        self._map(add, [(f, n) for f, n in counts.items() if n])
+
+    def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+        start, end = _utc(start), _utc(end)
+        first, last = (_HOURLY + hour_of(t).strftime("%Y%m%d%H") for t in (start, end))
+        rows = self._state().query_entities(
+            "PartitionKey ge @first and PartitionKey le @last", parameters={"first": first, "last": last}
+        )
+        out: list[tuple[datetime, str, int]] = []
+        for entity in rows:
+            hour = datetime.strptime(entity["PartitionKey"][len(_HOURLY) :], "%Y%m%d%H").replace(tzinfo=UTC)
+            if start <= hour < end:  # the same hours as the other stores, whatever the bounds
+                out.append((hour, str(entity["fingerprint"]), _int(entity["count"])))
+        return out
 
     # -- outbox --------------------------------------------------------------------------------
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import orjson
 
 from ..model import Incident
-from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
+from . import MAX_SAMPLES, Held, OutboxMessage, hour_of, merge_held
 
 __all__ = ["Lease", "MemoryStore"]
 
@@ -39,6 +39,7 @@ class MemoryStore:
         self.outbox: deque[OutboxMessage] = deque()
         self.poison: list[OutboxMessage] = []
         self._dequeues: dict[str, int] = {}
+        self._hourly: dict[tuple[datetime, str], int] = {}
 
     def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
         expires = now + ttl
@@ -142,6 +143,17 @@ class MemoryStore:
             slot = max(now, self._slots.get(destination, 0.0))
             self._slots[destination] = slot + interval
             return slot - now
+
+    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+        hour = hour_of(hour)
+        with self._lock:
+            for fingerprint, count in counts.items():
+                key = (hour, fingerprint)
+                self._hourly[key] = self._hourly.get(key, 0) + count
+
+    def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+        with self._lock:
+            return [(h, f, n) for (h, f), n in self._hourly.items() if start <= h < end]
 
     def poll(self, queue_name: str, max_messages: int) -> list[Lease]:
         """Take up to max_messages from the outbox, each as a Lease to settle."""

@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -23,7 +23,7 @@ import orjson
 
 from ..codec import incident_from_dict, incident_to_dict
 from ..model import Incident
-from . import MAX_SAMPLES, Held, OutboxMessage, merge_held
+from . import MAX_SAMPLES, Held, OutboxMessage, hour_of, merge_held
 
 __all__ = ["SqliteLease", "SqliteStore"]
 
@@ -31,7 +31,7 @@ log = logging.getLogger("triage.store")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: hourly (every statement is IF NOT EXISTS: a version 1 file gains it)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup (
     key TEXT PRIMARY KEY,
@@ -67,6 +67,12 @@ CREATE TABLE IF NOT EXISTS poison (
 CREATE TABLE IF NOT EXISTS slots (
     destination TEXT PRIMARY KEY,
     next REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hourly (
+    hour INTEGER NOT NULL,                -- microseconds since the epoch, UTC, on the hour
+    fingerprint TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (hour, fingerprint)
 ) WITHOUT ROWID;
 """
 
@@ -310,6 +316,23 @@ class SqliteStore:
                 (destination, slot + interval),
             )
         return slot - now
+
+    # -- hourly counters -----------------------------------------------------------------------
+    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+        at = _us(hour_of(hour))
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO hourly (hour, fingerprint, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (hour, fingerprint) DO UPDATE SET count = count + excluded.count",
+                [(at, fingerprint, count) for fingerprint, count in counts.items()],
+            )
+
+    def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+        db = self._connection()
+        rows = db.execute(
+            "SELECT hour, fingerprint, count FROM hourly WHERE hour >= ? AND hour < ?", (_us(start), _us(end))
+        ).fetchall()
+        return [(_dt(hour), fingerprint, count) for hour, fingerprint, count in rows]
 
     # -- outbox --------------------------------------------------------------------------------
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
