@@ -235,3 +235,13 @@ def test_report_command_reads_the_counters_of_a_sqlite_store(tmp_path: Any) -> N
     assert "42 (▲ 100 %, 21 in the 24 h before)" in result.stdout
     bad = run("report", "--since", "yesterday")
     assert bad.returncode == 2 and "--since must be hours or days" in bad.stderr
+
+
+def test_the_preview_tool_writes_the_report_for_teams_and_slack(tmp_path: Any) -> None:
+    from tools import preview
+
+    written = preview.write_report_previews(preview.demo_report(), tmp_path, png=False)
+    names = {p.name for p in written}
+    assert {"report.teams.json", "report.teams.html", "report.slack.json", "report.slack.html"} <= names
+    assert '<pre class="block">' in (tmp_path / "report.slack.html").read_text(encoding="utf-8")
+    assert json.loads((tmp_path / "report.teams.json").read_text(encoding="utf-8"))["type"] == "message"

@@ -266,7 +266,7 @@ def _teams_bar(count: int, largest: int) -> dict[str, Any]:
         {
             "type": "Column",
             "width": filled,
-            "style": "accent",
+            "style": "attention",  # a container style every Teams theme fills
             "minHeight": "8px",
             "items": [{"type": "TextBlock", "text": " ", "wrap": True, "size": "Small"}],
         }
