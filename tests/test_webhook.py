@@ -32,10 +32,11 @@ from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the share
 )
 
 from tools.replay import SAMPLES, alerts_from_files
-from tools.sinks import WEBHOOK_SCHEMA, WebhookSink
+from tools.sinks import WEBHOOK_SCHEMA, Received, WebhookSink
 from triage.destinations import webhook
 from triage.errors import ConfigurationError
 from triage.settings import Settings
+from triage.store.memory import MemoryStore
 
 SECRET = "whsec-7f3a9c2e41b84d0f9e6a"
 
@@ -59,6 +60,15 @@ VALIDATOR = schema_validator()
 
 def with_webhook(make_app: Callable[..., App], store: Any, receiver: WebhookSink, **more: str) -> App:
     return make_app(store, webhook_url=receiver.url, webhook_secret=SECRET, **more)
+
+
+def one_alert_received(make_app: Callable[..., App], receiver: WebhookSink) -> Received:
+    """One SMS failure through the pipeline and the deliverer: the request the receiver got."""
+    app = with_webhook(make_app, MemoryStore(), receiver)
+    app.post(sms_failures(1))
+    app.deliver()
+    [request] = receiver.received
+    return request
 
 
 # -- delivery ------------------------------------------------------------------------------------
@@ -89,12 +99,9 @@ def test_an_alert_and_its_digest_reach_the_receiver_signed_and_valid_against_the
 
 
 def test_the_signature_is_hmac_sha256_over_the_timestamp_and_the_exact_body(
-    make_store: Callable[[str], Any], make_app: Callable[..., App], receiver: WebhookSink, clock: FakeClock
+    make_app: Callable[..., App], receiver: WebhookSink, clock: FakeClock
 ) -> None:
-    app = with_webhook(make_app, make_store("memory"), receiver)
-    app.post(sms_failures(1))
-    app.deliver()
-    [request] = receiver.received
+    request = one_alert_received(make_app, receiver)
     timestamp = request.headers["X-ACS-Triage-Timestamp"]
     assert int(timestamp) == int(clock.time())
     expected = hmac.new(SECRET.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
@@ -115,14 +122,11 @@ def test_a_receiver_with_another_secret_refuses_the_post_and_it_is_dead_lettered
 
 
 def test_a_captured_request_played_again_later_is_refused_by_a_verifying_receiver(
-    make_store: Callable[[str], Any], make_app: Callable[..., App], receiver: WebhookSink, clock: FakeClock
+    make_app: Callable[..., App], receiver: WebhookSink, clock: FakeClock
 ) -> None:
     import requests
 
-    app = with_webhook(make_app, make_store("memory"), receiver)
-    app.post(sms_failures(1))
-    app.deliver()
-    [request] = receiver.received
+    request = one_alert_received(make_app, receiver)
     clock.advance(301)  # past the 5 minutes docs/webhook.md tells receivers to allow
     headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-acs-triage")}
     again = requests.post(receiver.url, data=request.body, headers=headers, timeout=5)
