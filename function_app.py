@@ -5,7 +5,8 @@ Routes (the host adds the /api prefix):
   POST          /api/callbacks   Call Automation callbacks (CloudEvents arrays) (FUNCTION)
   GET           /api/health      settings and storage checked; 200 or 503 (ANONYMOUS, nothing secret)
 Plus a queue trigger that delivers the outbox (the queue named by the ACS_TRIAGE_OUTBOX_QUEUE
-app setting) and a timer that posts burst digests.
+app setting), a timer that posts burst digests and one that posts the daily report when
+ACS_TRIAGE_REPORT_SCHEDULE says so.
 Each function is a few lines: the behaviour lives in triage.service.
 """
 
@@ -113,3 +114,13 @@ def flush(timer: func.TimerRequest) -> None:
     report = service().flush()
     if report.digests:
         logging.info("posted %d digest(s)", report.digests)
+
+
+# Every 5 minutes, whatever the setting: a timer bound to a missing %SETTING% would fail the
+# host's indexing of the whole app. The schedule itself is read and kept by report_tick.
+@app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)
+def report(timer: func.TimerRequest) -> None:
+    """The daily report, posted once per scheduled time across instances (off when unset)."""
+    posted = service().report_tick()
+    if posted is not None:
+        logging.info("daily report queued: %d failures", posted.total)

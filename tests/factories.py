@@ -163,3 +163,35 @@ def make_huge_alert(
         also=tuple(make_guidance(message=f"meaning {i} " + "o" * 5_000) for i in range(40)),
     )
     return make_digest(incident, guidance, count=123_456, samples=500)
+
+
+def make_daily_report(*, failures: int = 5, hostile: bool = False) -> Any:
+    """A DailyReport as `triage.report.build` makes one: `failures` kinds of failure over 24 h,
+    the largest first, each with a count the day before (the third is new today)."""
+    from triage.report import DailyReport, Failure
+
+    kinds = [
+        ("PlayFailed", "400/8535"),
+        ("SMSDeliveryReportReceived", "4007"),
+        ("AddParticipantFailed", "408/10057"),
+        ("CallDisconnected", "410/3112"),
+        ("RecognizeFailed", "400/8510"),
+        ("CreateCallFailed", "403/7507"),
+    ][:failures]
+    if hostile and kinds:
+        kinds[0] = ("[x](http://evil) <!channel> `tick` # H", "400/8535")
+    counts = [1_312, 604, 219, 87, 12, 3][: len(kinds)]
+    before = [881, 640, 0, 90, 30, 1][: len(kinds)]
+    top = tuple(Failure(k, c, n, b) for (k, c), n, b in zip(kinds, counts, before, strict=True))
+    end = T0.replace(hour=8, minute=0, second=0, microsecond=0)
+    return DailyReport(
+        start=end - timedelta(hours=24),
+        end=end,
+        total=sum(counts),
+        previous_total=sum(before),
+        top=top,
+        distinct=len(top),
+        worst_resource="contoso-acs-prod" if top else None,
+        worst_resource_count=int(sum(counts) * 0.8),
+        resources=2 if top else 0,
+    )

@@ -16,12 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import make_alert, make_digest, make_guidance, make_huge_alert, make_incident
+from factories import (
+    make_alert,
+    make_daily_report,
+    make_digest,
+    make_guidance,
+    make_huge_alert,
+    make_incident,
+)
 
 from tools import preview
 from tools.replay import SAMPLES, alerts_from_files
 from triage.destinations import teams
 from triage.model import Category, Severity
+from triage.report import teams_card
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKER = REPO / "tests" / "cardcheck" / "check_cards.js"
@@ -62,7 +70,15 @@ def every_kind_of_card() -> dict[str, dict[str, Any]]:
         "eventgrid/sms-delivery-failed-4999-unlisted.json",
     ):
         alerts[name] = alerts_from_files([str(SAMPLES / name)])[0]
-    return {name: teams.render(alert) for name, alert in alerts.items()}
+    cards = {name: teams.render(alert) for name, alert in alerts.items()}
+    # The daily report's card, bar chart included: full, empty, and with hostile event names.
+    cards |= {
+        "report": teams_card(make_daily_report()),
+        "report-one-failure": teams_card(make_daily_report(failures=1)),
+        "report-empty": teams_card(make_daily_report(failures=0)),
+        "report-hostile": teams_card(make_daily_report(hostile=True)),
+    }
+    return cards
 
 
 # A card the renderer must reject, so a silent checker cannot pass for a clean one.

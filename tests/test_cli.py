@@ -62,6 +62,37 @@ def test_replay_prints_slack_payloads_with_text_and_blocks() -> None:
     assert "4007" in payload["text"] and payload["blocks"]
 
 
+def test_replay_prints_pagerduty_events_without_a_routing_key() -> None:
+    result = run(
+        "replay", "--quiet", "--format", "pagerduty", str(SAMPLES / "callbacks" / "play-failed-400-8535.json")
+    )
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    assert event["event_action"] == "trigger"
+    assert event["dedup_key"].startswith("PlayFailed|400|8535|")
+    assert "routing_key" not in event  # added only when posting, from ACS_TRIAGE_PAGERDUTY_ROUTING_KEY
+
+
+def test_replay_prints_versioned_webhook_documents() -> None:
+    result = run(
+        "replay",
+        "--quiet",
+        "--format",
+        "webhook",
+        str(SAMPLES / "eventgrid" / "sms-delivery-failed-4007-opt-out.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "acs-triage.alert/v1"
+    assert doc["alert"]["kind"] == "SMSDeliveryReportReceived"
+
+
+def test_replay_to_pagerduty_without_its_routing_key_is_a_clear_error() -> None:
+    result = run("replay", "--format", "pagerduty", "--to", "http://127.0.0.1:9/v2/enqueue")
+    assert result.returncode == 2
+    assert "ACS_TRIAGE_PAGERDUTY_ROUTING_KEY" in result.stderr
+
+
 def test_replay_groups_a_burst_into_one_alert_and_one_digest(tmp_path: Path) -> None:
     event = json.loads((SAMPLES / "callbacks" / "play-failed-400-8535.json").read_text())[0]
     (tmp_path / "burst.json").write_text(json.dumps([dict(event, id=f"b-{i}") for i in range(50)]))

@@ -45,8 +45,8 @@ def as_json(response: func.HttpResponse) -> Any:
     return json.loads(response.get_body())
 
 
-def test_the_host_indexes_three_http_routes_a_queue_trigger_and_a_timer() -> None:
-    assert set(FUNCTIONS) == {"eventgrid", "callbacks", "health", "deliver", "flush"}
+def test_the_host_indexes_three_http_routes_a_queue_trigger_and_two_timers() -> None:
+    assert set(FUNCTIONS) == {"eventgrid", "callbacks", "health", "deliver", "flush", "report"}
     eventgrid = json.loads(FUNCTIONS["eventgrid"].get_function_json())["bindings"][0]
     assert eventgrid["route"] == "eventgrid"
     assert {m.upper() for m in eventgrid["methods"]} == {"POST", "OPTIONS"}
@@ -62,6 +62,9 @@ def test_the_host_indexes_three_http_routes_a_queue_trigger_and_a_timer() -> Non
     assert health["authLevel"].upper() == "ANONYMOUS"
     flush = json.loads(FUNCTIONS["flush"].get_function_json())["bindings"][0]
     assert flush["schedule"] == "0 * * * * *"
+    # A constant, never %ACS_TRIAGE_REPORT_SCHEDULE%: a missing setting would fail the indexing.
+    report = json.loads(FUNCTIONS["report"].get_function_json())["bindings"][0]
+    assert report["schedule"] == "0 */5 * * * *"
 
 
 def test_event_grid_subscription_validation_is_answered_with_200_and_the_code(store: MemoryStore) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from factories import make_alert, make_digest, make_incident
 
-from triage.destinations import slack, teams, text
+from triage.destinations import pagerduty, slack, teams, text, webhook
 from triage.render import FORMATS, render
 
 
@@ -37,10 +37,12 @@ def test_event_text_cannot_drive_the_terminal_or_add_lines() -> None:
 
 def test_render_dispatches_on_format() -> None:
     alert = make_alert()
-    assert FORMATS == ("teams", "slack", "text")
+    assert FORMATS == ("teams", "slack", "text", "pagerduty", "webhook")
     assert render(alert, "teams") == teams.render(alert)
     assert render(alert, "slack") == slack.render(alert)
     assert render(alert, "text") == text.render(alert)
+    assert render(alert, "pagerduty") == pagerduty.render(alert)
+    assert render(alert, "webhook") == webhook.render(alert)
 
 
 def test_unknown_format_names_the_choices() -> None:

@@ -34,7 +34,7 @@ from factories import T0, make_incident
 from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.matchers import Matcher
 from triage.model import Incident
-from triage.store import MAX_SAMPLES, Burst, OutboxMessage, SilenceRule
+from triage.store import MAX_SAMPLES, Burst, OutboxMessage, SilenceRule, hour_of
 from triage.store.azure import OutboxMessageTooLarge
 
 TTL = timedelta(hours=48)
@@ -369,6 +369,59 @@ def test_a_key_claimed_again_after_its_release_outlives_its_first_expiry(store: 
     assert store.claim(["eg|1"], T0 + timedelta(hours=1), TTL) == [True]
     assert store.claim(["eg|2"], T0 + timedelta(hours=25), TTL) == [True]  # the first expiry passes
     assert store.claim(["eg|1"], T0 + timedelta(hours=26), TTL) == [False]
+
+
+# -- hourly counters -----------------------------------------------------------------------------
+OTHER = "PlayFailed|400|8535|contoso-acs"
+
+
+def test_hourly_counters_add_up_per_fingerprint_and_hour(store: Any) -> None:
+    hour = hour_of(T0)
+    store.add_hourly(T0, {FINGERPRINT: 3, OTHER: 1})  # any time within the hour counts for it
+    store.add_hourly(hour + timedelta(minutes=59), {FINGERPRINT: 2})
+    store.add_hourly(hour + timedelta(hours=1), {FINGERPRINT: 7})
+    counted = sorted(store.hourly(hour, hour + timedelta(hours=2)))
+    assert counted == sorted(
+        [(hour, FINGERPRINT, 5), (hour, OTHER, 1), (hour + timedelta(hours=1), FINGERPRINT, 7)]
+    )
+
+
+def test_hourly_reads_only_the_hours_from_start_up_to_end(store: Any) -> None:
+    hour = hour_of(T0)
+    for n in range(5):
+        store.add_hourly(hour + timedelta(hours=n), {FINGERPRINT: n + 1})
+    got = store.hourly(hour + timedelta(hours=1), hour + timedelta(hours=3))
+    assert sorted((h - hour, n) for h, _, n in got) == [(timedelta(hours=1), 2), (timedelta(hours=2), 3)]
+    assert all(h.tzinfo is not None and h.utcoffset() == timedelta(0) for h, _, _ in got)
+    assert store.hourly(hour + timedelta(days=1), hour + timedelta(days=2)) == []
+
+
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_hourly_counts_from_concurrent_instances_all_add_up(
+    kind: str, make_store: Callable[[str], Any]
+) -> None:
+    writers, adds = 4, 10
+    stores = [make_store(kind) for _ in range(writers)]
+    start = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            for _ in range(adds):
+                stores[n].add_hourly(T0, {FINGERPRINT: 2, OTHER: 1})
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    hour = hour_of(T0)
+    totals = {f: n for _, f, n in stores[0].hourly(hour, hour + timedelta(hours=1))}
+    assert totals == {FINGERPRINT: writers * adds * 2, OTHER: writers * adds}
 
 
 # -- housekeeping (durable stores) ---------------------------------------------------------------

@@ -34,6 +34,8 @@ from typing import Any
 from triage.destinations import slack, teams
 from triage.model import Alert, Category, Context, Guidance, Incident, Match, Severity
 from triage.render.content import payload_bytes
+from triage.report import DailyReport, build, slack_message, teams_card
+from triage.store.memory import MemoryStore
 
 __all__ = [
     "demo_alerts",
@@ -94,10 +96,10 @@ def write_previews(
         for fmt in formats:
             if fmt == "teams":
                 payload = teams.render(alert)
-                page = _teams_page(alert, payload, out_dir, written)
+                page = _teams_page(alert.title, _clock(alert), payload, out_dir, written)
             elif fmt == "slack":
                 payload = slack.render(alert)
-                page = _slack_page(alert, payload)
+                page = _slack_page(alert.title, _clock(alert), payload)
             else:
                 raise ValueError(f"no preview for format {fmt!r}; choose teams or slack")
             json_path = out_dir / f"{stem}.{fmt}.json"
@@ -114,6 +116,55 @@ def write_previews(
                 pictures,
             )
     return written
+
+
+def write_report_previews(
+    report: DailyReport, out_dir: Path, *, png: bool = True, scale: float = 1.0
+) -> list[Path]:
+    """Write `report.teams.*` and `report.slack.*` (JSON, HTML, PNG) for a daily report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chromium = find_chromium() if png else None
+    written: list[Path] = []
+    title = "Daily report"
+    when = report.end.strftime("%H:%M")
+    for fmt in ("teams", "slack"):
+        if fmt == "teams":
+            payload = teams_card(report)
+            page = _teams_page(title, when, payload, out_dir, written)
+        else:
+            payload = slack_message(report)
+            page = _slack_page(title, when, payload)
+        json_path = out_dir / f"report.{fmt}.json"
+        json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        html_path = out_dir / f"report.{fmt}.html"
+        html_path.write_text(page, encoding="utf-8")
+        written += [json_path, html_path]
+        if chromium is not None:
+            written.append(
+                screenshot(html_path, html_path.with_suffix(".png"), width=_WIDTH[fmt], scale=scale)
+            )
+    return written
+
+
+def demo_report() -> DailyReport:
+    """A realistic day: counters of five failures over two days in an embedded store, read back by
+    `triage.report.build` exactly as the timer does."""
+    store = MemoryStore()
+    end = datetime(2026, 11, 21, 8, tzinfo=UTC)
+    day = [  # fingerprint, failures per hour today, per hour the day before
+        ("PlayFailed|400|8535|contoso-acs-prod", 54, 37),
+        ("SMSDeliveryReportReceived|None|4007|contoso-acs-prod", 25, 27),
+        ("AddParticipantFailed|408|10057|contoso-acs-prod", 9, 0),
+        ("CallDisconnected|410|3112|contoso-acs-eu", 4, 4),
+        ("RecognizeFailed|400|8510|contoso-acs-eu", 1, 2),
+    ]
+    for hour in range(48):
+        moment = end - timedelta(hours=48 - hour)
+        today = hour >= 24
+        store.add_hourly(
+            moment, {f: (now if today else before) for f, now, before in day if (now if today else before)}
+        )
+    return build(store, end, timedelta(hours=24))
 
 
 def _stem(number: int, alert: Alert) -> str:
@@ -222,7 +273,7 @@ def find_adaptivecards() -> Path | None:
     return None
 
 
-def _teams_page(alert: Alert, payload: dict[str, Any], out_dir: Path, written: list[Path]) -> str:
+def _teams_page(title: str, when: str, payload: dict[str, Any], out_dir: Path, written: list[Path]) -> str:
     script = out_dir / _AC_SCRIPT
     if not script.is_file():
         source = find_adaptivecards()
@@ -235,10 +286,9 @@ def _teams_page(alert: Alert, payload: dict[str, Any], out_dir: Path, written: l
     size = len(payload_bytes(payload))
     # "<" escaped so that no text inside the card can close the <script> element.
     card_json = json.dumps(card, ensure_ascii=False).replace("<", "\\u003c")
-    when = _clock(alert)
     return _template("teams.html").safe_substitute(
         csp=_CSP,
-        title=html.escape(alert.title),
+        title=html.escape(title),
         script=_AC_SCRIPT,
         host_config=(_TEMPLATES / "teams-host-config.json").read_text(encoding="utf-8"),
         card=card_json,
@@ -276,10 +326,17 @@ def _emoji(text: str) -> str:
 def _mrkdwn(text: str) -> str:
     # Slack-escaped text (&amp; &lt; &gt;) is already valid HTML text; only the quote is left to do.
     text = text.replace('"', "&quot;")
+    text = re.sub(r"```\n?(.*?)\n?```", _preformatted, text, flags=re.DOTALL)
     text = re.sub(r"`([^`\n]+)`", r"<code>\1</code>", text)
     text = re.sub(r"(^|[\s(])\*([^*\n]+)\*(?=[\s).,:;!?]|$)", r"\1<b>\2</b>", text)
     text = re.sub(r"(^|[\s(])_([^_\n]+)_(?=[\s).,:;!?]|$)", r"\1<i>\2</i>", text)
     return _emoji(text).replace("\n", "<br>")
+
+
+def _preformatted(match: re.Match[str]) -> str:
+    # A code block keeps its spaces (the report's text bars line up in it); no markup inside.
+    body = match.group(1).replace("*", "&#42;").replace("_", "&#95;").replace("`", "&#96;")
+    return f'<pre class="block">{body}</pre>'
 
 
 def _slack_block(block: dict[str, Any]) -> str:
@@ -305,14 +362,15 @@ def _slack_block(block: dict[str, Any]) -> str:
     return ""
 
 
-def _slack_page(alert: Alert, payload: dict[str, Any]) -> str:
-    attachment = payload["attachments"][0]
+def _slack_page(title: str, when: str, payload: dict[str, Any]) -> str:
+    # A message without an attachment (the daily report) is drawn with an empty, uncoloured one.
+    attachment = (payload.get("attachments") or [{"color": "transparent", "blocks": []}])[0]
     top = "".join(_slack_block(b) for b in payload["blocks"])
     inner = "".join(_slack_block(b) for b in attachment["blocks"])
     return _template("slack.html").safe_substitute(
         csp=_CSP,
-        title=html.escape(alert.title),
-        when=_clock(alert),
+        title=html.escape(title),
+        when=when,
         top=top,
         color=html.escape(attachment["color"]),
         inner=inner,
@@ -471,17 +529,24 @@ def demo_alerts() -> list[Alert]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tools.preview --demo --out DIR [--format teams,slack] [--no-png] [--scale 2]`."""
+    """`python -m tools.preview (--demo | --report) --out DIR [--format …] [--no-png] [--scale 2]`."""
     parser = argparse.ArgumentParser(
-        prog="python -m tools.preview", description="Render demo alerts to JSON, HTML and PNG."
+        prog="python -m tools.preview",
+        description="Render demo alerts (or a demo daily report) to JSON, HTML and PNG.",
     )
-    parser.add_argument("--demo", action="store_true", required=True, help="render the built-in demo alerts")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--demo", action="store_true", help="render the built-in demo alerts")
+    what.add_argument("--report", action="store_true", help="render a demo daily report (Teams and Slack)")
     parser.add_argument("--out", type=Path, required=True, help="directory for the .json/.html/.png files")
     parser.add_argument("--format", default="teams,slack", help="comma-separated: teams, slack")
     parser.add_argument("--no-png", action="store_true", help="skip Chromium, write JSON and HTML only")
     parser.add_argument("--scale", type=float, default=1.0, help="device pixel ratio of the PNGs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.report:
+        for path in write_report_previews(demo_report(), args.out, png=not args.no_png, scale=args.scale):
+            print(path)
+        return 0
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     alerts = demo_alerts()
     for path in write_previews(alerts, args.out, formats, png=not args.no_png, scale=args.scale):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -14,7 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from triage.clock import utcnow
-from triage.destinations import Destination
+from triage.destinations import Destination, kind
 from triage.errors import TriageError
 from triage.model import Alert
 from triage.settings import Settings
@@ -59,9 +60,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     fmt: str = args.format or ("teams" if args.to else "text")
     base = Settings.from_env()
     if args.to:
-        if fmt == "text":
-            raise TriageError("--to needs --format teams or slack")
-        destination = Destination(name="replay", format=fmt, url=SecretStr(args.to))
+        spec = kind(fmt)
+        if not spec.postable:
+            raise TriageError(f"--to needs a destination's --format, not {fmt}")
+        # A kind with a key of its own (PagerDuty's routing key, the webhook's signing key) reads
+        # it from its usual setting: a key never goes on a command line.
+        key = os.environ.get(spec.secret_setting, "") if spec.secret_setting else ""
+        if spec.secret_required and not key:
+            raise TriageError(f"--format {fmt} --to needs {spec.secret_setting} in the environment")
+        secret = SecretStr(key) if key else None
+        destination = Destination(name="replay", format=fmt, url=SecretStr(args.to), secret=secret)
     else:
         destination = Destination(name="dry-run", format=fmt, url=SecretStr(DRY_RUN_URL))
     # Resolved notices only with --resolved: a replay shows the alerts, and the notices only

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import hmac
 import math
 import secrets
 import socket
@@ -25,17 +27,21 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 __all__ = [
     "Fault",
+    "PagerDutySink",
     "RateLimit",
     "Received",
     "SlackSink",
     "TeamsSink",
+    "WebhookSink",
     "main",
+    "pagerduty_errors",
 ]
 
 SLACK_MAX_BLOCKS = 50
@@ -45,6 +51,7 @@ SLACK_FIELDS_MAX = 10
 SLACK_FIELD_TEXT_MAX = 2000
 TEAMS_MAX_BYTES = 28 * 1024
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+WEBHOOK_SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "webhook-alert.schema.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +227,9 @@ class _Sink:
             self._faults.clear()
 
     # -- behaviour -------------------------------------------------------------------------------
-    def answer(self, method: str, path: str, body: bytes) -> _Answer | Fault:
+    def answer(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> _Answer | Fault:
         """What the service would answer (a Fault with drop=True: no answer at all)."""
         if path.split("?", 1)[0] != self.path:
             return self.not_found()
@@ -233,6 +242,10 @@ class _Sink:
             return fault if fault.drop else (fault.status, fault.body, dict(fault.headers))
         if wait is not None:
             return self.throttled(wait)
+        return self.respond(body, headers or {})
+
+    def respond(self, body: bytes, headers: Mapping[str, str]) -> _Answer:
+        """The answer to a post that is neither scripted to fail nor throttled."""
         return self.validate(body) or self.accept()
 
     def new_path(self) -> str:
@@ -283,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(411, b"", {})
             return
         body = self.rfile.read(int(length))
-        answer = sink.answer(self.command, self.path, body)
+        answer = sink.answer(self.command, self.path, body, dict(self.headers.items()))
         status, text = (0, b"") if isinstance(answer, Fault) else (answer[0], answer[1])
         sink._record(
             Received(self.command, self.path, dict(self.headers.items()), body, status, text, sink.clock())
@@ -433,13 +446,194 @@ def _envelope_problem(doc: Any) -> str | None:
     return None
 
 
+# -- PagerDuty -------------------------------------------------------------------------------------
+PAGERDUTY_ROUTING_KEY_CHARS = 32
+PAGERDUTY_SUMMARY_MAX = 1024
+PAGERDUTY_DEDUP_KEY_MAX = 255
+PAGERDUTY_SEVERITIES = frozenset({"critical", "error", "warning", "info"})
+PAGERDUTY_ACTIONS = frozenset({"trigger", "acknowledge", "resolve"})
+_PAGERDUTY_KEYS = frozenset(
+    {"routing_key", "event_action", "dedup_key", "payload", "images", "links", "client", "client_url"}
+)
+_PAGERDUTY_PAYLOAD_KEYS = frozenset(
+    {"summary", "source", "severity", "timestamp", "component", "group", "class", "custom_details"}
+)
+
+
+class PagerDutySink(_Sink):
+    """Behaves like the PagerDuty Events API v2 (`/v2/enqueue`): 202 `{"status": "success",
+    "message": "Event processed", "dedup_key": …}`; 400 `{"status": "invalid event", "message":
+    "Event object is invalid", "errors": […]}` for an event outside their schema (routing key of 32
+    characters, event_action, summary ≤ 1024, source, severity, dedup_key ≤ 255 and required to
+    resolve); 429 `{"status": "throttle event", …}` above its rate (ours: PagerDuty adjusts its
+    limit dynamically and documents no number), without Retry-After.
+
+    `incidents` follows what PagerDuty would show: dedup_key → "triggered" or "resolved";
+    `routing_key` (default: a fresh one) is the only key it accepts."""
+
+    kind = "pagerduty"
+    per_second = 2.0
+    burst = 4
+
+    def __init__(self, port: int = 0, *, routing_key: str | None = None, **options: Any) -> None:
+        options.setdefault("rate_limit", RateLimit(self.per_second, self.burst, retry_after=False))
+        super().__init__(port, **options)
+        self.routing_key = routing_key or secrets.token_hex(PAGERDUTY_ROUTING_KEY_CHARS // 2)
+        self.incidents: dict[str, str] = {}
+
+    def new_path(self) -> str:
+        return "/v2/enqueue"
+
+    def throttled(self, wait: float) -> _Answer:
+        status, _, headers = super().throttled(wait)
+        message = "Requests for this service are arriving too quickly. Please retry later."
+        body = orjson.dumps({"status": "throttle event", "message": message})
+        return status, body, {**headers, "Content-Type": "application/json"}
+
+    def respond(self, body: bytes, headers: Mapping[str, str]) -> _Answer:
+        try:
+            event = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _pagerduty_invalid(["Event object is not valid JSON"])
+        errors = pagerduty_errors(event)
+        if not errors and event["routing_key"] != self.routing_key:
+            errors = ["Invalid routing key"]
+        if errors:
+            return _pagerduty_invalid(errors)
+        action, key = event["event_action"], event.get("dedup_key") or secrets.token_hex(16)
+        with self._lock:
+            if action == "trigger":
+                self.incidents[key] = "triggered"
+            elif action == "resolve" and self.incidents.get(key) == "triggered":
+                self.incidents[key] = "resolved"
+        answer = {"status": "success", "message": "Event processed", "dedup_key": key}
+        return 202, orjson.dumps(answer), {"Content-Type": "application/json"}
+
+
+def pagerduty_errors(event: Any) -> list[str]:
+    """Why the Events API v2 would refuse `event` ([] when it would accept it)."""
+    if not isinstance(event, dict):
+        return ["Event object is invalid"]
+    errors = [f"'{key}' is not a recognized field" for key in event if key not in _PAGERDUTY_KEYS]
+    key = event.get("routing_key")
+    if not isinstance(key, str) or len(key) != PAGERDUTY_ROUTING_KEY_CHARS:
+        errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
+    action = event.get("event_action")
+    if action not in PAGERDUTY_ACTIONS:
+        errors.append("'event_action' is invalid (must be one of trigger, acknowledge, resolve)")
+    dedup = event.get("dedup_key")
+    if dedup is not None and (not isinstance(dedup, str) or not 0 < len(dedup) <= PAGERDUTY_DEDUP_KEY_MAX):
+        errors.append("'dedup_key' must be a string of at most 255 characters")
+    if action in ("acknowledge", "resolve") and not dedup:
+        errors.append("'dedup_key' is required for acknowledge and resolve events")
+    if action == "trigger":
+        errors += _pagerduty_payload_errors(event.get("payload"))
+    for name in ("links", "images"):
+        items = event.get(name, [])
+        href = "href" if name == "links" else "src"
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get(href), str) and i[href] for i in items
+        ):
+            errors.append(f"'{name}' must be a list of objects with '{href}'")
+    return errors
+
+
+def _pagerduty_payload_errors(payload: Any) -> list[str]:
+    if not isinstance(payload, dict):
+        return ["'payload' is required for trigger events"]
+    unknown = [key for key in payload if key not in _PAGERDUTY_PAYLOAD_KEYS]
+    errors = [f"'payload.{key}' is not a recognized field" for key in unknown]
+    summary = payload.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        errors.append("'payload.summary' is missing or blank")
+    elif len(summary) > PAGERDUTY_SUMMARY_MAX:
+        errors.append("'payload.summary' is longer than 1024 characters")
+    source = payload.get("source")
+    if not isinstance(source, str) or not source.strip():
+        errors.append("'payload.source' is missing or blank")
+    if payload.get("severity") not in PAGERDUTY_SEVERITIES:
+        errors.append("'payload.severity' is invalid (must be one of critical, error, warning, info)")
+    if "custom_details" in payload and not isinstance(payload["custom_details"], dict):
+        errors.append("'payload.custom_details' must be an object")
+    return errors
+
+
+def _pagerduty_invalid(errors: list[str]) -> _Answer:
+    body = orjson.dumps({"status": "invalid event", "message": "Event object is invalid", "errors": errors})
+    return 400, body, {"Content-Type": "application/json"}
+
+
+# -- generic webhook -------------------------------------------------------------------------------
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+class WebhookSink(_Sink):
+    """A receiver of acs-triage's generic webhook, written as docs/webhook.md tells receivers to:
+    with `secret`, it answers 401 unless X-ACS-Triage-Signature is the HMAC-SHA256 of
+    `<X-ACS-Triage-Timestamp>.<body>` and the timestamp is within 5 minutes of its clock (a Unix
+    time clock, unlike the other sinks); 400 unless the body is valid against
+    docs/webhook-alert.schema.json; else 200. No rate limit unless one is given."""
+
+    kind = "webhook"
+
+    def __init__(self, port: int = 0, *, secret: str | None = None, **options: Any) -> None:
+        options.setdefault("rate_limit", False)
+        options.setdefault("clock", time.time)
+        super().__init__(port, **options)
+        self.secret = secret
+        self._validator: Any = None
+
+    def new_path(self) -> str:
+        return f"/hooks/{secrets.token_hex(12)}"
+
+    def respond(self, body: bytes, headers: Mapping[str, str]) -> _Answer:
+        problem = self.signature_problem(body, headers) if self.secret else None
+        if problem:
+            return 401, orjson.dumps({"error": problem}), {"Content-Type": "application/json"}
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return 400, orjson.dumps({"error": "not JSON"}), {"Content-Type": "application/json"}
+        errors = [e.message for e in self.validator.iter_errors(doc)]
+        if errors:
+            return 400, orjson.dumps({"error": "; ".join(errors)[:500]}), {"Content-Type": "application/json"}
+        return 200, b"", {}
+
+    @property
+    def validator(self) -> Any:
+        """The JSON Schema validator of docs/webhook-alert.schema.json (jsonschema is a dev package)."""
+        if self._validator is None:
+            import jsonschema
+
+            schema = orjson.loads(WEBHOOK_SCHEMA.read_bytes())
+            self._validator = jsonschema.Draft202012Validator(
+                schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+            )
+        return self._validator
+
+    def signature_problem(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """Why the request's signature does not verify, or None (how docs/webhook.md says to check)."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        timestamp = lowered.get("x-acs-triage-timestamp", "")
+        given = lowered.get("x-acs-triage-signature", "")
+        if not timestamp.isdigit() or not given:
+            return "missing signature"
+        if abs(self.clock() - int(timestamp)) > SIGNATURE_TOLERANCE_SECONDS:
+            return "timestamp outside the tolerance (a replay?)"
+        assert self.secret is not None
+        mac = hmac.new(self.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+        if not hmac.compare_digest(given, "sha256=" + mac.hexdigest()):
+            return "signature does not match"
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sink in the foreground and print every request it receives."""
     parser = argparse.ArgumentParser(
         prog="python -m tools.sinks",
         description="A local Slack-like or Teams-like webhook that prints what it receives.",
     )
-    parser.add_argument("--kind", choices=("slack", "teams"), default="slack")
+    parser.add_argument("--kind", choices=tuple(SINKS), default="slack")
     parser.add_argument("--port", type=int, default=9000, help="0 picks a free port")
     parser.add_argument("--path", help="the webhook path (default: a random token, as the services give)")
     parser.add_argument("--no-rate-limit", action="store_true", help="never answer 429")
@@ -448,6 +642,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fail-first", type=int, default=0, metavar="N", help="answer the first N posts with --status"
     )
     parser.add_argument("--status", type=int, default=500, help="status for --fail-first (default 500)")
+    parser.add_argument("--secret", help="webhook: verify signatures with this key")
+    parser.add_argument("--routing-key", help="pagerduty: the 32-character key it accepts (default: new)")
     args = parser.parse_args(argv)
 
     def show(received: Received) -> None:
@@ -459,17 +655,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = received.status or "dropped"
         print(f"{received.method} {status} ({len(received.body)} bytes)\n{shown}", flush=True)
 
-    kind = SlackSink if args.kind == "slack" else TeamsSink
+    kind = SINKS[args.kind]
     limit: RateLimit | bool = (
         False
         if args.no_rate_limit
         else RateLimit(kind.per_second, kind.burst, retry_after=not args.no_retry_after)
     )
-    sink = kind(args.port, path=args.path, rate_limit=limit, on_receive=show)
+    options: dict[str, Any] = {"path": args.path, "rate_limit": limit, "on_receive": show}
+    if args.kind == "webhook":
+        options["secret"] = args.secret
+    if args.kind == "pagerduty":
+        options["routing_key"] = args.routing_key
+    sink = kind(args.port, **options)
     sink.start()
     if args.fail_first:
         sink.fail_first(args.fail_first, status=args.status)
     print(f"{args.kind} webhook listening: {sink.url}  (Ctrl-C stops)", flush=True)
+    if isinstance(sink, PagerDutySink):
+        print(f"routing key: {sink.routing_key}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -478,6 +681,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sink.stop()
     return 0
 
+
+SINKS: dict[str, type[_Sink]] = {
+    "slack": SlackSink,
+    "teams": TeamsSink,
+    "pagerduty": PagerDutySink,
+    "webhook": WebhookSink,
+}
 
 if __name__ == "__main__":
     raise SystemExit(main())

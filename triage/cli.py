@@ -1,5 +1,5 @@
-"""Command line: `python -m triage replay | serve | render | doctor | explain | catalog | outbox |
-silence`."""
+"""Command line: `python -m triage replay | serve | render | report | doctor | explain | catalog |
+outbox | silence`."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_doctor(sub)
 
+    report = sub.add_parser("report", help="the daily report from the store's hourly counters")
+    report.add_argument("--since", default="24h", help="the period up to now: 24h (default), 7d, …")
+    report.add_argument("--format", default="text", help="text (default) or a destination's (teams, slack)")
+    report.add_argument("--post", action="store_true", help="post it now to the report's destinations")
+    report.set_defaults(func=cmd_report)
+
     from .catalog_cli import add_commands
     from .outbox_cli import add_commands as add_outbox_commands
     from .silence_cli import add_commands as add_silence_commands
@@ -69,6 +75,40 @@ def build_parser() -> argparse.ArgumentParser:
     add_outbox_commands(sub)
     add_silence_commands(sub)
     return parser
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print (or post) the report of the last `--since` hours, this hour included."""
+    import json
+    from datetime import timedelta
+
+    from .destinations import kind
+    from .report import parse_since
+    from .service import Service
+
+    period = parse_since(args.since)
+    spec = kind(args.format) if args.format in names() else None
+    if spec is None or spec.report is None:
+        raise TriageError(f"--format must be one of text, teams, slack, not {args.format!r}")
+    service = Service.from_env()
+    try:
+        end = service.clock().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        report = service.report(end, period)
+        if args.post:
+            messages = service.report_messages(report, f"cli|{end.isoformat()}")
+            if not messages:
+                raise TriageError(
+                    "no destination takes the report: set ACS_TRIAGE_TEAMS_URL or ACS_TRIAGE_SLACK_URL"
+                )
+            for message in messages:
+                service.deliver(message)
+            print(f"report posted to {', '.join(m.destination for m in messages)}", file=sys.stderr)
+            return 0
+        rendered = spec.report(report)
+        print(rendered if isinstance(rendered, str) else json.dumps(rendered, indent=2, ensure_ascii=False))
+        return 0
+    finally:
+        service.store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

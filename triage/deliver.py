@@ -11,13 +11,13 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC
 from typing import TYPE_CHECKING
 
 from .destinations import Destination
 from .errors import DeliveryError
-from .redact import redact_url
+from .redact import REDACTED, redact_url
 from .render.content import payload_bytes
 from .settings import Settings
 from .store import OutboxMessage, SendPacing
@@ -51,9 +51,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - now)
 
 
-def post(session: requests.Session, destination: Destination, body: bytes, timeout: float) -> None:
-    """POST one payload. Returns on 2xx (Teams Workflows answer 202 with an empty body);
-    raises DeliveryError(retry=…) otherwise, with a message free of the URL."""
+def post(
+    session: requests.Session,
+    destination: Destination,
+    body: bytes,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """POST one payload (with the destination kind's `headers`, e.g. a signature). Returns on 2xx
+    (Teams Workflows and PagerDuty answer 202); raises DeliveryError(retry=…) otherwise, with a
+    message free of the URL and of the destination's secret."""
     import requests
 
     name = destination.name
@@ -61,7 +68,7 @@ def post(session: requests.Session, destination: Destination, body: bytes, timeo
         response = session.post(
             destination.url.get_secret_value(),
             data=body,
-            headers={"Content-Type": "application/json; charset=utf-8"},
+            headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})},
             timeout=(3.05, timeout),
             allow_redirects=False,
         )
@@ -73,7 +80,7 @@ def post(session: requests.Session, destination: Destination, body: bytes, timeo
     status = response.status_code
     if 200 <= status < 300:
         return
-    reason = _reason(response, destination.url.get_secret_value())
+    reason = _reason(response, destination)
     if status == 429:
         after = parse_retry_after(response.headers.get("Retry-After"))
         raise DeliveryError(f"{name}: rate limited (429){reason}", retry=True, retry_after=after)
@@ -82,10 +89,13 @@ def post(session: requests.Session, destination: Destination, body: bytes, timeo
     raise DeliveryError(f"{name}: rejected with {status}{reason}", retry=False)
 
 
-def _reason(response: requests.Response, url: str) -> str:
+def _reason(response: requests.Response, destination: Destination) -> str:
     """A short, safe excerpt of the error body (Slack says e.g. 'invalid_blocks'). Some servers
-    echo the request line in their error page: the URL is redacted before the text is shortened."""
-    text = redact_url(response.text.strip().replace("\n", " "), url)
+    echo the request line or the event in their error page: the URL and the destination's secret
+    are redacted before the text is shortened."""
+    text = redact_url(response.text.strip().replace("\n", " "), destination.url.get_secret_value())
+    if destination.secret is not None and destination.secret.get_secret_value():
+        text = text.replace(destination.secret.get_secret_value(), REDACTED)
     if not text:
         return ""
     return ": " + (text[:160] + "…" if len(text) > 160 else text)
@@ -127,22 +137,26 @@ class Deliverer:
                 f"{message.destination.upper()}_URL (the message stays in the queue)",
                 retry=True,
             )
+        kind = destination.kind
         payload = message.payload
-        body = payload_bytes(payload)
         attempt = 0
         while True:
+            # Secrets join the body only here, never the outbox; headers are made per attempt,
+            # so a signature's timestamp is the time of this very send.
+            body = payload_bytes(kind.finish(payload, destination))
             self._pace(destination)
             try:
-                post(self.session, destination, body, self.settings.http_timeout_seconds)
+                headers = kind.headers(body, destination, self.clock())
+                post(self.session, destination, body, self.settings.http_timeout_seconds, headers)
                 log.info("delivered %s to %s", message.id, destination.name)
                 return
             except DeliveryError as err:
                 if not err.retry:
-                    smaller = destination.kind.fallback(payload, str(err))
+                    smaller = kind.fallback(payload, str(err))
                     if smaller is not None and smaller != payload:
                         # Refused as it was: what the destination falls back to still informs.
                         log.warning("%s; resending in the destination's fallback form", err)
-                        payload, body = smaller, payload_bytes(smaller)
+                        payload = smaller
                         continue
                 if err.retry_after is not None:
                     # Every 429 holds the destination for its Retry-After, for every message and

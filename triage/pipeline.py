@@ -29,6 +29,7 @@ from .policy import (
     SuppressSuccesses,
     run,
 )
+from .report import CountHourly
 from .settings import Settings
 from .store import Store
 
@@ -63,6 +64,7 @@ class Triage:
         self.event_stages: tuple[Stage, ...] = (
             SuppressSuccesses(),
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
+            CountHourly(store),  # the daily report's counters: one write per batch
             Silence(store),
             Group(store, timedelta(seconds=settings.group_window_seconds)),
             self._route,

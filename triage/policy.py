@@ -479,11 +479,13 @@ class Enqueue:
 
     def messages(self, pending: Pending) -> list[OutboxMessage]:
         """One outbox message per destination, with an id stable across retries of the same alert."""
-        if not pending.destinations:
+        alert = pending.alert
+        # A kind is told only the statuses it takes (a pager is not paged for silenced news).
+        destinations = [d for d in pending.destinations if alert.status in d.kind.statuses]
+        if not destinations:
             return []
         render = self._render()
-        alert = pending.alert
-        basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
+        basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}|{alert.status}"
         if alert.status != "firing":  # a notice about the same example is another message
             basis += f"|{alert.status}|{alert.last_seen}"
         return [
@@ -493,7 +495,7 @@ class Enqueue:
                 payload=_as_payload(render(alert, d.format)),
                 fingerprint=alert.fingerprint,
             )
-            for d in pending.destinations
+            for d in destinations
         ]
 
 

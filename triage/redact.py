@@ -63,10 +63,13 @@ class Redactor(logging.Filter):
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Redactor:
-        """A Redactor for every secret in `settings`: webhook URLs, shared secret, storage keys."""
+        """A Redactor for every secret in `settings`: webhook URLs and keys, shared secret, storage keys."""
         secrets: list[str] = []
         for destination in settings.destinations.values():
             secrets += _url_secrets(destination.url.get_secret_value())
+            key = destination.secret  # a routing key, a signing key
+            if key is not None and len(key) >= _MIN_SECRET_CHARS:
+                secrets += _variants(key.get_secret_value())
         if settings.shared_secret is not None:
             value = settings.shared_secret.get_secret_value()
             if len(value) >= _MIN_SHARED_SECRET_CHARS:

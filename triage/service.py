@@ -3,13 +3,14 @@ status, headers and body out. function_app.py and the local server are thin adap
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,9 +26,13 @@ from .settings import Settings
 from .store import OutboxMessage, RedriveFilter, Store, open_configured
 from .telemetry import Telemetry
 
+if TYPE_CHECKING:
+    from .report import DailyReport
+
 __all__ = ["MAX_DEQUEUE_COUNT", "Answer", "Service", "health_answer", "log_once", "open_configured_store"]
 
 log = logging.getLogger("triage")
+_REPORT_CLAIM_TTL = timedelta(hours=24)  # outlives the hour in which a late tick may still post
 _REDRIVE_PAUSE = 60.0  # seconds between two looks at the poison queue for one destination
 MAX_DEQUEUE_COUNT = 8  # host.json extensions.queues.maxDequeueCount: then the host poisons it
 
@@ -225,6 +230,53 @@ class Service:
         if moved:
             log.warning("%r accepts posts again: %d poisoned message(s) re-queued", destination, moved)
         return moved
+
+    def report(self, end: datetime, period: timedelta) -> DailyReport:
+        """The daily report of the hours in [end - period, end), from the store's counters."""
+        from .report import build
+
+        return build(self.store, end, period)
+
+    def report_messages(self, report: DailyReport, slot: str) -> list[OutboxMessage]:
+        """The report rendered for each report destination, with ids stable for one `slot`."""
+        messages = []
+        for destination in self.settings.report_destinations():
+            render = destination.kind.report
+            assert render is not None  # report_destinations keeps only kinds with a report form
+            rendered = render(report)
+            messages.append(
+                OutboxMessage(
+                    id=hashlib.sha256(f"report|{slot}|{destination.name}".encode()).hexdigest()[:32],
+                    destination=destination.name,
+                    payload=rendered if isinstance(rendered, dict) else {"text": rendered},
+                    fingerprint="report",
+                )
+            )
+        return messages
+
+    def report_tick(self, now: datetime | None = None) -> DailyReport | None:
+        """The report timer: when ACS_TRIAGE_REPORT_SCHEDULE has a time due, claim it in the store
+        (so one instance posts it, once) and put the report in the outbox. Returns what was posted."""
+        schedule = self.settings.report_schedule
+        if schedule is None:
+            return None
+        from .report import due
+
+        now = now or self.clock()
+        scheduled = due(schedule, now)
+        if scheduled is None:
+            return None
+        slot = f"report|{scheduled.isoformat()}"
+        if not self.store.claim([slot], now, _REPORT_CLAIM_TTL)[0]:
+            return None  # another instance (or an earlier tick) posted it
+        try:
+            report = self.report(scheduled, timedelta(hours=self.settings.report_period_hours))
+            self.store.enqueue(self.report_messages(report, slot))
+        except Exception:
+            self.store.release([slot])  # the next tick tries again
+            raise
+        log.info("daily report for %s queued", scheduled.isoformat())
+        return report
 
 
 def health_answer(problems: list[Problem], extra: Mapping[str, Any] | None = None) -> Answer:

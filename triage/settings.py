@@ -19,6 +19,7 @@ from .model import Severity
 
 __all__ = [
     "IN_AZURE_SETTING",
+    "MIN_SECRET_CHARS",
     "OUTBOX_QUEUE_SETTING",
     "STORAGE_SETTING",
     "Route",
@@ -38,6 +39,7 @@ IN_AZURE_SETTING = "WEBSITE_INSTANCE_ID"  # set by App Service on every instance
 SITE_NAME_SETTING = "WEBSITE_SITE_NAME"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SITE_TAG_MAX = 32  # keeps "acs-triage-<tag>-outbox-poison" within a queue name's 63 characters
+MIN_SECRET_CHARS = 16  # a destination's own key (PagerDuty's are 32): shorter is guessable
 
 
 def in_azure(env: Mapping[str, str]) -> bool:
@@ -173,6 +175,9 @@ class Settings(BaseModel):
         return v.strip() if v else v
 
     send_resolved: bool = True  # post a short notice when a burst has been quiet for a window
+    report_schedule: str | None = None  # cron (UTC); unset: no scheduled daily report
+    report_period_hours: int = Field(24, ge=1, le=24 * 31)
+    report_to: list[str] = Field(default_factory=list)  # empty: every destination with a report form
 
     @field_validator("resource")
     @classmethod
@@ -185,6 +190,26 @@ class Settings(BaseModel):
     def storage_connection(self) -> SecretStr | None:
         """The storage connection string, when storage is configured by one (a secret)."""
         return self.storage.connection_string if self.storage else None
+
+    @field_validator("report_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from .report import check_schedule  # croniter is imported only when a schedule is set
+
+        return check_schedule(" ".join(value.split()))
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        return [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else value
+
+    def report_destinations(self) -> list[Destination]:
+        """Where the daily report goes: ACS_TRIAGE_REPORT_TO, else every destination whose kind
+        has a report form (chat; PagerDuty and the webhook take alerts only)."""
+        chosen = self.destinations_for(self.report_to) if self.report_to else self.destinations.values()
+        return [d for d in chosen if d.kind.report is not None]
 
     def destinations_for(self, wanted: list[str]) -> list[Destination]:
         """The configured destinations among `names`, in order, ignoring unknown names."""
@@ -229,6 +254,9 @@ class Settings(BaseModel):
             "max_retry_after_seconds",
             "redrive_max_age_hours",
             "send_resolved",
+            "report_schedule",
+            "report_period_hours",
+            "report_to",
         ):
             value = get(field_name.upper())
             if value is not None:
@@ -256,6 +284,11 @@ class Settings(BaseModel):
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
             problems.append(f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}")
+        unknown = set(settings.report_to) - set(settings.destinations)
+        if unknown:
+            problems.append(
+                f"{PREFIX}REPORT_TO names destinations that are not configured: {sorted(unknown)}"
+            )
         return settings, problems
 
 
@@ -272,19 +305,24 @@ def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
 
 
 def _destinations(env: Mapping[str, str], problems: list[str]) -> dict[str, Destination]:
-    """Each kind's own URL setting (ACS_TRIAGE_TEAMS_URL, ACS_TRIAGE_SLACK_URL), plus any
-    ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind. A setting
-    that is wrong goes to `problems` and the others are still read."""
+    """Each kind's own settings (ACS_TRIAGE_TEAMS_URL, ACS_TRIAGE_PAGERDUTY_ROUTING_KEY, …), plus
+    any ACS_TRIAGE_DEST_<NAME>_URL with ACS_TRIAGE_DEST_<NAME>_FORMAT naming its kind (and
+    ACS_TRIAGE_DEST_<NAME>_SECRET when that kind takes a secret). A setting that is wrong goes to
+    `problems` and the others are still read."""
     found: dict[str, Destination] = {}
     for name in names():
-        setting = kind(name).url_setting
-        url = env.get(setting) if setting else None
-        if setting and url:
-            problem = kind(name).check_url(url)
-            if problem:
-                problems.append(f"{setting}: the URL of destination {name!r} {problem}")
-            else:
-                found[name] = Destination(name=name, format=name, url=SecretStr(url))
+        spec = kind(name)
+        url = env.get(spec.url_setting) if spec.url_setting else None
+        secret = env.get(spec.secret_setting) if spec.secret_setting else None
+        if not url and secret and spec.default_url:
+            url = spec.default_url  # one service endpoint: the secret alone configures it
+        if url:
+            setting = spec.url_setting or spec.secret_setting or name
+            destination = _destination(
+                name, name, url, setting, problems, secret=secret, secret_setting=spec.secret_setting
+            )
+            if destination is not None:
+                found[name] = destination
     for key, url in env.items():
         if key.startswith(PREFIX + "DEST_") and key.endswith("_URL") and url:
             name = key[len(PREFIX + "DEST_") : -len("_URL")].lower()
@@ -293,11 +331,49 @@ def _destinations(env: Mapping[str, str], problems: list[str]) -> dict[str, Dest
             postable = [n for n in names() if kind(n).postable]
             if fmt not in postable:
                 problems.append(f"{format_setting} must be one of {', '.join(postable)}")
-            elif problem := kind(fmt).check_url(url):
-                problems.append(f"{key}: the URL of destination {name!r} {problem}")
-            else:
-                found[name] = Destination(name=name, format=fmt, url=SecretStr(url))
+                continue
+            secret_setting = f"{PREFIX}DEST_{name.upper()}_SECRET"
+            destination = _destination(
+                name, fmt, url, key, problems, secret=env.get(secret_setting), secret_setting=secret_setting
+            )
+            if destination is not None:
+                found[name] = destination
     return found
+
+
+def _destination(
+    name: str,
+    fmt: str,
+    url: str,
+    setting: str,
+    problems: list[str],
+    *,
+    secret: str | None,
+    secret_setting: str | None,
+) -> Destination | None:
+    """The destination these settings describe, or None with what is wrong added to `problems`."""
+    spec = kind(fmt)
+    problem = spec.check_url(url)
+    if problem:
+        problems.append(f"{setting}: the URL of destination {name!r} {problem}")
+        return None
+    if secret and len(secret) < MIN_SECRET_CHARS:
+        problems.append(
+            f"{secret_setting} is too short to be a key: use at least {MIN_SECRET_CHARS} random characters"
+        )
+        return None
+    if spec.secret_required and not secret:
+        problems.append(
+            f"{secret_setting} is not set: destination {name!r} ({fmt}) cannot post without it; "
+            f"set it, or remove {setting}"
+        )
+        return None
+    return Destination(
+        name=name,
+        format=fmt,
+        url=SecretStr(url),
+        secret=SecretStr(secret) if secret and spec.secret_setting else None,
+    )
 
 
 def _routes(inline: str | None, path: str | None) -> list[object]:

@@ -1,9 +1,10 @@
 """Where alerts go. One module per kind of destination declares everything about it (its
-`KIND`: name, the setting that configures it, URL check, render, send pacing, what a refused
-payload falls back to); `REGISTRY` lists the modules. Adding a destination is one new module
-and one registry line.
+`KIND`: name, the settings that configure it, URL check, render, send pacing, what a refused
+payload falls back to, what only the send may add: a secret in the body, signed headers);
+`REGISTRY` lists the modules. Adding a destination is one new module and one registry line.
 
-A `Destination` is one configured target: a name, its kind and its URL (a secret).
+A `Destination` is one configured target: a name, its kind, its URL and, for kinds that need
+one, a secret of its own (a routing key, a signing key). Both are SecretStr, never printed.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from pydantic import BaseModel, SecretStr, field_validator
 
 from ..model import Alert
 
-__all__ = ["REGISTRY", "Destination", "Kind", "check_https", "kind", "names"]
+__all__ = ["REGISTRY", "STATUSES", "Destination", "Kind", "check_https", "kind", "names"]
 
 # name → module. One line per destination; modules are imported when first used.
 REGISTRY: dict[str, str] = {
     "teams": "triage.destinations.teams",
     "slack": "triage.destinations.slack",
     "text": "triage.destinations.text",
+    "pagerduty": "triage.destinations.pagerduty",
+    "webhook": "triage.destinations.webhook",
 }
+
+STATUSES: frozenset[str] = frozenset({"firing", "resolved", "silenced"})
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
@@ -47,6 +52,14 @@ def _no_fallback(payload: dict[str, Any], reason: str) -> dict[str, Any] | None:
     return None
 
 
+def _as_stored(payload: dict[str, Any], destination: Destination) -> dict[str, Any]:
+    return payload
+
+
+def _no_headers(body: bytes, destination: Destination, now: float) -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Kind:
     """Everything about one kind of destination."""
@@ -60,6 +73,21 @@ class Kind:
     # more try, or None (the message is dead-lettered).
     fallback: Callable[[dict[str, Any], str], dict[str, Any] | None] = _no_fallback
     postable: bool = True  # False: only printed (the terminal text form), never a destination
+    # A secret of the destination's own besides its URL (PagerDuty's routing key, the webhook's
+    # signing key): the setting that holds it, and whether the destination cannot work without it.
+    secret_setting: str | None = None
+    secret_required: bool = False
+    default_url: str | None = None  # a service with one endpoint: configured by its secret alone
+    # The outbox stores what `render` made, without secrets; just before the POST, `finish` adds
+    # what only the send may know (a routing key), and `headers` what the exact body bytes earn
+    # (a signature over them, with the send time `now` in seconds).
+    finish: Callable[[dict[str, Any], Destination], dict[str, Any]] = _as_stored
+    headers: Callable[[bytes, Destination, float], dict[str, str]] = _no_headers
+    # The Alert statuses this kind is told about: a pager pages on firing and resolves on
+    # resolved; what a silence held back is chat news, not an incident.
+    statuses: frozenset[str] = STATUSES
+    # The daily report (triage.report.DailyReport) as this kind's payload; None: not sent there.
+    report: Callable[[Any], dict[str, Any] | str] | None = None
 
 
 def names() -> tuple[str, ...]:
@@ -79,6 +107,7 @@ class Destination(BaseModel):
     name: str
     format: str  # a registered kind's name
     url: SecretStr
+    secret: SecretStr | None = None  # the kind's secret_setting, when it has one
 
     @field_validator("format")
     @classmethod

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import report
 from ..model import Alert, Severity
 from ..render import content
 from ..render.escape import event_text, slack_mrkdwn, slack_plain
@@ -311,4 +312,5 @@ KIND = Kind(
     url_setting="ACS_TRIAGE_SLACK_URL",
     check_url=check_url,
     fallback=text_only,
+    report=report.slack_message,
 )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import report
 from ..model import Alert, Severity
 from ..render import content
 from ..render.escape import event_text, teams_markdown
@@ -344,5 +345,10 @@ def check_url(url: str) -> str | None:
 
 # Teams Workflows throttle above about 4 requests a second.
 KIND = Kind(
-    name="teams", render=render, send_interval=0.25, url_setting="ACS_TRIAGE_TEAMS_URL", check_url=check_url
+    name="teams",
+    render=render,
+    send_interval=0.25,
+    url_setting="ACS_TRIAGE_TEAMS_URL",
+    check_url=check_url,
+    report=report.teams_card,
 )

@@ -6,6 +6,7 @@ escapes (`\x1b`), so an event cannot drive the terminal or forge extra lines.
 
 from __future__ import annotations
 
+from .. import report
 from ..model import Alert
 from ..render import content
 from ..render.escape import event_text, terminal
@@ -67,4 +68,4 @@ def _block(title: str, rows: list[str]) -> list[str]:
 
 
 # Printed by `replay`, never posted.
-KIND = Kind(name="text", render=render, send_interval=0.0, postable=False)
+KIND = Kind(name="text", render=render, send_interval=0.0, postable=False, report=report.text)

@@ -1,15 +1,16 @@
 """State that must outlive a request, as small contracts by concern: `DedupKeys`, `BurstGroups`,
-`Silences`, `Outbox` (with the `Lease` its `poll` hands out) and `SendPacing`. A backend offers all as a
-`Store`: `memory` (the embedded default: replay, serve, one instance), `sqlite:PATH` (one machine,
-durable) and `azure` (Azure Tables and a Storage queue, shared by every Function instance).
+`Silences`, `Outbox` (with the `Lease` its `poll` hands out), `SendPacing` and `HourlyCounts` (the
+daily report's counters). A backend offers them all as a `Store`: `memory` (the embedded default:
+replay, serve, one instance), `sqlite:PATH` (one machine, durable) and `azure` (Azure Tables and
+a Storage queue, shared by every Function instance).
 `open_store` opens one by name from `BACKENDS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..errors import ConfigurationError
@@ -26,6 +27,7 @@ __all__ = [
     "BurstGroups",
     "DedupKeys",
     "Held",
+    "HourlyCounts",
     "Lease",
     "Outbox",
     "OutboxMessage",
@@ -37,6 +39,7 @@ __all__ = [
     "Store",
     "backlog",
     "configured_spec",
+    "hour_of",
     "merge_held",
     "open_configured",
     "open_store",
@@ -358,7 +361,26 @@ class SendPacing(Protocol):
         ...
 
 
-class Store(DedupKeys, BurstGroups, Silences, Outbox, SendPacing, Protocol):
+def hour_of(moment: datetime) -> datetime:
+    """The UTC hour `moment` falls in (a naive time is taken as UTC): the key of its counters."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+class HourlyCounts(Protocol):
+    """Failures per fingerprint per hour, shared by every instance: what the daily report reads.
+    The pipeline writes once per batch (one counter per fingerprint), not once per event."""
+
+    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+        """Add `counts[fingerprint]` to each fingerprint's counter of `hour` (see `hour_of`)."""
+        ...
+
+    def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+        """Every counter of the hours in [start, end) as (hour, fingerprint, count), any order."""
+        ...
+
+
+class Store(DedupKeys, BurstGroups, Silences, Outbox, SendPacing, HourlyCounts, Protocol):
     """Everything a backend offers. Every method is safe under concurrent callers."""
 
     def close(self) -> None:

@@ -66,6 +66,7 @@ from . import (
     RedriveFilter,
     SilenceRule,
     backlog,
+    hour_of,
     merge_held,
 )
 
@@ -93,6 +94,7 @@ _GROUPS = "group"
 _SLOTS = "slot"
 _SILENCES = "silence"
 _BURST = ("total", "started", "latest", "example")  # a group's whole-burst properties
+_HOURLY = "hourly-"  # + YYYYMMDDHH: one partition per hour, so a period is one range query
 # A chunk's conflicting keys set aside one per round trip before the rest is read instead
 # (when duplicates also outnumber the new keys seen so far).
 _SET_ASIDE = 4
@@ -750,6 +752,44 @@ class AzureStore:
             except (ResourceModifiedError, ResourceNotFoundError):
                 _backoff(attempt)
         raise StoreContention(f"send slot of {destination!r} kept changing; try again")
+
+    # -- hourly counters -----------------------------------------------------------------------
+    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+        """One ETag-conditional counter update per fingerprint, in parallel (retried like `hit`)."""
+        partition = _HOURLY + hour_of(hour).strftime("%Y%m%d%H")
+        table = self._state()
+
+        def add(item: tuple[str, int]) -> None:
+            fingerprint, count = item
+            rk = row_key(fingerprint)
+            for attempt in range(_ATTEMPTS):
+                entity = self._get(table, partition, rk)
+                try:
+                    if entity is None:
+                        row = {"PartitionKey": partition, "RowKey": rk, "fingerprint": fingerprint}
+                        table.create_entity({**row, "count": _int64(count)})
+                    else:
+                        entity["count"] = _int64(_int(entity["count"]) + count)
+                        table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                    return
+                except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                    _backoff(attempt)
+            raise StoreContention(f"hourly counter of {fingerprint!r} kept changing; try again")
+
+        self._map(add, [(f, n) for f, n in counts.items() if n])
+
+    def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+        start, end = _utc(start), _utc(end)
+        first, last = (_HOURLY + hour_of(t).strftime("%Y%m%d%H") for t in (start, end))
+        rows = self._state().query_entities(
+            "PartitionKey ge @first and PartitionKey le @last", parameters={"first": first, "last": last}
+        )
+        out: list[tuple[datetime, str, int]] = []
+        for entity in rows:
+            hour = datetime.strptime(entity["PartitionKey"][len(_HOURLY) :], "%Y%m%d%H").replace(tzinfo=UTC)
+            if start <= hour < end:  # the same hours as the other stores, whatever the bounds
+                out.append((hour, str(entity["fingerprint"]), _int(entity["count"])))
+        return out
 
     # -- outbox --------------------------------------------------------------------------------
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:

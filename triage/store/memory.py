@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -25,6 +25,7 @@ from . import (
     RedriveFilter,
     SilenceRule,
     backlog,
+    hour_of,
     merge_held,
 )
 
@@ -66,6 +67,7 @@ class MemoryStore:
         self._enqueued_at: dict[str, float] = {}
         self._poison: list[Poisoned] = []
         self._dequeues: dict[str, int] = {}
+        self._hourly: dict[tuple[datetime, str], int] = {}
 
     @property
     def poison(self) -> list[OutboxMessage]:
@@ -245,6 +247,17 @@ class MemoryStore:
             slot = max(now, self._slots.get(destination, 0.0))
             self._slots[destination] = slot + interval
             return slot - now
+
+    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+        hour = hour_of(hour)
+        with self._lock:
+            for fingerprint, count in counts.items():
+                key = (hour, fingerprint)
+                self._hourly[key] = self._hourly.get(key, 0) + count
+
+    def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+        with self._lock:
+            return [(h, f, n) for (h, f), n in self._hourly.items() if start <= h < end]
 
     def poll(self, queue_name: str, max_messages: int) -> list[Lease]:
         """Take up to max_messages from the outbox, each as a Lease to settle."""

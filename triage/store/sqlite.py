@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +35,7 @@ from . import (
     RedriveFilter,
     SilenceRule,
     backlog,
+    hour_of,
     merge_held,
 )
 
@@ -109,6 +110,12 @@ CREATE TABLE IF NOT EXISTS silences (
 CREATE TABLE IF NOT EXISTS slots (
     destination TEXT PRIMARY KEY,
     next REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hourly (
+    hour INTEGER NOT NULL,                -- microseconds since the epoch, UTC, on the hour
+    fingerprint TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (hour, fingerprint)
 ) WITHOUT ROWID;
 """
 
@@ -453,6 +460,23 @@ class SqliteStore:
                 (destination, slot + interval),
             )
         return slot - now
+
+    # -- hourly counters -----------------------------------------------------------------------
+    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+        at = _us(hour_of(hour))
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO hourly (hour, fingerprint, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (hour, fingerprint) DO UPDATE SET count = count + excluded.count",
+                [(at, fingerprint, count) for fingerprint, count in counts.items()],
+            )
+
+    def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+        db = self._connection()
+        rows = db.execute(
+            "SELECT hour, fingerprint, count FROM hourly WHERE hour >= ? AND hour < ?", (_us(start), _us(end))
+        ).fetchall()
+        return [(_dt(hour), fingerprint, count) for hour, fingerprint, count in rows]
 
     # -- outbox --------------------------------------------------------------------------------
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
