@@ -24,6 +24,18 @@ param teamsWebhookUrl string = ''
 @description('Slack incoming webhook URL. Stored in Key Vault; empty for no Slack alerts.')
 param slackWebhookUrl string = ''
 
+@secure()
+@description('PagerDuty Events API v2 routing key. Stored in Key Vault; empty for no PagerDuty.')
+param pagerDutyRoutingKey string = ''
+
+@secure()
+@description('Generic webhook URL (acs-triage.alert/v1 documents). Stored in Key Vault; empty for none.')
+param genericWebhookUrl string = ''
+
+@secure()
+@description('Key that signs generic webhook posts (HMAC-SHA256, 16+ characters). Stored in Key Vault.')
+param genericWebhookSecret string = ''
+
 @allowed(['EventGridSchema', 'CloudEventSchemaV1_0'])
 @description('Schema Event Grid delivers SMS delivery reports in (acs-triage reads both).')
 param eventSchema string = 'EventGridSchema'
@@ -91,6 +103,9 @@ module vault 'core/keyvault.bicep' = {
     secrets: {
       'teams-webhook-url': teamsWebhookUrl
       'slack-webhook-url': slackWebhookUrl
+      'pagerduty-routing-key': pagerDutyRoutingKey
+      'generic-webhook-url': genericWebhookUrl
+      'generic-webhook-secret': genericWebhookSecret
     }
   }
 }
@@ -110,6 +125,9 @@ module app 'app/function.bicep' = {
     callbackAudience: requireCallbackToken ? acs.properties.immutableResourceId : ''
     teamsSecretUri: empty(teamsWebhookUrl) ? '' : '${vault.outputs.secretsUri}teams-webhook-url'
     slackSecretUri: empty(slackWebhookUrl) ? '' : '${vault.outputs.secretsUri}slack-webhook-url'
+    pagerDutySecretUri: empty(pagerDutyRoutingKey) ? '' : '${vault.outputs.secretsUri}pagerduty-routing-key'
+    webhookSecretUri: empty(genericWebhookUrl) ? '' : '${vault.outputs.secretsUri}generic-webhook-url'
+    webhookKeySecretUri: empty(genericWebhookSecret) ? '' : '${vault.outputs.secretsUri}generic-webhook-secret'
   }
 }
 

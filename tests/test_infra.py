@@ -36,7 +36,13 @@ REQUIRED = {
     "ACS_TRIAGE_STORE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }
-SECRET_SETTINGS = {"ACS_TRIAGE_TEAMS_URL": "teamsWebhookUrl", "ACS_TRIAGE_SLACK_URL": "slackWebhookUrl"}
+SECRET_SETTINGS = {
+    "ACS_TRIAGE_TEAMS_URL": "teamsWebhookUrl",
+    "ACS_TRIAGE_SLACK_URL": "slackWebhookUrl",
+    "ACS_TRIAGE_PAGERDUTY_ROUTING_KEY": "pagerDutyRoutingKey",
+    "ACS_TRIAGE_WEBHOOK_URL": "genericWebhookUrl",
+    "ACS_TRIAGE_WEBHOOK_SECRET": "genericWebhookSecret",
+}
 
 
 def app_settings_read() -> set[str]:
@@ -54,7 +60,10 @@ def template_settings() -> dict[str, str]:
 def test_the_settings_block_is_found_and_applied() -> None:
     settings = template_settings()
     assert len(settings) >= 10
-    assert "union(baseSettings, callbackSettings, teamsSettings, slackSettings)" in FUNCTION_BICEP
+    assert (
+        "union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, "
+        "webhookSettings, webhookKeySettings)" in FUNCTION_BICEP
+    )
 
 
 def test_every_setting_the_templates_set_is_one_the_app_or_host_reads() -> None:
@@ -79,6 +88,10 @@ def test_settings_the_app_reads_are_either_set_defaulted_or_local_only() -> None
         "ACS_TRIAGE_SHARED_SECRET",
         "AzureWebJobsStorage__queueServiceUri",
         "AzureWebJobsStorage__tableServiceUri",
+        # a local stand-in for PagerDuty only; the daily report is off until a schedule is chosen
+        "ACS_TRIAGE_PAGERDUTY_URL",
+        "ACS_TRIAGE_REPORT_SCHEDULE",
+        "ACS_TRIAGE_REPORT_TO",
     }
     assert {name for name in unset if sample[name] == ""} - optional - set(SECRET_SETTINGS) == set()
 

@@ -12,6 +12,9 @@ param acsName string
 param callbackAudience string
 param teamsSecretUri string
 param slackSecretUri string
+param pagerDutySecretUri string = ''
+param webhookSecretUri string = ''
+param webhookKeySecretUri string = ''
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 
@@ -52,6 +55,9 @@ var baseSettings = {
 var callbackSettings = empty(callbackAudience) ? {} : { ACS_TRIAGE_CALLBACK_AUDIENCE: callbackAudience }
 var teamsSettings = empty(teamsSecretUri) ? {} : { ACS_TRIAGE_TEAMS_URL: '@Microsoft.KeyVault(SecretUri=${teamsSecretUri})' }
 var slackSettings = empty(slackSecretUri) ? {} : { ACS_TRIAGE_SLACK_URL: '@Microsoft.KeyVault(SecretUri=${slackSecretUri})' }
+var pagerDutySettings = empty(pagerDutySecretUri) ? {} : { ACS_TRIAGE_PAGERDUTY_ROUTING_KEY: '@Microsoft.KeyVault(SecretUri=${pagerDutySecretUri})' }
+var webhookSettings = empty(webhookSecretUri) ? {} : { ACS_TRIAGE_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${webhookSecretUri})' }
+var webhookKeySettings = empty(webhookKeySecretUri) ? {} : { ACS_TRIAGE_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${webhookKeySecretUri})' }
 // app settings: end
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
@@ -109,7 +115,7 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_66: failed request tracing is an App Service feature; functions log to Application Insights
   // checkov:skip=CKV_AZURE_80: a Python app: no .NET Framework version to set
   // checkov:skip=CKV_AZURE_88: the app keeps no files; Flex Consumption deploys from a blob container
-  properties: union(baseSettings, callbackSettings, teamsSettings, slackSettings)
+  properties: union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, webhookSettings, webhookKeySettings)
 }
 
 output name string = site.name
