@@ -28,6 +28,9 @@ _PHONE_IN_TEXT = re.compile(
     rf"(?P<uuid>{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})"
     r"|(?<![A-Za-z0-9+])\+?\d+(?:[ -]\d+)*(?![A-Za-z0-9])(?!:\d)"
 )
+# What every phone number in text contains: 7+ digits with at most single spaces or dashes between.
+# A text without it has no number to mask, and skips the substitution (most ids and messages).
+_MAYBE_PHONE = re.compile(r"\d[\d -]{5,}\d")
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")  # 2026-11-20: eight digits, not a phone number
 _RAW_ID_IN_TEXT = re.compile(r"\b(8:[a-z]+:)([\w\-:.]+)")
 
@@ -83,4 +86,6 @@ def mask_text(text: str) -> str:
     free text: event messages, operationContext, ids. The last four digits stay."""
     if "8:" in text:
         text = _RAW_ID_IN_TEXT.sub(lambda m: mask_identifier(m.group(1) + m.group(2)), text)
+    if _MAYBE_PHONE.search(text) is None:
+        return text
     return _PHONE_IN_TEXT.sub(_mask_run, text)
