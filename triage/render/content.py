@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import orjson
 
 from ..model import Alert, Guidance, Match, Severity
-from .escape import ELLIPSIS
+from .escape import ELLIPSIS, memo
 
 __all__ = [
     "ALSO_TITLE",
@@ -204,6 +204,7 @@ def docs_url(guidance: Guidance) -> str:
     return ""
 
 
+@memo
 def fit(text: str, limit: int, escape: Callable[[str], str]) -> tuple[str, bool]:
     """Escape `text` and shorten it (before escaping, so no entity is cut) until it is ≤ `limit`.
 

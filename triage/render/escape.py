@@ -14,13 +14,17 @@ own deliberate formatting (bold labels, bullets) around escaped pieces.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 __all__ = [
     "ELLIPSIS",
     "clean",
     "defang_urls",
     "event_text",
+    "memo",
     "slack_mrkdwn",
     "slack_plain",
     "teams_markdown",
@@ -29,6 +33,26 @@ __all__ = [
 ]
 
 ELLIPSIS = "…"
+
+
+# The same catalog texts (meaning, advice, titles) are escaped for every alert: remember the latest
+# few thousand. Only short texts: event text is untrusted, and a cache of long texts is memory an
+# attacker could fill.
+_MEMO_ENTRIES = 4096
+_MEMO_CHARS = 2048
+_F = TypeVar("_F", bound=Callable[..., str | tuple[str, bool]])
+
+
+def memo(function: _F) -> _F:
+    """`function` (pure, its first argument a str) with its answers for short texts remembered."""
+    cached = functools.lru_cache(maxsize=_MEMO_ENTRIES)(function)
+
+    @functools.wraps(function)
+    def call(text: str, *args: Any) -> Any:
+        return cached(text, *args) if len(text) <= _MEMO_CHARS else function(text, *args)
+
+    return cast(_F, call)
+
 
 # C0/C1 controls (except tab and newline), DEL, and the Unicode bidi/invisible-format controls that
 # can reorder or hide text ("Trojan Source") or smuggle zero-width marks into an ID.
@@ -82,6 +106,7 @@ def defang_urls(text: str) -> str:
     return _WWW.sub(r"\1[.]", _URL_SCHEME.sub(r"\1[:]//", text))
 
 
+@memo
 def event_text(text: str) -> str:
     """Prepare untrusted event text for any format: one clean line, URLs defanged.
 
@@ -91,6 +116,7 @@ def event_text(text: str) -> str:
     return defang_urls(" ".join(clean(text).split()))
 
 
+@memo
 def slack_mrkdwn(text: str) -> str:
     """Escape text for Slack mrkdwn: `&`, `<`, `>` become entities, so nothing pings or links.
 
@@ -100,6 +126,7 @@ def slack_mrkdwn(text: str) -> str:
     return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@memo
 def slack_plain(text: str) -> str:
     """Text for a Slack plain_text object (the header): angle brackets become look-alikes.
 
@@ -109,6 +136,7 @@ def slack_plain(text: str) -> str:
     return clean(text).replace("<", "‹").replace(">", "›")
 
 
+@memo
 def teams_markdown(text: str) -> str:
     """Neutralise Adaptive Card Markdown: no links, mentions, HTML, headings, lists or quotes.
 
@@ -117,6 +145,8 @@ def teams_markdown(text: str) -> str:
     italics are left alone: they cannot link, ping or hide anything.
     """
     text = _TEAMS_ENTITY.sub("＆", clean(text).translate(_TEAMS_LOOKALIKES))
+    if "\n" not in text:  # one line (event text always is): no split and join
+        return _TEAMS_BLOCK_START.sub(_neutral_marker, _TEAMS_RULE.sub(_neutral_marker, text))
     return "\n".join(
         _TEAMS_BLOCK_START.sub(_neutral_marker, _TEAMS_RULE.sub(_neutral_marker, line))
         for line in text.split("\n")
