@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -55,7 +55,10 @@ class Service:
             if spec == "auto":
                 spec = "azure" if settings.storage_connection else "memory"
             conn = settings.storage_connection.get_secret_value() if settings.storage_connection else None
-            store = open_store(spec, conn, queue_name=OUTBOX_QUEUE, table_prefix=settings.table_prefix)
+            store = open_store(
+                spec, conn, queue_name=OUTBOX_QUEUE, table_prefix=settings.table_prefix,
+                claim_lease=timedelta(seconds=settings.claim_lease_seconds),
+            )  # fmt: skip
         self.store: Store = store
         self.triage = Triage(settings, self.store)
         self.deliverer = Deliverer(settings, self.store)

@@ -58,6 +58,9 @@ class Settings(BaseModel):
     table_prefix: str = "acstriage"
     http_timeout_seconds: float = Field(10.0, gt=0, le=60)
     max_retry_after_seconds: float = Field(30.0, ge=0, le=300)
+    # Azure store: how long an event's claim may stay pending (its request still counting and
+    # enqueueing) before a retry takes it over. Well above a batch's processing time.
+    claim_lease_seconds: float = Field(60.0, ge=1, le=3600)
 
     @field_validator("resource")
     @classmethod
@@ -95,6 +98,7 @@ class Settings(BaseModel):
             "table_prefix",
             "http_timeout_seconds",
             "max_retry_after_seconds",
+            "claim_lease_seconds",
         ):
             value = get(field_name.upper())
             if value is not None:

@@ -1,23 +1,26 @@
 """State that must outlive a request, as small contracts by concern: `DedupKeys`, `BurstGroups`,
-`Outbox` (with the `Lease` its `poll` hands out) and `SendPacing`. A backend offers all four as a
-`Store`: `memory` (the embedded default: replay, serve, one instance), `sqlite:PATH` (one machine,
-durable) and `azure` (Azure Tables and a Storage queue, shared by every Function instance).
+`Outbox` (with the `Lease` its `poll` hands out), `SendPacing`, and `Units` (run a request's
+claim, counts and outbox write as one unit). A backend offers them all as a `Store`: `memory`
+(the embedded default: replay, serve, one instance), `sqlite:PATH` (one machine, durable) and
+`azure` (Azure Tables and a Storage queue, shared by every Function instance).
 `open_store` opens one by name from `BACKENDS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, TriageError
 from ..model import Incident
 
 __all__ = [
     "BACKENDS",
     "BurstGroups",
+    "ClaimInProgress",
     "DedupKeys",
     "Held",
     "Lease",
@@ -25,11 +28,19 @@ __all__ = [
     "OutboxMessage",
     "SendPacing",
     "Store",
+    "Units",
     "merge_held",
     "open_store",
 ]
 
 MAX_SAMPLES = 5
+
+
+class ClaimInProgress(TriageError):
+    """Events of this batch are being processed by another instance right now (their claims
+    are pending and younger than the claim lease): answer 503, so the sender retries later."""
+
+    status = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +220,24 @@ class SendPacing(Protocol):
         ...
 
 
-class Store(DedupKeys, BurstGroups, Outbox, SendPacing, Protocol):
+class Units(Protocol):
+    """A request's claims, counts and outbox writes as one unit, so that a crash between them
+    (a killed process) neither loses an event nor alerts it twice."""
+
+    def unit(self) -> AbstractContextManager[None]:
+        """Run the store calls made inside (on this thread) as one unit; re-entrant.
+
+        SQLite: one transaction, committed on a clean exit, rolled back on an error or a crash.
+        Memory: the store's lock, held throughout (nothing outlives a crash there).
+        Azure (Tables and a queue share no transaction): keys claimed inside are written
+        `pending` and marked done on a clean exit; a key left pending by a crash is taken
+        over by the next claim once older than the store's claim lease (so it is counted
+        again: at least once); before that a claim waits a few seconds for it, then raises
+        `ClaimInProgress` (503: the sender retries later)."""
+        ...
+
+
+class Store(DedupKeys, BurstGroups, Outbox, SendPacing, Units, Protocol):
     """Everything a backend offers. Every method is safe under concurrent callers."""
 
     def close(self) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import orjson
@@ -32,13 +33,20 @@ class MemoryStore:
     """In-process Store. `outbox` is a deque the local deliverer drains."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a unit holds it around the calls inside
         self._seen: dict[str, datetime] = {}
         self._groups: dict[str, _Group] = {}
         self._slots: dict[str, float] = {}
         self.outbox: deque[OutboxMessage] = deque()
         self.poison: list[OutboxMessage] = []
         self._dequeues: dict[str, int] = {}
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """The calls inside as one unit: the store's lock, held throughout. Nothing of this
+        store outlives a crash, so there is nothing more to make atomic."""
+        with self._lock:
+            yield
 
     def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
         expires = now + ttl
