@@ -34,7 +34,7 @@ from factories import T0, make_incident
 from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.matchers import Matcher
 from triage.model import Incident
-from triage.store import MAX_SAMPLES, Burst, OutboxMessage, SilenceRule, hour_of
+from triage.store import MAX_SAMPLES, Burst, ClaimInProgress, OutboxMessage, SilenceRule, hour_of
 from triage.store.azure import OutboxMessageTooLarge
 
 TTL = timedelta(hours=48)
@@ -670,3 +670,67 @@ def test_a_version_1_sqlite_file_is_upgraded_and_its_open_groups_close_without_a
         assert [s.id for s in store.list_silences(T0)] == ["s1"]
     finally:
         store.close()
+
+
+# -- units -------------------------------------------------------------------------------------
+def test_a_unit_that_fails_leaves_its_keys_claimable_by_the_retry(store: Any) -> None:
+    with pytest.raises(RuntimeError), store.unit():
+        assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, True]
+        store.release(["eg|1", "eg|2"])  # what the stages give back when a later write fails
+        raise RuntimeError("the outbox write failed")
+    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, True]
+
+
+def test_a_finished_unit_keeps_its_claims_counts_and_messages(store: Any) -> None:
+    with store.unit():
+        assert store.claim(["eg|1"], T0, TTL) == [True]
+        assert store.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW) is True
+        store.enqueue([message(1)])
+    assert store.claim(["eg|1"], T0 + timedelta(minutes=1), TTL) == [False]
+    assert [lease.message.id for lease in store.poll("acs-triage-outbox", 32)] == ["message-1"]
+
+
+def test_units_nest_into_one(store: Any) -> None:
+    with store.unit(), store.unit():
+        assert store.claim(["eg|1"], T0, TTL) == [True]
+    assert store.claim(["eg|1"], T0, TTL) == [False]
+
+
+def test_an_error_inside_a_sqlite_unit_rolls_back_claims_counts_and_messages(
+    make_store: Callable[[str], Any],
+) -> None:
+    store = make_store("sqlite")
+    with pytest.raises(RuntimeError), store.unit():
+        store.claim(["eg|1"], T0, TTL)
+        store.hit(FINGERPRINT, 3, occurrences(3), T0, WINDOW)
+        store.enqueue([message(1)])
+        raise RuntimeError("killed here")
+    assert store.claim(["eg|1"], T0, TTL) == [True]
+    assert store.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW) is True  # the group never opened
+    assert store.poll("acs-triage-outbox", 32) == []
+
+
+@pytest.mark.azurite
+def test_an_azure_claim_left_pending_is_taken_over_after_the_lease_and_waited_for_before(
+    azure_store: Callable[..., Any],
+) -> None:
+    crashed = azure_store(claim_lease=timedelta(seconds=30))
+    retry = azure_store(claim_lease=timedelta(seconds=30), busy_wait=0.3)
+    unit = crashed.unit()
+    unit.__enter__()  # a request that claims and then dies: its unit never ends
+    assert crashed.claim(["eg|1"], T0, TTL) == [True]
+
+    with pytest.raises(ClaimInProgress):  # within the lease: the sender is told to retry later
+        retry.claim(["eg|1"], T0 + timedelta(seconds=10), TTL)
+    assert retry.claim(["eg|1"], T0 + timedelta(seconds=31), TTL) == [True]  # taken over
+    assert retry.claim(["eg|1"], T0 + timedelta(seconds=32), TTL) == [False]
+
+
+@pytest.mark.azurite
+def test_an_azure_unit_marks_its_claims_done_so_a_redelivery_is_a_duplicate_after_the_lease(
+    azure_store: Callable[..., Any],
+) -> None:
+    first = azure_store(claim_lease=timedelta(seconds=30))
+    with first.unit():
+        assert first.claim(["eg|1"], T0, TTL) == [True]
+    assert azure_store().claim(["eg|1"], T0 + timedelta(hours=1), TTL) == [False]

@@ -94,12 +94,16 @@ class Triage:
             batch.candidates.append(Candidate(f"{raw.source}|{raw.id}", outcome, guidance))
         if not batch.candidates:
             return report
-        return run(self.event_stages, batch)
+        # Claims, counts and outbox writes as one unit: a crash between them must neither
+        # lose an event (claimed, never counted) nor alert it twice.
+        with self.store.unit():
+            return run(self.event_stages, batch)
 
     def flush(self, now: datetime) -> Report:
         """Post one digest per group whose window has ended, a resolved notice per burst that went
         quiet and a summary per silence that ended (the timer trigger calls this)."""
-        return run(self.digest_stages, Batch(now, Report()))
+        with self.store.unit():  # counts taken and their digests written together, where it can
+            return run(self.digest_stages, Batch(now, Report()))
 
     def destinations(self, alert: Alert) -> list[Destination]:
         """Where an alert goes: every matching route's destinations; with no routes, all."""

@@ -1,19 +1,21 @@
 """State that must outlive a request, as small contracts by concern: `DedupKeys`, `BurstGroups`,
-`Silences`, `Outbox` (with the `Lease` its `poll` hands out), `SendPacing` and `HourlyCounts` (the
-daily report's counters). A backend offers them all as a `Store`: `memory` (the embedded default:
-replay, serve, one instance), `sqlite:PATH` (one machine, durable) and `azure` (Azure Tables and
-a Storage queue, shared by every Function instance).
+`Silences`, `Outbox` (with the `Lease` its `poll` hands out), `SendPacing`, `HourlyCounts` (the
+daily report's counters) and `Units` (run a request's claim, counts and outbox write as one unit).
+A backend offers them all as a `Store`: `memory` (the embedded default: replay, serve, one
+instance), `sqlite:PATH` (one machine, durable) and `azure` (Azure Tables and a Storage queue,
+shared by every Function instance).
 `open_store` opens one by name from `BACKENDS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, TriageError
 from ..matchers import Matcher
 from ..model import Incident
 
@@ -25,6 +27,7 @@ __all__ = [
     "Backlog",
     "Burst",
     "BurstGroups",
+    "ClaimInProgress",
     "DedupKeys",
     "Held",
     "HourlyCounts",
@@ -37,6 +40,7 @@ __all__ = [
     "SilenceRule",
     "Silences",
     "Store",
+    "Units",
     "backlog",
     "configured_spec",
     "hour_of",
@@ -48,6 +52,13 @@ __all__ = [
 MAX_SAMPLES = 5
 # AzureWebJobsStorage: a connection string, or the identity-based settings.
 Connection: TypeAlias = "str | StorageConnection | None"
+
+
+class ClaimInProgress(TriageError):
+    """Events of this batch are being processed by another instance right now (their claims
+    are pending and younger than the claim lease): answer 503, so the sender retries later."""
+
+    status = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +391,24 @@ class HourlyCounts(Protocol):
         ...
 
 
-class Store(DedupKeys, BurstGroups, Silences, Outbox, SendPacing, HourlyCounts, Protocol):
+class Units(Protocol):
+    """A request's claims, counts and outbox writes as one unit, so that a crash between them
+    (a killed process) neither loses an event nor alerts it twice."""
+
+    def unit(self) -> AbstractContextManager[None]:
+        """Run the store calls made inside (on this thread) as one unit; re-entrant.
+
+        SQLite: one transaction, committed on a clean exit, rolled back on an error or a crash.
+        Memory: the store's lock, held throughout (nothing outlives a crash there).
+        Azure (Tables and a queue share no transaction): keys claimed inside are written
+        `pending` and marked done on a clean exit; a key left pending by a crash is taken
+        over by the next claim once older than the store's claim lease (so it is counted
+        again: at least once); before that a claim waits a few seconds for it, then raises
+        `ClaimInProgress` (503: the sender retries later)."""
+        ...
+
+
+class Store(DedupKeys, BurstGroups, Silences, Outbox, SendPacing, HourlyCounts, Units, Protocol):
     """Everything a backend offers. Every method is safe under concurrent callers."""
 
     def close(self) -> None:
@@ -445,4 +473,5 @@ def open_configured(settings: Settings) -> Store:
         settings.storage,
         queue_name=settings.outbox_queue,
         table_prefix=settings.table_prefix,
+        claim_lease=timedelta(seconds=settings.claim_lease_seconds),
     )

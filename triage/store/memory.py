@@ -8,7 +8,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -54,7 +55,7 @@ class MemoryStore:
     """In-process Store. `outbox` is a deque the local deliverer drains."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a unit holds it around the calls inside
         self._clock = clock  # when messages were queued and poisoned (seconds since the epoch)
         self._seen: dict[str, datetime] = {}
         # (expiry, key) in time order: expired keys are dropped from the front, never by a scan.
@@ -74,6 +75,13 @@ class MemoryStore:
         """The messages in the poison list, oldest first."""
         with self._lock:
             return [p.message for p in self._poison]
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """The calls inside as one unit: the store's lock, held throughout. Nothing of this
+        store outlives a crash, so there is nothing more to make atomic."""
+        with self._lock:
+            yield
 
     def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
         expires = now + ttl

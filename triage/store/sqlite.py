@@ -2,7 +2,8 @@
 
 For a single machine: several threads and processes may share the file. Every method is one
 `BEGIN IMMEDIATE` transaction, so writers take turns (WAL lets readers go on); dedup is a
-UNIQUE key, so two claimants of one key cannot both win.
+UNIQUE key, so two claimants of one key cannot both win. Inside `unit()` the methods join one
+transaction instead, so a request's claims, counts and outbox rows commit together or not at all.
 """
 
 from __future__ import annotations
@@ -189,13 +190,34 @@ class SqliteStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._connection()
+        local = self._local
+        if getattr(local, "depth", 0):
+            # Inside a unit: join its transaction, which commits (or rolls back) as a whole.
+            if not db.in_transaction:
+                raise sqlite3.OperationalError("the unit's transaction was rolled back by SQLite")
+            yield db
+            return
         db.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks later
+        local.depth = 1
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back already (a full disk, for one)
+                db.execute("ROLLBACK")
             raise
+        finally:
+            local.depth = 0
         db.execute("COMMIT")
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """The calls inside (on this thread) as one `BEGIN IMMEDIATE` transaction: a crash or
+        an error anywhere inside leaves nothing of it, so the sender's retry is counted."""
+        if getattr(self._local, "depth", 0):
+            yield
+            return
+        with self._transaction():
+            yield
 
     def close(self) -> None:
         """Close every connection this object opened."""
