@@ -29,8 +29,8 @@ from test_storm import count_in
 
 from triage.clock import utcnow
 from triage.pipeline import Triage
-from triage.settings import OUTBOX_QUEUE, Settings
-from triage.store import OutboxMessage, Store, open_store
+from triage.settings import Settings
+from triage.store import OutboxMessage, Store, open_configured
 
 ROOT = Path(__file__).resolve().parent.parent
 WRAPPER = Path(__file__).resolve().parent / "crashing_serve.py"
@@ -111,7 +111,7 @@ def alerts_after_flush(store: Store, settings: Settings) -> list[OutboxMessage]:
     """Flush every digest (a day later, every window has ended) and read the whole outbox."""
     Triage(settings, store).flush(utcnow() + timedelta(days=1))
     messages: list[OutboxMessage] = []
-    while leases := store.poll(OUTBOX_QUEUE, 32):
+    while leases := store.poll(settings.outbox_queue, 32):
         messages += [lease.message for lease in leases]
     return messages
 
@@ -120,10 +120,7 @@ def run_storm(env: dict[str, str], tmp_path: Path) -> tuple[list[int], list[Outb
     batches = storm()
     exits = post_until_every_batch_succeeds(env, batches, tmp_path / "serve.log")
     settings = Settings.from_env(env)
-    connection = env.get("AzureWebJobsStorage")
-    store = open_store(
-        settings.store, connection, queue_name=OUTBOX_QUEUE, table_prefix=settings.table_prefix
-    )
+    store = open_configured(settings)  # the store, queue and tables `serve` used
     try:
         return exits, alerts_after_flush(store, settings)
     finally:

@@ -121,6 +121,20 @@ CREATE TABLE IF NOT EXISTS hourly (
 """
 
 
+def _use_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Put the file in WAL mode (a property of the file: done once). Switching needs an exclusive
+    lock, which a busy database refuses at once ("database is locked") whatever the timeout: when
+    several processes open a new file together, all but one are refused, so they try again."""
+    deadline = time.monotonic() + patience
+    while str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _us(moment: datetime) -> int:
     """A datetime as exact integer microseconds since the epoch (naive means UTC)."""
     if moment.tzinfo is None:
@@ -176,10 +190,7 @@ class SqliteStore:
             # check_same_thread=False only so that close() may run on any thread; each
             # connection is otherwise used by the thread that opened it.
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            # WAL is a property of the file: set it once. Switching modes needs an exclusive lock,
-            # which a busy database refuses at once ("database is locked"), timeout or not.
-            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
+            _use_wal(db)
             db.execute("PRAGMA synchronous = NORMAL")
             local.db, local.pid = db, os.getpid()
             with self._lock:
