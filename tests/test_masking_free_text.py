@@ -95,3 +95,28 @@ def test_numbers_in_sms_message_ids_tags_and_status_text_are_masked() -> None:
     assert found.ids["messageId"].startswith("Outgoing_to-•••••••0123_")
     assert found.details["Tag"] == "reminder for +1 ••••••0123"
     assert found.code == 4006
+
+
+def test_every_incident_a_burst_shows_or_stores_is_masked_though_events_are_read_unmasked() -> None:
+    """The pipeline masks only what it shows (the alert, the digest's example and samples), so
+    each of those must be masked, whatever the store holds them as."""
+    from datetime import UTC, datetime, timedelta
+
+    from triage.pipeline import Triage
+    from triage.settings import Settings
+    from triage.store.memory import MemoryStore
+
+    doc = json.loads((PAYLOADS / "play-failed-numbers-in-ids.json").read_text(encoding="utf-8"))
+    first = doc[0] if isinstance(doc, list) else doc
+    burst = [{**first, "id": f"evt-{n}"} for n in range(12)]
+    events = parse_body(json.dumps(burst).encode(), None, 1 << 20).events
+    triage = Triage(Settings.from_env({}), MemoryStore())
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    alerted = triage.handle(events, now).alerts
+    digests = triage.flush(now + timedelta(days=1)).alerts
+    assert len(alerted) == 1 and digests[0].count == 11
+    shown = [(a.incident.message, a.incident.ids, a.incident.details, a.samples) for a in alerted + digests]
+    text = json.dumps(shown, ensure_ascii=False)
+    for secret in ("4255550123", "425-555-0177", "7700 900456"):
+        assert secret not in text
+    assert len(digests[0].samples) >= 5 and all("•" in s["operationContext"] for s in digests[0].samples)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import cast
 
 from .destinations import Destination
@@ -86,12 +87,14 @@ class Triage:
         settings = self.settings
         batch = Batch(now, report)
         for raw in raws:
-            outcome = to_incident(raw, resource=settings.resource, mask=settings.mask_pii)
+            # Read unmasked: only the few incidents that are shown get masked (Candidate.shown).
+            outcome = to_incident(raw, resource=settings.resource, mask=False)
             if isinstance(outcome, Skip):
                 self._count_skip(report, outcome)
                 continue
             guidance = self._guidance(outcome)
-            batch.candidates.append(Candidate(f"{raw.source}|{raw.id}", outcome, guidance))
+            masked = partial(_masked_incident, raw, settings.resource) if settings.mask_pii else None
+            batch.candidates.append(Candidate(f"{raw.source}|{raw.id}", outcome, guidance, masked))
         if not batch.candidates:
             return report
         # Claims, counts and outbox writes as one unit: a crash between them must neither
@@ -134,3 +137,11 @@ class Triage:
             report.skipped += 1
             report.skips.append(skip)
             log.info("event skipped: type=%r: %s", skip.event_type, skip.reason)
+
+
+def _masked_incident(raw: RawEvent, resource: str) -> Incident:
+    """The event read again with its personal data masked (it was read once unmasked, as an
+    Incident, so reading it again gives an Incident too)."""
+    incident = to_incident(raw, resource=resource, mask=True)
+    assert isinstance(incident, Incident)
+    return incident

@@ -119,11 +119,23 @@ class Report:
 
 @dataclass(slots=True)
 class Candidate:
-    """A failure with its guidance, and the key that dedups its event."""
+    """A failure with its guidance, and the key that dedups its event.
+
+    `incident` is as read; where masking is on, its personal data is masked only when it is
+    shown (`shown()`): the alert, a digest's example and samples, a silence's example. Most
+    events of a burst are only counted, and masking every one of them was most of a batch's cost.
+    Matching and counting read kind, context, codes and resource, which masking leaves alone."""
 
     key: str
     incident: Incident
     guidance: Guidance
+    masked: Callable[[], Incident] | None = None  # builds the masked incident, when masking is on
+
+    def shown(self) -> Incident:
+        """The incident as alerts and the store hold it (masked where masking is on); built once."""
+        if self.masked is not None:
+            self.incident, self.masked = self.masked(), None
+        return self.incident
 
 
 @dataclass(slots=True)
@@ -295,7 +307,7 @@ class Silence:
         ordered = list(matched.items())
         for done, (silence_id, held) in enumerate(ordered):
             try:
-                counted = self.store.count_silenced(silence_id, len(held), held[0].incident, batch.now)
+                counted = self.store.count_silenced(silence_id, len(held), held[0].shown(), batch.now)
             except Exception:
                 # Claimed but neither counted nor alerted: let Event Grid's retry bring them back.
                 rest = [*kept, *(c for _, cs in ordered[done:] for c in cs)]
@@ -346,7 +358,7 @@ class Group:
             for c in batch.candidates:
                 report.alerted += 1
                 report.tally("alerted", c.incident.kind, c.incident)
-                batch.pending.append(Pending(new_alert(c.incident, c.guidance, now), [c.key]))
+                batch.pending.append(Pending(new_alert(c.shown(), c.guidance, now), [c.key]))
             batch.candidates = []
             return
         groups: dict[str, _BatchGroup] = {}
@@ -382,7 +394,7 @@ class _BatchGroup:
 
     def __init__(self, candidate: Candidate) -> None:
         self.count = 1
-        self.first = [candidate.incident]  # the earliest few: the alert, the digest's example, samples
+        self.first = [candidate.shown()]  # the earliest few: the alert, the digest's example, samples
         self.guidance = candidate.guidance
         self.keys = [candidate.key]  # every event's dedup key, to release them if counting fails
 
@@ -390,7 +402,7 @@ class _BatchGroup:
         self.count += 1
         self.keys.append(candidate.key)
         if len(self.first) <= MAX_SAMPLES:
-            self.first.append(candidate.incident)
+            self.first.append(candidate.shown())
 
     def alert(self, now: datetime) -> Alert:
         return new_alert(self.first[0], self.guidance, now)
