@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from triage.ingest import parse_body
 from triage.model import Incident
 from triage.pipeline import Triage
 from triage.settings import Settings
-from triage.store import MAX_SAMPLES, ClaimInProgress, open_store
+from triage.store import MAX_SAMPLES, open_store
 
 EVENTS = 2_000
 CODES = (4004, 4006, 4007, 4010, 5002)  # five fingerprints
@@ -56,14 +55,7 @@ def run_batches(store: Any, batches: Sequence[bytes], now: datetime) -> tuple[in
     alerted = grouped = duplicates = 0
     for n, body in enumerate(batches):
         envelope = parse_body(body, "application/json", 1 << 24)
-        while True:
-            try:
-                report = triage.handle(envelope.events, now + timedelta(seconds=n))
-                break
-            except ClaimInProgress:
-                # Another worker is counting some of these events right now (the route answers
-                # 503): retry the whole batch, as Event Grid does.
-                time.sleep(0.01)
+        report = triage.handle(envelope.events, now + timedelta(seconds=n))
         alerted, grouped, duplicates = (
             alerted + report.alerted, grouped + report.grouped, duplicates + report.duplicates
         )  # fmt: skip

@@ -34,7 +34,7 @@ from factories import T0, make_incident
 from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.matchers import Matcher
 from triage.model import Incident
-from triage.store import MAX_SAMPLES, Burst, ClaimInProgress, OutboxMessage, SilenceRule, hour_of
+from triage.store import MAX_SAMPLES, Burst, OutboxMessage, SilenceRule, hour_of
 from triage.store.azure import OutboxMessageTooLarge
 
 TTL = timedelta(hours=48)
@@ -708,29 +708,3 @@ def test_an_error_inside_a_sqlite_unit_rolls_back_claims_counts_and_messages(
     assert store.claim(["eg|1"], T0, TTL) == [True]
     assert store.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW) is True  # the group never opened
     assert store.poll("acs-triage-outbox", 32) == []
-
-
-@pytest.mark.azurite
-def test_an_azure_claim_left_pending_is_taken_over_after_the_lease_and_waited_for_before(
-    azure_store: Callable[..., Any],
-) -> None:
-    crashed = azure_store(claim_lease=timedelta(seconds=30))
-    retry = azure_store(claim_lease=timedelta(seconds=30), busy_wait=0.3)
-    unit = crashed.unit()
-    unit.__enter__()  # a request that claims and then dies: its unit never ends
-    assert crashed.claim(["eg|1"], T0, TTL) == [True]
-
-    with pytest.raises(ClaimInProgress):  # within the lease: the sender is told to retry later
-        retry.claim(["eg|1"], T0 + timedelta(seconds=10), TTL)
-    assert retry.claim(["eg|1"], T0 + timedelta(seconds=31), TTL) == [True]  # taken over
-    assert retry.claim(["eg|1"], T0 + timedelta(seconds=32), TTL) == [False]
-
-
-@pytest.mark.azurite
-def test_an_azure_unit_marks_its_claims_done_so_a_redelivery_is_a_duplicate_after_the_lease(
-    azure_store: Callable[..., Any],
-) -> None:
-    first = azure_store(claim_lease=timedelta(seconds=30))
-    with first.unit():
-        assert first.claim(["eg|1"], T0, TTL) == [True]
-    assert azure_store().claim(["eg|1"], T0 + timedelta(hours=1), TTL) == [False]

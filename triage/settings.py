@@ -178,9 +178,6 @@ class Settings(BaseModel):
     report_schedule: str | None = None  # cron (UTC); unset: no scheduled daily report
     report_period_hours: int = Field(24, ge=1, le=24 * 31)
     report_to: list[str] = Field(default_factory=list)  # empty: every destination with a report form
-    # Azure store: how long an event's claim may stay pending (its request still counting and
-    # enqueueing) before a retry takes it over. Well above a batch's processing time.
-    claim_lease_seconds: float = Field(60.0, ge=1, le=3600)
 
     @field_validator("resource")
     @classmethod
@@ -260,7 +257,6 @@ class Settings(BaseModel):
             "report_schedule",
             "report_period_hours",
             "report_to",
-            "claim_lease_seconds",
         ):
             value = get(field_name.upper())
             if value is not None:

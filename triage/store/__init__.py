@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from ..errors import ConfigurationError, TriageError
+from ..errors import ConfigurationError
 from ..matchers import Matcher
 from ..model import Incident
 
@@ -27,7 +27,6 @@ __all__ = [
     "Backlog",
     "Burst",
     "BurstGroups",
-    "ClaimInProgress",
     "DedupKeys",
     "Held",
     "HourlyCounts",
@@ -52,13 +51,6 @@ __all__ = [
 MAX_SAMPLES = 5
 # AzureWebJobsStorage: a connection string, or the identity-based settings.
 Connection: TypeAlias = "str | StorageConnection | None"
-
-
-class ClaimInProgress(TriageError):
-    """Events of this batch are being processed by another instance right now (their claims
-    are pending and younger than the claim lease): answer 503, so the sender retries later."""
-
-    status = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,11 +392,8 @@ class Units(Protocol):
 
         SQLite: one transaction, committed on a clean exit, rolled back on an error or a crash.
         Memory: the store's lock, held throughout (nothing outlives a crash there).
-        Azure (Tables and a queue share no transaction): keys claimed inside are written
-        `pending` and marked done on a clean exit; a key left pending by a crash is taken
-        over by the next claim once older than the store's claim lease (so it is counted
-        again: at least once); before that a claim waits a few seconds for it, then raises
-        `ClaimInProgress` (503: the sender retries later)."""
+        Azure (Tables and a queue share no transaction): no unit; the stages' give-back covers
+        failed writes, not a process killed between them."""
         ...
 
 
@@ -473,5 +462,4 @@ def open_configured(settings: Settings) -> Store:
         settings.storage,
         queue_name=settings.outbox_queue,
         table_prefix=settings.table_prefix,
-        claim_lease=timedelta(seconds=settings.claim_lease_seconds),
     )

@@ -6,12 +6,6 @@ conflict; every read-modify-write (group counters, send slots, an expired key ta
 conditional on the entity's ETag and is retried when another instance got there first. So two
 instances never both own a key, and no held count is lost or taken twice.
 
-Tables and a queue share no transaction, so a request's unit (`unit()`) is replay-safe instead
-of atomic: keys claimed inside it are written `pending` and marked done once the counts and the
-outbox write succeeded. A key a crash left pending is taken over by the sender's retry once
-older than the claim lease, and counted again: every event is counted at least once, and as its
-group is already open, the retry is held for the digest rather than alerted a second time.
-
 The Azure SDK is imported here only: `open_store` imports this module when it is needed.
 """
 
@@ -66,7 +60,6 @@ from . import (
     MAX_SAMPLES,
     Backlog,
     Burst,
-    ClaimInProgress,
     Held,
     OutboxMessage,
     Poisoned,
@@ -113,7 +106,6 @@ _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,53}$")
 _QUEUE_NAME = re.compile(r"^(?=.{3,56}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 # Characters a RowKey may not hold (/ \ # ? and controls), plus % and ~ that our encoding uses.
 _ROW_KEY_UNSAFE = re.compile(r"[%~/\\#?\x00-\x1f\x7f-\x9f]")
-_PENDING = "pending"  # a dedup row's state while its request is still counting and enqueueing
 _CONFLICTS = {"EntityAlreadyExists", "UpdateConditionNotSatisfied", "ResourceNotFound", "EntityNotFound"}
 
 T = TypeVar("T")
@@ -123,14 +115,6 @@ _Key = tuple[int, str]  # a key's index in the batch, and its RowKey
 
 class OutboxMessageTooLarge(TriageError):
     """A rendered payload does not fit in a Storage queue message (64 KB once base64-encoded)."""
-
-
-class _Busy(Exception):
-    """Rows another request holds pending within the claim lease: wait, then claim again."""
-
-    def __init__(self, rows: list[tuple[str, str]]) -> None:
-        super().__init__(f"{len(rows)} key row(s) pending")
-        self.rows = rows
 
 
 class StoreContention(TriageError):
@@ -225,8 +209,6 @@ class AzureStore:
         retry_delay: int = 0,
         workers: int = 8,
         purge_interval: timedelta = timedelta(hours=1),
-        claim_lease: timedelta = timedelta(seconds=60),
-        busy_wait: float = 5.0,
     ) -> None:
         if not _TABLE_PREFIX.match(table_prefix):
             raise ConfigurationError(
@@ -259,9 +241,6 @@ class AzureStore:
         self._pool: ThreadPoolExecutor | None = None
         self._next_purge: datetime | None = None
         self._mine: dict[str, datetime] = {}  # keys this instance claimed, until they expire
-        self.claim_lease = claim_lease  # how long a pending claim is another instance's to finish
-        self.busy_wait = busy_wait  # seconds a claim waits for another request's pending keys
-        self._unit = threading.local()  # .claimed: the (key, expires) a running unit claimed
 
     # -- plumbing ------------------------------------------------------------------------------
     def _dedup(self) -> TableClient:
@@ -347,52 +326,12 @@ class AzureStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- unit ----------------------------------------------------------------------------------
     @contextlib.contextmanager
     def unit(self) -> Iterator[None]:
-        """Keys claimed inside are written pending and marked done on a clean exit (one more
-        transaction per partition chunk). On an error the stages have given back what they
-        could; what stays pending is taken over by a retry once the claim lease has passed."""
-        if getattr(self._unit, "claimed", None) is not None:
-            yield
-            return
-        claimed: list[tuple[str, datetime]] = []
-        self._unit.claimed = claimed
-        try:
-            yield
-        finally:
-            self._unit.claimed = None
-        if claimed:
-            self._mark_done(claimed)
-
-    def _mark_done(self, claimed: Sequence[tuple[str, datetime]]) -> None:
-        """Replace pending rows by plain (done) ones. A failure is logged, not raised: the counts
-        and the alerts are stored, so the request succeeded; a redelivery of these events after
-        the claim lease would be counted once more (never lost)."""
-        table = self._dedup()
-        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for key, expires in claimed:
-            partition = _partition(key)
-            by_partition[partition].append(
-                {"PartitionKey": partition, "RowKey": row_key(key), "expires": expires}
-            )
-
-        def mark(job: tuple[str, Sequence[dict[str, Any]]]) -> None:
-            operations = [("update", row, {"mode": UpdateMode.REPLACE}) for row in job[1]]
-            if self._transact(table, operations) is not None:  # a row released meanwhile: one by one
-                for row in job[1]:
-                    with contextlib.suppress(ResourceNotFoundError):
-                        table.update_entity(row, mode=UpdateMode.REPLACE)
-
-        try:
-            self._map(mark, _transactions(by_partition))
-        except Exception as err:
-            log.warning(
-                "%d claimed event keys stay pending (%s); a redelivery after the claim lease "
-                "counts them again",
-                len(claimed), type(err).__name__,
-            )  # fmt: skip
-        self._remember(claimed)
+        """Tables and a queue share no transaction: the calls inside run one by one, and the
+        policy stages give back (release, restore) what a failed later write leaves behind. A
+        process killed between a claim and its count is not covered here (see README)."""
+        yield
 
     # -- dedup ---------------------------------------------------------------------------------
     def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
@@ -406,66 +345,38 @@ class AzureStore:
         another instance races us for is settled on its own."""
         now = _utc(now)
         expires = now + ttl
+        results = [False] * len(keys)
         unique: dict[str, int] = {}
         for index, key in enumerate(keys):
             unique.setdefault(key, index)  # a key repeated within the batch is a duplicate
-        # Marks this claim's pending rows (a retried write finds its own) and orders claims by
-        # age: the older of two claims waiting on each other goes first.
-        token = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex}"
-        started, deadline = now, time.monotonic() + self.busy_wait
-        while True:
-            results = [False] * len(keys)
+        try:
+            self._claim(unique, now, expires, results)
+        except Exception:
+            # The caller sees an error and the sender will retry: keys claimed so far must not
+            # make that retry look like a duplicate.
+            won = [key for key, index in unique.items() if results[index]]
             try:
-                self._claim(unique, now, expires, results, token=token, deadline=deadline)
-                break
-            except Exception as err:
-                # The caller sees an error and the sender will retry (or we wait and claim
-                # again): keys claimed so far must not make that retry look like a duplicate.
-                won = [key for key, index in unique.items() if results[index]]
-                try:
-                    self.release(won)
-                except Exception:
-                    log.error(
-                        "%d event keys stay claimed after a failed claim; retries of those events "
-                        "will count as duplicates until the keys expire",
-                        len(won),
-                    )
-                if not isinstance(err, _Busy):
-                    raise
-                # Holding nothing while we wait, so two requests waiting on each other cannot stall.
-                now = started + timedelta(seconds=self.busy_wait - (deadline - time.monotonic()))
-                if not self._await_settled(err.rows, now, deadline):
-                    raise ClaimInProgress(
-                        f"{len(err.rows)} event(s) of this batch are being processed by another "
-                        "request right now; retry later"
-                    ) from None
-                now = started + timedelta(seconds=self.busy_wait - (deadline - time.monotonic()))
-        claimed = [(key, expires) for key, index in unique.items() if results[index]]
-        unit: list[tuple[str, datetime]] | None = getattr(self._unit, "claimed", None)
-        if unit is None:
-            self._remember(claimed)
-        else:
-            unit.extend(claimed)  # remembered once marked done: until then a repeat must look again
+                self.release(won)
+            except Exception:
+                log.error(
+                    "%d event keys stay claimed after a failed claim; retries of those events "
+                    "will count as duplicates until the keys expire",
+                    len(won),
+                )
+            raise
+        self._remember([(key, expires) for key, index in unique.items() if results[index]])
         return results
 
-    def _claim(
-        self,
-        unique: dict[str, int],
-        now: datetime,
-        expires: datetime,
-        results: list[bool],
-        *,
-        token: str,
-        deadline: float,
-    ) -> None:
-        """Claim each key of `unique` (key → index); sets results[index] as each one is won.
-        Raises _Busy naming the rows another request holds pending within the claim lease."""
+    def _claim(self, unique: dict[str, int], now: datetime, expires: datetime, results: list[bool]) -> None:
+        """Claim each key of `unique` (key → index); sets results[index] as each one is won."""
         by_partition: dict[str, list[_Key]] = defaultdict(list)
         for key, index in unique.items():
             if not self._claimed_here(key, now):
                 by_partition[_partition(key)].append((index, row_key(key)))
         table = self._dedup()
-        row = self._row_maker(now, expires, token)
+
+        def row(partition: str, rk: str) -> dict[str, Any]:
+            return {"PartitionKey": partition, "RowKey": rk, "expires": expires}
 
         def insert(job: tuple[str, Sequence[_Key]]) -> tuple[list[_Key], list[_Key]]:
             """Insert a chunk: (keys known to be missing, keys to read); marks what went in."""
@@ -496,21 +407,9 @@ class AzureStore:
             missing[partition] += [(index, rk, None) for index, rk in absent]
             to_read += [(partition, index, rk) for index, rk in unknown]
         found = self._map(lambda item: self._get(table, item[0], item[2]), to_read)
-        busy: list[tuple[str, int, str]] = []
-        older = False
         for (partition, index, rk), entity in zip(to_read, found, strict=True):
-            verdict = True if entity is None else self._claimable(entity, now, token)
-            if verdict is None:
-                busy.append((partition, index, rk))
-                older = older or str(entity["claim"]) < token  # type: ignore[index]
-            elif verdict:
+            if entity is None or _utc(entity["expires"]) <= now:
                 missing[partition].append((index, rk, entity))  # a live row is a duplicate
-        # Another request holds these pending (wait-die, so that claims never wait in a circle):
-        # if an older claim holds any, this one gives way (releases all, waits holding nothing,
-        # claims again with its age, in `claim`); else it waits for the younger ones to give way
-        # or their requests to finish.
-        if busy and (older or not self._await_settled([(p, rk) for p, _, rk in busy], now, deadline)):
-            raise _Busy([(p, rk) for p, _, rk in busy])
 
         def insert_or_take_over(job: tuple[str, Sequence[tuple[int, str, TableEntity | None]]]) -> bool:
             partition, chunk = job
@@ -537,10 +436,10 @@ class AzureStore:
 
         def settle(item: tuple[str, int, str]) -> None:
             partition, index, rk = item
-            results[index] = self._claim_one(table, row(partition, rk), now, token, deadline)
+            results[index] = self._claim_one(table, partition, rk, now, expires)
 
-        # Another instance raced us for these very keys, or held them pending: one at a time.
-        self._map(settle, contested + busy)
+        # Another instance raced us for these very keys: settle them one at a time.
+        self._map(settle, contested)
 
     def _claimed_here(self, key: str, now: datetime) -> bool:
         """True when this instance holds a live claim on `key`: a duplicate, known without a
@@ -559,49 +458,10 @@ class AzureStore:
                 for key in list(itertools.islice(mine, overflow)):
                     del mine[key]
 
-    def _row_maker(
-        self, now: datetime, expires: datetime, token: str
-    ) -> Callable[[str, str], dict[str, Any]]:
-        """How this claim writes a key's row: pending (with its time and the claim's token)
-        inside a unit, else done. Decided on the caller's thread: the unit is per thread."""
-        in_unit = getattr(self._unit, "claimed", None) is not None
-        extra: dict[str, Any] = {"state": _PENDING, "claimed": now, "claim": token} if in_unit else {}
-
-        def row(partition: str, rk: str) -> dict[str, Any]:
-            return {"PartitionKey": partition, "RowKey": rk, "expires": expires, **extra}
-
-        return row
-
-    def _claimable(self, entity: TableEntity, now: datetime, token: str) -> bool | None:
-        """Whether an existing key row may be taken over: True when expired, ours (a write
-        retried after its answer was lost) or left pending (by a crash) longer than the claim
-        lease ago; False for a duplicate; None while another request holds it pending."""
-        if _utc(entity["expires"]) <= now:
-            return True
-        if entity.get("state") != _PENDING:
-            return False
-        if entity.get("claim") == token or _utc(entity["claimed"]) + self.claim_lease <= now:
-            return True
-        return None
-
-    def _await_settled(self, rows: Sequence[tuple[str, str]], now: datetime, deadline: float) -> bool:
-        """Wait until none of `rows` is pending within its lease any more (marked done,
-        released, or its lease ran out after a crash): True; False at the deadline."""
-        table = self._dedup()
-        start = time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(random.uniform(0.01, 0.05))  # noqa: S311 - jitter, not crypto
-            now += timedelta(seconds=time.monotonic() - start)
-            start = time.monotonic()
-            found = self._map(lambda row: self._get(table, *row), rows)
-            if all(e is None or self._claimable(e, now, "") is not None for e in found):
-                return True
-        return False
-
     def _claim_one(
-        self, table: TableClient, row: dict[str, Any], now: datetime, token: str, deadline: float
+        self, table: TableClient, partition: str, rk: str, now: datetime, expires: datetime
     ) -> bool:
-        partition, rk = row["PartitionKey"], row["RowKey"]
+        row = {"PartitionKey": partition, "RowKey": rk, "expires": expires}
         for attempt in range(_ATTEMPTS):
             try:
                 table.create_entity(row)
@@ -611,12 +471,7 @@ class AzureStore:
             entity = self._get(table, partition, rk)
             if entity is None:
                 continue  # released meanwhile: insert again
-            verdict = self._claimable(entity, now, token)
-            if verdict is None:  # wait-die, as in _claim
-                if str(entity["claim"]) < token or not self._await_settled([(partition, rk)], now, deadline):
-                    raise _Busy([(partition, rk)])
-                continue
-            if not verdict:
+            if _utc(entity["expires"]) > now:
                 return False
             try:
                 table.update_entity(row, mode=UpdateMode.REPLACE, **self._if_match(entity))
@@ -631,10 +486,6 @@ class AzureStore:
         with self._lock:
             for key in keys:
                 self._mine.pop(key, None)
-        unit: list[tuple[str, datetime]] | None = getattr(self._unit, "claimed", None)
-        if unit:
-            gone = set(keys)
-            unit[:] = [claimed for claimed in unit if claimed[0] not in gone]
 
         def delete(key: str) -> None:
             with contextlib.suppress(ResourceNotFoundError):
