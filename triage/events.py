@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
 
-from .catalog import documented_context
 from .ingest import DELETED_EVENT, RawEvent
 from .mask import mask_identifier, mask_phone, mask_text
 from .model import Context, Incident
@@ -336,6 +335,8 @@ def to_incident(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> I
 def _call_incident(
     raw: RawEvent, kind: str, event: CallAutomationEvent, resource: str, mask: bool
 ) -> Incident | Skip:
+    from .catalog import documented_context  # the catalog loads on the first event, not on import
+
     result = event.result_information
     code = result.code if result else None
     subcode = result.sub_code if result else None
