@@ -57,6 +57,7 @@ __all__ = [
     "SilenceSummaries",
     "Stage",
     "SuppressSuccesses",
+    "outbox_message",
     "run",
 ]
 
@@ -497,20 +498,18 @@ class Enqueue:
         if not destinations:
             return []
         render = self._render()
-        basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}|{alert.status}"
+        basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
         if alert.status != "firing":  # a notice about the same example is another message
             basis += f"|{alert.status}|{alert.last_seen}"
-        return [
-            OutboxMessage(
-                id=hashlib.sha256(f"{basis}|{d.name}".encode()).hexdigest()[:32],
-                destination=d.name,
-                payload=_as_payload(render(alert, d.format)),
-                fingerprint=alert.fingerprint,
-            )
-            for d in destinations
-        ]
+        return [outbox_message(basis, d, render(alert, d.format), alert.fingerprint) for d in destinations]
 
 
-def _as_payload(rendered: Any) -> dict[str, Any]:
-    """Chat formats render to a JSON body; the text format is carried as {"text": …}."""
-    return rendered if isinstance(rendered, dict) else {"text": str(rendered)}
+def outbox_message(basis: str, destination: Destination, rendered: Any, fingerprint: str) -> OutboxMessage:
+    """A rendered payload for one destination, with an id derived from `basis` (stable across
+    retries of the same alert or report). The text format is carried as {"text": …}."""
+    return OutboxMessage(
+        id=hashlib.sha256(f"{basis}|{destination.name}".encode()).hexdigest()[:32],
+        destination=destination.name,
+        payload=rendered if isinstance(rendered, dict) else {"text": str(rendered)},
+        fingerprint=fingerprint,
+    )

@@ -3,7 +3,6 @@ status, headers and body out. function_app.py and the local server are thin adap
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from .doctor import Problem, check_settings, storage_failure, store_refusal
 from .errors import ConfigurationError, DeliveryError, TriageError
 from .ingest import header, options_handshake, parse_body
 from .pipeline import Report, Triage
+from .policy import outbox_message
 from .settings import Settings
 from .store import OutboxMessage, RedriveFilter, Store, open_configured
 from .telemetry import Telemetry
@@ -243,15 +243,7 @@ class Service:
         for destination in self.settings.report_destinations():
             render = destination.kind.report
             assert render is not None  # report_destinations keeps only kinds with a report form
-            rendered = render(report)
-            messages.append(
-                OutboxMessage(
-                    id=hashlib.sha256(f"report|{slot}|{destination.name}".encode()).hexdigest()[:32],
-                    destination=destination.name,
-                    payload=rendered if isinstance(rendered, dict) else {"text": rendered},
-                    fingerprint="report",
-                )
-            )
+            messages.append(outbox_message(f"report|{slot}", destination, render(report), "report"))
         return messages
 
     def report_tick(self, now: datetime | None = None) -> DailyReport | None:
