@@ -8,21 +8,26 @@ types are not errors: `to_incident` returns a Skip that the caller counts and lo
 from __future__ import annotations
 
 import re
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from functools import cache, lru_cache
+from typing import Any, ClassVar, NamedTuple, Union, get_args, get_origin
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
 
 from .ingest import DELETED_EVENT, RawEvent
 from .mask import mask_identifier, mask_phone, mask_text
-from .model import Context, Incident
+from .model import Context, Facts, Incident
 
 __all__ = [
     "CALL_AUTOMATION_FAILURES",
     "NO_CODE",
     "SMS_DELIVERY_REPORT",
+    "Reading",
     "Skip",
+    "read",
     "sms_error_code",
     "to_incident",
 ]
@@ -127,11 +132,10 @@ class CallAutomationEvent(_Model):
                 out[label] = " ".join(str(p) for p in (diag.code, diag.message) if p not in (None, ""))
         return out
 
-    def participant_id(self) -> str:
-        """The raw id of the participant the action was about ('' when there is none)."""
-        return ""
-
-    def context(self, code: int | None, subcode: int | None) -> Context:
+    @staticmethod
+    def context(subcode: int | None, participant_kind: str) -> Context:
+        """The product area of a failure with `subcode`, about a participant of `participant_kind`
+        (the identifier's kind, '' when the action was about no participant)."""
         return "pstn" if subcode is not None and subcode >= _PSTN_SUBCODE_MIN else "call-automation"
 
 
@@ -149,15 +153,12 @@ class ParticipantEvent(CallAutomationEvent):
             out["From call"] = self.from_call
         return out
 
-    def participant_id(self) -> str:
-        """The raw id of the participant the action was about ('' when there is none)."""
-        return (self.participant.raw_id or "") if self.participant else ""
-
-    def context(self, code: int | None, subcode: int | None) -> Context:
-        kind = (self.participant.kind or "").lower() if self.participant else ""
-        if kind.startswith(("microsoftteams", "teamsextension")):
+    @staticmethod
+    def context(subcode: int | None, participant_kind: str) -> Context:
+        """Teams users and Teams Phone extensions are Teams Phone's area, whatever the code."""
+        if participant_kind.lower().startswith(("microsoftteams", "teamsextension")):
             return "teams-phone"
-        return super().context(code, subcode)
+        return CallAutomationEvent.context(subcode, participant_kind)
 
 
 class CancelAddParticipantFailed(CallAutomationEvent):
@@ -288,6 +289,7 @@ def _time(raw: str | None) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=1024)  # a burst repeats the same few texts
 def sms_error_code(details: str | None) -> int | None:
     """The SMS error code inside deliveryStatusDetails ("ErrorCode: 4007. ErrorMessage: …")."""
     if not details:
@@ -296,85 +298,276 @@ def sms_error_code(details: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _resource(raw: RawEvent, default: str) -> str:
-    match = _RESOURCE.search(raw.source)
-    return match.group(1) if match else default
+@lru_cache(maxsize=256)  # one per ACS resource
+def _resource_of(source: str) -> str | None:
+    match = _RESOURCE.search(source)
+    return match.group(1) if match else None
+
+
+@lru_cache(maxsize=1024)
+def _diag_codes(message: str) -> tuple[int, int] | None:
+    """(code, subcode) from "… DiagCode: 408#10057.@", which some messages carry."""
+    diag = _DIAG.search(message)
+    return (int(diag.group(1)), int(diag.group(2))) if diag else None
+
+
+# -- the fast read: data that fits a model as it is ------------------------------------------------
+#
+# Pydantic builds every event's model in a few µs; a burst of 5,000 events needs the models of a
+# handful (the ones shown). `_fits` tells, without building one, that the model would read the
+# data exactly as it stands: every key is a field's wire spelling (camelCase) or no field's
+# spelling at all (ignored), and every value is None or of the field's own type. Whatever else
+# (other spellings, strings for numbers, odd types) goes to pydantic, which gives the answer it
+# always gave. The checks are derived from the models, so a field added to a model is covered.
+
+
+class _Check(NamedTuple):
+    key: str
+    python_type: type
+    model: type[_Model] | None  # for a nested model, or the items of a list of them
+    many: bool
+
+
+_PLANS: dict[tuple[type[_Model], tuple[str, ...]], tuple[_Check, ...] | None] = {}
+_MAX_PLANS = 1024  # senders use a few layouts; a hostile stream must not grow this without bound
+
+
+def _field_check(key: str, annotation: Any) -> _Check | None:
+    """How to check a field's value without pydantic; None for a type this does not handle."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) not in (Union, types.UnionType) or len(args) != 1:
+        return None  # every field is optional: `T | None`
+    (kind,) = args
+    if kind in (str, int):
+        return _Check(key, kind, None, False)
+    if isinstance(kind, type) and issubclass(kind, _Model):
+        return _Check(key, dict, kind, False)
+    (item,) = get_args(kind) or (None,)
+    if get_origin(kind) is list and isinstance(item, type) and issubclass(item, _Model):
+        return _Check(key, list, item, True)
+    return None
+
+
+def _plan(model: type[_Model], keys: tuple[str, ...]) -> tuple[_Check, ...] | None:
+    """The checks for data with `keys`, or None when pydantic must read it (see above)."""
+    cache_key = (model, keys)
+    if cache_key in _PLANS:
+        return _PLANS[cache_key]
+    wire: dict[str, _Check | None] = {}
+    other: set[str] = set()
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        assert isinstance(alias, AliasChoices)
+        spellings = [str(choice) for choice in alias.choices]
+        wire[spellings[0]] = _field_check(spellings[0], field.annotation)
+        other.update({*spellings[1:], name} - {spellings[0]})
+    checks = [wire[key] for key in keys if key in wire]
+    plan = None if other.intersection(keys) or None in checks else tuple(c for c in checks if c is not None)
+    if len(_PLANS) < _MAX_PLANS:
+        _PLANS[cache_key] = plan
+    return plan
+
+
+def _fits(model: type[_Model], data: dict[str, Any]) -> bool:
+    """Would `model` read `data` exactly as it stands? (See above.)"""
+    plan = _plan(model, tuple(data))
+    if plan is None:
+        return False
+    for key, kind, nested, many in plan:
+        value = data[key]
+        if value is None:
+            continue
+        if type(value) is not kind:
+            return False
+        if nested is not None:
+            items: list[Any] | tuple[Any] = value if many else (value,)  # type: ignore[assignment]
+            for item in items:
+                if type(item) is not dict or not _fits(nested, item):
+                    return False
+    return True
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Reading:
+    """A failure read from one event: its facts at once, the whole Incident (ids, details,
+    time, masking) only when it is shown. Most events of a burst are only counted."""
+
+    raw: RawEvent
+    facts: Facts
+    message: str  # the event's own text (or why it has no code), unmasked
+    model: type[_Model]
+    event: _Model | None  # the model, where the slow read built it
+    mask: bool
+
+    def incident(self) -> Incident:
+        """The Incident, masked where masking is on."""
+        event = self.event
+        if event is None:
+            event = self.model.model_validate(self.raw.data)  # `_fits` said it reads as it is
+        if isinstance(event, SmsDeliveryReport):
+            return _sms_incident(self, event)
+        assert isinstance(event, CallAutomationEvent)
+        return _call_incident(self, event)
 
 
 def to_incident(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Incident | Skip:
     """Turn one RawEvent into an Incident, or a Skip saying why there is nothing to alert."""
+    reading = read(raw, resource=resource, mask=mask)
+    return reading if isinstance(reading, Skip) else reading.incident()
+
+
+def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading | Skip:
+    """Read one RawEvent's failure (its facts), or a Skip saying why there is nothing to alert."""
     if not raw.type.startswith(ACS_PREFIX):
         if raw.type == DELETED_EVENT:
             return Skip(raw.id, raw.type, "Event Grid subscription deleted", "skipped")
         return Skip(raw.id, raw.type, "not an Azure Communication Services event", "skipped")
     kind = raw.type[len(ACS_PREFIX) :]
-    if not isinstance(raw.data, dict):
+    data = raw.data
+    if not isinstance(data, dict):
         return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
     try:
         if raw.type == SMS_DELIVERY_REPORT:
-            report = SmsDeliveryReport.model_validate(raw.data)
+            status = data.get("deliveryStatus")
+            if type(status) is str and _fits(SmsDeliveryReport, data):
+                details = data.get("deliveryStatusDetails")
+                return _sms_reading(
+                    raw, kind, resource=resource, mask=mask, status=status, details=details, report=None
+                )
+            report = SmsDeliveryReport.model_validate(data)
             if report.delivery_status is None:
-                report = SmsDeliveryReport.model_validate(_fold(raw.data))
-            return _sms_incident(raw, kind, report, resource, mask)
+                report = SmsDeliveryReport.model_validate(_fold(data))
+            return _sms_reading(
+                raw, kind, resource=resource, mask=mask, status=report.delivery_status or "",
+                details=report.delivery_status_details, report=report,
+            )  # fmt: skip
         model = CALL_AUTOMATION_FAILURES.get(kind)
         if model is None:
             # A new *Failed event we have no model for still has the common fields.
             if not kind.endswith("Failed"):
                 return Skip(raw.id, raw.type, "event type is not a failure acs-triage reports", "skipped")
             model = CallAutomationEvent
-        event = model.model_validate(raw.data)
-        if not _complete(event, raw.data):
-            event = model.model_validate(_fold(raw.data))
-        return _call_incident(raw, kind, event, resource, mask)
+        result = data.get("resultInformation")
+        if (
+            type(result) is dict
+            and type(data.get("correlationId")) is str
+            and (type(result.get("code")) is int or type(result.get("subCode")) is int)
+            and _fits(model, data)
+        ):  # what `_complete` asks, read straight from the data
+            participant = data.get("participant") if issubclass(model, ParticipantEvent) else None
+            values = _CallValues(
+                result.get("code"), result.get("subCode"), result.get("message"),
+                (participant.get("kind") or "") if participant else "",
+                (participant.get("rawId") or "") if participant else "",
+            )  # fmt: skip
+            return _call_reading(
+                raw, kind, resource=resource, mask=mask, model=model, event=None, values=values
+            )
+        event = model.model_validate(data)
+        if not _complete(event, data):
+            event = model.model_validate(_fold(data))
+        result_info = event.result_information
+        who = event.participant if isinstance(event, ParticipantEvent) else None
+        values = _CallValues(
+            result_info.code if result_info else None,
+            result_info.sub_code if result_info else None,
+            result_info.message if result_info else None,
+            (who.kind or "") if who else "",
+            (who.raw_id or "") if who else "",
+        )
+        return _call_reading(raw, kind, resource=resource, mask=mask, model=model, event=event, values=values)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return Skip(raw.id, raw.type, f"invalid data.{where}: {first['msg']}", "invalid")
 
 
-def _call_incident(
-    raw: RawEvent, kind: str, event: CallAutomationEvent, resource: str, mask: bool
-) -> Incident | Skip:
-    from .catalog import documented_context  # the catalog loads on the first event, not on import
+class _CallValues(NamedTuple):
+    """What a Call Automation event's facts are made of, however it was read."""
 
-    result = event.result_information
-    code = result.code if result else None
-    subcode = result.sub_code if result else None
-    message = (result.message if result else None) or ""
+    code: int | None
+    subcode: int | None
+    message: str | None
+    participant_kind: str
+    participant_id: str
+
+
+@cache
+def _documented_context() -> Callable[[str, int | None, int | None, str, str], Context | None]:
+    """The catalog's documented_context, imported on the first event (not on import: cold start)."""
+    from .catalog import documented_context
+
+    return documented_context
+
+
+def _call_reading(
+    raw: RawEvent,
+    kind: str,
+    *,
+    resource: str,
+    mask: bool,
+    model: type[CallAutomationEvent],
+    event: CallAutomationEvent | None,
+    values: _CallValues,
+) -> Reading | Skip:
+    code, subcode, message, participant_kind, participant_id = values
+    message = message or ""
     if (code is None or subcode is None) and message:
-        diag = _DIAG.search(message)  # "… DiagCode: 408#10057.@" carries both numbers
+        diag = _diag_codes(message)
         if diag:
-            code = int(diag.group(1)) if code is None else code
-            subcode = int(diag.group(2)) if subcode is None else subcode
+            code = diag[0] if code is None else code
+            subcode = diag[1] if subcode is None else subcode
     if code is None and subcode is None:
         if kind == "CallDisconnected":
             return Skip(raw.id, raw.type, "call ended without result information", "success")
         message = message or NO_CODE  # still a failure: it alerts, saying why it has no code
+    # The documents' own conditions come first (Teams Phone's dual-persona 408/10057).
+    context = _documented_context()(kind, code, subcode, participant_id, message) or model.context(
+        subcode, participant_kind
+    )
+    return Reading(raw, Facts(kind, context, code, subcode, resource), message, model, event, mask)
+
+
+def _call_incident(reading: Reading, event: CallAutomationEvent) -> Incident:
+    raw, facts, mask, message = reading.raw, reading.facts, reading.mask, reading.message
     return Incident(
-        kind=kind,
+        kind=facts.kind,
         event_type=raw.type,
         event_id=raw.id,
         source=raw.source,
-        resource=resource,
+        resource=facts.resource,
         time=_time(raw.time),
-        # The documents' own conditions come first (Teams Phone's dual-persona 408/10057).
-        context=documented_context(kind, code, subcode, event.participant_id(), message)
-        or event.context(code, subcode),
-        code=code,
-        subcode=subcode,
+        context=facts.context,
+        code=facts.code,
+        subcode=facts.subcode,
         message=mask_text(message) if mask else message,
         ids=event.ids(mask),
         details=_masked(event.details(mask)) if mask else event.details(mask),
     )
 
 
-def _sms_incident(
-    raw: RawEvent, kind: str, report: SmsDeliveryReport, resource: str, mask: bool
-) -> Incident | Skip:
-    status = (report.delivery_status or "").strip()
-    if status.lower() == "delivered":
+def _sms_reading(
+    raw: RawEvent,
+    kind: str,
+    *,
+    resource: str,
+    mask: bool,
+    status: str,
+    details: str | None,
+    report: SmsDeliveryReport | None,
+) -> Reading | Skip:
+    if status.strip().lower() == "delivered":
         return Skip(raw.id, raw.type, "SMS delivered", "success")
-    code = sms_error_code(report.delivery_status_details)
+    facts = Facts(kind, "sms", sms_error_code(details), None, _resource_of(raw.source) or resource)
+    return Reading(raw, facts, details or "", SmsDeliveryReport, report, mask)
+
+
+def _sms_incident(reading: Reading, report: SmsDeliveryReport) -> Incident:
+    raw, facts, mask = reading.raw, reading.facts, reading.mask
+    status = (report.delivery_status or "").strip()
     details: dict[str, str] = {"Delivery status": status or "unknown"}
     if report.to:
         details["To"] = mask_phone(report.to) if mask else report.to
@@ -389,16 +582,16 @@ def _sms_incident(
     ids = {"messageId": report.message_id or raw.id}
     if mask:
         details, ids = _masked(details), _masked(ids)
-    text = report.delivery_status_details or ""
+    text = reading.message
     return Incident(
-        kind=kind,
+        kind=facts.kind,
         event_type=raw.type,
         event_id=raw.id,
         source=raw.source,
-        resource=_resource(raw, resource),
+        resource=facts.resource,
         time=_time(raw.time) or _time(report.received_timestamp),
         context="sms",
-        code=code,
+        code=facts.code,
         subcode=None,
         message=mask_text(text) if mask else text,
         ids=ids,

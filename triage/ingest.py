@@ -216,45 +216,82 @@ def _get(item: dict[str, Any], key: str) -> Any:
     return None
 
 
+_CLOUDEVENT_KEYS = ("id", "type", "source", "subject", "time", "data")
+_EVENTGRID_KEYS = ("id", "eventType", "topic", "subject", "eventTime", "data")
+_ATTRIBUTES = ("specversion", "eventType", *_CLOUDEVENT_KEYS, *_EVENTGRID_KEYS)
+
+
+class _Layout(NamedTuple):
+    """Where each envelope attribute sits in items with one sequence of keys: the key that
+    `_get` would read (exact spelling, else the first one equal ignoring case), or None."""
+
+    specversion: str | None
+    event_type: str | None
+    cloudevent: tuple[str | None, ...]  # keys of _CLOUDEVENT_KEYS
+    eventgrid: tuple[str | None, ...]  # keys of _EVENTGRID_KEYS
+
+
+_LAYOUTS: dict[tuple[str, ...], _Layout] = {}
+_MAX_LAYOUTS = 256  # senders use a handful; a hostile body must not grow this without bound
+
+
+def _layout(keys: tuple[str, ...]) -> _Layout:
+    """The layout of items whose keys are `keys`, in that order (one sender, one layout)."""
+    layout = _LAYOUTS.get(keys)
+    if layout is None:
+        where = dict.fromkeys(keys, 0)  # _get reads keys only; any value will do
+        found = {
+            a: (a if a in where else next((k for k in keys if k.lower() == a.lower()), None))
+            for a in _ATTRIBUTES
+        }
+        layout = _Layout(
+            found["specversion"],
+            found["eventType"],
+            tuple(found[a] for a in _CLOUDEVENT_KEYS),
+            tuple(found[a] for a in _EVENTGRID_KEYS),
+        )
+        if len(_LAYOUTS) < _MAX_LAYOUTS:
+            _LAYOUTS[keys] = layout
+    return layout
+
+
 def _read_item(index: int, item: Any, envelope: Envelope) -> RawEvent | None:
     if not isinstance(item, dict):
         envelope.rejected.append(
             Rejected(index, f"item is a JSON {type(item).__name__}, not an event object")
         )
         return None
-    if _get(item, "specversion") is not None:
+    # Attributes are read case-insensitively (as _get does); where each one sits is worked
+    # out once per sequence of keys, because every event of a sender has the same one.
+    layout = _layout(tuple(item))
+    if layout.specversion is not None and item[layout.specversion] is not None:
         schema: Literal["eventgrid", "cloudevents"] = "cloudevents"
-        type_key, source_key, time_key = "type", "source", "time"
-    elif _get(item, "eventType") is not None:
+        names, keys = _CLOUDEVENT_KEYS, layout.cloudevent
+    elif layout.event_type is not None and item[layout.event_type] is not None:
         schema = "eventgrid"
-        type_key, source_key, time_key = "eventType", "topic", "eventTime"
+        names, keys = _EVENTGRID_KEYS, layout.eventgrid
     else:
         envelope.rejected.append(
             Rejected(index, "neither a CloudEvent (no specversion) nor an Event Grid event (no eventType)")
         )
         return None
-
-    event_id = _get(item, "id")
+    event_id, event_type, source, subject, when, data = (None if k is None else item[k] for k in keys)
     # No id, no dedup: we never invent one (azure-core's CloudEvent.from_dict would).
     if not isinstance(event_id, str) or not event_id.strip():
         envelope.rejected.append(Rejected(index, "event has no id"))
         return None
-    event_type = _get(item, type_key)
     if not isinstance(event_type, str) or not event_type:
-        envelope.rejected.append(Rejected(index, f"event has no {type_key}", event_id))
+        envelope.rejected.append(Rejected(index, f"event has no {names[1]}", event_id))
         return None
-    source = _get(item, source_key)
     if schema == "cloudevents" and (not isinstance(source, str) or not source):
         envelope.rejected.append(Rejected(index, "CloudEvent has no source", event_id))
         return None
-    subject = _get(item, "subject")
-    when = _get(item, time_key)
     return RawEvent(
-        schema=schema,
-        id=event_id,
-        type=event_type,
-        source=source if isinstance(source, str) else "",
-        subject=subject if isinstance(subject, str) else "",
-        time=when if isinstance(when, str) else None,
-        data=_get(item, "data"),
+        schema,
+        event_id,
+        event_type,
+        source if isinstance(source, str) else "",
+        subject if isinstance(subject, str) else "",
+        when if isinstance(when, str) else None,
+        data,
     )

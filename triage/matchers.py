@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from .model import Incident
+from .model import Facts, Incident
 
 __all__ = ["MATCHER_FIELDS", "Matcher"]
 
@@ -57,7 +57,7 @@ class Matcher(BaseModel):
                 checks.append((attribute, frozenset(unwanted), False))
         self._checks = tuple(checks)
 
-    def matches(self, incident: Incident) -> bool:
+    def matches(self, incident: Facts | Incident) -> bool:
         """True when `incident` meets every given condition."""
         return all(
             (getattr(incident, attribute) in values) is wanted for attribute, values, wanted in self._checks

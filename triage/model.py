@@ -17,6 +17,7 @@ __all__ = [
     "Alert",
     "Category",
     "Context",
+    "Facts",
     "Guidance",
     "Incident",
     "Match",
@@ -112,6 +113,27 @@ class Guidance:
         }
 
 
+def fingerprint(kind: str, code: int | None, subcode: int | None, resource: str) -> str:
+    """Failures with the same fingerprint are one problem: grouped, counted, digested."""
+    return f"{kind}|{code}|{subcode}|{resource}"
+
+
+class Facts(NamedTuple):
+    """What matching, counting and grouping read of a failure, known before the Incident is
+    built (an Incident has the same fields, so either serves where only these are read)."""
+
+    kind: str
+    context: Context
+    code: int | None
+    subcode: int | None
+    resource: str
+
+    @property
+    def fingerprint(self) -> str:
+        """See `fingerprint`."""
+        return fingerprint(self.kind, self.code, self.subcode, self.resource)
+
+
 class Incident(NamedTuple):
     """One failure reported by ACS, normalised from whichever event carried it.
 
@@ -137,8 +159,8 @@ class Incident(NamedTuple):
 
     @property
     def fingerprint(self) -> str:
-        """Incidents with the same fingerprint are one problem: grouped, counted, digested."""
-        return f"{self.kind}|{self.code}|{self.subcode}|{self.resource}"
+        """See `fingerprint`."""
+        return fingerprint(self.kind, self.code, self.subcode, self.resource)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from functools import partial
 from typing import cast
 
 from .destinations import Destination
-from .events import Skip, to_incident
+from .events import Skip, read
 from .ingest import RawEvent, Rejected
-from .model import Alert, Context, Guidance, Incident
+from .model import Alert, Context, Facts, Guidance, Incident
 from .policy import (
     Batch,
     Candidate,
@@ -39,6 +38,7 @@ __all__ = ["Lookup", "Report", "Triage"]
 log = logging.getLogger("triage")
 
 Lookup = Callable[[int | None, int | None, Context | None, str | None], Guidance]
+_GUIDANCE_CACHE = 4096
 
 
 class Triage:
@@ -59,6 +59,8 @@ class Triage:
 
             lookup = catalog_lookup
         self._lookup = lookup
+        # Guidance per distinct facts: a batch repeats a few, and the lookup is the same each time.
+        self._guidance_of: dict[Facts, Guidance] = {}
         self._render = render
         self._route = Route(settings)
         enqueue = Enqueue(store, self._renderer)
@@ -84,18 +86,20 @@ class Triage:
         report.received += len(report.rejected)
         if report.rejected:
             report.tally("invalid", "unreadable", count=len(report.rejected))
-        settings = self.settings
+        resource, mask = self.settings.resource, self.settings.mask_pii
         batch = Batch(now, report)
+        candidates = batch.candidates
+        guidance_of = self._guidance_of
         for raw in raws:
-            # Read unmasked: only the few incidents that are shown get masked (Candidate.shown).
-            outcome = to_incident(raw, resource=settings.resource, mask=False)
-            if isinstance(outcome, Skip):
-                self._count_skip(report, outcome)
+            # Only the facts: the few incidents that are shown are built by Candidate.shown.
+            reading = read(raw, resource=resource, mask=mask)
+            if isinstance(reading, Skip):
+                self._count_skip(report, reading)
                 continue
-            guidance = self._guidance(outcome)
-            masked = partial(_masked_incident, raw, settings.resource) if settings.mask_pii else None
-            batch.candidates.append(Candidate(f"{raw.source}|{raw.id}", outcome, guidance, masked))
-        if not batch.candidates:
+            facts = reading.facts
+            guidance = guidance_of.get(facts) or self._guidance(facts)
+            candidates.append(Candidate(f"{raw.source}|{raw.id}", facts, guidance, reading.incident))
+        if not candidates:
             return report
         # Claims, counts and outbox writes as one unit: a crash between them must neither
         # lose an event (claimed, never counted) nor alert it twice.
@@ -112,8 +116,13 @@ class Triage:
         """Where an alert goes: every matching route's destinations; with no routes, all."""
         return self._route.destinations(alert)
 
-    def _guidance(self, incident: Incident) -> Guidance:
-        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
+    def _guidance(self, incident: Facts | Incident) -> Guidance:
+        guidance = self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
+        if isinstance(incident, Facts):
+            if len(self._guidance_of) >= _GUIDANCE_CACHE:
+                self._guidance_of.clear()  # only junk codes get here: start over
+            self._guidance_of[incident] = guidance
+        return guidance
 
     def _renderer(self) -> Renderer:
         if self._render is None:
@@ -137,11 +146,3 @@ class Triage:
             report.skipped += 1
             report.skips.append(skip)
             log.info("event skipped: type=%r: %s", skip.event_type, skip.reason)
-
-
-def _masked_incident(raw: RawEvent, resource: str) -> Incident:
-    """The event read again with its personal data masked (it was read once unmasked, as an
-    Incident, so reading it again gives an Incident too)."""
-    incident = to_incident(raw, resource=resource, mask=True)
-    assert isinstance(incident, Incident)
-    return incident

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from .destinations import Destination
 from .events import Skip
 from .ingest import Rejected
-from .model import Alert, Guidance, Incident, Severity
+from .model import Alert, Facts, Guidance, Incident, Severity
 from .settings import Settings
 from .store import (
     MAX_SAMPLES,
@@ -89,7 +89,9 @@ class Report:
     # (outcome, event kind, "code/subcode") → events: what telemetry counts by kind and code.
     outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
-    def tally(self, outcome: str, kind: str, incident: Incident | None = None, count: int = 1) -> None:
+    def tally(
+        self, outcome: str, kind: str, incident: Facts | Incident | None = None, count: int = 1
+    ) -> None:
         """Count `count` events of `kind` (with the incident's code, if any) as `outcome`."""
         code = "" if incident is None or incident.code is None else str(incident.code)
         if incident is not None and incident.subcode is not None:
@@ -122,21 +124,22 @@ class Report:
 class Candidate:
     """A failure with its guidance, and the key that dedups its event.
 
-    `incident` is as read; where masking is on, its personal data is masked only when it is
-    shown (`shown()`): the alert, a digest's example and samples, a silence's example. Most
-    events of a burst are only counted, and masking every one of them was most of a batch's cost.
-    Matching and counting read kind, context, codes and resource, which masking leaves alone."""
+    Matching and counting read only `facts` (kind, context, codes, resource). The whole
+    Incident, masked where masking is on, is built by `shown()` for the few that are shown:
+    the alert, a digest's example and samples, a silence's example. Most events of a burst
+    are only counted, and building every one of them was most of a batch's cost."""
 
     key: str
-    incident: Incident
+    facts: Facts | Incident  # an Incident when it is already built
     guidance: Guidance
-    masked: Callable[[], Incident] | None = None  # builds the masked incident, when masking is on
+    build: Callable[[], Incident] | None = None  # builds the shown incident (None: facts is it)
 
     def shown(self) -> Incident:
-        """The incident as alerts and the store hold it (masked where masking is on); built once."""
-        if self.masked is not None:
-            self.incident, self.masked = self.masked(), None
-        return self.incident
+        """The incident as alerts and the store hold it; built once."""
+        if self.build is not None:
+            self.facts, self.build = self.build(), None
+        assert isinstance(self.facts, Incident)
+        return self.facts
 
 
 @dataclass(slots=True)
@@ -172,12 +175,7 @@ class Batch:
     def give_back(self, pending: Sequence[Pending]) -> None:
         """Undo the counting behind alerts that could not be stored. A failure here is logged
         (storage is likely down) so that the error that caused it is the one raised."""
-        keys = [key for p in pending for key in p.keys]
-        if keys:
-            try:
-                self.release(keys)
-            except Exception as err:
-                log.error("could not release %d claimed event key(s): %s", len(keys), type(err).__name__)
+        self.release_keys([key for p in pending for key in p.keys])
         for p in pending:
             if p.held is not None:
                 try:
@@ -187,6 +185,15 @@ class Batch:
                         "could not give back %d held occurrence(s) of %r: %s",
                         p.held.count, p.held.fingerprint, err,
                     )  # fmt: skip
+
+    def release_keys(self, keys: Sequence[str]) -> None:
+        """Release claimed events that were not counted, so that their redelivery counts them
+        (logged, not raised, on failure: see give_back)."""
+        if keys:
+            try:
+                self.release(keys)
+            except Exception as err:
+                log.error("could not release %d claimed event key(s): %s", len(keys), type(err).__name__)
 
 
 class Stage(Protocol):
@@ -233,7 +240,7 @@ class SuppressSuccesses:
         for c in batch.candidates:
             if c.guidance.severity is Severity.NONE:
                 report.successes += 1
-                report.tally("success", c.incident.kind, c.incident)
+                report.tally("success", c.facts.kind, c.facts)
             else:
                 failures.append(c)
         batch.candidates = failures
@@ -257,7 +264,7 @@ class Dedup:
                 kept.append(c)
             else:
                 batch.report.duplicates += 1
-                batch.report.tally("duplicate", c.incident.kind, c.incident)
+                batch.report.tally("duplicate", c.facts.kind, c.facts)
         batch.candidates = kept
 
 
@@ -295,12 +302,12 @@ class Silence:
         # Matchers read only these fields: decide once per distinct value, not once per event.
         decided: dict[tuple[Any, ...], SilenceRule | None] = {}
         for c in batch.candidates:
-            inc = c.incident
-            key = (inc.kind, inc.context, inc.code, inc.subcode, inc.resource)
+            facts = c.facts
+            key = (facts.kind, facts.context, facts.code, facts.subcode, facts.resource)
             if key in decided:
                 silence = decided[key]
             else:
-                silence = decided[key] = next((s for s in silences if s.matcher.matches(inc)), None)
+                silence = decided[key] = next((s for s in silences if s.matcher.matches(facts)), None)
             if silence is None:
                 kept.append(c)
             else:
@@ -312,9 +319,7 @@ class Silence:
             except Exception:
                 # Claimed but neither counted nor alerted: let Event Grid's retry bring them back.
                 rest = [*kept, *(c for _, cs in ordered[done:] for c in cs)]
-                batch.give_back(
-                    [Pending(new_alert(c.incident, c.guidance, batch.now), [c.key]) for c in rest]
-                )
+                batch.release_keys([c.key for c in rest])
                 raise
             if counted:
                 batch.report.silenced += len(held)
@@ -358,15 +363,16 @@ class Group:
         if not self.window:
             for c in batch.candidates:
                 report.alerted += 1
-                report.tally("alerted", c.incident.kind, c.incident)
+                report.tally("alerted", c.facts.kind, c.facts)
                 batch.pending.append(Pending(new_alert(c.shown(), c.guidance, now), [c.key]))
             batch.candidates = []
             return
         groups: dict[str, _BatchGroup] = {}
         for c in batch.candidates:
-            group = groups.get(c.incident.fingerprint)
+            fingerprint = c.facts.fingerprint
+            group = groups.get(fingerprint)
             if group is None:
-                groups[c.incident.fingerprint] = _BatchGroup(c)
+                groups[fingerprint] = _BatchGroup(c)
             else:
                 group.add(c)
         batch.candidates = []

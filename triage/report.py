@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .errors import ConfigurationError
-from .policy import Batch, Pending, new_alert
+from .policy import Batch
 from .render import content
 from .render.escape import event_text, slack_mrkdwn, slack_plain, teams_markdown, terminal
 from .store import HourlyCounts, hour_of
@@ -55,13 +55,11 @@ class CountHourly:
     def __call__(self, batch: Batch) -> None:
         if not batch.candidates:
             return
-        counts = Counter(c.incident.fingerprint for c in batch.candidates)
+        counts = Counter(c.facts.fingerprint for c in batch.candidates)
         try:
             self.store.add_hourly(hour_of(batch.now), counts)
         except Exception:
-            first = batch.candidates[0]
-            keys = [c.key for c in batch.candidates]
-            batch.give_back([Pending(new_alert(first.incident, first.guidance, batch.now), keys)])
+            batch.release_keys([c.key for c in batch.candidates])
             raise
 
 

@@ -1,0 +1,183 @@
+"""The fast read (facts straight from the event's data, the pydantic model only for incidents
+that are shown) answers exactly as the model always did: for every sample, for every spelling
+and type pydantic accepts or refuses, and for random data. The reference is the same read with
+the fast path turned off."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from samples import all_samples, sample
+from triage import events
+from triage.events import Reading, Skip, read, to_incident
+from triage.ingest import RawEvent, parse_body
+
+ACS = "Microsoft.Communication."
+
+
+def sample_events() -> list[RawEvent]:
+    """Every event of every sample file, as the ingest step hands it on."""
+    found: list[RawEvent] = []
+    for path in all_samples():
+        found += parse_body(path.read_bytes(), "application/json", 1 << 22).events
+    return found
+
+
+def slow(raw: RawEvent, mask: bool = True) -> Any:
+    """The read as pydantic alone gives it (the fast path is switched off for this call)."""
+    fits = events._fits
+    events._fits = lambda model, data: False  # type: ignore[assignment]
+    try:
+        return to_incident(raw, resource="acs", mask=mask)
+    finally:
+        events._fits = fits
+
+
+def fast(raw: RawEvent, mask: bool = True) -> Any:
+    return to_incident(raw, resource="acs", mask=mask)
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_every_sample_reads_the_same_with_and_without_the_fast_path(mask: bool) -> None:
+    raws = sample_events()
+    assert len(raws) > 30
+
+    for raw in raws:
+        assert fast(raw, mask) == slow(raw, mask), raw.type
+
+
+def test_the_fast_path_reads_every_failure_sample_spelled_as_on_the_wire_without_a_model() -> None:
+    wire = [r for r in sample_events() if {"resultInformation", "deliveryStatus"} & set(r.data or ())]
+    readings = [read(raw) for raw in wire]
+    built = [r.raw.type for r in readings if isinstance(r, Reading) and r.event is not None]
+
+    assert len([r for r in readings if isinstance(r, Reading)]) > 20
+    assert built == []  # each one fits its model as it stands: no model is built to count it
+
+
+def respelled(data: dict[str, Any], spell: str) -> dict[str, Any]:
+    """`data` with every key spelled another way, recursively."""
+
+    def go(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                getattr(str, spell)(k) if spell != "pascal" else k[:1].upper() + k[1:]: go(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [go(v) for v in value]
+        return value
+
+    return go(data)  # type: ignore[no-any-return]
+
+
+def variants(raw: RawEvent) -> Iterator[tuple[str, RawEvent]]:
+    """The same event with keys and values as senders or hostile clients might send them."""
+    data = raw.data
+    assert isinstance(data, dict)
+    for spell in ("pascal", "lower", "upper"):
+        yield spell, raw._replace(data=respelled(data, spell))
+    result = data.get("resultInformation")
+    if isinstance(result, dict):
+        for key, value in (
+            ("code", "400"), ("code", "abc"), ("code", True), ("code", 1.0), ("code", 1.5),
+            ("subCode", None), ("code", None), ("subCode", [1]), ("message", 7), ("message", None),
+            ("sub_code", 9), ("SubCode", 9),
+        ):  # fmt: skip
+            changed = copy.deepcopy(data)
+            changed["resultInformation"][key] = value
+            yield f"resultInformation.{key}={value!r}", raw._replace(data=changed)
+        for key, value in (
+            ("resultInformation", None), ("resultInformation", "x"), ("correlationId", 5),
+            ("correlationId", None), ("operationContext", {"a": 1}), ("callConnectionId", 12),
+            ("participant", {"rawId": 4}),
+            ("participant", {"kind": "microsoftTeamsUser", "rawId": "8:orgid:x"}),
+            ("participant", "x"), ("CorrelationId", "other"), ("call_connection_id", "y"),
+            ("failedPlaySourceIndex", "2"), ("failedPlaySourceIndex", 2),
+        ):  # fmt: skip
+            changed = copy.deepcopy(data)
+            changed[key] = value
+            yield f"{key}={value!r}", raw._replace(data=changed)
+    for where in ("", "resultInformation", "participant"):
+        inner = data.get(where) if where else data
+        for key in inner if isinstance(inner, dict) else ():
+            snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+            for other in {key[:1].upper() + key[1:], key.lower(), snake, f"{key}_"} - {key}:
+                changed = copy.deepcopy(data)
+                target = changed[where] if where else changed
+                target[other] = target.pop(key)  # only the other spelling
+                yield f"{where}.{key} spelled {other}", raw._replace(data=changed)
+    if "deliveryStatus" in data:
+        for key, value in (
+            ("deliveryStatus", None), ("deliveryStatus", 3), ("deliveryStatus", "Delivered"),
+            ("deliveryStatusDetails", None), ("deliveryStatusDetails", 4007), ("to", 15551234567),
+            ("deliveryAttempts", [{"segmentsSucceeded": "1"}]), ("deliveryAttempts", [1]),
+            ("deliveryAttempts", {"a": 1}), ("DeliveryStatus", "Failed"), ("from_", "+1"),
+        ):  # fmt: skip
+            changed = copy.deepcopy(data)
+            changed[key] = value
+            yield f"{key}={value!r}", raw._replace(data=changed)
+
+
+def test_other_spellings_and_types_read_the_same_with_and_without_the_fast_path() -> None:
+    checked = 0
+    for raw in sample_events():
+        if not raw.type.startswith(ACS) or not isinstance(raw.data, dict):
+            continue
+        for label, variant in variants(raw):
+            assert fast(variant) == slow(variant), (raw.type, label)
+            checked += 1
+
+    assert checked > 1000
+
+
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 700_000), st.floats(allow_nan=False),
+    st.sampled_from(
+        ["", "400", "Failed", "Delivered", "ErrorCode: 4007", "DiagCode: 408#10057.@", "+15551234567"]
+    ),
+    st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+KEYS = st.sampled_from([
+    "code", "subCode", "SubCode", "subcode", "message", "Message", "correlationId", "CorrelationId",
+    "resultInformation", "ResultInformation", "participant", "rawId", "kind", "deliveryStatus",
+    "deliveryStatusDetails", "deliveryAttempts", "segmentsFailed", "to", "from", "from_", "x",
+])  # fmt: skip
+DATA = st.recursive(VALUES, lambda inner: st.dictionaries(KEYS, inner, max_size=6), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(
+        ["CallDisconnected", "AddParticipantFailed", "PlayFailed", "SMSDeliveryReportReceived"]
+    ),
+    data=st.dictionaries(KEYS, DATA, max_size=8),
+)
+def test_random_data_reads_the_same_with_and_without_the_fast_path(kind: str, data: dict[str, Any]) -> None:
+    raw = RawEvent(
+        "eventgrid", "evt-1", ACS + kind, "/subscriptions/s/communicationServices/acs1", "", None, data
+    )
+
+    outcome = fast(raw)
+
+    assert outcome == slow(raw)
+    assert isinstance(outcome, (Skip, tuple))
+
+
+def test_an_incident_built_from_the_fast_read_is_masked() -> None:
+    body = orjson.dumps(sample("eventgrid/sms-delivery-failed-4007-opt-out.json"))
+    raw = parse_body(body, None, 1 << 20).events[0]
+    number = raw.data["to"]
+
+    reading = read(raw, mask=True)
+
+    assert isinstance(reading, Reading) and reading.event is None
+    assert number not in str(reading.incident())
+    assert number[-4:] in reading.incident().details["To"]
