@@ -32,12 +32,12 @@ def sample_events() -> list[RawEvent]:
 
 def slow(raw: RawEvent, mask: bool = True) -> Any:
     """The read as pydantic alone gives it (the fast path is switched off for this call)."""
-    fits = events._fits
-    events._fits = lambda model, data: False  # type: ignore[assignment]
+    fit = events._fit
+    events._fit = lambda model, data, nested=None: None  # type: ignore[assignment]
     try:
         return to_incident(raw, resource="acs", mask=mask)
     finally:
-        events._fits = fits
+        events._fit = fit
 
 
 def fast(raw: RawEvent, mask: bool = True) -> Any:
@@ -53,9 +53,8 @@ def test_every_sample_reads_the_same_with_and_without_the_fast_path(mask: bool) 
         assert fast(raw, mask) == slow(raw, mask), raw.type
 
 
-def test_the_fast_path_reads_every_failure_sample_spelled_as_on_the_wire_without_a_model() -> None:
-    wire = [r for r in sample_events() if {"resultInformation", "deliveryStatus"} & set(r.data or ())]
-    readings = [read(raw) for raw in wire]
+def test_the_fast_path_reads_every_failure_sample_without_building_a_model() -> None:
+    readings = [read(raw) for raw in sample_events()]
     built = [r.raw.type for r in readings if isinstance(r, Reading) and r.event is not None]
 
     assert len([r for r in readings if isinstance(r, Reading)]) > 20

@@ -8,12 +8,11 @@ types are not errors: `to_incident` returns a Skip that the caller counts and lo
 from __future__ import annotations
 
 import re
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import Any, ClassVar, NamedTuple, Union, get_args, get_origin
+from typing import Any, ClassVar, NamedTuple, get_args, get_origin
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
 
@@ -311,80 +310,105 @@ def _diag_codes(message: str) -> tuple[int, int] | None:
     return (int(diag.group(1)), int(diag.group(2))) if diag else None
 
 
-# -- the fast read: data that fits a model as it is ------------------------------------------------
+# -- the fast read: data that fits a model as it stands ---------------------------------------------
 #
 # Pydantic builds every event's model in a few µs; a burst of 5,000 events needs the models of a
-# handful (the ones shown). `_fits` tells, without building one, that the model would read the
-# data exactly as it stands: every key is a field's wire spelling (camelCase) or no field's
-# spelling at all (ignored), and every value is None or of the field's own type. Whatever else
-# (other spellings, strings for numbers, odd types) goes to pydantic, which gives the answer it
-# always gave. The checks are derived from the models, so a field added to a model is covered.
+# handful (the ones shown). `_fit` tells, without building one, that the model reads the data
+# exactly as it stands, and from which keys: each field is read from the first of its spellings
+# present (camelCase, PascalCase, lower case, the field's name: pydantic's order), no other key
+# folds onto a field (so the case-folding second read, `_fold`, would change nothing), and every
+# value a field reads is None or of the field's own type. Anything else (strings for numbers,
+# odd types, one field spelled twice) goes to pydantic, which gives the answer it always gave.
+# The verdict depends only on the keys and the types of the values, so it is worked out once per
+# (model, keys, types) and then looked up; the checks come from the models themselves.
 
 
-class _Check(NamedTuple):
-    key: str
-    python_type: type
-    model: type[_Model] | None  # for a nested model, or the items of a list of them
-    many: bool
+class _Layout(NamedTuple):
+    """How data with one sequence of keys and value types fits a model."""
+
+    keys: dict[str, str]  # field name → the key its value is read from (fields present)
+    nested: tuple[tuple[str, type[_Model], bool], ...]  # (key, model, is a list of them) to check
 
 
-_PLANS: dict[tuple[type[_Model], tuple[str, ...]], tuple[_Check, ...] | None] = {}
-_MAX_PLANS = 1024  # senders use a few layouts; a hostile stream must not grow this without bound
+_LAYOUTS: dict[tuple[type[_Model], tuple[str, ...], tuple[type, ...]], _Layout | None] = {}
+_MAX_LAYOUTS = 4096  # senders use a few; a hostile stream must not grow this without bound
+_UNKNOWN = _Layout({}, ())
+_NO_KEYS: dict[str, str] = {}
 
 
-def _field_check(key: str, annotation: Any) -> _Check | None:
-    """How to check a field's value without pydantic; None for a type this does not handle."""
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    if get_origin(annotation) not in (Union, types.UnionType) or len(args) != 1:
-        return None  # every field is optional: `T | None`
-    (kind,) = args
-    if kind in (str, int):
-        return _Check(key, kind, None, False)
-    if isinstance(kind, type) and issubclass(kind, _Model):
-        return _Check(key, dict, kind, False)
-    (item,) = get_args(kind) or (None,)
-    if get_origin(kind) is list and isinstance(item, type) and issubclass(item, _Model):
-        return _Check(key, list, item, True)
-    return None
-
-
-def _plan(model: type[_Model], keys: tuple[str, ...]) -> tuple[_Check, ...] | None:
-    """The checks for data with `keys`, or None when pydantic must read it (see above)."""
-    cache_key = (model, keys)
-    if cache_key in _PLANS:
-        return _PLANS[cache_key]
-    wire: dict[str, _Check | None] = {}
-    other: set[str] = set()
+def _spellings(model: type[_Model]) -> dict[str, list[str]]:
+    """Field name → the keys pydantic reads it from, in the order it tries them."""
+    found: dict[str, list[str]] = {}
     for name, field in model.model_fields.items():
         alias = field.validation_alias
         assert isinstance(alias, AliasChoices)
-        spellings = [str(choice) for choice in alias.choices]
-        wire[spellings[0]] = _field_check(spellings[0], field.annotation)
-        other.update({*spellings[1:], name} - {spellings[0]})
-    checks = [wire[key] for key in keys if key in wire]
-    plan = None if other.intersection(keys) or None in checks else tuple(c for c in checks if c is not None)
-    if len(_PLANS) < _MAX_PLANS:
-        _PLANS[cache_key] = plan
-    return plan
+        found[name] = list(dict.fromkeys([*(str(choice) for choice in alias.choices), name]))
+    return found
 
 
-def _fits(model: type[_Model], data: dict[str, Any]) -> bool:
-    """Would `model` read `data` exactly as it stands? (See above.)"""
-    plan = _plan(model, tuple(data))
-    if plan is None:
-        return False
-    for key, kind, nested, many in plan:
-        value = data[key]
-        if value is None:
+def _learn(model: type[_Model], keys: tuple[str, ...], types: tuple[type, ...]) -> _Layout | None:
+    """The layout of data with `keys` holding values of `types`, or None when pydantic must read it."""
+    type_of = dict(zip(keys, types, strict=True))
+    read: dict[str, str] = {}
+    nested: list[tuple[str, type[_Model], bool]] = []
+    for name, spellings in _spellings(model).items():
+        key = next((k for k in spellings if k in type_of), None)
+        if key is None:
             continue
-        if type(value) is not kind:
-            return False
-        if nested is not None:
-            items: list[Any] | tuple[Any] = value if many else (value,)  # type: ignore[assignment]
-            for item in items:
-                if type(item) is not dict or not _fits(nested, item):
-                    return False
-    return True
+        read[name] = key
+        value_type = type_of[key]
+        if value_type is type(None):
+            continue
+        annotation = model.model_fields[name].annotation
+        (kind,) = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+        if kind in (str, int) and value_type is kind:
+            continue
+        if isinstance(kind, type) and issubclass(kind, _Model) and value_type is dict:
+            nested.append((key, kind, False))
+            continue
+        (item,) = get_args(kind) or (None,)
+        if (
+            get_origin(kind) is list
+            and isinstance(item, type)
+            and issubclass(item, _Model)
+            and value_type is list
+        ):
+            nested.append((key, item, True))
+            continue
+        return None  # a value pydantic may convert or refuse
+    folded = {spelling.lower() for spellings in _spellings(model).values() for spelling in spellings}
+    if any(key.lower() in folded for key in keys if key not in read.values()):
+        return None  # another spelling of a field: pydantic ignores it, the folded read may not
+    return _Layout(read, tuple(nested))
+
+
+def _fit(
+    model: type[_Model], data: dict[str, Any], nested: dict[str, _Layout] | None = None
+) -> _Layout | None:
+    """How `model` reads `data` as it stands, or None when only pydantic can tell (see above).
+    The layouts of nested objects (not lists) go into `nested`, by key, when it is given."""
+    keys = tuple(data)
+    cache_key = (model, keys, tuple(map(type, data.values())))
+    layout = _LAYOUTS.get(cache_key, _UNKNOWN)
+    if layout is _UNKNOWN:
+        layout = _learn(model, keys, cache_key[2])
+        if len(_LAYOUTS) < _MAX_LAYOUTS:
+            _LAYOUTS[cache_key] = layout
+    if layout is None:
+        return None
+    for key, inner, many in layout.nested:
+        value = data[key]
+        if many:
+            for item in value:
+                if type(item) is not dict or _fit(inner, item) is None:
+                    return None
+        else:
+            found = _fit(inner, value)
+            if found is None:
+                return None
+            if nested is not None:
+                nested[key] = found
+    return layout
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -406,7 +430,7 @@ class Reading:
         """The Incident, masked where masking is on."""
         event = self.event
         if event is None:
-            event = self.model.model_validate(self.raw.data)  # `_fits` said it reads as it is
+            event = self.model.model_validate(self.raw.data)  # `_fit` said it reads as it stands
         if isinstance(event, SmsDeliveryReport):
             return _sms_incident(self, event)
         assert isinstance(event, CallAutomationEvent)
@@ -431,12 +455,13 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
     try:
         if raw.type == SMS_DELIVERY_REPORT:
-            status = data.get("deliveryStatus")
-            if type(status) is str and _fits(SmsDeliveryReport, data):
-                details = data.get("deliveryStatusDetails")
+            layout = _fit(SmsDeliveryReport, data)
+            if layout is not None:
+                get = layout.keys.get
                 return _sms_reading(
-                    raw, kind, resource=resource, mask=mask, status=status, details=details, report=None
-                )
+                    raw, kind, resource=resource, mask=mask, status=data.get(get("delivery_status")) or "",
+                    details=data.get(get("delivery_status_details")), report=None,
+                )  # fmt: skip
             report = SmsDeliveryReport.model_validate(data)
             if report.delivery_status is None:
                 report = SmsDeliveryReport.model_validate(_fold(data))
@@ -450,18 +475,19 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
             if not kind.endswith("Failed"):
                 return Skip(raw.id, raw.type, "event type is not a failure acs-triage reports", "skipped")
             model = CallAutomationEvent
-        result = data.get("resultInformation")
-        if (
-            type(result) is dict
-            and type(data.get("correlationId")) is str
-            and (type(result.get("code")) is int or type(result.get("subCode")) is int)
-            and _fits(model, data)
-        ):  # what `_complete` asks, read straight from the data
-            participant = data.get("participant") if issubclass(model, ParticipantEvent) else None
+        nested: dict[str, _Layout] = {}
+        layout = _fit(model, data, nested)
+        if layout is not None:
+            keys = layout.keys
+            result, who = data.get(keys.get("result_information")), data.get(keys.get("participant"))
+            at = nested[keys["result_information"]].keys if result else _NO_KEYS
+            by = nested[keys["participant"]].keys if who else _NO_KEYS
             values = _CallValues(
-                result.get("code"), result.get("subCode"), result.get("message"),
-                (participant.get("kind") or "") if participant else "",
-                (participant.get("rawId") or "") if participant else "",
+                result.get(at.get("code")) if result else None,
+                result.get(at.get("sub_code")) if result else None,
+                result.get(at.get("message")) if result else None,
+                (who.get(by.get("kind")) or "") if who else "",
+                (who.get(by.get("raw_id")) or "") if who else "",
             )  # fmt: skip
             return _call_reading(
                 raw, kind, resource=resource, mask=mask, model=model, event=None, values=values

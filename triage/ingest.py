@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 import orjson
@@ -227,12 +228,20 @@ class _Layout(NamedTuple):
 
     specversion: str | None
     event_type: str | None
-    cloudevent: tuple[str | None, ...]  # keys of _CLOUDEVENT_KEYS
-    eventgrid: tuple[str | None, ...]  # keys of _EVENTGRID_KEYS
+    cloudevent: Callable[[dict[str, Any]], tuple[Any, ...]]  # the values of _CLOUDEVENT_KEYS
+    eventgrid: Callable[[dict[str, Any]], tuple[Any, ...]]  # the values of _EVENTGRID_KEYS
 
 
 _LAYOUTS: dict[tuple[str, ...], _Layout] = {}
 _MAX_LAYOUTS = 256  # senders use a handful; a hostile body must not grow this without bound
+
+
+def _getter(keys: tuple[str | None, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Reads the values at `keys` (None where a key is None: the attribute is missing)."""
+    present = tuple(k for k in keys if k is not None)
+    if len(present) == len(keys) > 1:
+        return itemgetter(*present)  # the usual case: one call in C
+    return lambda item: tuple(None if k is None else item[k] for k in keys)
 
 
 def _layout(keys: tuple[str, ...]) -> _Layout:
@@ -247,8 +256,8 @@ def _layout(keys: tuple[str, ...]) -> _Layout:
         layout = _Layout(
             found["specversion"],
             found["eventType"],
-            tuple(found[a] for a in _CLOUDEVENT_KEYS),
-            tuple(found[a] for a in _EVENTGRID_KEYS),
+            _getter(tuple(found[a] for a in _CLOUDEVENT_KEYS)),
+            _getter(tuple(found[a] for a in _EVENTGRID_KEYS)),
         )
         if len(_LAYOUTS) < _MAX_LAYOUTS:
             _LAYOUTS[keys] = layout
@@ -263,19 +272,20 @@ def _read_item(index: int, item: Any, envelope: Envelope) -> RawEvent | None:
         return None
     # Attributes are read case-insensitively (as _get does); where each one sits is worked
     # out once per sequence of keys, because every event of a sender has the same one.
-    layout = _layout(tuple(item))
+    keys = tuple(item)
+    layout = _LAYOUTS.get(keys) or _layout(keys)
     if layout.specversion is not None and item[layout.specversion] is not None:
         schema: Literal["eventgrid", "cloudevents"] = "cloudevents"
-        names, keys = _CLOUDEVENT_KEYS, layout.cloudevent
+        names, values = _CLOUDEVENT_KEYS, layout.cloudevent
     elif layout.event_type is not None and item[layout.event_type] is not None:
         schema = "eventgrid"
-        names, keys = _EVENTGRID_KEYS, layout.eventgrid
+        names, values = _EVENTGRID_KEYS, layout.eventgrid
     else:
         envelope.rejected.append(
             Rejected(index, "neither a CloudEvent (no specversion) nor an Event Grid event (no eventType)")
         )
         return None
-    event_id, event_type, source, subject, when, data = (None if k is None else item[k] for k in keys)
+    event_id, event_type, source, subject, when, data = values(item)
     # No id, no dedup: we never invent one (azure-core's CloudEvent.from_dict would).
     if not isinstance(event_id, str) or not event_id.strip():
         envelope.rejected.append(Rejected(index, "event has no id"))
