@@ -60,7 +60,8 @@ _CONTROLS = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
 )
 # Schemes and "www." are what chat clients turn into links by themselves, without any Markdown.
-_URL_SCHEME = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]{1,31})://")
+# The scheme is optional: "://" alone is broken too (a client may complete it).
+_URL_SCHEME = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]{1,31})?://")
 _WWW = re.compile(r"\b(www)\.", re.IGNORECASE)
 
 # Teams clients disagree on backslash escapes (MicrosoftDocs/msteams-docs#5793,
