@@ -32,6 +32,7 @@ from test_delivery_faults import fixed_guidance, sms_failures
 from triage.ingest import parse_body
 from triage.model import Incident
 from triage.pipeline import Triage
+from triage.service import Service
 from triage.settings import Settings
 from triage.store import MAX_SAMPLES, open_store
 
@@ -203,3 +204,72 @@ def test_hits_and_flushes_interleaved_across_workers_lose_and_double_nothing(
 
     assert drain.take_due(T0 + timedelta(days=2)) == []  # nothing left anywhere
     assert alerted + taken == hits
+
+
+# -- Azure: a delivery that is still running, or that died --------------------------------------
+LEASE = timedelta(seconds=30)
+SLACK = "http://127.0.0.1:9/services/T0/B0/never-posted"  # rendered for, never posted to
+
+
+class Died(Exception):
+    """The process was killed here: its unit wrote no completion marker and gave nothing back."""
+
+
+def event_key(body: bytes, index: int) -> str:
+    """The dedup key of the `index`th event of an Event Grid batch."""
+    event = parse_body(body, "application/json", 1 << 24).events[index]
+    return f"{event.source}|{event.id}"
+
+
+@pytest.mark.azurite
+def test_a_batch_with_an_event_another_delivery_is_still_counting_answers_503_and_counts_the_rest(
+    azure_store: Callable[..., Any],
+) -> None:
+    body = orjson.dumps(sms_failures(3))
+    service = Service(SETTINGS, store=azure_store(claim_lease=LEASE), clock=lambda: T0)
+    other = azure_store(claim_lease=LEASE)
+    headers = {"Content-Type": "application/json", "aeg-event-type": "Notification"}
+
+    with other.unit():  # another instance is counting the first event right now
+        other.claim([event_key(body, 0)], T0, timedelta(hours=48))
+        answer = service.handle_http("eventgrid", "POST", headers, {}, body)
+    retry = service.handle_http("eventgrid", "POST", headers, {}, body)  # Event Grid, later
+
+    doc = orjson.loads(answer.body)
+    assert answer.status == 503
+    assert doc["error"] == "1 events are being processed by another delivery; retry"
+    assert (doc["busy"], doc["alerted"] + doc["grouped"], doc["duplicates"]) == (1, 2, 0)
+    assert retry.status == 200
+    assert orjson.loads(retry.body)["duplicates"] == 3  # two settled here, one by the other delivery
+
+
+@pytest.mark.azurite
+@pytest.mark.parametrize("window", [300, 0], ids=["grouping on", "grouping off"])
+def test_events_of_a_delivery_that_died_after_alerting_are_counted_again_but_never_alerted_again(
+    azure_store: Callable[..., Any], window: int
+) -> None:
+    settings = Settings.from_env(
+        {"ACS_TRIAGE_SLACK_URL": SLACK, "ACS_TRIAGE_GROUP_WINDOW_SECONDS": str(window)}
+    )
+    events = parse_body(orjson.dumps(sms_failures(3)), "application/json", 1 << 24).events
+    dying = azure_store(claim_lease=LEASE)
+    with pytest.raises(Died), dying.unit():  # claimed, counted, alerted; killed before its marker
+        first = Triage(settings, dying, lookup=fixed_guidance).handle(events, T0)
+        raise Died
+    store = azure_store(claim_lease=LEASE)
+    triage = Triage(settings, store, lookup=fixed_guidance)
+
+    busy = triage.handle(events, T0 + LEASE - timedelta(seconds=1))
+    retry = triage.handle(events, T0 + LEASE)
+    flushed = triage.flush(T0 + LEASE + timedelta(minutes=1))
+
+    assert len(first.messages) == first.alerted == (1 if window else 3)
+    assert busy.busy == 3
+    assert (retry.recovered, retry.alerted, retry.grouped) == (3, 0, 0)
+    assert [alert.digest for alert in flushed.alerts] == [True]  # the recovered events' digest
+    # What the dying delivery held, plus the three recovered: some counted twice, none lost.
+    assert flushed.alerts[0].count == (3 - first.alerted) + 3
+    # In the outbox: the dying delivery's alerts and the digest; the retry alerted nothing again.
+    assert retry.messages == []
+    outbox = [lease.message.id for lease in store.poll(settings.outbox_queue, 32)]
+    assert sorted(outbox) == sorted(m.id for m in [*first.messages, *flushed.messages])

@@ -35,7 +35,7 @@ from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.matchers import Matcher
 from triage.model import Incident
 from triage.store import MAX_SAMPLES, Burst, Claim, OutboxMessage, SilenceRule, hour_of
-from triage.store.azure import OutboxMessageTooLarge
+from triage.store.azure import OutboxMessageTooLarge, _partition, row_key
 
 TTL = timedelta(hours=48)
 NEW, DUPLICATE, BUSY, RECOVERED = Claim.NEW, Claim.DUPLICATE, Claim.BUSY, Claim.RECOVERED
@@ -715,3 +715,81 @@ def test_an_error_inside_a_sqlite_unit_rolls_back_claims_counts_and_messages(
     assert store.claim(["eg|1"], T0, TTL) == [NEW]
     assert store.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW) is True  # the group never opened
     assert store.poll("acs-triage-outbox", 32) == []
+
+
+# -- Azure units: replay-safe claims -------------------------------------------------------------
+# Tables and the queue share no transaction: a unit's claims name it and carry a lease, and a
+# finished unit writes one completion marker. What another delivery's claim then finds:
+LEASE = timedelta(seconds=30)
+
+
+class Died(Exception):
+    """The process was killed here: no completion marker, and nothing given back."""
+
+
+@pytest.mark.azurite
+def test_an_event_claimed_by_a_unit_still_running_is_busy_for_every_other_delivery(
+    azure_store: Callable[..., Any],
+) -> None:
+    first, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    with first.unit():
+        assert first.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+        assert other.claim(["eg|1", "eg|3"], T0 + LEASE - timedelta(seconds=1), TTL) == [BUSY, NEW]
+        # The same instance on another thread (another request) is not told DUPLICATE either:
+        # the unit has not finished, so the event is not known to be counted yet.
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(first.claim, ["eg|2"], T0, TTL).result() == [BUSY]
+    assert other.claim(["eg|1", "eg|2"], T0, TTL) == [DUPLICATE, DUPLICATE]
+
+
+@pytest.mark.azurite
+def test_a_finished_unit_makes_its_events_duplicates_for_good(azure_store: Callable[..., Any]) -> None:
+    first = azure_store(claim_lease=LEASE)
+    with first.unit():
+        assert first.claim(["eg|1"], T0, TTL) == [NEW]
+    fresh = azure_store(claim_lease=LEASE)  # another instance: it learns of the unit from its marker
+    assert fresh.claim(["eg|1"], T0 + LEASE + timedelta(hours=1), TTL) == [DUPLICATE]
+    assert fresh.claim(["eg|1"], T0 + TTL, TTL) == [NEW]  # the TTL still ends it
+
+
+@pytest.mark.azurite
+def test_the_events_of_a_unit_that_died_are_recovered_once_its_lease_has_passed(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    with pytest.raises(Died), dying.unit():
+        assert dying.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+        raise Died
+    assert other.claim(["eg|1"], T0 + LEASE - timedelta(seconds=1), TTL) == [BUSY]
+    with other.unit():
+        assert other.claim(["eg|1", "eg|2", "eg|3"], T0 + LEASE, TTL) == [RECOVERED, RECOVERED, NEW]
+        # Taken over: the rows are this unit's now, with a lease of their own.
+        assert dying.claim(["eg|1"], T0 + LEASE, TTL) == [BUSY]
+    assert dying.claim(["eg|1", "eg|2"], T0 + 3 * LEASE, TTL) == [DUPLICATE, DUPLICATE]
+
+
+@pytest.mark.azurite
+def test_keys_claimed_outside_a_unit_or_before_units_existed_stay_duplicates(
+    azure_store: Callable[..., Any],
+) -> None:
+    store = azure_store(claim_lease=LEASE)
+    assert store.claim(["report|08:00"], T0, TTL) == [NEW]  # the daily report's claim: no unit
+    store._dedup().create_entity(
+        {"PartitionKey": _partition("eg|old"), "RowKey": row_key("eg|old"), "expires": T0 + TTL}
+    )  # a row as the store wrote it before units: no unit id, no lease
+    other = azure_store(claim_lease=LEASE)
+    with other.unit():
+        assert other.claim(["report|08:00", "eg|old"], T0 + 10 * LEASE, TTL) == [DUPLICATE, DUPLICATE]
+
+
+@pytest.mark.azurite
+def test_completion_markers_are_purged_with_the_keys_of_their_unit(azure_store: Callable[..., Any]) -> None:
+    store = azure_store(claim_lease=LEASE)
+    with store.unit():
+        store.claim(["eg|1"], T0, timedelta(hours=24))
+    with store.unit():
+        store.claim(["eg|2"], T0, TTL)
+    store.purge_expired(T0 + timedelta(hours=25))
+    markers = list(store._state().query_entities("PartitionKey eq 'unit'"))
+    assert len(markers) == 1
+    assert store.claim(["eg|1", "eg|2"], T0 + timedelta(hours=25), TTL) == [NEW, DUPLICATE]
