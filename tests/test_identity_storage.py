@@ -22,6 +22,7 @@ from samples import sample_bytes
 from triage.errors import ConfigurationError
 from triage.service import Service
 from triage.settings import Settings, StorageConnection
+from triage.store import Claim
 from triage.store.azure import AzureStore
 
 __all__ = ["azurite_oauth_fixture", "identity_endpoint_fixture"]
@@ -177,8 +178,8 @@ def test_the_store_takes_a_credential_object_and_probes_tables_and_queues(azurit
         from datetime import UTC, datetime, timedelta
 
         now = datetime.now(UTC)
-        assert store.claim(["a", "a2"], now, timedelta(hours=24)) == [True, True]
-        assert store.claim(["a"], now, timedelta(hours=24)) == [False]
+        assert store.claim(["a", "a2"], now, timedelta(hours=24)) == [Claim.NEW, Claim.NEW]
+        assert store.claim(["a"], now, timedelta(hours=24)) == [Claim.DUPLICATE]
         assert store.probe() == (0, 0)
     assert credential.scopes and all(s == ("https://storage.azure.com/.default",) for s in credential.scopes)
 

@@ -24,6 +24,7 @@ from triage.policy import (
 )
 from triage.render import render
 from triage.settings import Settings
+from triage.store import Claim
 from triage.store.memory import MemoryStore
 
 TEAMS = "https://teams.example.invalid/workflows/abc?sig=s3cret"
@@ -89,7 +90,7 @@ def test_dedup_drops_events_seen_before_and_counts_them_as_duplicates() -> None:
     assert [c.key for c in work.candidates] == ["b"]
     assert work.report.duplicates == 2
     work.release(["b"])  # the stage hands the batch its own way to give claims back
-    assert store.claim(["b"], T0, timedelta(hours=24)) == [True]
+    assert store.claim(["b"], T0, timedelta(hours=24)) == [Claim.NEW]
 
 
 def test_group_alerts_the_first_of_a_fingerprint_and_holds_the_rest() -> None:
@@ -117,7 +118,12 @@ def test_group_that_cannot_count_releases_the_claims_of_every_uncounted_occurren
     with pytest.raises(OSError):
         Group(store, WINDOW)(work)
     # The first fingerprint was counted: its claims stay. The second was not: a retry must count it.
-    assert store.claim(["a1", "a2", "b1", "b2"], T0, timedelta(hours=24)) == [False, False, True, True]
+    assert store.claim(["a1", "a2", "b1", "b2"], T0, timedelta(hours=24)) == [
+        Claim.DUPLICATE,
+        Claim.DUPLICATE,
+        Claim.NEW,
+        Claim.NEW,
+    ]
 
 
 def test_route_sends_to_every_destination_without_routes_and_to_matches_with_them() -> None:

@@ -48,6 +48,11 @@ def test_a_retired_office_365_connector_url_is_refused_with_what_to_do() -> None
     [
         ({"ACS_TRIAGE_GROUP_WINDOW_SECONDS": "soon"}, "GROUP_WINDOW_SECONDS"),
         ({"ACS_TRIAGE_DEDUP_TTL_HOURS": "1"}, "DEDUP_TTL_HOURS"),
+        (
+            {"ACS_TRIAGE_CLAIM_LEASE_SECONDS": "0"},
+            "CLAIM_LEASE_SECONDS: Input should be greater than or equal to 1",
+        ),
+        ({"ACS_TRIAGE_CLAIM_LEASE_SECONDS": "5m"}, "CLAIM_LEASE_SECONDS"),
         ({"ACS_TRIAGE_ROUTES": "[{"}, "ROUTES is not valid JSON"),
         ({"ACS_TRIAGE_ROUTES": '{"to": []}'}, "must be a JSON list"),
         ({"ACS_TRIAGE_DEST_X_URL": "https://x.invalid/", "ACS_TRIAGE_DEST_X_FORMAT": "email"}, "FORMAT"),

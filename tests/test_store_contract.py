@@ -34,10 +34,11 @@ from factories import T0, make_incident
 from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.matchers import Matcher
 from triage.model import Incident
-from triage.store import MAX_SAMPLES, Burst, OutboxMessage, SilenceRule, hour_of
-from triage.store.azure import OutboxMessageTooLarge
+from triage.store import MAX_SAMPLES, Burst, Claim, OutboxMessage, SilenceRule, hour_of
+from triage.store.azure import OutboxMessageTooLarge, _partition, row_key
 
 TTL = timedelta(hours=48)
+NEW, DUPLICATE, BUSY, RECOVERED = Claim.NEW, Claim.DUPLICATE, Claim.BUSY, Claim.RECOVERED
 WINDOW = timedelta(minutes=5)
 FINGERPRINT = "SMSDeliveryReportReceived|None|4007|contoso-acs"
 
@@ -70,25 +71,29 @@ def message(n: int, destination: str = "slack") -> OutboxMessage:
 
 # -- dedup -------------------------------------------------------------------------------------
 def test_the_first_claim_of_a_key_wins_and_a_repeat_is_a_duplicate(store: Any) -> None:
-    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, True]
-    assert store.claim(["eg|2", "eg|3", "eg|1"], T0 + timedelta(minutes=1), TTL) == [False, True, False]
+    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+    assert store.claim(["eg|2", "eg|3", "eg|1"], T0 + timedelta(minutes=1), TTL) == [
+        DUPLICATE,
+        NEW,
+        DUPLICATE,
+    ]
 
 
 def test_a_key_repeated_within_one_batch_is_claimed_once(store: Any) -> None:
-    assert store.claim(["eg|1", "eg|1", "eg|2", "eg|1"], T0, TTL) == [True, False, True, False]
+    assert store.claim(["eg|1", "eg|1", "eg|2", "eg|1"], T0, TTL) == [NEW, DUPLICATE, NEW, DUPLICATE]
 
 
 def test_a_key_is_fresh_again_once_its_ttl_has_passed(store: Any) -> None:
-    assert store.claim(["eg|1"], T0, TTL) == [True]
-    assert store.claim(["eg|1"], T0 + TTL - timedelta(seconds=1), TTL) == [False]
-    assert store.claim(["eg|1"], T0 + TTL, TTL) == [True]
-    assert store.claim(["eg|1"], T0 + TTL + timedelta(hours=1), TTL) == [False]  # taken over: a new TTL
+    assert store.claim(["eg|1"], T0, TTL) == [NEW]
+    assert store.claim(["eg|1"], T0 + TTL - timedelta(seconds=1), TTL) == [DUPLICATE]
+    assert store.claim(["eg|1"], T0 + TTL, TTL) == [NEW]
+    assert store.claim(["eg|1"], T0 + TTL + timedelta(hours=1), TTL) == [DUPLICATE]  # taken over: a new TTL
 
 
 def test_a_released_key_can_be_claimed_again(store: Any) -> None:
-    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, True]
+    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
     store.release(["eg|1"])
-    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, False]
+    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, DUPLICATE]
 
 
 def test_keys_with_characters_table_keys_forbid_stay_distinct(store: Any) -> None:
@@ -97,26 +102,28 @@ def test_keys_with_characters_table_keys_forbid_stay_distinct(store: Any) -> Non
         "topic/a|id", "topic\\a|id", "topic#a|id", "topic?a|id", "topic%2Fa|id", "topic~a|id",
         "tab\there", "ünïcødé|☎", "", long + "1", long + "2",
     ]  # fmt: skip
-    assert store.claim(keys, T0, TTL) == [True] * len(keys)
-    assert store.claim(keys, T0, TTL) == [False] * len(keys)
+    assert store.claim(keys, T0, TTL) == [NEW] * len(keys)
+    assert store.claim(keys, T0, TTL) == [DUPLICATE] * len(keys)
 
 
 def test_a_large_batch_of_new_and_seen_keys_is_answered_key_by_key(store: Any) -> None:
     keys = [f"/subscriptions/s/communicationServices/acs|Outgoing_{n:05d}" for n in range(600)]
     seen = keys[::3]
-    assert all(store.claim(seen, T0, TTL))
-    assert store.claim(keys, T0 + timedelta(minutes=1), TTL) == [n % 3 != 0 for n in range(600)]
+    assert set(store.claim(seen, T0, TTL)) == {NEW}
+    assert store.claim(keys, T0 + timedelta(minutes=1), TTL) == [
+        DUPLICATE if n % 3 == 0 else NEW for n in range(600)
+    ]
 
 
 def test_a_batch_of_thousands_with_repeats_and_expired_keys_is_answered_key_by_key(store: Any) -> None:
     old = [f"eg|old-{n}" for n in range(300)]
     live = [f"eg|live-{n}" for n in range(300)]
-    assert all(store.claim(old, T0, timedelta(hours=24)))
-    assert all(store.claim(live, T0, TTL))
+    assert set(store.claim(old, T0, timedelta(hours=24))) == {NEW}
+    assert set(store.claim(live, T0, TTL)) == {NEW}
     new = [f"eg|new-{n}" for n in range(1200)]
     # Expired keys are taken over, live ones are duplicates, a key repeated far apart counts once.
     keys = [*new, *old, *live, *new[:50]]
-    expected = [True] * 1200 + [True] * 300 + [False] * 300 + [False] * 50
+    expected = [NEW] * 1200 + [NEW] * 300 + [DUPLICATE] * 300 + [DUPLICATE] * 50
     assert store.claim(keys, T0 + timedelta(hours=25), TTL) == expected
 
 
@@ -364,11 +371,11 @@ def test_the_memory_store_forgets_expired_keys_without_scanning_the_live_ones() 
 
 
 def test_a_key_claimed_again_after_its_release_outlives_its_first_expiry(store: Any) -> None:
-    assert store.claim(["eg|1"], T0, timedelta(hours=24)) == [True]
+    assert store.claim(["eg|1"], T0, timedelta(hours=24)) == [NEW]
     store.release(["eg|1"])
-    assert store.claim(["eg|1"], T0 + timedelta(hours=1), TTL) == [True]
-    assert store.claim(["eg|2"], T0 + timedelta(hours=25), TTL) == [True]  # the first expiry passes
-    assert store.claim(["eg|1"], T0 + timedelta(hours=26), TTL) == [False]
+    assert store.claim(["eg|1"], T0 + timedelta(hours=1), TTL) == [NEW]
+    assert store.claim(["eg|2"], T0 + timedelta(hours=25), TTL) == [NEW]  # the first expiry passes
+    assert store.claim(["eg|1"], T0 + timedelta(hours=26), TTL) == [DUPLICATE]
 
 
 # -- hourly counters -----------------------------------------------------------------------------
@@ -432,7 +439,7 @@ def test_purging_expired_keys_keeps_the_live_ones(kind: str, make_store: Callabl
     store.claim(["new|1"], T0 + timedelta(hours=20), TTL)
     assert store.purge_expired(T0 + timedelta(hours=25)) == 150
     other = make_store(kind)  # another instance: no memory of its own claims
-    assert other.claim(["old|1", "new|1"], T0 + timedelta(hours=26), TTL) == [True, False]
+    assert other.claim(["old|1", "new|1"], T0 + timedelta(hours=26), TTL) == [NEW, DUPLICATE]
 
 
 # -- Azure specifics -----------------------------------------------------------------------------
@@ -469,7 +476,7 @@ def test_a_claim_that_fails_midway_releases_what_it_won_so_the_senders_retry_get
     with pytest.raises(HttpResponseError):
         store.claim(keys, T0, TTL)
     monkeypatch.undo()
-    assert make_store("azure").claim(keys, T0, TTL) == [True] * len(keys)
+    assert make_store("azure").claim(keys, T0, TTL) == [NEW] * len(keys)
 
 
 @pytest.mark.azurite
@@ -675,25 +682,25 @@ def test_a_version_1_sqlite_file_is_upgraded_and_its_open_groups_close_without_a
 # -- units -------------------------------------------------------------------------------------
 def test_a_unit_that_fails_leaves_its_keys_claimable_by_the_retry(store: Any) -> None:
     with pytest.raises(RuntimeError), store.unit():
-        assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, True]
+        assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
         store.release(["eg|1", "eg|2"])  # what the stages give back when a later write fails
         raise RuntimeError("the outbox write failed")
-    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [True, True]
+    assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
 
 
 def test_a_finished_unit_keeps_its_claims_counts_and_messages(store: Any) -> None:
     with store.unit():
-        assert store.claim(["eg|1"], T0, TTL) == [True]
+        assert store.claim(["eg|1"], T0, TTL) == [NEW]
         assert store.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW) is True
         store.enqueue([message(1)])
-    assert store.claim(["eg|1"], T0 + timedelta(minutes=1), TTL) == [False]
+    assert store.claim(["eg|1"], T0 + timedelta(minutes=1), TTL) == [DUPLICATE]
     assert [lease.message.id for lease in store.poll("acs-triage-outbox", 32)] == ["message-1"]
 
 
 def test_units_nest_into_one(store: Any) -> None:
     with store.unit(), store.unit():
-        assert store.claim(["eg|1"], T0, TTL) == [True]
-    assert store.claim(["eg|1"], T0, TTL) == [False]
+        assert store.claim(["eg|1"], T0, TTL) == [NEW]
+    assert store.claim(["eg|1"], T0, TTL) == [DUPLICATE]
 
 
 def test_an_error_inside_a_sqlite_unit_rolls_back_claims_counts_and_messages(
@@ -705,6 +712,84 @@ def test_an_error_inside_a_sqlite_unit_rolls_back_claims_counts_and_messages(
         store.hit(FINGERPRINT, 3, occurrences(3), T0, WINDOW)
         store.enqueue([message(1)])
         raise RuntimeError("killed here")
-    assert store.claim(["eg|1"], T0, TTL) == [True]
+    assert store.claim(["eg|1"], T0, TTL) == [NEW]
     assert store.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW) is True  # the group never opened
     assert store.poll("acs-triage-outbox", 32) == []
+
+
+# -- Azure units: replay-safe claims -------------------------------------------------------------
+# Tables and the queue share no transaction: a unit's claims name it and carry a lease, and a
+# finished unit writes one completion marker. What another delivery's claim then finds:
+LEASE = timedelta(seconds=30)
+
+
+class Died(Exception):
+    """The process was killed here: no completion marker, and nothing given back."""
+
+
+@pytest.mark.azurite
+def test_an_event_claimed_by_a_unit_still_running_is_busy_for_every_other_delivery(
+    azure_store: Callable[..., Any],
+) -> None:
+    first, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    with first.unit():
+        assert first.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+        assert other.claim(["eg|1", "eg|3"], T0 + LEASE - timedelta(seconds=1), TTL) == [BUSY, NEW]
+        # The same instance on another thread (another request) is not told DUPLICATE either:
+        # the unit has not finished, so the event is not known to be counted yet.
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(first.claim, ["eg|2"], T0, TTL).result() == [BUSY]
+    assert other.claim(["eg|1", "eg|2"], T0, TTL) == [DUPLICATE, DUPLICATE]
+
+
+@pytest.mark.azurite
+def test_a_finished_unit_makes_its_events_duplicates_for_good(azure_store: Callable[..., Any]) -> None:
+    first = azure_store(claim_lease=LEASE)
+    with first.unit():
+        assert first.claim(["eg|1"], T0, TTL) == [NEW]
+    fresh = azure_store(claim_lease=LEASE)  # another instance: it learns of the unit from its marker
+    assert fresh.claim(["eg|1"], T0 + LEASE + timedelta(hours=1), TTL) == [DUPLICATE]
+    assert fresh.claim(["eg|1"], T0 + TTL, TTL) == [NEW]  # the TTL still ends it
+
+
+@pytest.mark.azurite
+def test_the_events_of_a_unit_that_died_are_recovered_once_its_lease_has_passed(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    with pytest.raises(Died), dying.unit():
+        assert dying.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+        raise Died
+    assert other.claim(["eg|1"], T0 + LEASE - timedelta(seconds=1), TTL) == [BUSY]
+    with other.unit():
+        assert other.claim(["eg|1", "eg|2", "eg|3"], T0 + LEASE, TTL) == [RECOVERED, RECOVERED, NEW]
+        # Taken over: the rows are this unit's now, with a lease of their own.
+        assert dying.claim(["eg|1"], T0 + LEASE, TTL) == [BUSY]
+    assert dying.claim(["eg|1", "eg|2"], T0 + 3 * LEASE, TTL) == [DUPLICATE, DUPLICATE]
+
+
+@pytest.mark.azurite
+def test_keys_claimed_outside_a_unit_or_before_units_existed_stay_duplicates(
+    azure_store: Callable[..., Any],
+) -> None:
+    store = azure_store(claim_lease=LEASE)
+    assert store.claim(["report|08:00"], T0, TTL) == [NEW]  # the daily report's claim: no unit
+    store._dedup().create_entity(
+        {"PartitionKey": _partition("eg|old"), "RowKey": row_key("eg|old"), "expires": T0 + TTL}
+    )  # a row as the store wrote it before units: no unit id, no lease
+    other = azure_store(claim_lease=LEASE)
+    with other.unit():
+        assert other.claim(["report|08:00", "eg|old"], T0 + 10 * LEASE, TTL) == [DUPLICATE, DUPLICATE]
+
+
+@pytest.mark.azurite
+def test_completion_markers_are_purged_with_the_keys_of_their_unit(azure_store: Callable[..., Any]) -> None:
+    store = azure_store(claim_lease=LEASE)
+    with store.unit():
+        store.claim(["eg|1"], T0, timedelta(hours=24))
+    with store.unit():
+        store.claim(["eg|2"], T0, TTL)
+    store.purge_expired(T0 + timedelta(hours=25))
+    markers = list(store._state().query_entities("PartitionKey eq 'unit'"))
+    assert len(markers) == 1
+    assert store.claim(["eg|1", "eg|2"], T0 + timedelta(hours=25), TTL) == [NEW, DUPLICATE]

@@ -20,6 +20,7 @@ from .policy import (
     Digests,
     Enqueue,
     Group,
+    Recover,
     Renderer,
     Report,
     Route,
@@ -69,6 +70,7 @@ class Triage:
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
             CountHourly(store),  # the daily report's counters: one write per batch
             Silence(store),
+            Recover(store, timedelta(seconds=settings.group_window_seconds)),
             Group(store, timedelta(seconds=settings.group_window_seconds)),
             self._route,
             enqueue,

@@ -4,7 +4,7 @@ A stage is a callable `Stage(batch) -> None` that works on a `Batch` in place: i
 `candidates` (failures still in play) and turns them into `pending` alerts, or acts on those.
 `triage.pipeline` composes them in one place:
 
-    events:  SuppressSuccesses → Dedup → Silence → Group → Route → Enqueue
+    events:  SuppressSuccesses → Dedup → Silence → Recover → Group → Route → Enqueue
     digests: Digests → SilenceSummaries → Route → Enqueue
 
 Each stage gives back what it took when it cannot finish: `Group` releases the dedup claims of
@@ -35,6 +35,7 @@ from .store import (
     MAX_SAMPLES,
     Burst,
     BurstGroups,
+    Claim,
     DedupKeys,
     Held,
     Outbox,
@@ -51,6 +52,7 @@ __all__ = [
     "Enqueue",
     "Group",
     "Pending",
+    "Recover",
     "Report",
     "Route",
     "Silence",
@@ -79,6 +81,10 @@ class Report:
     silenced: int = 0  # events a silence held back (counted for its summary, not alerted)
     silence_summaries: int = 0  # summaries of silences that ended (flush)
     duplicates: int = 0
+    # Azure: events another delivery is counting right now (the request answers 503: retry),
+    # and events taken over from a delivery that died mid-unit (held for a digest).
+    busy: int = 0
+    recovered: int = 0
     successes: int = 0
     skipped: int = 0
     invalid: int = 0
@@ -106,6 +112,8 @@ class Report:
             "grouped": self.grouped,
             "digests": self.digests,
             "duplicates": self.duplicates,
+            "busy": self.busy,
+            "recovered": self.recovered,
             "silenced": self.silenced,
             "successes": self.successes,
             "skipped": self.skipped,
@@ -133,6 +141,7 @@ class Candidate:
     facts: Facts | Incident  # an Incident when it is already built
     guidance: Guidance
     build: Callable[[], Incident] | None = None  # builds the shown incident (None: facts is it)
+    recovered: bool = False  # taken over from a delivery that died mid-unit (Claim.RECOVERED)
 
     def shown(self) -> Incident:
         """The incident as alerts and the store hold it; built once."""
@@ -256,15 +265,23 @@ class Dedup:
     def __call__(self, batch: Batch) -> None:
         if not batch.candidates:
             return
-        fresh = self.store.claim([c.key for c in batch.candidates], batch.now, self.ttl)
+        claims = self.store.claim([c.key for c in batch.candidates], batch.now, self.ttl)
         batch.release = self.store.release
+        report = batch.report
         kept: list[Candidate] = []
-        for c, new in zip(batch.candidates, fresh, strict=True):
-            if new:
+        for c, claim in zip(batch.candidates, claims, strict=True):
+            if claim is Claim.NEW:
                 kept.append(c)
+            elif claim is Claim.RECOVERED:
+                c.recovered = True
+                kept.append(c)
+            elif claim is Claim.BUSY:
+                # Neither counted nor dropped: the 503 this request answers brings it back.
+                report.busy += 1
+                report.tally("busy", c.facts.kind, c.facts)
             else:
-                batch.report.duplicates += 1
-                batch.report.tally("duplicate", c.facts.kind, c.facts)
+                report.duplicates += 1
+                report.tally("duplicate", c.facts.kind, c.facts)
         batch.candidates = kept
 
 
@@ -348,6 +365,35 @@ class SilenceSummaries:
             alert = _counted(self.lookup, silence, status="silenced", note=note)
             batch.pending.append(Pending(alert))
             batch.report.silence_summaries += 1
+
+
+class Recover:
+    """Events taken over from a delivery that died before its unit finished (Azure). That
+    delivery may have alerted them already, or not: so they never alert on their own; each
+    fingerprint's recovered events are put into its group as held occurrences, due at once
+    (`restore`), and the next flush reports them in a digest. Counted at least once, alerted
+    at most once, with grouping on or off. A failure gives nothing back: the keys stay this
+    unit's, and the next delivery recovers them again once the lease has passed."""
+
+    def __init__(self, store: BurstGroups, window: timedelta) -> None:
+        self.store = store
+        self.window = window
+
+    def __call__(self, batch: Batch) -> None:
+        recovered = [c for c in batch.candidates if c.recovered]
+        if not recovered:
+            return
+        batch.candidates = [c for c in batch.candidates if not c.recovered]
+        by_fingerprint: dict[str, list[Candidate]] = {}
+        for c in recovered:
+            by_fingerprint.setdefault(c.facts.fingerprint, []).append(c)
+        now, seconds = batch.now, int(self.window.total_seconds())
+        for fingerprint, cs in by_fingerprint.items():
+            shown = [c.shown() for c in cs[:MAX_SAMPLES]]
+            held = Held(fingerprint, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
+            self.store.restore(held, now)
+            batch.report.recovered += len(cs)
+            batch.report.tally("recovered", shown[0].kind, shown[0], len(cs))
 
 
 class Group:

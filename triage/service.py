@@ -23,7 +23,7 @@ from .ingest import header, options_handshake, parse_body
 from .pipeline import Report, Triage
 from .policy import outbox_message
 from .settings import Settings
-from .store import OutboxMessage, RedriveFilter, Store, open_configured
+from .store import Claim, OutboxMessage, RedriveFilter, Store, open_configured
 from .telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -149,6 +149,11 @@ class Service:
                     )
                 if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
                     log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
+                if report.busy:
+                    # The rest of the batch is done; Event Grid redelivers it all, and by then
+                    # these are finished (duplicates) or their claimant died (recovered).
+                    reason = f"{report.busy} events are being processed by another delivery; retry"
+                    return Answer.json(503, {"error": reason, **report.as_dict()})
                 return Answer.json(200, report.as_dict())
             except TriageError as err:
                 if err.status >= 500:
@@ -259,7 +264,7 @@ class Service:
         if scheduled is None:
             return None
         slot = f"report|{scheduled.isoformat()}"
-        if not self.store.claim([slot], now, _REPORT_CLAIM_TTL)[0]:
+        if self.store.claim([slot], now, _REPORT_CLAIM_TTL)[0] is not Claim.NEW:  # outside a unit: never busy
             return None  # another instance (or an earlier tick) posted it
         try:
             report = self.report(scheduled, timedelta(hours=self.settings.report_period_hours))

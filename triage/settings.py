@@ -143,6 +143,9 @@ class Settings(BaseModel):
     resource: str = "acs"  # shown for callbacks, which do not name their ACS resource
     group_window_seconds: int = Field(300, ge=0, le=86_400)
     dedup_ttl_hours: int = Field(48, ge=24, le=24 * 30)
+    # Azure: how long a delivery's claims are its own before a retry may take them over as
+    # recovered (its process died); it must outlast the slowest batch.
+    claim_lease_seconds: int = Field(300, ge=1, le=3600)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     mask_pii: bool = True
     shared_secret: SecretStr | None = None
@@ -240,6 +243,7 @@ class Settings(BaseModel):
             "resource",
             "group_window_seconds",
             "dedup_ttl_hours",
+            "claim_lease_seconds",
             "max_body_bytes",
             "mask_pii",
             "shared_secret",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..errors import ConfigurationError
@@ -27,6 +28,7 @@ __all__ = [
     "Backlog",
     "Burst",
     "BurstGroups",
+    "Claim",
     "DedupKeys",
     "Held",
     "HourlyCounts",
@@ -210,11 +212,28 @@ def merge_held(restored: Held, current: Held | None, window_seconds: int) -> Hel
     )
 
 
+class Claim(Enum):
+    """What claiming one event key found."""
+
+    NEW = "new"  # not seen within its TTL: the caller owns it and counts it
+    DUPLICATE = "duplicate"  # counted already (or repeated within the batch): drop it
+    # Azure only (memory and SQLite run a unit under one lock or transaction, so they never
+    # see another unit half done):
+    # another delivery claimed it in a unit that has not finished and whose lease still runs:
+    # neither count nor drop it; the sender must deliver it again later.
+    BUSY = "busy"
+    # the delivery that claimed it died before its unit finished (its lease has passed): the
+    # caller owns it now, but that delivery may have got as far as alerting it, so it must be
+    # counted without an alert of its own.
+    RECOVERED = "recovered"
+
+
 class DedupKeys(Protocol):
     """Event keys seen recently: Event Grid delivers at least once, so only the first counts."""
 
-    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
-        """Record event keys; True for each key not seen within its TTL (the caller owns it)."""
+    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[Claim]:
+        """Record event keys; for each, what was found (see `Claim`): NEW or RECOVERED, the
+        caller owns the key until its TTL passes; DUPLICATE; BUSY."""
         ...
 
     def release(self, keys: Sequence[str]) -> None:
@@ -392,8 +411,10 @@ class Units(Protocol):
 
         SQLite: one transaction, committed on a clean exit, rolled back on an error or a crash.
         Memory: the store's lock, held throughout (nothing outlives a crash there).
-        Azure (Tables and a queue share no transaction): no unit; the stages' give-back covers
-        failed writes, not a process killed between them."""
+        Azure (Tables and a queue share no transaction): the unit's claims carry its id and a
+        lease; a clean exit writes one completion marker. Until then, another delivery of the
+        same event is told BUSY; once the lease has passed without a marker (the process
+        died), it is RECOVERED by the next delivery. On an error the stages give back."""
         ...
 
 
@@ -462,4 +483,5 @@ def open_configured(settings: Settings) -> Store:
         settings.storage,
         queue_name=settings.outbox_queue,
         table_prefix=settings.table_prefix,
+        claim_lease=timedelta(seconds=settings.claim_lease_seconds),
     )

@@ -60,6 +60,7 @@ from . import (
     MAX_SAMPLES,
     Backlog,
     Burst,
+    Claim,
     Held,
     OutboxMessage,
     Poisoned,
@@ -91,6 +92,7 @@ MAX_QUEUE_MESSAGE_BYTES = 64 * 1024  # what a Storage queue message may hold, as
 _TRANSACTION_MAX = 100  # operations in one entity group transaction (one partition)
 _PARTITION_DIGITS = 1  # hex digits of a key's SHA-256 that name its partition: 16 partitions
 _GROUPS = "group"
+_UNITS = "unit"  # completion markers of finished units (see `AzureStore.unit`)
 _SLOTS = "slot"
 _SILENCES = "silence"
 _BURST = ("total", "started", "latest", "example")  # a group's whole-burst properties
@@ -101,6 +103,7 @@ _SET_ASIDE = 4
 _POISON_READ_MAX = 5000  # poison messages one status or re-drive reads (the rest: the next run)
 _ATTEMPTS = 100  # optimistic-concurrency retries before giving up on a contended entity
 _REMEMBERED_KEYS = 20_000  # live claims of this instance kept in memory (a few batches)
+_REMEMBERED_UNITS = 20_000  # ids of finished units kept in memory (final: never un-finished)
 _ROW_KEY_MAX = 400  # characters; the service allows 1 KiB, UTF-16
 _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,53}$")
 _QUEUE_NAME = re.compile(r"^(?=.{3,56}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
@@ -111,6 +114,19 @@ _CONFLICTS = {"EntityAlreadyExists", "UpdateConditionNotSatisfied", "ResourceNot
 T = TypeVar("T")
 R = TypeVar("R")
 _Key = tuple[int, str]  # a key's index in the batch, and its RowKey
+
+
+_OWNED = (Claim.NEW, Claim.RECOVERED)  # the claims that make the caller the key's owner
+
+
+class _Unit:
+    """A unit open on one thread: its id, and the keys it has claimed (→ their expiry)."""
+
+    __slots__ = ("claimed", "id")
+
+    def __init__(self) -> None:
+        self.id = uuid.uuid4().hex
+        self.claimed: dict[str, datetime] = {}
 
 
 class OutboxMessageTooLarge(TriageError):
@@ -209,6 +225,7 @@ class AzureStore:
         retry_delay: int = 0,
         workers: int = 8,
         purge_interval: timedelta = timedelta(hours=1),
+        claim_lease: timedelta = timedelta(seconds=300),
     ) -> None:
         if not _TABLE_PREFIX.match(table_prefix):
             raise ConfigurationError(
@@ -241,6 +258,9 @@ class AzureStore:
         self._pool: ThreadPoolExecutor | None = None
         self._next_purge: datetime | None = None
         self._mine: dict[str, datetime] = {}  # keys this instance claimed, until they expire
+        self._claim_lease = claim_lease
+        self._local = threading.local()  # .unit: the unit open on this thread, if any
+        self._finished: dict[str, None] = {}  # ids of units known to have finished, oldest first
 
     # -- plumbing ------------------------------------------------------------------------------
     def _dedup(self) -> TableClient:
@@ -328,47 +348,131 @@ class AzureStore:
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[None]:
-        """Tables and a queue share no transaction: the calls inside run one by one, and the
-        policy stages give back (release, restore) what a failed later write leaves behind. A
-        process killed between a claim and its count is not covered here (see README)."""
-        yield
+        """Tables and a queue share no transaction, so a unit is made replay-safe instead: the
+        dedup rows it claims name it and carry a lease (now + claim_lease), and once its body
+        has finished it writes one completion marker (state table, partition "unit"). Another
+        delivery of one of its events is told BUSY until then, DUPLICATE after; if the marker
+        never comes (the process died) it is RECOVERED once the lease has passed. On an error
+        no marker is written: the policy stages give back what they took (claims released,
+        counts restored). Nothing here waits for another delivery. Re-entrant, per thread."""
+        if getattr(self._local, "unit", None) is not None:
+            yield
+            return
+        unit = _Unit()
+        self._local.unit = unit
+        try:
+            yield
+        finally:
+            self._local.unit = None
+        if unit.claimed:  # only on a clean exit: an error raised above skips this
+            self._finish(unit)
+
+    def _finish(self, unit: _Unit) -> None:
+        """Write a finished unit's completion marker (it expires with the unit's last claim)."""
+        expires = max(unit.claimed.values())
+        try:
+            self._state().upsert_entity({"PartitionKey": _UNITS, "RowKey": unit.id, "expires": expires})
+        except Exception as err:
+            # Counted and written already: failing the request now would only make Event
+            # Grid's retry recover (count again) every event of it. Without the marker, just a
+            # later duplicate delivery of these events is recovered: counted once more in a
+            # digest, never alerted again.
+            log.error(
+                "the completion marker of a unit of %d event keys could not be written (%s); "
+                "a duplicate delivery of them after the claim lease will be counted again",
+                len(unit.claimed), type(err).__name__,
+            )  # fmt: skip
+            return
+        self._finished_unit(unit.id)
+        # Remembered only now: a key in _mine is answered DUPLICATE without a round trip.
+        # (Remembering it at claim time would be sound too, as a crash of this process also
+        # ends the delivery that claimed it, which Event Grid then retries; but a key is only
+        # known to be counted once its unit has finished, so that is when it is remembered.)
+        self._remember(list(unit.claimed.items()))
+
+    def _finished_unit(self, unit_id: str) -> None:
+        with self._lock:
+            finished = self._finished
+            finished[unit_id] = None
+            if len(finished) > _REMEMBERED_UNITS:
+                del finished[next(iter(finished))]
+
+    def _unit_finished(self, unit_id: str) -> bool:
+        """Whether a unit wrote its completion marker (a finished unit stays finished: cached)."""
+        with self._lock:
+            if unit_id in self._finished:
+                return True
+        if self._get(self._state(), _UNITS, unit_id) is None:
+            return False
+        self._finished_unit(unit_id)
+        return True
+
+    def _verdict(self, entity: TableEntity, now: datetime, finished: Callable[[str], bool]) -> Claim:
+        """What an existing dedup row means for a claim at `now`. NEW (expired) and RECOVERED
+        (its unit died) rows are taken over by the caller, ETag-conditionally."""
+        if _utc(entity["expires"]) <= now:
+            return Claim.NEW
+        unit = entity.get("unit")
+        if not unit or finished(unit):  # a row claimed outside a unit (or before units) is final
+            return Claim.DUPLICATE
+        if _utc(entity["lease"]) > now:
+            return Claim.BUSY
+        return Claim.RECOVERED
 
     # -- dedup ---------------------------------------------------------------------------------
-    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
-        """Insert each key's row; a conflict means a duplicate unless that row has expired.
+    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[Claim]:
+        """Insert each key's row; on a conflict the row found decides (see `_verdict`): an
+        expired row or one of a unit that died is taken over, otherwise DUPLICATE or BUSY.
 
         Keys go in transactions of up to 100 inserts per partition, on a few threads, so a
         batch of 5,000 new keys costs about 64 round trips, not 5,000. A transaction that
         conflicts names the first key that exists: it is set aside and the rest resubmitted;
         when duplicates dominate, the rest is read instead. Keys found missing
         or expired go in one more transaction (a takeover is ETag-conditional); only a key
-        another instance races us for is settled on its own."""
+        another instance races us for is settled on its own. Inside a unit, each row names
+        the unit and its lease; the units behind conflicting rows are looked up once each."""
         now = _utc(now)
         expires = now + ttl
-        results = [False] * len(keys)
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        stamp = {"unit": unit.id, "lease": now + self._claim_lease} if unit is not None else {}
+        results = [Claim.DUPLICATE] * len(keys)
         unique: dict[str, int] = {}
         for index, key in enumerate(keys):
             unique.setdefault(key, index)  # a key repeated within the batch is a duplicate
         try:
-            self._claim(unique, now, expires, results)
+            self._claim(unique, now, expires, stamp, results)
         except Exception:
             # The caller sees an error and the sender will retry: keys claimed so far must not
-            # make that retry look like a duplicate.
-            won = [key for key, index in unique.items() if results[index]]
+            # make that retry look like a duplicate. A recovered key keeps this unit's row
+            # instead: the retry recovers it again once the lease has passed (released, it
+            # would come back NEW and could alert a second time).
+            won = [key for key, index in unique.items() if results[index] is Claim.NEW]
             try:
                 self.release(won)
             except Exception:
                 log.error(
                     "%d event keys stay claimed after a failed claim; retries of those events "
-                    "will count as duplicates until the keys expire",
+                    "are recovered once the claim lease has passed (outside a unit: dropped as "
+                    "duplicates until the keys expire)",
                     len(won),
                 )
             raise
-        self._remember([(key, expires) for key, index in unique.items() if results[index]])
+        owned = [(key, expires) for key, index in unique.items() if results[index] in _OWNED]
+        if unit is None:
+            self._remember(owned)
+        else:
+            unit.claimed.update(owned)
         return results
 
-    def _claim(self, unique: dict[str, int], now: datetime, expires: datetime, results: list[bool]) -> None:
-        """Claim each key of `unique` (key → index); sets results[index] as each one is won."""
+    def _claim(
+        self,
+        unique: dict[str, int],
+        now: datetime,
+        expires: datetime,
+        stamp: Mapping[str, Any],
+        results: list[Claim],
+    ) -> None:
+        """Claim each key of `unique` (key → index); sets results[index] as each one is settled."""
         by_partition: dict[str, list[_Key]] = defaultdict(list)
         for key, index in unique.items():
             if not self._claimed_here(key, now):
@@ -376,7 +480,7 @@ class AzureStore:
         table = self._dedup()
 
         def row(partition: str, rk: str) -> dict[str, Any]:
-            return {"PartitionKey": partition, "RowKey": rk, "expires": expires}
+            return {"PartitionKey": partition, "RowKey": rk, "expires": expires, **stamp}
 
         def insert(job: tuple[str, Sequence[_Key]]) -> tuple[list[_Key], list[_Key]]:
             """Insert a chunk: (keys known to be missing, keys to read); marks what went in."""
@@ -390,7 +494,7 @@ class AzureStore:
                 failed = self._transact(table, [("create", row(partition, rk)) for _, rk in pending])
                 if failed is None:
                     for index, _ in pending:
-                        results[index] = True
+                        results[index] = Claim.NEW
                     return [], suspects
                 if failed == len(pending):  # no key named: read them all
                     return [], suspects + pending
@@ -401,29 +505,37 @@ class AzureStore:
             return [], suspects
 
         chunks = _transactions(by_partition)
-        missing: dict[str, list[tuple[int, str, TableEntity | None]]] = defaultdict(list)
+        missing: dict[str, list[tuple[int, str, TableEntity | None, Claim]]] = defaultdict(list)
         to_read: list[tuple[str, int, str]] = []
         for (partition, _), (absent, unknown) in zip(chunks, self._map(insert, chunks), strict=True):
-            missing[partition] += [(index, rk, None) for index, rk in absent]
+            missing[partition] += [(index, rk, None, Claim.NEW) for index, rk in absent]
             to_read += [(partition, index, rk) for index, rk in unknown]
         found = self._map(lambda item: self._get(table, item[0], item[2]), to_read)
+        # A redelivered batch finds rows of one or two units: ask about each unit once.
+        units = list({str(e["unit"]) for e in found if e is not None and e.get("unit")})
+        finished = dict(zip(units, self._map(self._unit_finished, units), strict=True))
         for (partition, index, rk), entity in zip(to_read, found, strict=True):
-            if entity is None or _utc(entity["expires"]) <= now:
-                missing[partition].append((index, rk, entity))  # a live row is a duplicate
+            verdict = Claim.NEW if entity is None else self._verdict(entity, now, finished.__getitem__)
+            if verdict in _OWNED:
+                missing[partition].append((index, rk, entity, verdict))
+            else:
+                results[index] = verdict
 
-        def insert_or_take_over(job: tuple[str, Sequence[tuple[int, str, TableEntity | None]]]) -> bool:
+        def insert_or_take_over(
+            job: tuple[str, Sequence[tuple[int, str, TableEntity | None, Claim]]],
+        ) -> bool:
             partition, chunk = job
             replace = {"mode": UpdateMode.REPLACE}
             operations = [
                 ("create", row(partition, rk))
                 if entity is None
                 else ("update", row(partition, rk), {**replace, **self._if_match(entity)})
-                for _, rk, entity in chunk
+                for _, rk, entity, _ in chunk
             ]
             if self._transact(table, operations) is not None:
                 return False
-            for index, _, _ in chunk:
-                results[index] = True
+            for index, _, _, verdict in chunk:
+                results[index] = verdict
             return True
 
         second = _transactions(missing)
@@ -431,12 +543,12 @@ class AzureStore:
             (partition, index, rk)
             for (partition, chunk), done in zip(second, self._map(insert_or_take_over, second), strict=True)
             if not done
-            for index, rk, _ in chunk
+            for index, rk, _, _ in chunk
         ]
 
         def settle(item: tuple[str, int, str]) -> None:
             partition, index, rk = item
-            results[index] = self._claim_one(table, partition, rk, now, expires)
+            results[index] = self._claim_one(table, row(partition, rk), now)
 
         # Another instance raced us for these very keys: settle them one at a time.
         self._map(settle, contested)
@@ -458,34 +570,35 @@ class AzureStore:
                 for key in list(itertools.islice(mine, overflow)):
                     del mine[key]
 
-    def _claim_one(
-        self, table: TableClient, partition: str, rk: str, now: datetime, expires: datetime
-    ) -> bool:
-        row = {"PartitionKey": partition, "RowKey": rk, "expires": expires}
+    def _claim_one(self, table: TableClient, row: Mapping[str, Any], now: datetime) -> Claim:
         for attempt in range(_ATTEMPTS):
             try:
                 table.create_entity(row)
-                return True
+                return Claim.NEW
             except ResourceExistsError:
                 pass
-            entity = self._get(table, partition, rk)
+            entity = self._get(table, row["PartitionKey"], row["RowKey"])
             if entity is None:
                 continue  # released meanwhile: insert again
-            if _utc(entity["expires"]) > now:
-                return False
+            verdict = self._verdict(entity, now, self._unit_finished)
+            if verdict not in _OWNED:
+                return verdict
             try:
                 table.update_entity(row, mode=UpdateMode.REPLACE, **self._if_match(entity))
-                return True
+                return verdict
             except (ResourceModifiedError, ResourceNotFoundError):
                 _backoff(attempt)  # someone else took it over or released it: look again
-        raise StoreContention(f"dedup key row {rk!r} kept changing; try again")
+        raise StoreContention(f"dedup key row {row['RowKey']!r} kept changing; try again")
 
     def release(self, keys: Sequence[str]) -> None:
         """Delete the keys' rows, so that a retried delivery is not taken for a duplicate."""
         table = self._dedup()
+        unit: _Unit | None = getattr(self._local, "unit", None)
         with self._lock:
             for key in keys:
                 self._mine.pop(key, None)
+                if unit is not None:
+                    unit.claimed.pop(key, None)
 
         def delete(key: str) -> None:
             with contextlib.suppress(ResourceNotFoundError):
@@ -495,12 +608,17 @@ class AzureStore:
 
     def purge_expired(self, now: datetime, limit: int = 20_000) -> int:
         """Delete up to `limit` dedup rows whose TTL has passed; returns how many went.
-        A row taken over meanwhile (new ETag) is kept. take_due calls this once an hour."""
-        table = self._dedup()
+        A row taken over meanwhile (new ETag) is kept. take_due calls this once an hour.
+        Units' completion markers go with them: each expires with its unit's last claim."""
+        purged = self._purge(self._dedup(), "expires le @now", _utc(now), limit)
+        self._purge(self._state(), f"PartitionKey eq '{_UNITS}' and expires le @now", _utc(now), limit)
+        return purged
+
+    def _purge(self, table: TableClient, query: str, now: datetime, limit: int) -> int:
+        """Delete up to `limit` rows of `table` that `query` (with @now) selects, ETag-conditionally."""
         rows = table.query_entities(
-            "expires le @now", parameters={"now": _utc(now)}, select=["PartitionKey", "RowKey"],
-            results_per_page=1000,
-        )  # fmt: skip
+            query, parameters={"now": now}, select=["PartitionKey", "RowKey"], results_per_page=1000
+        )
         by_partition: dict[str, list[TableEntity]] = defaultdict(list)
         for count, entity in enumerate(rows):
             if count >= limit:

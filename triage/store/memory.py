@@ -20,6 +20,7 @@ from . import (
     MAX_SAMPLES,
     Backlog,
     Burst,
+    Claim,
     Held,
     OutboxMessage,
     Poisoned,
@@ -83,9 +84,9 @@ class MemoryStore:
         with self._lock:
             yield
 
-    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
+    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[Claim]:
         expires = now + ttl
-        out: list[bool] = []
+        out: list[Claim] = []
         with self._lock:
             seen, expiries = self._seen, self._expiries
             while expiries and expiries[0][0] <= now:  # keep memory bounded: drop what has expired
@@ -95,11 +96,11 @@ class MemoryStore:
             for key in keys:
                 until = seen.get(key)
                 if until is not None and until > now:
-                    out.append(False)
+                    out.append(Claim.DUPLICATE)
                 else:
                     seen[key] = expires
                     heapq.heappush(expiries, (expires, key))
-                    out.append(True)
+                    out.append(Claim.NEW)
         return out
 
     def release(self, keys: Sequence[str]) -> None:

@@ -30,6 +30,7 @@ from . import (
     MAX_SAMPLES,
     Backlog,
     Burst,
+    Claim,
     Held,
     OutboxMessage,
     Poisoned,
@@ -245,7 +246,7 @@ class SqliteStore:
         self.close()
 
     # -- dedup ---------------------------------------------------------------------------------
-    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[bool]:
+    def claim(self, keys: Sequence[str], now: datetime, ttl: timedelta) -> list[Claim]:
         now_us, expires = _us(now), _us(now + ttl)
         first: dict[str, int] = {}
         for index, key in enumerate(keys):
@@ -268,7 +269,10 @@ class SqliteStore:
             if now_us >= self._next_purge:
                 self._next_purge = now_us + self._purge_interval_us
                 db.execute("DELETE FROM dedup WHERE expires <= ?", (now_us,))
-        return [key in won and first[key] == index for index, key in enumerate(keys)]
+        return [
+            Claim.NEW if key in won and first[key] == index else Claim.DUPLICATE
+            for index, key in enumerate(keys)
+        ]
 
     def release(self, keys: Sequence[str]) -> None:
         with self._transaction() as db:
