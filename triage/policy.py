@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from .destinations import Destination
 from .events import Skip
@@ -432,7 +432,7 @@ class Group:
                 raise
             held = group.count - 1 if opened else group.count
             report.grouped += held
-            first = group.first[0]
+            first = group.earliest[0].facts
             report.tally("grouped", first.kind, first, held)
             if opened:
                 report.alerted += 1
@@ -443,22 +443,51 @@ class Group:
 class _BatchGroup:
     """Occurrences of one fingerprint within a batch: counted once, stored once."""
 
-    __slots__ = ("count", "first", "guidance", "keys")
+    __slots__ = ("count", "earliest", "guidance", "keys")
 
     def __init__(self, candidate: Candidate) -> None:
         self.count = 1
-        self.first = [candidate.shown()]  # the earliest few: the alert, the digest's example, samples
+        self.earliest = [candidate]  # the earliest few: the alert, the digest's example, samples
         self.guidance = candidate.guidance
         self.keys = [candidate.key]  # every event's dedup key, to release them if counting fails
 
     def add(self, candidate: Candidate) -> None:
         self.count += 1
         self.keys.append(candidate.key)
-        if len(self.first) <= MAX_SAMPLES:
-            self.first.append(candidate.shown())
+        if len(self.earliest) <= MAX_SAMPLES:
+            self.earliest.append(candidate)
+
+    @property
+    def first(self) -> Shown:
+        return Shown(self.earliest)
 
     def alert(self, now: datetime) -> Alert:
-        return new_alert(self.first[0], self.guidance, now)
+        return new_alert(self.earliest[0].shown(), self.guidance, now)
+
+
+class Shown(Sequence[Incident]):
+    """The incidents of some candidates, each built (and masked) only when it is read. A store
+    reads the first occurrence when a group opens and samples only while it has room for them:
+    once a burst is under way, a batch's occurrences are counted and none is built."""
+
+    __slots__ = ("_candidates",)
+
+    def __init__(self, candidates: Sequence[Candidate]) -> None:
+        self._candidates = candidates
+
+    def __len__(self) -> int:
+        return len(self._candidates)
+
+    @overload
+    def __getitem__(self, index: int) -> Incident: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Shown: ...
+
+    def __getitem__(self, index: int | slice) -> Incident | Shown:
+        if isinstance(index, slice):
+            return Shown(self._candidates[index])
+        return self._candidates[index].shown()
 
 
 class Digests:
