@@ -21,6 +21,8 @@ from typing import Any, TypeVar, cast
 
 __all__ = [
     "ELLIPSIS",
+    "MEMO_CHARS",
+    "MEMO_ENTRIES",
     "clean",
     "defang_urls",
     "event_text",
@@ -38,18 +40,18 @@ ELLIPSIS = "…"
 # The same catalog texts (meaning, advice, titles) are escaped for every alert: remember the latest
 # few thousand. Only short texts: event text is untrusted, and a cache of long texts is memory an
 # attacker could fill.
-_MEMO_ENTRIES = 4096
-_MEMO_CHARS = 2048
-_F = TypeVar("_F", bound=Callable[..., str | tuple[str, bool]])
+MEMO_ENTRIES = 4096
+MEMO_CHARS = 2048
+_F = TypeVar("_F", bound=Callable[..., object])
 
 
 def memo(function: _F) -> _F:
     """`function` (pure, its first argument a str) with its answers for short texts remembered."""
-    cached = functools.lru_cache(maxsize=_MEMO_ENTRIES)(function)
+    cached = functools.lru_cache(maxsize=MEMO_ENTRIES)(function)
 
     @functools.wraps(function)
     def call(text: str, *args: Any) -> Any:
-        return cached(text, *args) if len(text) <= _MEMO_CHARS else function(text, *args)
+        return cached(text, *args) if len(text) <= MEMO_CHARS else function(text, *args)
 
     return cast(_F, call)
 
