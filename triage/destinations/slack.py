@@ -21,7 +21,7 @@ from .. import report
 from ..model import Alert, Guidance, Severity
 from ..render import content
 from ..render.cache import per_guidance, per_texts
-from ..render.escape import event_text, memo, slack_mrkdwn, slack_plain
+from ..render.escape import event_text, memo, plain, slack_mrkdwn, slack_plain
 from . import Kind, check_https
 
 # Where Teams webhooks live (Workflows on Logic Apps or Power Platform; retired Office 365
@@ -203,6 +203,8 @@ def _fit_value(value: str, limit: int) -> tuple[str, bool]:
 
 
 def _plain(value: str, notes: list[str], limit: int = _VALUE_MAX) -> str:
+    if len(value) <= limit and plain(value):  # most IDs, times and names: nothing to escape or cut
+        return value
     text, cut = _fit_value(value, limit)
     if cut:
         notes.append("long values")
@@ -221,7 +223,7 @@ def _field_title(title: str) -> str:
 
 def _field(title: str, value: str) -> str:
     # Titles come from event keys too, so they are escaped; the value is escaped by the caller.
-    field = f"*{_field_title(title)}*\n{value}"
+    field = f"*{title if len(title) <= 200 and plain(title) else _field_title(title)}*\n{value}"
     # Title and value are short already (200 and 500 characters): only a change of those limits
     # would make this fit shorten anything.
     return field if len(field) <= FIELD_TEXT_MAX else content.fit(field, FIELD_TEXT_MAX, str)[0]

@@ -20,7 +20,7 @@ from .. import report
 from ..model import Alert, Guidance, Severity
 from ..render import content
 from ..render.cache import per_guidance, per_texts
-from ..render.escape import event_text, memo, teams_markdown
+from ..render.escape import event_text, memo, plain, teams_markdown
 from . import Kind, check_https
 
 # Slack's incoming webhook hosts: a URL from these in a Teams setting posts cards Slack refuses.
@@ -210,6 +210,8 @@ class _Card:
         self.shortened: list[str] = []
 
     def fit(self, text: str, limit: int, what: str) -> str:
+        if len(text) <= limit and plain(text):  # most IDs, times and names: nothing to escape or cut
+            return text
         value, cut = _fit_event(text, limit)
         if cut and what not in self.shortened:
             self.shortened.append(what)

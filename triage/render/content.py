@@ -7,6 +7,7 @@ its own target.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 import orjson
 
 from ..model import Alert, Guidance, Match, Severity
-from .escape import ELLIPSIS, memo
+from .escape import ELLIPSIS, MEMO_ENTRIES, memo
 
 __all__ = [
     "ALSO_TITLE",
@@ -69,6 +70,7 @@ def format_count(count: int) -> str:
     return f"{count:,}"
 
 
+@functools.lru_cache(maxsize=MEMO_ENTRIES)  # each alert's times are shown in every format it is rendered for
 def format_time(moment: datetime | None) -> str:
     """'2026-09-20 10:02:11 UTC'; a naive time is taken as UTC (the pipeline only makes UTC)."""
     if moment is None:

@@ -27,6 +27,7 @@ __all__ = [
     "defang_urls",
     "event_text",
     "memo",
+    "plain",
     "slack_mrkdwn",
     "slack_plain",
     "teams_markdown",
@@ -83,6 +84,19 @@ _TEAMS_BLOCK_START = re.compile(r"^(\s{0,3})(#{1,6}(?=\s|$)|[-+*](?=\s|$)|\d{1,9
 # A line of only -, =, * or _ is a rule, or turns the line above into a heading.
 _TEAMS_RULE = re.compile(r"^(\s{0,3})([-=*_])(?=[-=*_\s]*$)")
 _BLOCK_LOOKALIKES = {"#": "＃", "-": "‐", "+": "＋", "*": "∗", ".": "．", ")": "）", "=": "＝", "_": "＿"}
+
+
+# Text that no escaper here changes: ASCII letters, digits and inert punctuation, single-spaced,
+# starting with a letter or digit but not as a numbered list item ("1. "), and no URL (checked
+# apart: a lookahead over the whole text would double the cost). Most IDs, times and names are
+# such text: the renderers pass it through without escaping, and without filling a cache.
+_PLAIN = re.compile(r"(?!\d{1,9}\.(?: |$))[A-Za-z0-9][A-Za-z0-9_.:@/+=,;-]*(?: [A-Za-z0-9_.:@/+=,;-]+)*")
+
+
+def plain(text: str) -> bool:
+    """Whether every escaper here (`event_text`, `teams_markdown`, `slack_mrkdwn`, `slack_plain`)
+    returns `text` unchanged."""
+    return _PLAIN.fullmatch(text) is not None and "://" not in text and "www." not in text.lower()
 
 
 def clean(text: str) -> str:
