@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,9 @@ import orjson
 from triage.catalog import lookup
 from triage.events import Skip, to_incident
 from triage.ingest import parse_body
+from triage.model import Alert
+from triage.pipeline import Triage
+from triage.render import render
 from triage.service import Service
 from triage.settings import Settings
 from triage.store.memory import MemoryStore
@@ -173,6 +176,46 @@ def _figure(result: Throughput, name: str, repeat: int, target: bool) -> Figure:
     )
 
 
+def render_costs(items: list[dict[str, Any]], repeat: int) -> str:
+    """A detail line: µs per render for Teams and for Slack, over the alerts the pipeline makes of
+    `items` with grouping off (masked, as queued), each rendered once a round; and again with every
+    ID made unique, as real events have them (the bench batch repeats each sample's IDs)."""
+    body = orjson.dumps(items)
+    settings = pipeline_settings(0, max_body_bytes=max(len(body), EVENT_GRID_MAX_BYTES))
+    envelope = parse_body(body, "application/json", len(body))
+    triage = Triage(settings.model_copy(update={"destinations": {}}), MemoryStore())
+    alerts = triage.handle(envelope.events, NOW).alerts
+    unique = [
+        replace(a, incident=a.incident._replace(ids={k: f"{v}-{n}" for k, v in a.incident.ids.items()}))
+        for n, a in enumerate(alerts)
+    ]
+
+    def rendering(batch: list[Alert], fmt: str) -> Prepare:
+        def run() -> None:
+            # Each payload is dropped as made: what keeping them costs (allocation, garbage
+            # collector passes over everything alive) is the pipeline's, in its own rows.
+            for alert in batch:
+                render(alert, fmt)
+
+        return lambda: run
+
+    formats = ("teams", "slack")
+    runs = in_turns(
+        {
+            f"{fmt} {kind}": rendering(batch, fmt)
+            for fmt in formats
+            for kind, batch in (("", alerts), ("unique", unique))
+        },
+        repeat,
+    )
+    per_alert = {name: samples.best * 1e6 / len(alerts) for name, samples in runs.items()}
+    return (
+        f"render, µs per alert, {len(alerts):,} alerts of the grouping-off batch (best of {repeat}; "
+        "in brackets: every ID unique): "
+        + "; ".join(f"{fmt} {per_alert[f'{fmt} ']:.1f} ({per_alert[f'{fmt} unique']:.1f})" for fmt in formats)
+    )
+
+
 def throughput_figures(sizes: dict[str, int], repeats: dict[str, int]) -> tuple[list[Figure], list[str]]:
     """Run the throughput benches: figures, and detail lines (what each batch did)."""
     figures: list[Figure] = []
@@ -208,6 +251,7 @@ def throughput_figures(sizes: dict[str, int], repeats: dict[str, int]) -> tuple[
         f"cut after each stage; json.loads {cuts['json.loads'].best * 1e6 / len(events):.1f}): "
         + "; ".join(parts)
     )
+    details.append(render_costs(events, repeats["ungrouped"]))
     ingest = measure_ingest(events, repeats["grouped"])
     figures.append(
         _figure(ingest, f"ingest only (parse_body), {len(events):,} events", repeats["grouped"], False)

@@ -11,6 +11,7 @@ from triage.render.escape import (
     clean,
     defang_urls,
     event_text,
+    plain,
     slack_mrkdwn,
     slack_plain,
     teams_markdown,
@@ -142,3 +143,41 @@ def test_no_event_text_reaches_teams_with_link_or_mention_syntax(text: str) -> N
     out = teams_markdown(event_text(text))
     assert not set(out) & set("<>[]\n")
     assert "://" not in out
+
+
+# --- plain text: what the renderers pass through without escaping ------------------------------
+
+# Every character an escaper or a Markdown/mrkdwn reader gives a meaning to, with the plain ones.
+_TRICKY = st.text(alphabet="ab19 .:/)-_+=*#&<>[]`~|!@,;wW\n\t\u202e\u200b\x1b", max_size=12)
+
+
+@settings(max_examples=2_000, deadline=None)
+@given(st.one_of(_TRICKY, st.text(max_size=12)))
+def test_text_called_plain_is_left_unchanged_by_every_escaper(text: str) -> None:
+    if plain(text):
+        assert event_text(text) == text
+        assert teams_markdown(text) == text
+        assert slack_mrkdwn(text) == text
+        assert slack_plain(text) == text
+
+
+def test_ids_times_and_names_are_plain() -> None:
+    for text in (GUID, "2026-09-15 11:36:13 UTC", "contoso-acs", "Outgoing_20260915113613_ab12", "aHR0c+/=="):
+        assert plain(text), text
+
+
+def test_text_an_escaper_would_change_is_not_plain() -> None:
+    for text in (
+        "1. step",
+        "12) step",
+        "- item",
+        "_",
+        "a  b",
+        " a",
+        "http://x",
+        "see WWW.x",
+        "<!here>",
+        "a&b",
+        "",
+    ):
+        assert not plain(text), text

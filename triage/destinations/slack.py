@@ -13,13 +13,15 @@ Block Kit limits are enforced here by shortening, never by failing: Slack reject
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from .. import report
-from ..model import Alert, Severity
+from ..model import Alert, Guidance, Severity
 from ..render import content
-from ..render.escape import event_text, slack_mrkdwn, slack_plain
+from ..render.cache import per_guidance, per_texts
+from ..render.escape import event_text, memo, plain, slack_mrkdwn, slack_plain
 from . import Kind, check_https
 
 # Where Teams webhooks live (Workflows on Logic Apps or Power Platform; retired Office 365
@@ -78,18 +80,15 @@ def render(alert: Alert) -> dict[str, Any]:
     if alert.status != "firing":
         return _notice(alert)
     severity = alert.severity
-    notes: list[str] = []
+    guided = _guided(alert.guidance, 0)
     label = content.SEVERITY_LABEL[severity]
-    header_text, _ = content.fit(
-        f"{_EMOJI[severity]} {label}: {event_text(content.headline(alert))}", HEADER_TEXT_MAX, slack_plain
-    )
+    headline = event_text(content.headline(alert))
+    header_text, _ = content.fit(f"{_EMOJI[severity]} {label}: {headline}", HEADER_TEXT_MAX, slack_plain)
     header = {"type": "header", "text": {"type": "plain_text", "text": header_text, "emoji": True}}
 
     # At most 13 blocks by construction (ID and detail fields are capped), far below MAX_BLOCKS.
-    message, cut = content.fit(alert.guidance.message, SECTION_TEXT_MAX, slack_mrkdwn)
-    if cut:
-        notes.append("message shortened")
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": message or "–"}}]
+    notes = list(guided.notes_before_fields)
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": guided.message}}]
     digest = content.digest_line(alert)
     if digest:
         blocks.append(_section_mrkdwn(f"*{slack_mrkdwn(digest)}*"))
@@ -100,15 +99,11 @@ def render(alert: Alert) -> dict[str, Any]:
     blocks += _field_sections([_field(key, _plain(value, notes)) for key, value in details])
     if alert.digest and alert.samples:
         blocks.append(_samples(alert, notes))
-    advice = _advice(alert.guidance.advice, notes)
-    if advice:
-        blocks.append(advice)
-    also = content.also_documented(alert.guidance)
-    if also:
-        lines = [f"*{content.ALSO_TITLE}*", *("• " + _plain(line, notes, _ALSO_MAX) for line in also)]
-        blocks.append(_section_mrkdwn("\n".join(lines)))
-    url = content.docs_url(alert.guidance)
-    if url:
+    if guided.advice is not None:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": guided.advice}})
+    if guided.also is not None:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": guided.also}})
+    if guided.docs_url:
         blocks.append(
             {
                 "type": "actions",
@@ -116,14 +111,22 @@ def render(alert: Alert) -> dict[str, Any]:
                     {
                         "type": "button",
                         "text": {"type": "plain_text", "text": "Troubleshooting docs"},
-                        "url": url,
+                        "url": guided.docs_url,
                     }
                 ],
             }
         )
-    blocks.append(_context(alert, notes))
+    notes += guided.notes_after_samples
+    elements = [{"type": "mrkdwn", "text": text} for text in guided.context]
+    if notes:
+        shortened = "Shortened to fit Slack's limits: " + ", ".join(dict.fromkeys(notes))
+        elements.append({"type": "mrkdwn", "text": _context_text(shortened)})
+    blocks.append({"type": "context", "elements": elements})
 
-    fallback = _fallback(alert)
+    label_line = f"{label}: {headline}"
+    if alert.digest and alert.window_seconds:
+        label_line += f" in {content.format_window(alert.window_seconds)}"
+    fallback = content.fit(f"{label_line}. {guided.fallback_message}", TEXT_MAX, slack_mrkdwn)[0]
     return {
         "text": fallback,
         "blocks": [header],
@@ -148,17 +151,61 @@ def _notice(alert: Alert) -> dict[str, Any]:
     }
 
 
-def _fallback(alert: Alert) -> str:
-    label = content.SEVERITY_LABEL[alert.severity]
-    line = f"{label}: {event_text(content.headline(alert))}"
-    if alert.digest:
-        line += f" in {content.format_window(alert.window_seconds)}" if alert.window_seconds else ""
-    line += f". {event_text(alert.guidance.message)}"
-    return content.fit(line, TEXT_MAX, slack_mrkdwn)[0]
+@dataclass(frozen=True, slots=True)
+class _Guided:
+    """What a message says from its Guidance alone: escaped, shortened, and the shortening notes,
+    split by where they stand among the alert's own."""
+
+    message: str
+    notes_before_fields: tuple[str, ...]
+    advice: str | None  # the "What to do" section's text
+    also: str | None  # the "Also documented as" section's text
+    docs_url: str
+    context: tuple[str, ...]  # the catalog note and the catalog flags that fit
+    notes_after_samples: tuple[str, ...]
+    fallback_message: str  # the catalog message as one clean line, for the notification text
+
+
+@per_guidance
+def _guided(guide: Guidance, layout: int) -> _Guided:  # one layout: `layout` is always 0
+    message, cut = content.fit(guide.message, SECTION_TEXT_MAX, slack_mrkdwn)
+    notes: list[str] = []
+    advice = _advice(guide.advice, notes)
+    also = content.also_documented(guide)
+    also_text = None
+    if also:
+        lines = [f"*{content.ALSO_TITLE}*", *("• " + _plain(line, notes, _ALSO_MAX) for line in also)]
+        also_text = _section_text("\n".join(lines))
+    # The catalog note and the shortening note always show; catalog flags take what room is left.
+    flags = list(guide.flags[: CONTEXT_ELEMENTS_MAX - 2])
+    if len(flags) < len(guide.flags):
+        notes.append(f"{len(guide.flags) - len(flags)} more catalog flags")
+    context = tuple(_context_text(text) for text in ["Catalog: " + content.catalog_note(guide), *flags])
+    return _Guided(
+        message=message or "–",
+        notes_before_fields=("message shortened",) if cut else (),
+        advice=advice,
+        also=also_text,
+        docs_url=content.docs_url(guide),
+        context=context,
+        notes_after_samples=tuple(notes),
+        fallback_message=event_text(guide.message),
+    )
+
+
+def _context_text(text: str) -> str:
+    return content.fit(text, CONTEXT_TEXT_MAX, slack_mrkdwn)[0] or "–"
+
+
+@memo
+def _fit_value(value: str, limit: int) -> tuple[str, bool]:
+    return content.fit(event_text(value), limit, slack_mrkdwn)
 
 
 def _plain(value: str, notes: list[str], limit: int = _VALUE_MAX) -> str:
-    text, cut = content.fit(event_text(value), limit, slack_mrkdwn)
+    if len(value) <= limit and plain(value):  # most IDs, times and names: nothing to escape or cut
+        return value
+    text, cut = _fit_value(value, limit)
     if cut:
         notes.append("long values")
     return text or "–"
@@ -169,19 +216,39 @@ def _code(value: str, notes: list[str]) -> str:
     return f"`{_plain(value, notes).replace('`', 'ˋ')}`"
 
 
+@memo
+def _field_title(title: str) -> str:
+    return content.fit(event_text(title), 200, slack_mrkdwn)[0]
+
+
 def _field(title: str, value: str) -> str:
     # Titles come from event keys too, so they are escaped; the value is escaped by the caller.
-    title_text = content.fit(event_text(title), 200, slack_mrkdwn)[0]
-    field, _ = content.fit(f"*{title_text}*\n{value}", FIELD_TEXT_MAX, str)
-    return field
+    field = f"*{title if len(title) <= 200 and plain(title) else _field_title(title)}*\n{value}"
+    # Title and value are short already (200 and 500 characters): only a change of those limits
+    # would make this fit shorten anything.
+    return field if len(field) <= FIELD_TEXT_MAX else content.fit(field, FIELD_TEXT_MAX, str)[0]
+
+
+@per_texts
+def _identity_fields(values: tuple[str, ...], limit: int) -> tuple[tuple[str, ...], bool]:
+    """The identity facts as fields (the same for a whole burst); was a value shortened?"""
+    notes: list[str] = []
+    fields = tuple(
+        _field(title, _plain(value, notes, limit))
+        for title, value in zip(content.IDENTITY_TITLES, values, strict=True)
+    )
+    return fields, bool(notes)
 
 
 def _summary_fields(alert: Alert, notes: list[str]) -> list[str]:
-    fields = [_field(title, _plain(value, notes, 300)) for title, value in content.summary_facts(alert)]
+    fields, cut = _identity_fields(content.identity(alert), 300)
+    if cut:
+        notes.append("long values")
+    out = [*fields, *(_field(title, _plain(value, notes, 300)) for title, value in content.time_facts(alert))]
     said = content.event_message(alert)
     if said:
-        fields.append(_field("Event says", _plain(said, notes)))
-    return fields
+        out.append(_field("Event says", _plain(said, notes)))
+    return out
 
 
 def _shown(items: dict[str, str], limit: int, what: str, notes: list[str]) -> list[tuple[str, str]]:
@@ -197,9 +264,12 @@ def _field_sections(fields: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+def _section_text(text: str) -> str:
+    return text if len(text) <= SECTION_TEXT_MAX else content.fit(text, SECTION_TEXT_MAX, str)[0]
+
+
 def _section_mrkdwn(text: str) -> dict[str, Any]:
-    fitted, _ = content.fit(text, SECTION_TEXT_MAX, str)
-    return {"type": "section", "text": {"type": "mrkdwn", "text": fitted}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _section_text(text)}}
 
 
 def _samples(alert: Alert, notes: list[str]) -> dict[str, Any]:
@@ -214,7 +284,7 @@ def _samples(alert: Alert, notes: list[str]) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": body}}
 
 
-def _advice(advice: str, notes: list[str]) -> dict[str, Any] | None:
+def _advice(advice: str, notes: list[str]) -> str | None:
     lines = content.advice_lines(advice)
     if not lines:
         return None
@@ -232,21 +302,7 @@ def _advice(advice: str, notes: list[str]) -> dict[str, Any] | None:
             break
         out.append(text)
         budget -= len(text) + 1
-    return _section_mrkdwn("\n".join(out))
-
-
-def _context(alert: Alert, notes: list[str]) -> dict[str, Any]:
-    # The catalog note and the shortening note always show; catalog flags take what room is left.
-    flags = list(alert.guidance.flags[: CONTEXT_ELEMENTS_MAX - 2])
-    if len(flags) < len(alert.guidance.flags):
-        notes.append(f"{len(alert.guidance.flags) - len(flags)} more catalog flags")
-    texts = ["Catalog: " + content.catalog_note(alert.guidance), *flags]
-    if notes:
-        texts.append("Shortened to fit Slack's limits: " + ", ".join(dict.fromkeys(notes)))
-    elements = [
-        {"type": "mrkdwn", "text": content.fit(t, CONTEXT_TEXT_MAX, slack_mrkdwn)[0] or "–"} for t in texts
-    ]
-    return {"type": "context", "elements": elements}
+    return _section_text("\n".join(out))
 
 
 def lint(payload: dict[str, Any]) -> list[str]:

@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import report
-from ..model import Alert, Severity
+from ..model import Alert, Guidance, Severity
 from ..render import content
-from ..render.escape import event_text, teams_markdown
+from ..render.cache import per_guidance, per_texts
+from ..render.escape import event_text, memo, plain, teams_markdown
 from . import Kind, check_https
 
 # Slack's incoming webhook hosts: a URL from these in a Teams setting posts cards Slack refuses.
@@ -71,15 +72,16 @@ def render(alert: Alert) -> dict[str, Any]:
     """The whole Teams Workflows request body for `alert`, guaranteed under TEAMS_MAX_BYTES."""
     if alert.status != "firing":
         return _notice(alert)
-    for budget in _BUDGETS:
-        payload = _envelope(_Card(alert, budget).build())
+    for level in range(len(_BUDGETS)):
+        payload = _envelope(_Card(alert, level).build())
         if len(content.payload_bytes(payload)) < TEAMS_MAX_BYTES:
             return payload
     # Only hundreds of IDs get here: keep as many as fit (found by bisection) rather than post nothing.
-    best, low, high = _envelope(_Card(alert, _BUDGETS[-1]).build(max_ids=0)), 1, len(alert.incident.ids) - 1
+    last = len(_BUDGETS) - 1
+    best, low, high = _envelope(_Card(alert, last).build(max_ids=0)), 1, len(alert.incident.ids) - 1
     while low <= high:
         keep = (low + high) // 2
-        payload = _envelope(_Card(alert, _BUDGETS[-1]).build(max_ids=keep))
+        payload = _envelope(_Card(alert, last).build(max_ids=keep))
         if len(content.payload_bytes(payload)) < TEAMS_MAX_BYTES:
             best, low = payload, keep + 1
         else:
@@ -103,9 +105,7 @@ _NOTICE_TEXT_MAX = 2000  # a notice is two lines; an operator's long comment is 
 
 def _notice(alert: Alert) -> dict[str, Any]:
     """A resolved or silenced notice: a small card of two lines, far under TEAMS_MAX_BYTES."""
-    headline, details = (
-        content.fit(event_text(line), _NOTICE_TEXT_MAX, teams_markdown)[0] for line in content.notice(alert)
-    )
+    headline, details = (_fit_event(line, _NOTICE_TEXT_MAX)[0] for line in content.notice(alert))
     color = "Good" if alert.status == "resolved" else "Default"
     card = {
         "$schema": _SCHEMA,
@@ -120,39 +120,118 @@ def _notice(alert: Alert) -> dict[str, Any]:
     return _envelope(card)
 
 
+@memo
+def _fit_event(text: str, limit: int) -> tuple[str, bool]:
+    """Event text, one clean line, escaped and shortened to `limit`; and whether it was shortened."""
+    return content.fit(event_text(text), limit, teams_markdown)
+
+
+@per_texts
+def _fit_identity(values: tuple[str, ...], limit: int) -> tuple[tuple[str, ...], bool]:
+    """The identity facts' values (the same for a whole burst), fitted to `limit` each; any cut?"""
+    fitted = [_fit_event(value, limit) for value in values]
+    return tuple(value for value, _ in fitted), any(cut for _, cut in fitted)
+
+
+@dataclass(frozen=True, slots=True)
+class _Guided:
+    """What a card says from its Guidance alone under one budget: escaped, shortened, and the
+    shortening notes, split by where they stand among the alert's own (the lists never share a note)."""
+
+    message: str
+    notes_before_facts: tuple[str, ...]
+    advice: str | None  # None: no advice, or the budget leaves it out
+    also: str | None  # the other documented meanings, one Markdown list item each
+    footer: str
+    docs_url: str
+    notes_after_samples: tuple[str, ...]
+
+
+@per_guidance
+def _guided(guide: Guidance, level: int) -> _Guided:
+    budget = _BUDGETS[level]
+    message, cut = content.fit(guide.message, budget.message, teams_markdown)
+    notes: list[str] = []
+    advice = None
+    if guide.advice.strip() and budget.advice:
+        advice = _advice(guide.advice, budget.advice, notes)
+    elif guide.advice.strip():
+        notes.append("advice left out")
+    also = _also(guide, budget, notes)
+    # A shortened footer is not named in the "Shortened to fit" note: cards never have (the note
+    # stands above the footer), and the cached card keeps every byte of the uncached one.
+    footer, _ = content.fit(
+        " · ".join(["Catalog: " + content.catalog_note(guide), *guide.flags]), 600, teams_markdown
+    )
+    return _Guided(
+        message, ("message",) if cut else (), advice, also, footer, content.docs_url(guide), tuple(notes)
+    )
+
+
+def _advice(advice: str, limit: int, notes: list[str]) -> str:
+    # Catalog text is trusted, but escaped all the same; only our own bullets are Markdown.
+    text, cut = content.fit(advice, limit, lambda s: s)
+    if cut:
+        notes.append("advice")
+    out: list[str] = []
+    previous_bullet = False
+    for line in content.advice_lines(text):
+        escaped = teams_markdown(line.text)
+        if line.bullet:
+            out.append(("\n" if out and not previous_bullet else "") + "- " + escaped)
+        else:
+            out.append(("\n" if out else "") + escaped)
+        previous_bullet = line.bullet
+    return "\n".join(out)
+
+
+def _also(guide: Guidance, budget: _Budget, notes: list[str]) -> str | None:
+    """The other documented meanings, one short line each, under the advice."""
+    lines = content.also_documented(guide)
+    shown = lines[: budget.also]
+    if len(shown) < len(lines):
+        notes.append("other documented meanings")
+    items = []
+    for line in shown:
+        text, cut = content.fit(line, budget.also_value, teams_markdown)
+        if cut and "other documented meanings" not in notes:
+            notes.append("other documented meanings")
+        items.append("- " + text)
+    return "\n".join(items) if items else None
+
+
 class _Card:
     """Builds one card under one budget, remembering what it had to shorten for the note."""
 
-    def __init__(self, alert: Alert, budget: _Budget) -> None:
+    def __init__(self, alert: Alert, level: int) -> None:
         self.alert = alert
-        self.budget = budget
+        self.level = level
+        self.budget = _BUDGETS[level]
         self.shortened: list[str] = []
 
-    def fit(self, text: str, limit: int, what: str, *, untrusted: bool = True) -> str:
-        value, cut = content.fit(event_text(text) if untrusted else text, limit, teams_markdown)
+    def fit(self, text: str, limit: int, what: str) -> str:
+        if len(text) <= limit and plain(text):  # most IDs, times and names: nothing to escape or cut
+            return text
+        value, cut = _fit_event(text, limit)
         if cut and what not in self.shortened:
             self.shortened.append(what)
         return value
 
     def build(self, max_ids: int | None = None) -> dict[str, Any]:
-        alert, guide = self.alert, self.alert.guidance
+        guided = _guided(self.alert.guidance, self.level)
         body: list[dict[str, Any]] = [self.banner()]
-        body.append(
-            _text(
-                self.fit(guide.message, self.budget.message, "message", untrusted=False),
-                size="Medium",
-                spacing="Medium",
-            )
-        )
+        self.shortened += guided.notes_before_facts
+        body.append(_text(guided.message, size="Medium", spacing="Medium"))
         body.append({"type": "FactSet", "facts": self.facts(max_ids), "spacing": "Medium"})
-        if alert.digest and alert.samples and self.budget.samples:
+        if self.alert.digest and self.alert.samples and self.budget.samples:
             body += self.samples()
-        if guide.advice.strip() and self.budget.advice:
+        if guided.advice is not None:
             body.append(_text("**What to do**", spacing="Medium"))
-            body.append(_text(self.advice()))
-        elif guide.advice.strip():
-            self.shortened.append("advice left out")
-        body += self.also()
+            body.append(_text(guided.advice))
+        if guided.also is not None:
+            body.append(_text(f"**{content.ALSO_TITLE}**", spacing="Medium"))
+            body.append(_text(guided.also, size="Small"))
+        self.shortened += guided.notes_after_samples
         if self.shortened:
             body.append(
                 _text(
@@ -163,7 +242,7 @@ class _Card:
                     color="Warning",
                 )
             )
-        body.append(_text(self.footer(), size="Small", isSubtle=True, spacing="Medium"))
+        body.append(_text(guided.footer, size="Small", isSubtle=True, spacing="Medium"))
         card: dict[str, Any] = {
             "$schema": _SCHEMA,
             "type": "AdaptiveCard",
@@ -171,9 +250,10 @@ class _Card:
             "msteams": {"width": "Full"},
             "body": body,
         }
-        url = content.docs_url(guide)
-        if url:
-            card["actions"] = [{"type": "Action.OpenUrl", "title": "Troubleshooting docs", "url": url}]
+        if guided.docs_url:
+            card["actions"] = [
+                {"type": "Action.OpenUrl", "title": "Troubleshooting docs", "url": guided.docs_url}
+            ]
         return card
 
     def banner(self) -> dict[str, Any]:
@@ -197,9 +277,16 @@ class _Card:
 
     def facts(self, max_ids: int | None) -> list[dict[str, str]]:
         inc, budget = self.alert.incident, self.budget
+        values, cut = _fit_identity(content.identity(self.alert), budget.name)
+        if cut and "names" not in self.shortened:
+            self.shortened.append("names")
         facts = [
+            {"title": title, "value": value}
+            for title, value in zip(content.IDENTITY_TITLES, values, strict=True)
+        ]
+        facts += [
             {"title": title, "value": self.fit(value, budget.name, "names")}
-            for title, value in content.summary_facts(self.alert)
+            for title, value in content.time_facts(self.alert)
         ]
         said = content.event_message(self.alert)
         if said and budget.event_message:
@@ -243,41 +330,6 @@ class _Card:
         ]
         title = f"**Sample occurrences** ({len(shown)} of {content.format_count(self.alert.count)})"
         return [_text(title, spacing="Medium"), _text("\n".join(lines), size="Small")]
-
-    def advice(self) -> str:
-        # Catalog text is trusted, but escaped all the same; only our own bullets are Markdown.
-        text, cut = content.fit(self.alert.guidance.advice, self.budget.advice, lambda s: s)
-        if cut:
-            self.shortened.append("advice")
-        out: list[str] = []
-        previous_bullet = False
-        for line in content.advice_lines(text):
-            escaped = teams_markdown(line.text)
-            if line.bullet:
-                out.append(("\n" if out and not previous_bullet else "") + "- " + escaped)
-            else:
-                out.append(("\n" if out else "") + escaped)
-            previous_bullet = line.bullet
-        return "\n".join(out)
-
-    def also(self) -> list[dict[str, Any]]:
-        """The other documented meanings, one short line each, under the advice."""
-        lines = content.also_documented(self.alert.guidance)
-        shown = lines[: self.budget.also]
-        if len(shown) < len(lines):
-            self.shortened.append("other documented meanings")
-        if not shown:
-            return []
-        items = [
-            "- " + self.fit(line, self.budget.also_value, "other documented meanings", untrusted=False)
-            for line in shown
-        ]
-        return [_text(f"**{content.ALSO_TITLE}**", spacing="Medium"), _text("\n".join(items), size="Small")]
-
-    def footer(self) -> str:
-        guide = self.alert.guidance
-        parts = ["Catalog: " + content.catalog_note(guide), *guide.flags]
-        return self.fit(" · ".join(parts), 600, "catalog note", untrusted=False)
 
 
 def lint(payload: dict[str, Any]) -> list[str]:

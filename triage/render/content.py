@@ -7,6 +7,7 @@ its own target.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +16,11 @@ from datetime import UTC, datetime
 import orjson
 
 from ..model import Alert, Guidance, Match, Severity
-from .escape import ELLIPSIS, memo
+from .escape import ELLIPSIS, MEMO_ENTRIES, memo
 
 __all__ = [
     "ALSO_TITLE",
+    "IDENTITY_TITLES",
     "SEVERITY_LABEL",
     "AdviceLine",
     "advice_lines",
@@ -32,10 +34,12 @@ __all__ = [
     "format_time",
     "format_window",
     "headline",
+    "identity",
     "notice",
     "payload_bytes",
     "sample_ids",
     "summary_facts",
+    "time_facts",
 ]
 
 SEVERITY_LABEL: dict[Severity, str] = {
@@ -66,6 +70,7 @@ def format_count(count: int) -> str:
     return f"{count:,}"
 
 
+@functools.lru_cache(maxsize=MEMO_ENTRIES)  # each alert's times are shown in every format it is rendered for
 def format_time(moment: datetime | None) -> str:
     """'2026-09-20 10:02:11 UTC'; a naive time is taken as UTC (the pipeline only makes UTC)."""
     if moment is None:
@@ -120,33 +125,52 @@ def digest_line(alert: Alert) -> str:
 
 def event_message(alert: Alert) -> str:
     """The event's own text, or '' when it only repeats the catalog message (no need to read it twice)."""
-    said = alert.incident.message.strip()
-    return "" if _words(said) == _words(alert.guidance.message) else said
+    return _unless_repeated(alert.incident.message, alert.guidance.message)
+
+
+@memo
+def _unless_repeated(said: str, catalog_message: str) -> str:
+    # Remembered: the same failure says the same words on every event, and comparing them is a
+    # regex pass over both texts.
+    said = said.strip()
+    return "" if _words(said) == _words(catalog_message) else said
 
 
 def _words(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
-def summary_facts(alert: Alert) -> list[tuple[str, str]]:
-    """The facts that identify the failure, in display order (IDs and details come after)."""
+# The facts that say which failure this is; `identity` gives their values, in this order.
+IDENTITY_TITLES: tuple[str, ...] = ("Event", "Code", "Category", "Severity", "Resource", "Context")
+
+
+def identity(alert: Alert) -> tuple[str, ...]:
+    """The values of IDENTITY_TITLES: the same for every alert of a fingerprint and catalog answer,
+    so a renderer can escape them once for all those alerts."""
     inc, guide = alert.incident, alert.guidance
-    facts = [
-        ("Event", inc.kind),
-        ("Code", alert.code_text),
-        ("Category", guide.category.value),
-        ("Severity", SEVERITY_LABEL[guide.severity]),
-        ("Resource", inc.resource),
-        ("Context", inc.context),
-    ]
+    return (
+        inc.kind,
+        alert.code_text,
+        guide.category.value,
+        SEVERITY_LABEL[guide.severity],
+        inc.resource,
+        inc.context,
+    )
+
+
+def time_facts(alert: Alert) -> list[tuple[str, str]]:
+    """When: first and last seen for a digest, the event's time otherwise."""
     if alert.digest:
-        facts += [
-            ("First seen", format_time(alert.first_seen or inc.time)),
+        return [
+            ("First seen", format_time(alert.first_seen or alert.incident.time)),
             ("Last seen", format_time(alert.last_seen)),
         ]
-    else:
-        facts.append(("Time", format_time(inc.time)))
-    return facts
+    return [("Time", format_time(alert.incident.time))]
+
+
+def summary_facts(alert: Alert) -> list[tuple[str, str]]:
+    """The facts that identify the failure, in display order (IDs and details come after)."""
+    return [*zip(IDENTITY_TITLES, identity(alert), strict=True), *time_facts(alert)]
 
 
 def sample_ids(alert: Alert, limit: int) -> list[list[tuple[str, str]]]:

@@ -21,10 +21,13 @@ from typing import Any, TypeVar, cast
 
 __all__ = [
     "ELLIPSIS",
+    "MEMO_CHARS",
+    "MEMO_ENTRIES",
     "clean",
     "defang_urls",
     "event_text",
     "memo",
+    "plain",
     "slack_mrkdwn",
     "slack_plain",
     "teams_markdown",
@@ -38,18 +41,18 @@ ELLIPSIS = "…"
 # The same catalog texts (meaning, advice, titles) are escaped for every alert: remember the latest
 # few thousand. Only short texts: event text is untrusted, and a cache of long texts is memory an
 # attacker could fill.
-_MEMO_ENTRIES = 4096
-_MEMO_CHARS = 2048
-_F = TypeVar("_F", bound=Callable[..., str | tuple[str, bool]])
+MEMO_ENTRIES = 4096
+MEMO_CHARS = 2048
+_F = TypeVar("_F", bound=Callable[..., object])
 
 
 def memo(function: _F) -> _F:
     """`function` (pure, its first argument a str) with its answers for short texts remembered."""
-    cached = functools.lru_cache(maxsize=_MEMO_ENTRIES)(function)
+    cached = functools.lru_cache(maxsize=MEMO_ENTRIES)(function)
 
     @functools.wraps(function)
     def call(text: str, *args: Any) -> Any:
-        return cached(text, *args) if len(text) <= _MEMO_CHARS else function(text, *args)
+        return cached(text, *args) if len(text) <= MEMO_CHARS else function(text, *args)
 
     return cast(_F, call)
 
@@ -82,6 +85,19 @@ _TEAMS_BLOCK_START = re.compile(r"^(\s{0,3})(#{1,6}(?=\s|$)|[-+*](?=\s|$)|\d{1,9
 # A line of only -, =, * or _ is a rule, or turns the line above into a heading.
 _TEAMS_RULE = re.compile(r"^(\s{0,3})([-=*_])(?=[-=*_\s]*$)")
 _BLOCK_LOOKALIKES = {"#": "＃", "-": "‐", "+": "＋", "*": "∗", ".": "．", ")": "）", "=": "＝", "_": "＿"}
+
+
+# Text that no escaper here changes: ASCII letters, digits and inert punctuation, single-spaced,
+# starting with a letter or digit but not as a numbered list item ("1. "), and no URL (checked
+# apart: a lookahead over the whole text would double the cost). Most IDs, times and names are
+# such text: the renderers pass it through without escaping, and without filling a cache.
+_PLAIN = re.compile(r"(?!\d{1,9}\.(?: |$))[A-Za-z0-9][A-Za-z0-9_.:@/+=,;-]*(?: [A-Za-z0-9_.:@/+=,;-]+)*")
+
+
+def plain(text: str) -> bool:
+    """Whether every escaper here (`event_text`, `teams_markdown`, `slack_mrkdwn`, `slack_plain`)
+    returns `text` unchanged."""
+    return _PLAIN.fullmatch(text) is not None and "://" not in text and "www." not in text.lower()
 
 
 def clean(text: str) -> str:
