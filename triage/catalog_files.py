@@ -8,7 +8,6 @@ path never builds these models.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tomllib
 from collections import defaultdict
@@ -342,15 +341,13 @@ def _duplicates(table: Table) -> list[str]:
 
 def runtime_files(files: SourceFiles) -> runtime.CatalogFiles:
     """The validated files as the runtime's plain objects: every field, under the same name."""
-    return runtime.CatalogFiles(
-        *(_plain(getattr(files, f.name)) for f in dataclasses.fields(runtime.CatalogFiles))
-    )
+    return runtime.CatalogFiles(*(_plain(getattr(files, name)) for name in runtime.CatalogFiles._fields))
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
         kind = RUNTIME_TYPES[type(value).__name__]
-        return kind(*(_plain(getattr(value, f.name)) for f in dataclasses.fields(kind)))
+        return kind(*(_plain(getattr(value, name)) for name in kind._fields))
     if isinstance(value, tuple):
         return tuple(_plain(v) for v in value)
     if isinstance(value, dict):
@@ -359,9 +356,7 @@ def _plain(value: Any) -> Any:
 
 
 def _array(value: Any) -> Any:
-    """A runtime object as JSON: a dataclass is the list of its fields' values, in field order."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return [_array(getattr(value, f.name)) for f in dataclasses.fields(value)]
+    """A runtime object as JSON: a named tuple is the list of its fields' values, in field order."""
     if isinstance(value, tuple):
         return [_array(v) for v in value]
     if isinstance(value, dict):
@@ -380,7 +375,7 @@ def compile_catalog(directory: Path) -> str:
             + "\n- ".join(problems)
         )
     plain = runtime_files(files)
-    layout = {name: [f.name for f in dataclasses.fields(kind)] for name, kind in RUNTIME_TYPES.items()}
+    layout = {name: list(kind._fields) for name, kind in RUNTIME_TYPES.items()}
     sections: list[tuple[str, Any]] = [
         ("format", COMPILED_FORMAT),
         ("generated_by", "python -m triage catalog build, from catalog/*.toml: do not edit"),
