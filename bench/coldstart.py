@@ -78,25 +78,19 @@ print(json.dumps([len(ours), (time.perf_counter() - start) * 1000]))
 
 def compile_ms(runs: int) -> tuple[int, float]:
     """How many of our modules the first request loads, and the median ms to compile them."""
-    found = []
-    for _ in range(runs):
-        done = subprocess.run(
-            [sys.executable, "-c", FIRST_REQUEST + _COMPILE],
-            cwd=ROOT,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        found.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    found = [_json_answer("-c", FIRST_REQUEST + _COMPILE) for _ in range(runs)]
     return int(found[0][0]), Samples(tuple(float(ms) for _, ms in found)).median
 
 
 def run_child(*args: str) -> Any:
     """`python -m bench.child ARGS` in the repository; its JSON answer."""
+    return _json_answer("-m", "bench.child", *args)
+
+
+def _json_answer(*args: str) -> Any:
+    """`python ARGS` in the repository; the JSON on the last line it prints."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.child", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=clean_env(),
         capture_output=True,
@@ -105,7 +99,7 @@ def run_child(*args: str) -> Any:
         timeout=300,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"bench.child {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"python {' '.join(args)[:200]} failed: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

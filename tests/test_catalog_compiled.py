@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,22 +214,3 @@ def test_catalog_lint_fails_when_the_compiled_catalog_is_stale(
     monkeypatch.setattr(catalog, "CATALOG_DIR", catalog_copy)
     assert main(["catalog", "lint"]) == 1
     assert f"{COMPILED_NAME} is stale" in capsys.readouterr().out
-
-
-# -- the request path -----------------------------------------------------------------------------------
-
-
-def test_a_request_loads_the_compiled_catalog_and_never_the_file_format_models() -> None:
-    script = (
-        "import sys, azure.functions as func, function_app\n"
-        "from pathlib import Path\n"
-        "body = Path('samples/callbacks/play-failed-400-8535.json').read_bytes()\n"
-        "req = func.HttpRequest(method='POST', url='http://localhost/api/callbacks', headers={}, body=body)\n"
-        "assert function_app.callbacks(req).status_code == 200\n"
-        "from triage import catalog\n"
-        "print(catalog._catalog.cache_info().currsize, 'triage.catalog_files' in sys.modules)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
-    ).stdout.split()
-    assert out[-2:] == ["1", "False"]
