@@ -10,11 +10,15 @@ profile hook says which third-party packages the first request actually runs.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,25 +29,68 @@ from .child import FIRST_REQUEST, IMPORT, OURS, package_of
 from .corpus import ROOT
 from .figures import Baseline, Figure, Samples
 
-__all__ = ["TARGET_RATIO", "ColdStart", "ImportCosts", "coldstart_figures", "measure"]
+__all__ = ["TARGETS", "ColdStart", "ImportCosts", "coldstart_figures", "measure"]
 
-TARGET_RATIO = 1.3
+# Issue 16: import + first request within 1.2× the floor; the import alone within 1.3×.
+TARGETS = {"import": 1.3, "first-request": 1.2}
 _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 # The site hook that setuptools installs runs in every process; it is not a dependency.
 _SITE_HOOKS = {"_distutils_hack"}
 
 
+@functools.cache
+def _pycache() -> str:
+    """A byte-code cache of this run's own, removed at exit."""
+    path = tempfile.mkdtemp(prefix="acs-triage-bench-pycache-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def clean_env() -> dict[str, str]:
-    """The environment for child processes, without a developer's own settings or storage."""
-    return {
-        k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_") and k != "AzureWebJobsStorage"
+    """The environment for child processes, without a developer's own settings or storage.
+
+    Every module's byte code is cached (in a folder of this run's, so the repository gets no
+    __pycache__) and the warm-up writes it, as in a Python installation: a developer's
+    PYTHONDONTWRITEBYTECODE would otherwise have every child compile our modules while the
+    floor's, byte-compiled by pip, load from cache. `compile_ms` says what compiling costs."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACS_TRIAGE_", "PYTHONDONTWRITEBYTECODE")) and k != "AzureWebJobsStorage"
     }
+    env["PYTHONPYCACHEPREFIX"] = _pycache()
+    return env
+
+
+# Imports the app, answers the first request, then compiles the source of every module of ours
+# that this loaded: what a host that cannot write byte code pays on top, at every cold start.
+_COMPILE = """
+import json, sys, time
+from pathlib import Path
+ours = [m.__file__ for n, m in list(sys.modules.items())
+        if n.split(".")[0] in ("triage", "function_app") and getattr(m, "__file__", None)]
+start = time.perf_counter()
+for path in ours:
+    compile(Path(path).read_bytes(), path, "exec")
+print(json.dumps([len(ours), (time.perf_counter() - start) * 1000]))
+"""
+
+
+def compile_ms(runs: int) -> tuple[int, float]:
+    """How many of our modules the first request loads, and the median ms to compile them."""
+    found = [_json_answer("-c", FIRST_REQUEST + _COMPILE) for _ in range(runs)]
+    return int(found[0][0]), Samples(tuple(float(ms) for _, ms in found)).median
 
 
 def run_child(*args: str) -> Any:
     """`python -m bench.child ARGS` in the repository; its JSON answer."""
+    return _json_answer("-m", "bench.child", *args)
+
+
+def _json_answer(*args: str) -> Any:
+    """`python ARGS` in the repository; the JSON on the last line it prints."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.child", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=clean_env(),
         capture_output=True,
@@ -52,7 +99,7 @@ def run_child(*args: str) -> Any:
         timeout=300,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"bench.child {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"python {' '.join(args)[:200]} failed: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -101,6 +148,7 @@ class ColdStart:
     used: dict[str, list[str]] = field(default_factory=dict)
     costs: ImportCosts | None = None
     steps: dict[str, Samples] = field(default_factory=dict)  # ms of each step, timed in process
+    compiled: tuple[int, float] | None = None  # our modules loaded, median ms to compile them
 
     def ratio(self, step: str) -> float:
         return self.samples[f"app {step}"].median / self.samples[f"floor {step}"].median
@@ -198,6 +246,7 @@ def measure(runs: int, *, analyse: bool = True) -> ColdStart:
         samples["floor first-request"] = samples["floor import"]
     used: dict[str, list[str]] = {}
     costs = None
+    compiled = None
     steps: dict[str, Samples] = {}
     if analyse:
         used = {str(k): [str(p) for p in v] for k, v in run_child("usage").items()}
@@ -205,7 +254,8 @@ def measure(runs: int, *, analyse: bool = True) -> ColdStart:
         costs = import_costs(analysis_runs)
         timed = [run_child("steps") for _ in range(analysis_runs)]
         steps = {step: Samples(tuple(float(t[step]) for t in timed)) for step in timed[0]}
-    return ColdStart(runs, samples, floor_modules, used, costs, steps)
+        compiled = compile_ms(analysis_runs)
+    return ColdStart(runs, samples, floor_modules, used, costs, steps, compiled)
 
 
 def packages(modules: Sequence[str]) -> dict[str, int]:
@@ -243,6 +293,15 @@ def findings(result: ColdStart, top: int = 8) -> list[str]:
             f"{len(next(iter(result.steps.values())).values)}): "
             + ", ".join(f"{step} {samples.median:.0f} ms" for step, samples in result.steps.items())
             + " (build = Settings + Service(); request = the first POST, catalog load included)"
+        )
+    if result.compiled:
+        count, ms = result.compiled
+        floor = result.samples["floor first-request"].median * 1000
+        lines.append(
+            f"byte code: the children load every module's from a cache, as an installation does; compiling "
+            f"the {count} that the first request loads takes {ms:.0f} ms (+{ms / floor:.2f}× the floor), "
+            "paid at every cold start by a host that cannot cache byte code (PYTHONDONTWRITEBYTECODE, "
+            "a read-only folder)"
         )
     costs = result.costs
     if costs is None:
@@ -297,8 +356,8 @@ def coldstart_figures(runs: int, *, analyse: bool = True) -> tuple[list[Figure],
                         "× floor",
                     ),
                 ),
-                target=f"≤ {TARGET_RATIO:g}× floor",
-                met=ratio <= TARGET_RATIO,
+                target=f"≤ {TARGETS[step]:g}× floor",
+                met=ratio <= TARGETS[step],
                 how=f"median of {runs} fresh processes after a warm-up (best {app.best * 1000:.0f} ms "
                 f"vs {floor.best * 1000:.0f} ms)",
             )

@@ -128,6 +128,9 @@ def test_sync_writes_the_rows_keeps_notes_flags_and_categories_and_the_catalog_s
     assert (catalog_dir / "sms.toml").read_text().startswith("# SMS error codes: the DeliveryStatusDetails")
     # A second sync finds nothing left to do, and every edited row is answered with its words.
     assert main(["catalog", "sync", str(pages), "--check", "--catalog", str(catalog_dir)]) == 0
+    # The compiled form the Function App loads was rebuilt with the TOML files it comes from.
+    assert "wrote catalog/compiled.json" in out
+    assert main(["catalog", "build", "--check", "--catalog", str(catalog_dir)]) == 0
     assert main(["catalog", "lint"]) == 0  # the repository's own catalog was not touched
     capsys.readouterr()
 

@@ -68,6 +68,12 @@ def test_the_package_holds_the_app_its_settings_files_and_the_catalog() -> None:
     assert any(p.startswith("catalog/") and p.endswith(".toml") for p in files)
 
 
+def test_the_compiled_catalog_the_app_loads_ships_beside_the_toml_files_it_is_checked_against() -> None:
+    files = set(shipped())
+    assert "catalog/compiled.json" in files
+    assert {p for p in tracked_files() if p.startswith("catalog/") and p.endswith(".toml")} <= files
+
+
 # The command line is a development tool (it imports tools/); the Function App never loads it.
 COMMAND_LINE = {"triage/__main__.py", "triage/cli.py", "triage/catalog_cli.py"}
 
@@ -204,3 +210,5 @@ def test_serving_a_callback_loads_no_development_module() -> None:
     development += [m for m in out if m in {"triage.cli", "triage.catalog_cli", "azure.eventgrid"}]
     assert "triage.service" in out
     assert development == []
+    # The catalog is loaded from catalog/compiled.json: its file-format models (pydantic) are not.
+    assert "triage.catalog" in out and "triage.catalog_files" not in out

@@ -1,49 +1,55 @@
 """The catalog: what an ACS error code means and what to do about it, from `catalog/*.toml`.
 
-The files are validated with pydantic once, at first use, and turned into dict indexes; after
-that `lookup` is one cached dictionary read per event. Precedence of a lookup (recorded in
-`Guidance.match`): exact (code, subcode) in a table of the event's context, exact in any table,
-subcode alone, code alone, code class, unknown. `catalog/README.md` describes the files.
+The TOML files are validated with pydantic by `catalog lint` and `catalog build`
+(`triage.catalog_files`), which writes them, as plain arrays, to `catalog/compiled.json`. At
+first use this module loads that file (a few milliseconds, no validation to repeat), after
+checking that it was built from the TOML files as they are now, and turns it into dict
+indexes; after that `lookup` is one cached dictionary read per event. Precedence of a lookup
+(recorded in `Guidance.match`): exact (code, subcode) in a table of the event's context, exact
+in any table, subcode alone, code alone, code class, unknown. `catalog/README.md` describes
+the files.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
-import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Any, NamedTuple
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+import orjson
 
 from .errors import TriageError
 from .model import CONTEXTS, Category, Context, Guidance, Match, Severity
 
 __all__ = [
     "CATALOG_DIR",
+    "COMPILED_FORMAT",
+    "COMPILED_NAME",
+    "RUNTIME_TYPES",
     "CatalogError",
+    "CatalogFiles",
     "category_advice",
     "documented_context",
     "lint",
+    "load_compiled",
     "lookup",
     "lookup_name",
     "normalize",
     "search",
+    "sources_digest",
     "table_sizes",
 ]
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
+COMPILED_NAME = "compiled.json"
+# Raised whenever the layout of compiled.json changes, so that a file of the old layout is refused.
+COMPILED_FORMAT = 1
+_BUILD = "run `python -m triage catalog build` and commit catalog/compiled.json"
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _FENCE = re.compile(r"^\s*```\S*\s*$", re.MULTILINE)
 _CACHE_LIMIT = 50_000  # real traffic has a few hundred distinct keys; this only bounds junk codes
@@ -58,190 +64,241 @@ class CatalogError(TriageError):
     """The catalog files are missing or invalid; the message lists what to fix."""
 
 
-# -- the file format (validated once) ---------------------------------------------------------------
-
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]
-Required = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-SeedName = Annotated[str, StringConstraints(pattern=r"^\d{3}_[0-9a-f]+\.txt$")]
-DocsUrl = Annotated[str, StringConstraints(pattern=r"^https://learn\.microsoft\.com/en-us/\S+$")]
-HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[^\s/]+\.[a-z]{2,}(/\S*)?$")]
-CategoryName = Literal["Success", "ExpectedError", "UnexpectedClientError", "UnexpectedServerError"]
-Origin = Literal["source", "catalog"]
+# -- the catalog as the runtime holds it: named tuples, field for field the file format's models ------
+# (`triage.catalog_files` has the pydantic models, with the constraints and the comments.) Named
+# tuples rather than dataclasses: creating the classes and the 357 entries costs a third as much.
 
 
-class _Model(BaseModel):
-    # defer_build: importing this module (every CLI command does) builds no schemas; first use does.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+class Link(NamedTuple):
+    text: str
+    url: str
 
 
-class Link(_Model):
-    text: Required
-    url: HttpsUrl
+class Wording(NamedTuple):
+    seed: str
+    message: str
+    advice: str
 
 
-class Wording(_Model):
-    """The same row as another seed document words it (merged tables keep both)."""
-
-    seed: SeedName
-    message: Required
-    advice: Text = ""
+class When(NamedTuple):
+    events: tuple[str, ...]
+    participant: str
+    message: str
 
 
-class When(_Model):
-    """The conditions under which the source says a row applies (all given ones must hold)."""
+class Entry(NamedTuple):
+    code: int | None
+    subcode: int | None
+    name: str | None
+    code_label: str | None
+    message: str
+    advice: str
+    category: str | None
+    category_as_written: str | None
+    category_origin: str
+    links: tuple[Link, ...]
+    flags: tuple[str, ...]
+    note: str
+    seeds: tuple[str, ...]
+    wording: tuple[Wording, ...]
+    known_duplicate: bool
+    setup: bool
+    events: tuple[str, ...]
+    when: When | None
 
-    events: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], ...] = ()
-    participant: Text = ""  # the failed participant's raw id starts with this ("8:acs:")
-    message: Text = ""  # the event's message contains this text
+
+class Table(NamedTuple):
+    id: str
+    title: str
+    context: Context
+    seeds: tuple[str, ...]
+    docs_url: str
+    columns: str
+    notes: str
+    links: tuple[Link, ...]
+    entry: tuple[Entry, ...]  # last: compiled.json keeps entries apart, one per line
 
 
-class Entry(_Model):
-    code: int | None = Field(default=None, ge=0)
-    subcode: int | None = Field(default=None, ge=0)
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]\w+$")] | None = None
-    code_label: Text | None = None
-    message: Required
-    advice: Text = ""
-    category: CategoryName | None = None
-    category_as_written: Text | None = None
-    category_origin: Origin = "source"
-    links: tuple[Link, ...] = ()
-    flags: tuple[Required, ...] = ()
-    note: Text = ""
-    seeds: tuple[SeedName, ...] = ()
-    wording: tuple[Wording, ...] = ()
-    known_duplicate: bool = False
-    setup: bool = False
-    # Event kinds this entry speaks to (e.g. ["PlayFailed"]): its advice is added to the
-    # answer for those events, whatever table answered the code.
-    events: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], ...] = ()
-    # When the source ties the row to an event, a code and a kind of participant (Teams Phone's
-    # dual-persona AddParticipantFailed 408/10057), such an event belongs to this table's context.
-    when: When | None = None
+class FallbackClass(NamedTuple):
+    first: int
+    last: int
+    message: str
+    advice: str
+    category: str | None
+    category_origin: str
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Entry:
-        if self.category is None and (self.category_as_written or self.category_origin == "catalog"):
-            raise ValueError("category_as_written and category_origin need a category")
-        if self.category_as_written and not any(self.category_as_written in f for f in self.flags):
-            raise ValueError(
-                f"add a flag that says the source spells the category {self.category_as_written!r}"
+
+class CodeClass(NamedTuple):
+    first: int
+    last: int
+    message: str
+    advice: str
+    category: str | None
+    category_origin: str
+    class_: str
+
+
+class CodeClassFile(NamedTuple):
+    title: str
+    docs_url: str
+    seed: str
+    class_: tuple[CodeClass, ...]
+
+
+class Advice(NamedTuple):
+    categories: tuple[str, ...]
+    seed: str
+    text: str
+
+
+class AdviceFile(NamedTuple):
+    title: str
+    docs_url: str
+    advice: tuple[Advice, ...]
+
+
+class Page(NamedTuple):
+    seed: str
+    title: str
+    url: str
+
+
+class PagesFile(NamedTuple):
+    page: tuple[Page, ...]
+
+
+class Fallback(NamedTuple):
+    context: Context
+    title: str
+    seed: str
+    docs_url: str
+    message: str
+    advice: str
+    classes_from: Context | None
+    class_: tuple[FallbackClass, ...]
+
+
+class FallbacksFile(NamedTuple):
+    actions: dict[str, str]
+    fallback: tuple[Fallback, ...]
+
+
+class ContextsFile(NamedTuple):
+    default: tuple[str, ...]
+    prefer: dict[str, tuple[str, ...]]
+
+
+class CatalogFiles(NamedTuple):
+    """Every catalog file, as validated by `triage.catalog_files`."""
+
+    tables: tuple[Table, ...]
+    classes: CodeClassFile
+    advice: AdviceFile
+    contexts: ContextsFile
+    fallbacks: FallbacksFile
+    pages: PagesFile
+
+
+# The file format's model names → the runtime's types (the build converts one into the other).
+RUNTIME_TYPES: dict[str, type[Any]] = {
+    kind.__name__: kind
+    for kind in (Link, Wording, When, Entry, Table, FallbackClass, CodeClass, CodeClassFile, Advice,
+                 AdviceFile, Page, PagesFile, Fallback, FallbacksFile, ContextsFile)
+}  # fmt: skip
+# Written into compiled.json and compared on load: a field added here without a rebuild is refused.
+_FIELDS = {name: list(kind._fields) for name, kind in RUNTIME_TYPES.items()}
+
+
+# -- loading the compiled form ------------------------------------------------------------------------
+
+
+def sources_digest(directory: Path) -> str:
+    """SHA-256 of every `*.toml` file's name and text (line ends normalised): what compiled.json
+    was built from."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.toml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return digest.hexdigest()
+
+
+def load_compiled(directory: Path) -> CatalogFiles:
+    """The catalog from `directory/compiled.json`; a CatalogError naming the fix when that file is
+    missing, corrupt, of another layout, or built from other TOML files than those beside it."""
+    try:
+        raw = orjson.loads((directory / COMPILED_NAME).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as err:
+        raise CatalogError(f"catalog/{COMPILED_NAME} cannot be read ({err}); {_BUILD}") from err
+    if not isinstance(raw, dict) or raw.get("format") != COMPILED_FORMAT or raw.get("fields") != _FIELDS:
+        raise CatalogError(f"catalog/{COMPILED_NAME} has another layout than this code reads; {_BUILD}")
+    if raw.get("sources") != sources_digest(directory):
+        raise CatalogError(
+            f"catalog/{COMPILED_NAME} is stale: catalog/*.toml changed since it was built; {_BUILD}"
+        )
+    try:
+        return _decode(raw)
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        raise CatalogError(f"catalog/{COMPILED_NAME} is corrupt ({err!r}); {_BUILD}") from err
+
+
+def _decode(raw: dict[str, Any]) -> CatalogFiles:
+    """compiled.json's arrays → the runtime's objects (the layout `catalog_files.compile_catalog` writes)."""
+    entries: list[list[Entry]] = [[] for _ in raw["tables"]]
+    for e in raw["entries"]:
+        (table, code, subcode, name, label, message, advice, category, as_written, origin, links, flags,
+         note, seeds, wording, known_duplicate, setup, events, when) = e  # fmt: skip
+        entries[table].append(
+            Entry(
+                code,
+                subcode,
+                name,
+                label,
+                message,
+                advice,
+                category,
+                as_written,
+                origin,
+                _links(links),
+                tuple(flags),
+                note,
+                tuple(seeds),
+                tuple(Wording(*w) for w in wording),
+                known_duplicate,
+                setup,
+                tuple(events),
+                None if when is None else When(tuple(when[0]), when[1], when[2]),
             )
-        return self
+        )
+    tables = tuple(
+        Table(tid, title, context, tuple(seeds), docs_url, columns, notes, _links(links), tuple(rows))
+        for (tid, title, context, seeds, docs_url, columns, notes, links), rows in zip(
+            raw["tables"], entries, strict=True
+        )
+    )
+    title, docs_url, seed, classes = raw["classes"]
+    advice_title, advice_url, advice = raw["advice"]
+    default, prefer = raw["contexts"]
+    actions, fallbacks = raw["fallbacks"]
+    (pages,) = raw["pages"]
+    return CatalogFiles(
+        tables=tables,
+        classes=CodeClassFile(title, docs_url, seed, tuple(CodeClass(*c) for c in classes)),
+        advice=AdviceFile(advice_title, advice_url, tuple(Advice(tuple(a[0]), *a[1:]) for a in advice)),
+        contexts=ContextsFile(tuple(default), {k: tuple(v) for k, v in prefer.items()}),
+        fallbacks=FallbacksFile(
+            actions,
+            tuple(
+                Fallback(
+                    context, title, seed, url, message, advice, parent, tuple(FallbackClass(*c) for c in cls)
+                )
+                for context, title, seed, url, message, advice, parent, cls in fallbacks
+            ),
+        ),
+        pages=PagesFile(tuple(Page(*p) for p in pages)),
+    )
 
 
-class Table(_Model):
-    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
-    title: Required
-    context: Context
-    seeds: tuple[SeedName, ...] = Field(min_length=1)
-    docs_url: DocsUrl
-    columns: Text = ""
-    notes: Text = ""  # the source's text for the whole table, shown after each entry's advice
-    links: tuple[Link, ...] = ()
-    entry: tuple[Entry, ...] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _seeds_known(self) -> Table:
-        for e in self.entry:
-            unknown = {*e.seeds, *(w.seed for w in e.wording)} - set(self.seeds)
-            if unknown:
-                raise ValueError(f"entry {e.message[:40]!r} names seeds not in the table's seeds: {unknown}")
-        return self
-
-
-class TableFile(_Model):
-    table: tuple[Table, ...]
-
-    @field_validator("table")
-    @classmethod
-    def _not_empty(cls, tables: tuple[Table, ...]) -> tuple[Table, ...]:
-        # Checked after the items, so that one bad table is not also reported as "no tables".
-        if not tables:
-            raise ValueError("a table file needs at least one [[table]]")
-        return tables
-
-
-class FallbackClass(_Model):
-    first: int = Field(ge=0)
-    last: int = Field(ge=0)
-    message: Required
-    advice: Text = ""
-    category: CategoryName | None = None
-    category_origin: Origin = "source"
-
-
-class CodeClass(FallbackClass):
-    class_: Required = Field(alias="class")
-
-
-class CodeClassFile(_Model):
-    title: Required
-    docs_url: DocsUrl
-    seed: SeedName
-    class_: tuple[CodeClass, ...] = Field(alias="class", min_length=1)
-
-
-class Advice(_Model):
-    categories: tuple[Literal[CategoryName, "Unknown"], ...] = Field(min_length=1)
-    seed: SeedName
-    text: Required
-
-
-class AdviceFile(_Model):
-    title: Required
-    docs_url: DocsUrl
-    advice: tuple[Advice, ...] = Field(min_length=1)
-
-
-class Page(_Model):
-    seed: SeedName
-    title: Required
-    url: DocsUrl
-
-
-class PagesFile(_Model):
-    page: tuple[Page, ...] = Field(min_length=1)
-
-
-class Fallback(_Model):
-    context: Context
-    title: Required
-    seed: SeedName
-    docs_url: DocsUrl
-    message: Required
-    advice: Required
-    classes_from: Context | None = None
-    class_: tuple[FallbackClass, ...] = Field(default=(), alias="class")
-
-
-class FallbacksFile(_Model):
-    actions: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], Required] = {}
-    fallback: tuple[Fallback, ...] = Field(min_length=1)
-
-
-class ContextsFile(_Model):
-    default: tuple[str, ...] = Field(min_length=1)
-    prefer: dict[Context, tuple[str, ...]] = {}
-
-
-_SPECIAL: dict[str, type[BaseModel]] = {
-    "contexts.toml": ContextsFile,
-    "category-advice.toml": AdviceFile,
-    "code-classes.toml": CodeClassFile,
-    "fallbacks.toml": FallbacksFile,
-    "pages.toml": PagesFile,
-}
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _special(found: dict[str, BaseModel], name: str, kind: type[_M]) -> _M:
-    model = found[name]
-    assert isinstance(model, kind)  # _SPECIAL maps each name to its kind
-    return model
-
-
-# -- loading -----------------------------------------------------------------------------------------
+def _links(raw: list[list[str]]) -> tuple[Link, ...]:
+    return tuple(Link(*link) for link in raw)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -265,118 +322,6 @@ class _Row:
         return normalize(f"{self.entry.message}\n{self.entry.advice}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Files:
-    tables: tuple[Table, ...]
-    classes: CodeClassFile
-    advice: AdviceFile
-    contexts: ContextsFile
-    fallbacks: FallbacksFile
-    pages: PagesFile
-
-
-def _read(directory: Path) -> tuple[_Files | None, list[str]]:
-    """Parse and validate every file; problems are messages that name file, place and fix."""
-    problems: list[str] = []
-    tables: list[Table] = []
-    special: dict[str, BaseModel] = {}
-    paths = sorted(directory.glob("*.toml"))
-    if not paths:
-        return None, [f"{directory}: no catalog files (*.toml)"]
-    for path in paths:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            problems.append(f"{path.name}: not valid TOML: {err}")
-            continue
-        if path.name not in _SPECIAL and "entry" in data:
-            problems.append(f"{path.name}: entries in no table: put each [[table.entry]] after a [[table]]")
-            continue
-        try:
-            if path.name in _SPECIAL:
-                special[path.name] = _SPECIAL[path.name].model_validate(data)
-            else:
-                tables.extend(TableFile.model_validate(data).table)
-        except ValidationError as err:
-            for e in err.errors():
-                where = ".".join(str(part) for part in e["loc"])
-                problems.append(f"{path.name}: {where}: {e['msg']}")
-    missing = [name for name in _SPECIAL if not (directory / name).exists()]
-    problems += [f"{name}: missing (see catalog/README.md)" for name in missing]
-    if problems:
-        return None, problems
-    files = _Files(
-        tuple(tables),
-        _special(special, "code-classes.toml", CodeClassFile),
-        _special(special, "category-advice.toml", AdviceFile),
-        _special(special, "contexts.toml", ContextsFile),
-        _special(special, "fallbacks.toml", FallbacksFile),
-        _special(special, "pages.toml", PagesFile),
-    )
-    return files, _cross_check(files)
-
-
-def _cross_check(files: _Files) -> list[str]:
-    """What one file cannot see: table ids, table order, duplicates and conflicts inside a table."""
-    problems: list[str] = []
-    ids = [t.id for t in files.tables]
-    problems += [f"table id {i!r} is used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
-    order = files.contexts.default
-    problems += [
-        f"contexts.toml: default lists {i!r} twice" for i in sorted({i for i in order if order.count(i) > 1})
-    ]
-    problems += [f"contexts.toml: default does not list table {i!r}" for i in ids if i not in order]
-    named = [*order, *(i for lst in files.contexts.prefer.values() for i in lst)]
-    problems += [f"contexts.toml: no table {i!r}" for i in sorted(set(named) - set(ids))]
-    for cls in files.classes.class_:
-        if cls.first > cls.last:
-            problems.append(f"code-classes.toml: class {cls.class_}: first is after last")
-    for table in files.tables:
-        problems += _duplicates(table)
-    problems += _page_problems(files)
-    contexts = [f.context for f in files.fallbacks.fallback]
-    twice = sorted({c for c in contexts if contexts.count(c) > 1})
-    problems += [f"fallbacks.toml: context {c!r} has two fallbacks" for c in twice]
-    for fb in files.fallbacks.fallback:
-        if fb.classes_from is not None and fb.classes_from not in contexts:
-            problems.append(f"fallbacks.toml: {fb.context}: classes_from {fb.classes_from!r} has no fallback")
-        problems += [
-            f"fallbacks.toml: {fb.context}: class {c.first}-{c.last}: first is after last"
-            for c in fb.class_
-            if c.first > c.last
-        ]
-    return problems
-
-
-def _page_problems(files: _Files) -> list[str]:
-    """Every seed a file names needs its page (title and URL) in pages.toml: alerts show those."""
-    known = {p.seed for p in files.pages.page}
-    named = {s: "a table" for t in files.tables for e in t.entry for s in (*t.seeds, *e.seeds)}
-    named.update({a.seed: "category-advice.toml" for a in files.advice.advice})
-    named.update({f.seed: "fallbacks.toml" for f in files.fallbacks.fallback})
-    named[files.classes.seed] = "code-classes.toml"
-    missing = sorted((s, where) for s, where in named.items() if s not in known)
-    return [f"pages.toml: no page for seed {s} (named by {where})" for s, where in missing]
-
-
-def _duplicates(table: Table) -> list[str]:
-    groups: dict[str, list[Entry]] = defaultdict(list)
-    for e in table.entry:
-        coded = e.code is not None or e.subcode is not None or e.name
-        groups[e.name or _code_text(e.code, e.subcode) if coded else f"message {e.message!r}"].append(e)
-    problems = []
-    for label, entries in groups.items():
-        if len(entries) < 2 or all(e.known_duplicate for e in entries[1:]):
-            continue
-        texts = {normalize(f"{e.message} {e.advice}") for e in entries}
-        kind = "duplicate" if len(texts) == 1 else "conflict"
-        problems.append(
-            f"{table.id}: {kind}: {len(entries)} entries for {label[:70]}; merge them, or mark the"
-            " later ones known_duplicate = true with a flag if the source really lists them twice"
-        )
-    return problems
-
-
 def _code_text(code: int | None, subcode: int | None) -> str:
     if code is None and subcode is None:
         return "no code"
@@ -391,7 +336,7 @@ def _code_text(code: int | None, subcode: int | None) -> str:
 class _Catalog:
     """The validated files as dict indexes, plus the cache of answers."""
 
-    def __init__(self, files: _Files) -> None:
+    def __init__(self, files: CatalogFiles) -> None:
         self.files = files
         self.rows = [_Row(t, e, n) for n, (t, e) in enumerate((t, e) for t in files.tables for e in t.entry)]
         default = {tid: n for n, tid in enumerate(files.contexts.default)}
@@ -670,13 +615,7 @@ def _haystack(row: _Row) -> str:
 
 @functools.cache
 def _catalog() -> _Catalog:
-    files, problems = _read(CATALOG_DIR)
-    if files is None or problems:
-        raise CatalogError(
-            "the catalog is invalid; fix these and run `python -m triage catalog lint`:\n- "
-            + "\n- ".join(problems)
-        )
-    return _Catalog(files)
+    return _Catalog(load_compiled(CATALOG_DIR))
 
 
 # -- the public surface -----------------------------------------------------------------------------
@@ -773,5 +712,7 @@ def table_sizes() -> dict[str, int]:
 
 def lint(directory: Path | None = None) -> list[str]:
     """Every problem in the catalog files: schema errors, duplicates, conflicts, table order, URLs."""
-    _, problems = _read(directory or CATALOG_DIR)
+    from .catalog_files import read_files  # pydantic models: built for lint and build, never for lookups
+
+    _, problems = read_files(directory or CATALOG_DIR)
     return problems

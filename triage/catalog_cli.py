@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import CATALOG_DIR, lint, lookup, lookup_name, search, table_sizes
+from .catalog import CATALOG_DIR, COMPILED_NAME, CatalogError, lint, lookup, lookup_name, search, table_sizes
 from .model import CONTEXTS, Guidance
 
 __all__ = [
     "add_commands",
+    "cmd_catalog_build",
     "cmd_catalog_check_seeds",
     "cmd_catalog_lint",
     "cmd_catalog_sync",
@@ -29,7 +30,7 @@ __all__ = [
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add `explain` and `catalog lint|check-seeds|sync` to an argparse subparsers object."""
+    """Add `explain` and `catalog lint|build|check-seeds|sync` to an argparse subparsers object."""
     explain = subparsers.add_parser("explain", help="what an ACS code means and what to do")
     explain.add_argument(
         "code", nargs="?", help="the code (410), or a string code (UserLicenseNotPresentForbidden)"
@@ -46,6 +47,10 @@ def add_commands(subparsers: Any) -> None:
     catalog = subparsers.add_parser("catalog", help="check the catalog files")
     sub = catalog.add_subparsers(dest="catalog_command", required=True)
     sub.add_parser("lint", help="validate every catalog file").set_defaults(func=cmd_catalog_lint)
+    build = sub.add_parser("build", help=f"validate the TOML files and write catalog/{COMPILED_NAME}")
+    build.add_argument("--check", action="store_true", help="write nothing; exit 1 if it is not current")
+    build.add_argument("--catalog", metavar="DIR", help="the catalog folder (default: this repository's)")
+    build.set_defaults(func=cmd_catalog_build)
     check = sub.add_parser("check-seeds", help="prove every row of the seed documents is answered")
     check.add_argument(
         "seeds_dir", nargs="?", help="folder of NNN_*.txt (default: $ACS_TRIAGE_SEEDS or ../shared/seeds)"
@@ -93,10 +98,37 @@ def cmd_catalog_lint(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1
-    sizes = table_sizes()
+    try:
+        sizes = table_sizes()  # what the runtime loads: compiled.json, checked against the TOML files
+    except CatalogError as err:
+        print(err)
+        return 1
     print(f"catalog ok: {sum(sizes.values())} entries in {len(sizes)} tables")
     for table, count in sizes.items():
         print(f"  {table:<22} {count}")
+    return 0
+
+
+def cmd_catalog_build(args: argparse.Namespace) -> int:
+    """Write compiled.json from the TOML files (the form the Function App loads); with --check,
+    exit 1 when it is not what the TOML files give. Exit 1 when the TOML files do not pass lint."""
+    from .catalog_files import build, compile_catalog  # pydantic models: never on the request path
+
+    directory = Path(args.catalog) if args.catalog else CATALOG_DIR
+    path = directory / COMPILED_NAME
+    try:
+        if args.check:
+            current = path.read_text(encoding="utf-8") if path.exists() else None
+            if current != compile_catalog(directory):
+                print(f"catalog/{COMPILED_NAME} is not current; run `python -m triage catalog build`")
+                return 1
+            print(f"catalog/{COMPILED_NAME} is current")
+            return 0
+        changed = build(directory)
+    except CatalogError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"{'wrote' if changed else 'unchanged:'} catalog/{COMPILED_NAME}")
     return 0
 
 
@@ -143,7 +175,10 @@ def cmd_catalog_sync(args: argparse.Namespace) -> int:
     problems = lint(directory)
     for problem in problems:
         print(problem)
-    return 1 if problems else 0
+    if problems:
+        return 1
+    # The runtime reads the compiled form: rebuilt with the TOML files it comes from.
+    return cmd_catalog_build(argparse.Namespace(check=False, catalog=str(directory)))
 
 
 def explain_text(g: Guidance) -> str:

@@ -7,7 +7,6 @@ when the app starts (`Service`) and feed `GET /api/health`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigurationError
 from .settings import (
@@ -26,6 +25,9 @@ from .settings import (
     Settings,
     in_azure,
 )
+
+if TYPE_CHECKING:  # the command line's type only: the app imports this module at start, argparse not
+    import argparse
 
 __all__ = ["Problem", "check", "check_settings", "main", "storage_failure", "store_refusal"]
 
