@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .figures import Figure, markdown_table, text_table
 
-SECTIONS = ("pipeline", "handshake", "coldstart", "storm", "memory")
+SECTIONS = ("pipeline", "scaling", "http", "handshake", "coldstart", "storm", "memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +31,19 @@ class Sizes:
     storm_events: int = 10_000
     storm_window: int = 2
     rss: bool = True
+    scaling_budget: int = 60_000  # events per batch size (at least 3 batches each)
+    http_rounds: int = 5
 
 
 FULL = Sizes()
 QUICK = Sizes(
-    repeat_grouped=3, repeat_ungrouped=1, handshake_calls=3_000, coldstart_runs=5, coldstart_analysis=False
+    repeat_grouped=3,
+    repeat_ungrouped=1,
+    handshake_calls=3_000,
+    coldstart_runs=5,
+    coldstart_analysis=False,
+    scaling_budget=20_000,
+    http_rounds=2,
 )
 
 Section = Callable[[Sizes], tuple[list[Figure], list[str]]]
@@ -48,6 +56,18 @@ def _pipeline(s: Sizes) -> tuple[list[Figure], list[str]]:
         {"batch": s.batch, "bytes": s.batch_bytes},
         {"grouped": s.repeat_grouped, "ungrouped": s.repeat_ungrouped},
     )
+
+
+def _scaling(s: Sizes) -> tuple[list[Figure], list[str]]:
+    from .scaling import scaling_figures
+
+    return scaling_figures(budget=s.scaling_budget)
+
+
+def _http(s: Sizes) -> tuple[list[Figure], list[str]]:
+    from .overhttp import http_figures
+
+    return http_figures(s.batch, rounds=s.http_rounds)
 
 
 def _handshake(s: Sizes) -> tuple[list[Figure], list[str]]:
@@ -76,6 +96,8 @@ def _memory(s: Sizes) -> tuple[list[Figure], list[str]]:
 
 RUNNERS: dict[str, Section] = {
     "pipeline": _pipeline,
+    "scaling": _scaling,
+    "http": _http,
     "handshake": _handshake,
     "coldstart": _coldstart,
     "storm": _storm,

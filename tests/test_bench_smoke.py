@@ -11,6 +11,8 @@ from bench.coldstart import coldstart_figures
 from bench.figures import Figure, markdown_table, text_table
 from bench.handshake import handshake_figures
 from bench.memory import memory_figures
+from bench.overhttp import http_figures
+from bench.scaling import scaling_figures
 from bench.storm import count_of, run
 from bench.throughput import throughput_figures
 
@@ -70,3 +72,17 @@ def test_memory_figures_compare_the_pipeline_with_json_loads() -> None:
     figures, _ = memory_figures(30_000)
     assert_complete(figures, 2)
     assert figures[0].value > 0
+
+
+def test_cost_per_event_is_given_for_each_batch_size_with_the_spread_on_the_largest() -> None:
+    figures, _ = scaling_figures((20, 80), budget=80)
+    assert_complete(figures, 2)
+    assert all(f.value > 0 and f.unit == "µs" for f in figures)
+    assert figures[-1].met is not None and "largest / smallest" in figures[-1].how
+
+
+def test_serve_over_http_is_compared_with_a_stdlib_server_by_process_cpu() -> None:
+    figures, _ = http_figures(events=50, rounds=1, per_round=2)
+    assert_complete(figures, 1)
+    assert figures[0].baselines[0].name == "stdlib server + json.loads"
+    assert figures[0].met is not None

@@ -39,7 +39,7 @@ __all__ = ["Lookup", "Report", "Triage"]
 log = logging.getLogger("triage")
 
 Lookup = Callable[[int | None, int | None, Context | None, str | None], Guidance]
-_GUIDANCE_CACHE = 4096
+_KNOWN_FACTS = 4096
 
 
 class Triage:
@@ -60,8 +60,8 @@ class Triage:
 
             lookup = catalog_lookup
         self._lookup = lookup
-        # Guidance per distinct facts: a batch repeats a few, and the lookup is the same each time.
-        self._guidance_of: dict[Facts, Guidance] = {}
+        # Guidance and fingerprint per distinct facts: a batch repeats a few.
+        self._known: dict[Facts, tuple[Guidance, str]] = {}
         self._render = render
         self._route = Route(settings)
         enqueue = Enqueue(store, self._renderer)
@@ -91,7 +91,7 @@ class Triage:
         resource, mask = self.settings.resource, self.settings.mask_pii
         batch = Batch(now, report)
         candidates = batch.candidates
-        guidance_of = self._guidance_of
+        known = self._known
         for raw in raws:
             # Only the facts: the few incidents that are shown are built by Candidate.shown.
             reading = read(raw, resource=resource, mask=mask)
@@ -99,8 +99,10 @@ class Triage:
                 self._count_skip(report, reading)
                 continue
             facts = reading.facts
-            guidance = guidance_of.get(facts) or self._guidance(facts)
-            candidates.append(Candidate(f"{raw.source}|{raw.id}", facts, guidance, reading.incident))
+            guidance, fingerprint = known.get(facts) or self._learn(facts)
+            candidates.append(
+                Candidate(f"{raw.source}|{raw.id}", facts, guidance, reading.incident, False, fingerprint)
+            )
         if not candidates:
             return report
         # Claims, counts and outbox writes as one unit: a crash between them must neither
@@ -118,13 +120,18 @@ class Triage:
         """Where an alert goes: every matching route's destinations; with no routes, all."""
         return self._route.destinations(alert)
 
-    def _guidance(self, incident: Facts | Incident) -> Guidance:
-        guidance = self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
-        if isinstance(incident, Facts):
-            if len(self._guidance_of) >= _GUIDANCE_CACHE:
-                self._guidance_of.clear()  # only junk codes get here: start over
-            self._guidance_of[incident] = guidance
-        return guidance
+    def _guidance(self, incident: Incident) -> Guidance:
+        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
+
+    def _learn(self, facts: Facts) -> tuple[Guidance, str]:
+        """Guidance and fingerprint of facts not seen before (a batch repeats a few facts)."""
+        if len(self._known) >= _KNOWN_FACTS:
+            self._known.clear()  # only junk codes get here: start over
+        known = self._known[facts] = (
+            self._lookup(facts.code, facts.subcode, facts.context, facts.kind),
+            facts.fingerprint,
+        )
+        return known
 
     def _renderer(self) -> Renderer:
         if self._render is None:

@@ -142,6 +142,12 @@ class Candidate:
     guidance: Guidance
     build: Callable[[], Incident] | None = None  # builds the shown incident (None: facts is it)
     recovered: bool = False  # taken over from a delivery that died mid-unit (Claim.RECOVERED)
+    known_fingerprint: str = ""  # the pipeline knows it per distinct facts: not built per event
+
+    @property
+    def fingerprint(self) -> str:
+        """The facts' fingerprint (see triage.model.fingerprint)."""
+        return self.known_fingerprint or self.facts.fingerprint
 
     def shown(self) -> Incident:
         """The incident as alerts and the store hold it; built once."""
@@ -386,7 +392,7 @@ class Recover:
         batch.candidates = [c for c in batch.candidates if not c.recovered]
         by_fingerprint: dict[str, list[Candidate]] = {}
         for c in recovered:
-            by_fingerprint.setdefault(c.facts.fingerprint, []).append(c)
+            by_fingerprint.setdefault(c.fingerprint, []).append(c)
         now, seconds = batch.now, int(self.window.total_seconds())
         for fingerprint, cs in by_fingerprint.items():
             shown = [c.shown() for c in cs[:MAX_SAMPLES]]
@@ -415,7 +421,7 @@ class Group:
             return
         groups: dict[str, _BatchGroup] = {}
         for c in batch.candidates:
-            fingerprint = c.facts.fingerprint
+            fingerprint = c.fingerprint
             group = groups.get(fingerprint)
             if group is None:
                 groups[fingerprint] = _BatchGroup(c)

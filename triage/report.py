@@ -55,7 +55,7 @@ class CountHourly:
     def __call__(self, batch: Batch) -> None:
         if not batch.candidates:
             return
-        counts = Counter(c.facts.fingerprint for c in batch.candidates)
+        counts = Counter(c.fingerprint for c in batch.candidates)
         try:
             self.store.add_hourly(hour_of(batch.now), counts)
         except Exception:
