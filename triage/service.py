@@ -137,26 +137,8 @@ class Service:
                     return Answer(405, answer.body, {**answer.headers, "Allow": "POST, OPTIONS"})
                 if route == "callbacks":
                     self._check_callback_token(headers)
-                with paused():  # see triage.gcpause: a batch makes no cycles worth collecting
-                    envelope = parse_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
-                    if envelope.validation_code is not None and not envelope.events:
-                        # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
-                        log.info("answering Event Grid subscription validation")
-                        return Answer.json(200, {"validationResponse": envelope.validation_code})
-                    report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
-                self.telemetry.events(report)
-                if envelope.validation_code is not None:  # Event Grid sends it alone; never drop the rest
-                    return Answer.json(
-                        200, {"validationResponse": envelope.validation_code, **report.as_dict()}
-                    )
-                if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
-                    log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
-                if report.busy:
-                    # The rest of the batch is done; Event Grid redelivers it all, and by then
-                    # these are finished (duplicates) or their claimant died (recovered).
-                    reason = f"{report.busy} events are being processed by another delivery; retry"
-                    return Answer.json(503, {"error": reason, **report.as_dict()})
-                return Answer.json(200, report.as_dict())
+                with paused():  # see triage.gcpause; the batch is freed before the collector resumes
+                    return self._post(headers, body, now)
             except TriageError as err:
                 if err.status >= 500:
                     log.error("%s", err)
@@ -169,6 +151,26 @@ class Service:
                     return Answer.error(503, problem.message)
                 log.exception("request failed: %s", type(err).__name__)
                 return Answer.error(503, f"temporarily unable to process events ({type(err).__name__})")
+
+    def _post(self, headers: Mapping[str, str], body: bytes, now: datetime | None) -> Answer:
+        """A POST of events (or of a validation handshake): parsed, run through the pipeline."""
+        envelope = parse_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
+        if envelope.validation_code is not None and not envelope.events:
+            # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
+            log.info("answering Event Grid subscription validation")
+            return Answer.json(200, {"validationResponse": envelope.validation_code})
+        report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
+        self.telemetry.events(report)
+        if envelope.validation_code is not None:  # Event Grid sends it alone; never drop the rest
+            return Answer.json(200, {"validationResponse": envelope.validation_code, **report.as_dict()})
+        if envelope.rejected or any(s.outcome == "invalid" for s in report.skips):
+            log.warning("batch had %d unreadable event(s)", len(envelope.rejected) + report.invalid)
+        if report.busy:
+            # The rest of the batch is done; Event Grid redelivers it all, and by then
+            # these are finished (duplicates) or their claimant died (recovered).
+            reason = f"{report.busy} events are being processed by another delivery; retry"
+            return Answer.json(503, {"error": reason, **report.as_dict()})
+        return Answer.json(200, report.as_dict())
 
     def _check_callback_token(self, headers: Mapping[str, str]) -> None:
         if self.settings.callback_audience:
