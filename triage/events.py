@@ -437,6 +437,11 @@ class Reading:
         return _call_incident(self, event)
 
 
+# What a Call Automation event's facts are made of, however it was read: (code, subcode,
+# message, participant kind, participant raw id). A plain tuple: one is made per event.
+_CallValues = tuple[int | None, int | None, str | None, str, str]
+
+
 def to_incident(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Incident | Skip:
     """Turn one RawEvent into an Incident, or a Skip saying why there is nothing to alert."""
     reading = read(raw, resource=resource, mask=mask)
@@ -482,7 +487,7 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
             result, who = data.get(keys.get("result_information")), data.get(keys.get("participant"))
             at = nested[keys["result_information"]].keys if result else _NO_KEYS
             by = nested[keys["participant"]].keys if who else _NO_KEYS
-            values = _CallValues(
+            values: _CallValues = (
                 result.get(at.get("code")) if result else None,
                 result.get(at.get("sub_code")) if result else None,
                 result.get(at.get("message")) if result else None,
@@ -497,7 +502,7 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
             event = model.model_validate(_fold(data))
         result_info = event.result_information
         who = event.participant if isinstance(event, ParticipantEvent) else None
-        values = _CallValues(
+        values = (
             result_info.code if result_info else None,
             result_info.sub_code if result_info else None,
             result_info.message if result_info else None,
@@ -509,16 +514,6 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return Skip(raw.id, raw.type, f"invalid data.{where}: {first['msg']}", "invalid")
-
-
-class _CallValues(NamedTuple):
-    """What a Call Automation event's facts are made of, however it was read."""
-
-    code: int | None
-    subcode: int | None
-    message: str | None
-    participant_kind: str
-    participant_id: str
 
 
 @cache

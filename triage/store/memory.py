@@ -59,9 +59,11 @@ class MemoryStore:
         self._lock = threading.RLock()  # re-entrant: a unit holds it around the calls inside
         self._clock = clock  # when messages were queued and poisoned (seconds since the epoch)
         self._seen: dict[str, datetime] = {}
-        # (expiry, key) in time order: expired keys are dropped from the front, never by a scan.
-        # An entry whose key was claimed again or released since is stale and skipped.
-        self._expiries: list[tuple[datetime, str]] = []
+        # (expiry, claim number, keys): one entry per claim (its keys expire together), in time
+        # order: expired keys are dropped from the front, never by a scan. A key claimed again
+        # or released since is skipped.
+        self._expiries: list[tuple[datetime, int, list[str]]] = []
+        self._claims = 0
         self._groups: dict[str, _Group] = {}
         self._silences: dict[str, SilenceRule] = {}
         self._slots: dict[str, float] = {}
@@ -90,17 +92,22 @@ class MemoryStore:
         with self._lock:
             seen, expiries = self._seen, self._expiries
             while expiries and expiries[0][0] <= now:  # keep memory bounded: drop what has expired
-                expired, key = heapq.heappop(expiries)
-                if seen.get(key) == expired:
-                    del seen[key]
+                expired, _, claimed = heapq.heappop(expiries)
+                for key in claimed:
+                    if seen.get(key) == expired:
+                        del seen[key]
+            new: list[str] = []
             for key in keys:
                 until = seen.get(key)
                 if until is not None and until > now:
                     out.append(Claim.DUPLICATE)
                 else:
                     seen[key] = expires
-                    heapq.heappush(expiries, (expires, key))
+                    new.append(key)
                     out.append(Claim.NEW)
+            if new:  # one entry per claim: its keys expire together
+                self._claims += 1
+                heapq.heappush(expiries, (expires, self._claims, new))
         return out
 
     def release(self, keys: Sequence[str]) -> None:
