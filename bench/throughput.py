@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from triage.catalog import lookup
-from triage.events import Skip, to_incident
+from triage.events import Skip, read
 from triage.ingest import parse_body
 from triage.model import Alert
 from triage.pipeline import Triage
@@ -34,16 +34,19 @@ from .timing import Prepare, in_turns
 
 __all__ = [
     "NOW",
-    "TARGET_EVENTS_PER_S",
-    "TARGET_RATIO",
+    "TARGET_GROUPED",
+    "TARGET_ONE_MB",
+    "TARGET_UNGROUPED",
     "Throughput",
     "measure",
     "request_call",
     "throughput_figures",
 ]
 
-TARGET_EVENTS_PER_S = 50_000
-TARGET_RATIO = 5.0
+# Issue 16's targets, × json.loads time of the same bytes, by row.
+TARGET_GROUPED = 2.0
+TARGET_ONE_MB = 2.5
+TARGET_UNGROUPED = 8.0
 _HEADERS = {"Content-Type": "application/json", "aeg-event-type": "Notification"}
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
@@ -130,21 +133,23 @@ def stages(items: list[dict[str, Any]], repeat: int) -> dict[str, Samples]:
     body = orjson.dumps(items)
     settings = pipeline_settings(max_body_bytes=max(len(body), EVENT_GRID_MAX_BYTES))
 
-    def to_incidents() -> list[Any]:
+    def read_facts() -> list[Any]:
         envelope = parse_body(body, "application/json", len(body))
-        return [
-            to_incident(raw, resource=settings.resource, mask=settings.mask_pii) for raw in envelope.events
-        ]
+        return [read(raw, resource=settings.resource, mask=settings.mask_pii) for raw in envelope.events]
 
     def looked_up() -> list[Any]:
-        return [lookup(i.code, i.subcode, i.context) for i in to_incidents() if not isinstance(i, Skip)]
+        return [
+            lookup(r.facts.code, r.facts.subcode, r.facts.context, r.facts.kind)
+            for r in read_facts()
+            if not isinstance(r, Skip)
+        ]
 
     request_call(settings, body)()  # warm-up
     return in_turns(
         {
             "json.loads": lambda: lambda: json.loads(body),
             "ingest (parse_body)": _ingest(body),
-            "+ typed events → incidents": lambda: to_incidents,
+            "+ facts of each event (read)": lambda: read_facts,
             "+ catalog lookup": lambda: looked_up,
             "+ policy, render ×2, outbox, answer": _handle(settings, body),
         },
@@ -152,7 +157,7 @@ def stages(items: list[dict[str, Any]], repeat: int) -> dict[str, Samples]:
     )
 
 
-def _figure(result: Throughput, name: str, repeat: int, target: bool) -> Figure:
+def _figure(result: Throughput, name: str, repeat: int, target: float | None) -> Figure:
     rate = result.events_per_s(result.pipeline)
     ratio_json = result.pipeline.best / result.json_loads.best
     ratio_orjson = result.pipeline.best / result.orjson_loads.best
@@ -166,8 +171,8 @@ def _figure(result: Throughput, name: str, repeat: int, target: bool) -> Figure:
                 "orjson.loads", result.events_per_s(result.orjson_loads), ratio_orjson, "× orjson.loads time"
             ),
         ),
-        target=f"≥ {TARGET_EVENTS_PER_S:,}/s; ≤ {TARGET_RATIO:g}× json.loads" if target else "",
-        met=(rate >= TARGET_EVENTS_PER_S and ratio_json <= TARGET_RATIO) if target else None,
+        target=f"≤ {target:g}× json.loads" if target is not None else "",
+        met=ratio_json <= target if target is not None else None,
         how=(
             f"best of {repeat} (median {result.events_per_s(result.pipeline, 'median'):,.0f}/s, "
             f"median of the per-round ratios {result.paired_ratio():.2f}× json.loads); "
@@ -223,14 +228,14 @@ def throughput_figures(sizes: dict[str, int], repeats: dict[str, int]) -> tuple[
     events = mixed_events(sizes["batch"])
     one_mb = up_to_bytes(sizes["bytes"])
     runs = [
-        (f"pipeline, {len(events):,} mixed events (grouping on)", events, 300, "grouped", True),
-        (f"pipeline, 1 MB batch ({len(one_mb):,} mixed events)", one_mb, 300, "grouped", False),
+        (f"pipeline, {len(events):,} mixed events (grouping on)", events, 300, "grouped", TARGET_GROUPED),
+        (f"pipeline, 1 MB batch ({len(one_mb):,} mixed events)", one_mb, 300, "grouped", TARGET_ONE_MB),
         (
             f"pipeline, {len(events):,} mixed events, grouping off (every failure rendered ×2)",
             events,
             0,
             "ungrouped",
-            False,
+            TARGET_UNGROUPED,
         ),
     ]
     for name, items, window, repeat_key, target in runs:
@@ -254,6 +259,6 @@ def throughput_figures(sizes: dict[str, int], repeats: dict[str, int]) -> tuple[
     details.append(render_costs(events, repeats["ungrouped"]))
     ingest = measure_ingest(events, repeats["grouped"])
     figures.append(
-        _figure(ingest, f"ingest only (parse_body), {len(events):,} events", repeats["grouped"], False)
+        _figure(ingest, f"ingest only (parse_body), {len(events):,} events", repeats["grouped"], None)
     )
     return figures, details
