@@ -145,15 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         details += section_details
         print(f"bench: {name} done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
-    if args.markdown:
-        print(caption(args.quick) + "\n")
-        print(markdown_table(figures))
-        return 0
     print(caption(args.quick) + "\n")
-    print(text_table(figures))
+    print(markdown_table(figures) if args.markdown else text_table(figures))
     if details:
         print()
-        print("\n".join(details))
+        bullet = args.markdown  # Markdown: each detail a list item, indented lines continue it
+        print("\n".join(f"- {line}" if bullet and not line[:1].isspace() else line for line in details))
     return 0
 
 

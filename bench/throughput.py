@@ -20,6 +20,7 @@ import orjson
 
 from triage.catalog import lookup
 from triage.events import Skip, read
+from triage.gcpause import paused
 from triage.ingest import parse_body
 from triage.model import Alert
 from triage.pipeline import Triage
@@ -92,7 +93,11 @@ def _handle(settings: Settings, body: bytes) -> Prepare:
 
 
 def _ingest(body: bytes) -> Prepare:
-    return lambda: lambda: parse_body(body, "application/json", len(body))
+    def run() -> Any:
+        with paused():  # as the request path runs it (triage.gcpause)
+            return parse_body(body, "application/json", len(body))
+
+    return lambda: run
 
 
 def measure(
@@ -134,15 +139,14 @@ def stages(items: list[dict[str, Any]], repeat: int) -> dict[str, Samples]:
     settings = pipeline_settings(max_body_bytes=max(len(body), EVENT_GRID_MAX_BYTES))
 
     def read_facts() -> list[Any]:
-        envelope = parse_body(body, "application/json", len(body))
-        return [read(raw, resource=settings.resource, mask=settings.mask_pii) for raw in envelope.events]
+        with paused():  # as the request path runs it (triage.gcpause)
+            envelope = parse_body(body, "application/json", len(body))
+            return [read(raw, resource=settings.resource, mask=settings.mask_pii) for raw in envelope.events]
 
     def looked_up() -> list[Any]:
-        return [
-            lookup(r.facts.code, r.facts.subcode, r.facts.context, r.facts.kind)
-            for r in read_facts()
-            if not isinstance(r, Skip)
-        ]
+        facts = [r.facts for r in read_facts() if not isinstance(r, Skip)]
+        with paused():
+            return [lookup(f.code, f.subcode, f.context, f.kind) for f in facts]
 
     request_call(settings, body)()  # warm-up
     return in_turns(
