@@ -330,7 +330,7 @@ class _Layout(NamedTuple):
     nested: tuple[tuple[str, type[_Model], bool], ...]  # (key, model, is a list of them) to check
 
 
-_LAYOUTS: dict[tuple[type[_Model], tuple[str, ...], tuple[type, ...]], _Layout | None] = {}
+_LAYOUTS: dict[tuple[str | type, ...], _Layout | None] = {}  # by _fit's signature
 _MAX_LAYOUTS = 4096  # senders use a few; a hostile stream must not grow this without bound
 _UNKNOWN = _Layout({}, ())
 _NO_KEYS: dict[str, str] = {}
@@ -346,9 +346,11 @@ def _spellings(model: type[_Model]) -> dict[str, list[str]]:
     return found
 
 
-def _learn(model: type[_Model], keys: tuple[str, ...], types: tuple[type, ...]) -> _Layout | None:
-    """The layout of data with `keys` holding values of `types`, or None when pydantic must read it."""
-    type_of = dict(zip(keys, types, strict=True))
+def _learn(model: type[_Model], data: dict[str, Any]) -> _Layout | None:
+    """The layout of data with `data`'s keys, in its order, holding values of its values' types,
+    or None when pydantic must read it (keys and types are all it reads: the answer holds for all
+    such data)."""
+    type_of = {key: type(value) for key, value in data.items()}
     read: dict[str, str] = {}
     nested: list[tuple[str, type[_Model], bool]] = []
     for name, spellings in _spellings(model).items():
@@ -377,7 +379,7 @@ def _learn(model: type[_Model], keys: tuple[str, ...], types: tuple[type, ...]) 
             continue
         return None  # a value pydantic may convert or refuse
     folded = {spelling.lower() for spellings in _spellings(model).values() for spelling in spellings}
-    if any(key.lower() in folded for key in keys if key not in read.values()):
+    if any(key.lower() in folded for key in data if key not in read.values()):
         return None  # another spelling of a field: pydantic ignores it, the folded read may not
     return _Layout(read, tuple(nested))
 
@@ -387,13 +389,14 @@ def _fit(
 ) -> _Layout | None:
     """How `model` reads `data` as it stands, or None when only pydantic can tell (see above).
     The layouts of nested objects (not lists) go into `nested`, by key, when it is given."""
-    keys = tuple(data)
-    cache_key = (model, keys, tuple(map(type, data.values())))
-    layout = _LAYOUTS.get(cache_key, _UNKNOWN)
+    # One flat tuple is the cheapest signature to build and hash: the model, then the keys (all
+    # str), then the values' types (no str equals a type, so it cannot be read two ways).
+    signature: tuple[str | type, ...] = (model, *data, *map(type, data.values()))
+    layout = _LAYOUTS.get(signature, _UNKNOWN)
     if layout is _UNKNOWN:
-        layout = _learn(model, keys, cache_key[2])
+        layout = _learn(model, data)
         if len(_LAYOUTS) < _MAX_LAYOUTS:
-            _LAYOUTS[cache_key] = layout
+            _LAYOUTS[signature] = layout
     if layout is None:
         return None
     for key, inner, many in layout.nested:
