@@ -8,7 +8,7 @@ import pytest
 
 from samples import sample, sample_bytes
 from triage.errors import BodyTooLarge, InvalidEnvelope, UnsupportedMediaType
-from triage.ingest import options_handshake, parse_body
+from triage.ingest import options_handshake, parse_body, stream_body
 
 MB = 1 << 20
 
@@ -184,3 +184,32 @@ def test_a_batch_with_one_damaged_event_answers_200_and_alerts_the_others() -> N
     report = json.loads(answer.body)
     assert report["received"] == len(items) and report["invalid"] == 1
     assert [r["index"] for r in report["rejected"]] == [1]
+
+
+def test_a_streamed_body_reads_each_item_as_it_is_taken_and_ends_as_parse_body_does() -> None:
+    good = sample("callbacks/play-failed-400-8535.json")[0]
+    validation = sample("eventgrid/subscription-validation.json")[0]
+    items = [good, 42, validation, good | {"id": "second"}]
+    raw = body(items)
+
+    envelope, events = stream_body(raw, "application/json", MB)
+    assert envelope.events == [] and envelope.rejected == [] and envelope.validation_code is None
+    first = next(events)
+    assert first.id == good["id"] and envelope.events == [first] and envelope.rejected == []
+    rest = list(events)
+
+    assert [e.id for e in rest] == ["second"]
+    assert envelope == parse_body(raw, "application/json", MB)
+    assert [r.index for r in envelope.rejected] == [1]
+    assert envelope.validation_code == validation["data"]["validationCode"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [(b"{not json", InvalidEnvelope), (b"42", InvalidEnvelope), (b" " * (MB + 1), BodyTooLarge)],
+)
+def test_a_streamed_body_that_is_wrong_as_a_whole_raises_before_any_event_is_taken(
+    raw: bytes, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        stream_body(raw, "application/json", MB)

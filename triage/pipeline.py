@@ -5,7 +5,7 @@ OutboxMessages. No network here; state goes through the store it is given, time 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -82,17 +82,18 @@ class Triage:
             enqueue,
         )
 
-    def handle(self, raws: Sequence[RawEvent], now: datetime, rejected: Iterable[Rejected] = ()) -> Report:
-        """Run a batch through the pipeline; alerts to send end up in the store's outbox."""
-        report = Report(received=len(raws), rejected=list(rejected))
-        report.received += len(report.rejected)
-        if report.rejected:
-            report.tally("invalid", "unreadable", count=len(report.rejected))
+    def handle(self, raws: Iterable[RawEvent], now: datetime, rejected: Iterable[Rejected] = ()) -> Report:
+        """Run a batch through the pipeline; alerts to send end up in the store's outbox.
+        `rejected` is read once `raws` is done: a streamed body (ingest.stream_body) fills it
+        as it goes."""
+        report = Report()
         resource, mask = self.settings.resource, self.settings.mask_pii
         batch = Batch(now, report)
         candidates = batch.candidates
         known = self._known
+        received = 0
         for raw in raws:
+            received += 1
             # Only the facts: the few incidents that are shown are built by Candidate.shown.
             reading = read(raw, resource=resource, mask=mask)
             if isinstance(reading, Skip):
@@ -103,6 +104,10 @@ class Triage:
             candidates.append(
                 Candidate(f"{raw.source}|{raw.id}", facts, guidance, reading.incident, False, fingerprint)
             )
+        report.rejected = list(rejected)
+        report.received = received + len(report.rejected)
+        if report.rejected:
+            report.tally("invalid", "unreadable", count=len(report.rejected))
         if not candidates:
             return report
         # Claims, counts and outbox writes as one unit: a crash between them must neither

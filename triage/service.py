@@ -20,7 +20,7 @@ from .deliver import Deliverer
 from .doctor import Problem, check_settings, storage_failure, store_refusal
 from .errors import ConfigurationError, DeliveryError, TriageError
 from .gcpause import paused
-from .ingest import header, options_handshake, parse_body
+from .ingest import header, options_handshake, stream_body
 from .pipeline import Report, Triage
 from .policy import outbox_message
 from .settings import Settings
@@ -154,12 +154,14 @@ class Service:
 
     def _post(self, headers: Mapping[str, str], body: bytes, now: datetime | None) -> Answer:
         """A POST of events (or of a validation handshake): parsed, run through the pipeline."""
-        envelope = parse_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
+        # Each event is read from the body as the pipeline takes it, while it is still in cache.
+        envelope, events = stream_body(body, header(headers, "content-type"), self.settings.max_body_bytes)
+        report = self.triage.handle(events, now or self.clock(), envelope.rejected)
         if envelope.validation_code is not None and not envelope.events:
             # Event Grid schema handshake: answer only what was asked; never fetch validationUrl.
+            # (With no events, the pipeline above counted the rejected items and did nothing else.)
             log.info("answering Event Grid subscription validation")
             return Answer.json(200, {"validationResponse": envelope.validation_code})
-        report = self.triage.handle(envelope.events, now or self.clock(), envelope.rejected)
         self.telemetry.events(report)
         if envelope.validation_code is not None:  # Event Grid sends it alone; never drop the rest
             return Answer.json(200, {"validationResponse": envelope.validation_code, **report.as_dict()})
