@@ -18,7 +18,7 @@ from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Valida
 
 from .ingest import DELETED_EVENT, RawEvent
 from .mask import mask_identifier, mask_phone, mask_text
-from .model import Context, Facts, Incident
+from .model import Context, Facts, Incident, new_facts
 
 __all__ = [
     "CALL_AUTOMATION_FAILURES",
@@ -552,7 +552,7 @@ def _call_reading(
     context = _documented_context()(kind, code, subcode, participant_id, message) or model.context(
         subcode, participant_kind
     )
-    return Reading(raw, Facts(kind, context, code, subcode, resource), message, model, event, mask)
+    return Reading(raw, new_facts((kind, context, code, subcode, resource)), message, model, event, mask)
 
 
 def _call_incident(reading: Reading, event: CallAutomationEvent) -> Incident:
@@ -585,7 +585,7 @@ def _sms_reading(
 ) -> Reading | Skip:
     if status.strip().lower() == "delivered":
         return Skip(raw.id, raw.type, "SMS delivered", "success")
-    facts = Facts(kind, "sms", sms_error_code(details), None, _resource_of(raw.source) or resource)
+    facts = new_facts((kind, "sms", sms_error_code(details), None, _resource_of(raw.source) or resource))
     return Reading(raw, facts, details or "", SmsDeliveryReport, report, mask)
 
 

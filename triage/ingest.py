@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 from .errors import BodyTooLarge, InvalidEnvelope, UnsupportedMediaType
+from .model import packed
 
 __all__ = [
     "VALIDATION_EVENT",
@@ -53,6 +54,9 @@ class RawEvent(NamedTuple):
     subject: str
     time: str | None
     data: Any
+
+
+_new_raw_event = packed(RawEvent)  # one per event: see model.packed
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,12 +317,14 @@ def _read_item(index: int, item: Any, envelope: Envelope) -> RawEvent | None:
     if schema == "cloudevents" and (not isinstance(source, str) or not source):
         envelope.rejected.append(Rejected(index, "CloudEvent has no source", event_id))
         return None
-    return RawEvent(
-        schema,
-        event_id,
-        event_type,
-        source if isinstance(source, str) else "",
-        subject if isinstance(subject, str) else "",
-        when if isinstance(when, str) else None,
-        data,
+    return _new_raw_event(
+        (
+            schema,
+            event_id,
+            event_type,
+            source if isinstance(source, str) else "",
+            subject if isinstance(subject, str) else "",
+            when if isinstance(when, str) else None,
+            data,
+        )
     )

@@ -7,10 +7,12 @@ so the hot path pays for no validation it has already done.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, NamedTuple
+from functools import partial
+from typing import Any, Literal, NamedTuple, TypeVar
 
 __all__ = [
     "CONTEXTS",
@@ -118,9 +120,21 @@ def fingerprint(kind: str, code: int | None, subcode: int | None, resource: str)
     return f"{kind}|{code}|{subcode}|{resource}"
 
 
+_Tuple = TypeVar("_Tuple", bound=tuple[Any, ...])
+
+
+def packed(cls: type[_Tuple]) -> Callable[[tuple[Any, ...]], _Tuple]:
+    """`cls`'s constructor taking all its values as one tuple, in field order, for the few
+    NamedTuples built once per event: about twice as fast as calling the class, whose own
+    __new__ is a Python function that packs its arguments and hands them to tuple.__new__
+    (called here directly). It checks no arity: spell the values out where it is called."""
+    return partial(tuple.__new__, cls)
+
+
 class Facts(NamedTuple):
     """What matching, counting and grouping read of a failure, known before the Incident is
-    built (an Incident has the same fields, so either serves where only these are read)."""
+    built (an Incident has the same fields, so either serves where only these are read).
+    One is built per event: see `new_facts`."""
 
     kind: str
     context: Context
@@ -132,6 +146,9 @@ class Facts(NamedTuple):
     def fingerprint(self) -> str:
         """See `fingerprint`."""
         return fingerprint(self.kind, self.code, self.subcode, self.resource)
+
+
+new_facts = packed(Facts)  # Facts((kind, context, code, subcode, resource))
 
 
 class Incident(NamedTuple):
