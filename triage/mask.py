@@ -24,13 +24,19 @@ _DOT = "•"
 # matched first and kept whole, so that a group of digits inside one is never taken for a number.
 # '_' separates words in ids ("callback_14255550123"): a number after it is still masked.
 _HEX = "[0-9A-Fa-f]"
+_UUID_PATTERN = rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
 _PHONE_IN_TEXT = re.compile(
-    rf"(?P<uuid>{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})"
+    rf"(?P<uuid>{_UUID_PATTERN})"
     r"|(?<![A-Za-z0-9+])\+?\d+(?:[ -]\d+)*(?![A-Za-z0-9])(?!:\d)"
 )
 # What every phone number in text contains: 7+ digits with at most single spaces or dashes between.
 # A text without it has no number to mask, and skips the substitution (most ids and messages).
 _MAYBE_PHONE = re.compile(r"\d[\d -]{5,}\d")
+# The pre-check's regex walks a text character by character (≈ 3 µs on a 200-character base64
+# serverCallId); the two commonest shapes of ids are answered exactly, and faster, without it.
+_UUID = re.compile(_UUID_PATTERN)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_SEVEN_DIGITS = b"0" * 7
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")  # 2026-11-20: eight digits, not a phone number
 _RAW_ID_IN_TEXT = re.compile(r"\b(8:[a-z]+:)([\w\-:.]+)")
 
@@ -86,6 +92,17 @@ def mask_text(text: str) -> str:
     free text: event messages, operationContext, ids. The last four digits stay."""
     if "8:" in text:
         text = _RAW_ID_IN_TEXT.sub(lambda m: mask_identifier(m.group(1) + m.group(2)), text)
-    if _MAYBE_PHONE.search(text) is None:
+    if not _may_hold_phone(text):
         return text
     return _PHONE_IN_TEXT.sub(_mask_run, text)
+
+
+def _may_hold_phone(text: str) -> bool:
+    """False only when `text` holds no run of digits that `_PHONE_IN_TEXT` would mask."""
+    if text.isascii() and " " not in text and "-" not in text:
+        # No separators: the pre-check reduces to seven ASCII digits in a row (no other digits
+        # can occur), which the byte translation finds in C (base64 ids, opaque tokens).
+        return _SEVEN_DIGITS in text.encode().translate(_DIGITS_AS_ZERO)
+    if _UUID.fullmatch(text):
+        return False  # the substitution keeps a UUID whole (correlation and connection ids)
+    return _MAYBE_PHONE.search(text) is not None
