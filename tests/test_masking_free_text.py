@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from triage.events import to_incident
 from triage.ingest import parse_body
-from triage.mask import _PHONE_IN_TEXT, _mask_run, _may_hold_phone, mask_text
+from triage.mask import _CLEAN, _MAX_CLEAN, _PHONE_IN_TEXT, _mask_run, _may_hold_phone, mask_text
 from triage.model import Incident
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
@@ -91,6 +91,17 @@ def test_a_number_in_an_id_without_separators_or_after_a_uuid_is_still_masked() 
     assert mask_text("opaque_token_4255550123") == "opaque_token_••••••0123"
     uuid_then_number = "0f1c2d3e-4455-6677-8899-aabbccddeeff 4255550123"
     assert mask_text(uuid_then_number) == "0f1c2d3e-4455-6677-8899-aabbccddeeff ••••••0123"
+
+
+def test_only_texts_without_personal_data_are_remembered_and_the_memory_is_bounded() -> None:
+    texts = [f"call +1425555{n:04d} failed" for n in range(20)] + ["8:acs:resource_0000001a-aaaa"]
+    for text in texts:
+        assert mask_text(text) != text and mask_text(text) == mask_text(text)
+        assert text not in _CLEAN  # a text with a number or a raw id in it is never kept
+    assert mask_text("Call forbidden. DiagCode: 403#560403.@") in _CLEAN
+    for n in range(3 * _MAX_CLEAN):
+        mask_text(f"opaque-{n:x}")
+    assert len(_CLEAN) <= _MAX_CLEAN
 
 
 def incident(name: str) -> Incident:

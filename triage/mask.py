@@ -37,6 +37,11 @@ _MAYBE_PHONE = re.compile(r"\d[\d -]{5,}\d")
 _UUID = re.compile(_UUID_PATTERN)
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _SEVEN_DIGITS = b"0" * 7
+# Texts masking left as they were: they hold no personal data. A burst repeats its message, SIP
+# reason and operationContext, checked once here; ids are unique per event, so the set is bounded
+# (cleared when full) and a hostile stream cannot grow it.
+_CLEAN: dict[str, None] = {}
+_MAX_CLEAN = 4096
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")  # 2026-11-20: eight digits, not a phone number
 _RAW_ID_IN_TEXT = re.compile(r"\b(8:[a-z]+:)([\w\-:.]+)")
 
@@ -90,11 +95,18 @@ def _mask_run(match: re.Match[str]) -> str:
 def mask_text(text: str) -> str:
     """Mask phone numbers (with or without '+', spaces, dashes) and raw user identifiers inside
     free text: event messages, operationContext, ids. The last four digits stay."""
-    if "8:" in text:
-        text = _RAW_ID_IN_TEXT.sub(lambda m: mask_identifier(m.group(1) + m.group(2)), text)
-    if not _may_hold_phone(text):
+    if text in _CLEAN:
         return text
-    return _PHONE_IN_TEXT.sub(_mask_run, text)
+    masked = text
+    if "8:" in masked:
+        masked = _RAW_ID_IN_TEXT.sub(lambda m: mask_identifier(m.group(1) + m.group(2)), masked)
+    if _may_hold_phone(masked):
+        masked = _PHONE_IN_TEXT.sub(_mask_run, masked)
+    if masked == text:
+        if len(_CLEAN) >= _MAX_CLEAN:
+            _CLEAN.clear()
+        _CLEAN[text] = None
+    return masked
 
 
 def _may_hold_phone(text: str) -> bool:
