@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from triage.events import to_incident
 from triage.ingest import parse_body
-from triage.mask import _CLEAN, _MAX_CLEAN, _PHONE_IN_TEXT, _mask_run, _may_hold_phone, mask_text
+from triage.mask import (
+    _CLEAN,
+    _MAX_CLEAN,
+    _PHONE_IN_TEXT,
+    _digits,
+    _mask_run,
+    _may_hold_phone,
+    mask_text,
+)
 from triage.model import Incident
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
@@ -91,6 +99,11 @@ def test_a_number_in_an_id_without_separators_or_after_a_uuid_is_still_masked() 
     assert mask_text("opaque_token_4255550123") == "opaque_token_••••••0123"
     uuid_then_number = "0f1c2d3e-4455-6677-8899-aabbccddeeff 4255550123"
     assert mask_text(uuid_then_number) == "0f1c2d3e-4455-6677-8899-aabbccddeeff ••••••0123"
+
+
+@given(st.one_of(ANY_TEXT, st.text(max_size=30)))
+def test_the_digits_masking_counts_are_those_str_isdigit_takes_in_ascii_and_other_scripts(text: str) -> None:
+    assert _digits(text) == "".join(c for c in text if c.isdigit())
 
 
 def test_only_texts_without_personal_data_are_remembered_and_the_memory_is_bounded() -> None:
