@@ -3,6 +3,7 @@ wherever they stand, keeping the last four digits; UUIDs and codes are never tou
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -13,7 +14,15 @@ from hypothesis import strategies as st
 
 from triage.events import to_incident
 from triage.ingest import parse_body
-from triage.mask import mask_text
+from triage.mask import (
+    _CLEAN,
+    _MAX_CLEAN,
+    _PHONE_IN_TEXT,
+    _digits,
+    _mask_run,
+    _may_hold_phone,
+    mask_text,
+)
 from triage.model import Incident
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
@@ -67,6 +76,45 @@ def test_codes_and_subcodes_are_never_masked(code: int, subcode: int, words: str
 def test_masking_twice_changes_nothing_more(number: tuple[str, str]) -> None:
     once = mask_text(f"call {number[0]} failed")
     assert mask_text(once) == once
+
+
+# Ids and texts as they come: base64 (letters, digits, '+/='), UUIDs, words, digit runs cut by
+# spaces or dashes, and digits of other scripts (a regex's \\d reads them as digits too).
+ANY_TEXT = st.one_of(
+    st.text(alphabet="0123456789 -+/=_:aAzZfF\u0663\u0969\u2026", max_size=40),
+    st.builds(str, st.uuids()),
+    st.builds(lambda u, tail: str(u) + tail, st.uuids(), st.text(alphabet="0123456789 -x", max_size=9)),
+    st.binary(max_size=120).map(lambda b: base64.b64encode(b).decode()),
+)
+
+
+@given(ANY_TEXT)
+def test_the_quick_precheck_lets_through_every_text_with_a_number_to_mask(text: str) -> None:
+    if not _may_hold_phone(text):
+        assert _PHONE_IN_TEXT.sub(_mask_run, text) == text
+
+
+def test_a_number_in_an_id_without_separators_or_after_a_uuid_is_still_masked() -> None:
+    assert mask_text("aGVs/14255550123==") == "aGVs/•••••••0123=="
+    assert mask_text("opaque_token_4255550123") == "opaque_token_••••••0123"
+    uuid_then_number = "0f1c2d3e-4455-6677-8899-aabbccddeeff 4255550123"
+    assert mask_text(uuid_then_number) == "0f1c2d3e-4455-6677-8899-aabbccddeeff ••••••0123"
+
+
+@given(st.one_of(ANY_TEXT, st.text(max_size=30)))
+def test_the_digits_masking_counts_are_those_str_isdigit_takes_in_ascii_and_other_scripts(text: str) -> None:
+    assert _digits(text) == "".join(c for c in text if c.isdigit())
+
+
+def test_only_texts_without_personal_data_are_remembered_and_the_memory_is_bounded() -> None:
+    texts = [f"call +1425555{n:04d} failed" for n in range(20)] + ["8:acs:resource_0000001a-aaaa"]
+    for text in texts:
+        assert mask_text(text) != text and mask_text(text) == mask_text(text)
+        assert text not in _CLEAN  # a text with a number or a raw id in it is never kept
+    assert mask_text("Call forbidden. DiagCode: 403#560403.@") in _CLEAN
+    for n in range(3 * _MAX_CLEAN):
+        mask_text(f"opaque-{n:x}")
+    assert len(_CLEAN) <= _MAX_CLEAN
 
 
 def incident(name: str) -> Incident:

@@ -117,9 +117,10 @@ class CallAutomationEvent(_Model):
         for attr, label in self.ID_FIELDS:
             value = getattr(self, attr)
             if value:
-                out[label] = str(value)
-        # operationContext is chosen by the app's developers and ids can embed numbers: all masked.
-        return _masked(out) if mask else out
+                # operationContext is chosen by the app's developers and ids can embed numbers:
+                # all masked.
+                out[label] = mask_text(str(value)) if mask else str(value)
+        return out
 
     def details(self, mask: bool) -> dict[str, str]:
         out: dict[str, str] = {}

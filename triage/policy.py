@@ -585,10 +585,11 @@ class Enqueue:
         if not destinations:
             return []
         render = self._render()
-        basis = f"{alert.fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
+        fingerprint = alert.fingerprint  # a string built from the incident's fields on every read
+        basis = f"{fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
         if alert.status != "firing":  # a notice about the same example is another message
             basis += f"|{alert.status}|{alert.last_seen}"
-        return [outbox_message(basis, d, render(alert, d.format), alert.fingerprint) for d in destinations]
+        return [outbox_message(basis, d, render(alert, d.format), fingerprint) for d in destinations]
 
 
 def outbox_message(basis: str, destination: Destination, rendered: Any, fingerprint: str) -> OutboxMessage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,6 +96,7 @@ def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
+@cache  # asked per outbox message: import_module costs about 1 µs even for a loaded module
 def kind(name: str) -> Kind:
     """The Kind registered as `name`. Raises KeyError for an unknown name."""
     found: Kind = importlib.import_module(REGISTRY[name]).KIND
