@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from .model import Facts, Incident
 
@@ -32,16 +32,18 @@ class Matcher(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kinds: list[str] = Field(default_factory=list)
-    contexts: list[str] = Field(default_factory=list)
-    codes: list[int] = Field(default_factory=list)
-    subcodes: list[int] = Field(default_factory=list)
-    resources: list[str] = Field(default_factory=list)
-    not_kinds: list[str] = Field(default_factory=list)
-    not_contexts: list[str] = Field(default_factory=list)
-    not_codes: list[int] = Field(default_factory=list)
-    not_subcodes: list[int] = Field(default_factory=list)
-    not_resources: list[str] = Field(default_factory=list)
+    # Plain `[]` defaults: pydantic copies a default that cannot be hashed for every instance, as
+    # `default_factory=list` would, without asking `inspect` for list's signature (slow at import).
+    kinds: list[str] = []
+    contexts: list[str] = []
+    codes: list[int] = []
+    subcodes: list[int] = []
+    resources: list[str] = []
+    not_kinds: list[str] = []
+    not_contexts: list[str] = []
+    not_codes: list[int] = []
+    not_subcodes: list[int] = []
+    not_resources: list[str] = []
 
     # (attribute, values, wanted): built once, so matching an incident is a few set look-ups.
     _checks: tuple[tuple[str, frozenset[Any], bool], ...] = PrivateAttr(default=())

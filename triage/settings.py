@@ -138,8 +138,9 @@ class Route(Matcher):
 class Settings(BaseModel):
     """All configuration. Build it with `Settings.from_env()`."""
 
-    destinations: dict[str, Destination] = Field(default_factory=dict)
-    routes: list[Route] = Field(default_factory=list)
+    # `{}` and `[]` are copied for every instance (see Matcher), like a default_factory.
+    destinations: dict[str, Destination] = {}
+    routes: list[Route] = []
     resource: str = "acs"  # shown for callbacks, which do not name their ACS resource
     group_window_seconds: int = Field(300, ge=0, le=86_400)
     dedup_ttl_hours: int = Field(48, ge=24, le=24 * 30)
@@ -180,7 +181,7 @@ class Settings(BaseModel):
     send_resolved: bool = True  # post a short notice when a burst has been quiet for a window
     report_schedule: str | None = None  # cron (UTC); unset: no scheduled daily report
     report_period_hours: int = Field(24, ge=1, le=24 * 31)
-    report_to: list[str] = Field(default_factory=list)  # empty: every destination with a report form
+    report_to: list[str] = []  # empty: every destination with a report form
 
     @field_validator("resource")
     @classmethod
