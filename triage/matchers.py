@@ -30,7 +30,9 @@ MATCHER_FIELDS: tuple[str, ...] = (*_ATTRIBUTE, *(f"not_{name}" for name in _ATT
 class Matcher(BaseModel):
     """Conditions on an incident's kind, context, code, subcode and resource."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built when first used: requests use Routes (built with Settings) and only read silences;
+    # a Matcher of its own is validated by the silence CLI and a store reading its silences.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     # Plain `[]` defaults: pydantic copies a default that cannot be hashed for every instance, as
     # `default_factory=list` would, without asking `inspect` for list's signature (slow at import).
