@@ -76,6 +76,35 @@ print(json.dumps([len(ours), (time.perf_counter() - start) * 1000]))
 """
 
 
+# Registered before the step runs, so that it is the last exit handler: what follows it is
+# the interpreter's own finalization (modules cleared, a last collection, every object freed).
+_EXIT_MARK = """
+import atexit as _atexit, time as _time
+_atexit.register(lambda: print("exit-mark", _time.monotonic(), flush=True))
+"""
+
+
+def exit_ms(source: str, runs: int) -> Samples:
+    """Ms (per run) a fresh process running `source` spends after its last exit handler: part of
+    the wall times measured, never paid by a worker, which answers requests and does not exit.
+    (time.monotonic is one clock for every process on the machine.)"""
+    found: list[float] = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", _EXIT_MARK + source],
+            cwd=ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        ended = time.monotonic()
+        mark = next(line for line in done.stdout.splitlines() if line.startswith("exit-mark "))
+        found.append((ended - float(mark.split()[1])) * 1000)
+    return Samples(tuple(found))
+
+
 def compile_ms(runs: int) -> tuple[int, float]:
     """How many of our modules the first request loads, and the median ms to compile them."""
     found = [_json_answer("-c", FIRST_REQUEST + _COMPILE) for _ in range(runs)]
@@ -149,6 +178,7 @@ class ColdStart:
     costs: ImportCosts | None = None
     steps: dict[str, Samples] = field(default_factory=dict)  # ms of each step, timed in process
     compiled: tuple[int, float] | None = None  # our modules loaded, median ms to compile them
+    exits: dict[str, Samples] = field(default_factory=dict)  # ms after the last exit handler: app, floor
 
     def ratio(self, step: str) -> float:
         return self.samples[f"app {step}"].median / self.samples[f"floor {step}"].median
@@ -248,6 +278,7 @@ def measure(runs: int, *, analyse: bool = True) -> ColdStart:
     costs = None
     compiled = None
     steps: dict[str, Samples] = {}
+    exits: dict[str, Samples] = {}
     if analyse:
         used = {str(k): [str(p) for p in v] for k, v in run_child("usage").items()}
         analysis_runs = max(1, min(7, runs // 2))
@@ -255,7 +286,9 @@ def measure(runs: int, *, analyse: bool = True) -> ColdStart:
         timed = [run_child("steps") for _ in range(analysis_runs)]
         steps = {step: Samples(tuple(float(t[step]) for t in timed)) for step in timed[0]}
         compiled = compile_ms(analysis_runs)
-    return ColdStart(runs, samples, floor_modules, used, costs, steps, compiled)
+        floor_first = sources.get("floor first-request", sources["floor import"])
+        exits = {"app": exit_ms(FIRST_REQUEST, analysis_runs), "floor": exit_ms(floor_first, analysis_runs)}
+    return ColdStart(runs, samples, floor_modules, used, costs, steps, compiled, exits)
 
 
 def packages(modules: Sequence[str]) -> dict[str, int]:
@@ -302,6 +335,16 @@ def findings(result: ColdStart, top: int = 8) -> list[str]:
             f"the {count} that the first request loads takes {ms:.0f} ms (+{ms / floor:.2f}× the floor), "
             "paid at every cold start by a host that cannot cache byte code (PYTHONDONTWRITEBYTECODE, "
             "a read-only folder)"
+        )
+    if result.exits:
+        app_exit, floor_exit = result.exits["app"], result.exits["floor"]
+        wall = result.samples["app first-request"].median - result.samples["floor first-request"].median
+        lines.append(
+            f"interpreter exit, inside the wall times above (after the last exit handler, median of "
+            f"{len(app_exit.values)}): import + first request {app_exit.median:.0f} ms, its floor "
+            f"{floor_exit.median:.0f} ms: {app_exit.median - floor_exit.median:.0f} ms of the "
+            f"{wall * 1000:.0f} ms over the floor is finalization (modules cleared, objects freed), "
+            "which a worker answering requests does not pay"
         )
     costs = result.costs
     if costs is None:
