@@ -90,17 +90,9 @@ def exit_ms(source: str, runs: int) -> Samples:
     (time.monotonic is one clock for every process on the machine.)"""
     found: list[float] = []
     for _ in range(runs):
-        done = subprocess.run(
-            [sys.executable, "-c", _EXIT_MARK + source],
-            cwd=ROOT,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
+        out = _python("-c", _EXIT_MARK + source)
         ended = time.monotonic()
-        mark = next(line for line in done.stdout.splitlines() if line.startswith("exit-mark "))
+        mark = next(line for line in out.splitlines() if line.startswith("exit-mark "))
         found.append((ended - float(mark.split()[1])) * 1000)
     return Samples(tuple(found))
 
@@ -118,6 +110,11 @@ def run_child(*args: str) -> Any:
 
 def _json_answer(*args: str) -> Any:
     """`python ARGS` in the repository; the JSON on the last line it prints."""
+    return json.loads(_python(*args).strip().splitlines()[-1])
+
+
+def _python(*args: str) -> str:
+    """`python ARGS` in the repository, in the children's environment; what it printed."""
     done = subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
@@ -129,7 +126,7 @@ def _json_answer(*args: str) -> Any:
     )
     if done.returncode != 0:
         raise RuntimeError(f"python {' '.join(args)[:200]} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout
 
 
 def floor_source(modules: Sequence[str]) -> str:
