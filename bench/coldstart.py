@@ -1,11 +1,12 @@
 """Cold start: a fresh `python -c "import function_app"` (and import + first request) against
 the floor, a fresh process that imports only the third-party modules the same step loads.
 
-The floor is found, not written down: `python -m bench.child modules STEP` lists the modules
-from site-packages that appear in `sys.modules` during the step. The ratio app/floor is then
-what our own code adds: our module bodies, the standard-library modules only we use, and the
-work of the first request. Then `-X importtime` says where our import time goes, and a
-profile hook says which third-party packages the first request actually runs.
+Each time runs from starting the process until it says the step is done (its exit is left out:
+a worker never pays it). The floor is found, not written down: `python -m bench.child modules
+STEP` lists the modules from site-packages that appear in `sys.modules` during the step. The
+ratio app/floor is then what our own code adds: our module bodies, the standard-library modules
+only we use, and the work of the first request. Then `-X importtime` says where our import time
+goes, and a profile hook says which third-party packages the first request actually runs.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ _atexit.register(lambda: print("exit-mark", _time.monotonic(), flush=True))
 
 
 def exit_ms(source: str, runs: int) -> Samples:
-    """Ms (per run) a fresh process running `source` spends after its last exit handler: part of
-    the wall times measured, never paid by a worker, which answers requests and does not exit.
+    """Ms (per run) a fresh process running `source` spends after its last exit handler: left out
+    of the cold-start times (see `_timed`), never paid by a worker, which does not exit.
     (time.monotonic is one clock for every process on the machine.)"""
     found: list[float] = []
     for _ in range(runs):
@@ -138,19 +139,31 @@ def floor_source(modules: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Said by every cold-start child once its step is done: the clock stops there.
+_READY = "\nimport sys as _sys\n_sys.stdout.write('ready\\n')\n_sys.stdout.flush()\n"
+
+
 def _timed(source: str) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", source],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"a cold-start process failed: {done.stderr.decode(errors='replace')[-2000:]}")
+    """Seconds from starting a fresh process running `source` until it says the step is done:
+    the interpreter's start, the imports and the step, not the interpreter's exit, which a
+    worker never pays (it answers requests and does not exit; `exit_ms` shows that part)."""
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty child never blocks
+        start = time.perf_counter()
+        with subprocess.Popen(
+            [sys.executable, "-c", source + _READY],
+            cwd=ROOT,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        ) as child:
+            assert child.stdout is not None
+            said = child.stdout.readline()
+            elapsed = time.perf_counter() - start
+            child.communicate(timeout=120)
+        if child.returncode != 0 or said != b"ready\n":
+            errors.seek(0)
+            failure = errors.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"a cold-start process failed: {failure}")
     return elapsed
 
 
@@ -250,7 +263,8 @@ def import_costs(runs: int) -> ImportCosts:
 
 
 def measure(runs: int, *, analyse: bool = True) -> ColdStart:
-    """Median wall time of `runs` fresh processes per step (after one warm-up each), in turns."""
+    """Median wall time of `runs` fresh processes per step, start to step done (after one warm-up
+    each), in turns."""
     floor_modules = {
         step: [str(m) for m in run_child("modules", step)] for step in ("import", "first-request")
     }
@@ -337,11 +351,12 @@ def findings(result: ColdStart, top: int = 8) -> list[str]:
         app_exit, floor_exit = result.exits["app"], result.exits["floor"]
         wall = result.samples["app first-request"].median - result.samples["floor first-request"].median
         lines.append(
-            f"interpreter exit, inside the wall times above (after the last exit handler, median of "
-            f"{len(app_exit.values)}): import + first request {app_exit.median:.0f} ms, its floor "
-            f"{floor_exit.median:.0f} ms: {app_exit.median - floor_exit.median:.0f} ms of the "
-            f"{wall * 1000:.0f} ms over the floor is finalization (modules cleared, objects freed), "
-            "which a worker answering requests does not pay"
+            f"interpreter exit, left out of the times above (each stops when its child says the step "
+            f"is done; after the last exit handler, median of {len(app_exit.values)}): import + first "
+            f"request {app_exit.median:.0f} ms, its floor {floor_exit.median:.0f} ms, "
+            f"{app_exit.median - floor_exit.median:+.0f} ms beside the {wall * 1000:.0f} ms over the "
+            "floor: finalization (modules cleared, objects freed), which a worker answering requests "
+            "does not pay; whole-process wall times, as measured until 2026-11-30, included it"
         )
     costs = result.costs
     if costs is None:
