@@ -52,7 +52,7 @@ def test_cold_start_compares_with_a_floor_of_third_party_imports_and_finds_where
     assert "azure.functions" in text and "pydantic" in text  # the floor lists what function_app loads
     assert "-X importtime" in text
     assert "byte code: " in text  # what compiling our modules costs a host that cannot cache it
-    assert "interpreter exit, inside the wall times above" in text  # finalization, which no worker pays
+    assert "interpreter exit, left out of the times above" in text  # finalization, which no worker pays
 
 
 def test_storm_counts_every_event_exactly_once_without_a_429() -> None:
