@@ -91,7 +91,7 @@ def exit_ms(source: str, runs: int) -> Samples:
     (time.monotonic is one clock for every process on the machine.)"""
     found: list[float] = []
     for _ in range(runs):
-        out = _python("-c", _EXIT_MARK + source)
+        out = _python("-c", _EXIT_MARK + source).stdout
         ended = time.monotonic()
         mark = next(line for line in out.splitlines() if line.startswith("exit-mark "))
         found.append((ended - float(mark.split()[1])) * 1000)
@@ -111,11 +111,12 @@ def run_child(*args: str) -> Any:
 
 def _json_answer(*args: str) -> Any:
     """`python ARGS` in the repository; the JSON on the last line it prints."""
-    return json.loads(_python(*args).strip().splitlines()[-1])
+    return json.loads(_python(*args).stdout.strip().splitlines()[-1])
 
 
-def _python(*args: str) -> str:
-    """`python ARGS` in the repository, in the children's environment; what it printed."""
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` in the repository, in the children's environment: what it printed, on
+    stdout and stderr. Raises, with the end of its stderr, if it failed."""
     done = subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
@@ -127,7 +128,7 @@ def _python(*args: str) -> str:
     )
     if done.returncode != 0:
         raise RuntimeError(f"python {' '.join(args)[:200]} failed: {done.stderr.strip()[-2000:]}")
-    return done.stdout
+    return done
 
 
 def floor_source(modules: Sequence[str]) -> str:
@@ -233,16 +234,7 @@ def import_costs(runs: int) -> ImportCosts:
     pulled: dict[tuple[str, str], list[float]] = defaultdict(list)
     brings: dict[tuple[str, str], set[str]] = defaultdict(set)
     for _ in range(runs):
-        done = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", IMPORT],
-            cwd=ROOT,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        one = _parse_importtime(done.stderr)
+        one = _parse_importtime(_python("-X", "importtime", "-c", IMPORT).stderr)
         totals.append(one.total)
         for key, value in one.own_self.items():
             own[key].append(value)
