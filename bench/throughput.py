@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from msgspec.structs import replace
 
 from triage.catalog import lookup
 from triage.events import Skip, read

@@ -11,9 +11,10 @@ so a test names only what it is about:
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from msgspec.structs import replace
 
 from triage.model import Alert, Category, Context, Guidance, Incident, Match, Severity
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from factories import T0, ids_for, make_alert, make_digest, make_guidance, make_huge_alert, make_incident
+from msgspec.structs import replace
 
 from triage.codec import incident_from_dict, incident_to_dict
 from triage.model import Alert, Category, Guidance, Match, Severity

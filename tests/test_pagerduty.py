@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -24,6 +23,7 @@ from azurite_server import (  # noqa: F401 - pytest fixtures
     poisoned,
 )
 from factories import make_alert, make_huge_alert, make_incident
+from msgspec.structs import replace
 from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
     WINDOW_SECONDS,
     App,

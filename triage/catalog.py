@@ -17,11 +17,12 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+from msgspec import Struct
+from msgspec.structs import replace
 
 from .errors import TriageError
 from .model import CONTEXTS, Category, Context, Guidance, Match, Severity
@@ -301,8 +302,7 @@ def _links(raw: list[list[str]]) -> tuple[Link, ...]:
     return tuple(Link(*link) for link in raw)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _Row:
+class _Row(Struct, frozen=True, eq=False):
     """An entry with the table it belongs to; `seq` keeps file order as the last tie-break."""
 
     table: Table

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import tomllib
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+from msgspec import Struct
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -203,8 +203,7 @@ class ContextsFile(_Model):
     prefer: dict[Context, tuple[str, ...]] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class SourceFiles:
+class SourceFiles(Struct, frozen=True):
     """The validated files, as pydantic models."""
 
     tables: tuple[Table, ...]

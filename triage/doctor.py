@@ -12,9 +12,10 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from msgspec import Struct
 
 from .errors import ConfigurationError
 from .settings import (
@@ -35,8 +36,7 @@ _SETTING = re.compile(r"^[A-Za-z][A-Za-z0-9_]*")
 _ROLES = "Storage Queue Data Contributor and Storage Table Data Contributor"
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(Struct, frozen=True):
     """One thing wrong with the settings: its level, the setting, and what to do."""
 
     level: Literal["error", "warning"]

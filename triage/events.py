@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, ClassVar, NamedTuple, get_args, get_origin
 
+from msgspec import Struct
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
 
 from .ingest import DELETED_EVENT, RawEvent
@@ -242,8 +242,7 @@ class SmsDeliveryReport(_Model):
     tag: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+class Skip(Struct, frozen=True):
     """An event that produces no incident, and why (counted and logged by the caller)."""
 
     event_id: str
@@ -421,8 +420,7 @@ def _fit(
 # -- reading ---------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Reading:
+class Reading(Struct):
     """A failure read from one event: its facts at once, the whole Incident (ids, details,
     time, masking) only when it is shown. Most events of a burst are only counted."""
 

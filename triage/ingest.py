@@ -12,11 +12,11 @@ import json
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 import orjson
+from msgspec import Struct, field
 
 from .errors import BodyTooLarge, InvalidEnvelope, UnsupportedMediaType
 from .model import packed
@@ -59,8 +59,7 @@ class RawEvent(NamedTuple):
 _new_raw_event = packed(RawEvent)  # one per event: see model.packed
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(Struct, frozen=True):
     """An item of the batch that could not be read, and why."""
 
     index: int
@@ -68,8 +67,7 @@ class Rejected:
     event_id: str | None = None
 
 
-@dataclass(slots=True)
-class Envelope:
+class Envelope(Struct):
     """What a POST body held."""
 
     events: list[RawEvent] = field(default_factory=list)

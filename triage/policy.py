@@ -22,9 +22,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, overload
+
+from msgspec import Struct, field
 
 from .destinations import Destination
 from .events import Skip
@@ -69,8 +70,7 @@ Renderer = Callable[[Alert, str], Any]
 _SEVERITY_RANK = {Severity.NONE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
-@dataclass(slots=True)
-class Report:
+class Report(Struct):
     """What one request (or one flush) did, event by event, in counts."""
 
     received: int = 0
@@ -128,8 +128,7 @@ class Report:
         }
 
 
-@dataclass(slots=True)
-class Candidate:
+class Candidate(Struct):
     """A failure with its guidance, and the key that dedups its event.
 
     Matching and counting read only `facts` (kind, context, codes, resource). The whole
@@ -157,8 +156,7 @@ class Candidate:
         return self.facts
 
 
-@dataclass(slots=True)
-class Pending:
+class Pending(Struct):
     """An alert on its way out, with what stands behind it: the dedup keys of the events it
     reports (released if it cannot be stored) or the digest counts it reports (restored)."""
 
@@ -176,8 +174,7 @@ def _keep_held(held: Held, now: datetime) -> None:
     """Nothing was taken: nothing to restore."""
 
 
-@dataclass(slots=True)
-class Batch:
+class Batch(Struct):
     """What flows through the stages of one request or one flush."""
 
     now: datetime

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from msgspec import Struct
 
 from .errors import ConfigurationError
 from .policy import Batch
@@ -63,8 +64,7 @@ class CountHourly:
             raise
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(Struct, frozen=True):
     """One (event, code, subcode) over the period, across resources."""
 
     kind: str
@@ -78,8 +78,7 @@ class Failure:
         return f"{self.kind} {self.code_text}"
 
 
-@dataclass(frozen=True, slots=True)
-class DailyReport:
+class DailyReport(Struct, frozen=True):
     """What the report says, before any format."""
 
     start: datetime

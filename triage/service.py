@@ -7,11 +7,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from msgspec import Struct, field
 
 from . import telemetry as telemetry_module
 from .auth import check_shared_secret
@@ -59,8 +59,7 @@ def open_configured_store(settings: Settings) -> Store:
     return open_configured(settings)
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(Struct, frozen=True):
     """An HTTP response, framework-neutral."""
 
     status: int

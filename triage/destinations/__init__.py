@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from msgspec import Struct
 from pydantic import BaseModel, SecretStr, field_validator
 
 from ..model import Alert
@@ -61,8 +61,7 @@ def _no_headers(body: bytes, destination: Destination, now: float) -> dict[str, 
     return {}
 
 
-@dataclass(frozen=True, slots=True)
-class Kind:
+class Kind(Struct, frozen=True):
     """Everything about one kind of destination."""
 
     name: str  # the format name settings use: ACS_TRIAGE_DEST_<NAME>_FORMAT=<name>

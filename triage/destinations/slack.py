@@ -13,9 +13,10 @@ Block Kit limits are enforced here by shortening, never by failing: Slack reject
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from msgspec import Struct
 
 from .. import report
 from ..model import Alert, Guidance, Severity
@@ -151,8 +152,7 @@ def _notice(alert: Alert) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class _Guided:
+class _Guided(Struct, frozen=True):
     """What a message says from its Guidance alone: escaped, shortened, and the shortening notes,
     split by where they stand among the alert's own."""
 

@@ -12,9 +12,10 @@ Teams rules this module keeps (see the research notes, section 1):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from msgspec import Struct
 
 from .. import report
 from ..model import Alert, Guidance, Severity
@@ -40,8 +41,7 @@ _COLOR = {Severity.ERROR: "Attention", Severity.WARNING: "Warning", Severity.NON
 _STYLE = {Severity.ERROR: "attention", Severity.WARNING: "warning", Severity.NONE: "good"}
 
 
-@dataclass(frozen=True, slots=True)
-class _Budget:
+class _Budget(Struct, frozen=True):
     """How much of each long text a card may carry; later budgets are smaller."""
 
     message: int
@@ -133,8 +133,7 @@ def _fit_identity(values: tuple[str, ...], limit: int) -> tuple[tuple[str, ...],
     return tuple(value for value, _ in fitted), any(cut for _, cut in fitted)
 
 
-@dataclass(frozen=True, slots=True)
-class _Guided:
+class _Guided(Struct, frozen=True):
     """What a card says from its Guidance alone under one budget: escaped, shortened, and the
     shortening notes, split by where they stand among the alert's own (the lists never share a note)."""
 

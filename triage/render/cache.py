@@ -7,7 +7,7 @@ a Guidance hashes its nested related meanings: ~1.5 µs an alert), then by value
 built anew, as an alert read back from a store has). Everything is bounded, and safe to share
 between threads: a race only computes a value twice.
 
-Remembered values must be immutable (str, tuples, frozen dataclasses): renderers build every
+Remembered values must be immutable (str, tuples, frozen Structs): renderers build every
 payload dict and list afresh around them, so a caller that changes a payload changes no cache.
 """
 

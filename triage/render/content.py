@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
+from msgspec import Struct
 
 from ..model import Alert, Guidance, Match, Severity
 from .escape import ELLIPSIS, MEMO_ENTRIES, memo
@@ -181,8 +181,7 @@ def sample_ids(alert: Alert, limit: int) -> list[list[tuple[str, str]]]:
     return [list(sample.items())[:2] for sample in alert.samples[:limit]]
 
 
-@dataclass(frozen=True, slots=True)
-class AdviceLine:
+class AdviceLine(Struct, frozen=True):
     """One line of catalog advice: a bullet or a paragraph."""
 
     text: str

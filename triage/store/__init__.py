@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+from msgspec import Struct, field
 
 from ..errors import ConfigurationError
 from ..matchers import Matcher
@@ -55,8 +56,7 @@ MAX_SAMPLES = 5
 Connection: TypeAlias = "str | StorageConnection | None"
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
+class OutboxMessage(Struct, frozen=True):
     """A rendered alert waiting to be posted. It names its destination, never the URL."""
 
     id: str
@@ -85,8 +85,7 @@ class OutboxMessage:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Poisoned:
+class Poisoned(Struct, frozen=True):
     """A message in the poison queue: since when (seconds since the epoch) and, for a payload
     the webhook refused (a 4xx, dead-lettered at once), the refusal. A message that ran out
     of retries has no refusal: it is worth sending again once the webhook is back."""
@@ -96,8 +95,7 @@ class Poisoned:
     refused: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class RedriveFilter:
+class RedriveFilter(Struct, frozen=True):
     """Which poisoned messages a re-drive takes. Ages are seconds in the poison queue."""
 
     destination: str | None = None
@@ -116,8 +114,7 @@ class RedriveFilter:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Backlog:
+class Backlog(Struct, frozen=True):
     """What waits for one destination: in the outbox, and in the poison queue. Ages in seconds.
     `queued` is None where the store can count its outbox only as a whole (Azure: see the
     row for destination "*")."""
@@ -145,8 +142,7 @@ def backlog(queued: Iterable[tuple[str, float]], poisoned: Iterable[Poisoned], n
     return [Backlog(name, *row) for name, row in sorted(rows.items())]
 
 
-@dataclass(slots=True)
-class Held:
+class Held(Struct):
     """The occurrences of one fingerprint held back for a digest."""
 
     fingerprint: str
@@ -158,8 +154,7 @@ class Held:
     samples: list[dict[str, str]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Burst:
+class Burst(Struct, frozen=True):
     """A burst that ended: its group was quiet for a whole window and is closed."""
 
     fingerprint: str
@@ -170,8 +165,7 @@ class Burst:
     window_seconds: int
 
 
-@dataclass(frozen=True, slots=True)
-class SilenceRule:
+class SilenceRule(Struct, frozen=True):
     """An operator's silence: incidents it matches between `starts` and `ends` are counted,
     not alerted; once it ends, one summary reports what it held back."""
 
