@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from factories import make_alert
 from render_golden import EXPECTED, alert_from_dict, alert_to_dict, built_cases, cases, payload_digest
 
 from triage.model import Alert
@@ -56,6 +57,18 @@ def test_an_equal_alert_built_anew_renders_the_same_bytes() -> None:
     # Caches keyed by value must not care whether the Guidance is the same object.
     for name, alert in CASES.items():
         assert digests(alert_from_dict(alert_to_dict(alert))) == STORED[name], name
+
+
+def test_the_records_a_render_remembers_cannot_change_under_it() -> None:
+    # The render cache keeps answers per Guidance (by identity, then by value): a Guidance or an
+    # Alert changed in place after its first render would be served another alert's bytes.
+    alert = make_alert()
+    for record, name in ((alert.guidance, "severity"), (alert.guidance, "advice"), (alert, "count")):
+        with pytest.raises(AttributeError):
+            setattr(record, name, getattr(record, name))
+    again = alert_from_dict(alert_to_dict(alert)).guidance
+    assert again is not alert.guidance
+    assert again == alert.guidance and hash(again) == hash(alert.guidance)
 
 
 def test_threads_rendering_at_once_get_the_same_bytes() -> None:
