@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from triage.render import escape
 from triage.render.content import fit
 from triage.render.escape import (
     ELLIPSIS,
@@ -159,6 +160,24 @@ def test_text_called_plain_is_left_unchanged_by_every_escaper(text: str) -> None
         assert teams_markdown(text) == text
         assert slack_mrkdwn(text) == text
         assert slack_plain(text) == text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(_TRICKY, st.text(max_size=12)), max_size=20))
+def test_plain_answers_the_same_when_asked_again(texts: list[str]) -> None:
+    # plain() remembers its answers: the second asking of each text comes from that memory.
+    first = [plain(text) for text in texts]
+    assert [plain(text) for text in reversed(texts)] == first[::-1]
+    assert first == [escape._is_plain(text) for text in texts]
+
+
+def test_plain_remembers_a_bounded_number_of_short_texts() -> None:
+    for n in range(3 * escape._PLAIN_ENTRIES):
+        assert plain(f"{GUID}-{n}")
+        assert len(escape._PLAIN_ANSWERS) <= escape._PLAIN_ENTRIES
+    long_text = "a" * (escape._PLAIN_CHARS + 1)
+    assert plain(long_text)
+    assert long_text not in escape._PLAIN_ANSWERS
 
 
 def test_ids_times_and_names_are_plain() -> None:

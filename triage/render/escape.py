@@ -90,13 +90,33 @@ _BLOCK_LOOKALIKES = {"#": "＃", "-": "‐", "+": "＋", "*": "∗", ".": "．",
 # Text that no escaper here changes: ASCII letters, digits and inert punctuation, single-spaced,
 # starting with a letter or digit but not as a numbered list item ("1. "), and no URL (checked
 # apart: a lookahead over the whole text would double the cost). Most IDs, times and names are
-# such text: the renderers pass it through without escaping, and without filling a cache.
+# such text: the renderers pass it through without escaping, and without filling the escapers' caches.
 _PLAIN = re.compile(r"(?!\d{1,9}\.(?: |$))[A-Za-z0-9][A-Za-z0-9_.:@/+=,;-]*(?: [A-Za-z0-9_.:@/+=,;-]+)*")
+
+
+# plain()'s answers for short texts. Each alert asks about the same texts twice, once per renderer
+# (its IDs, times, names), and about the same titles every time: a dictionary lookup is a fifth of
+# the check. Emptied when full rather than kept in order (lru_cache's bookkeeping costs as much as
+# the check); a flood of unique IDs costs one check each, and keeps at most 1024 texts of 512 characters.
+_PLAIN_ENTRIES = 1024
+_PLAIN_CHARS = 512
+_PLAIN_ANSWERS: dict[str, bool] = {}
 
 
 def plain(text: str) -> bool:
     """Whether every escaper here (`event_text`, `teams_markdown`, `slack_mrkdwn`, `slack_plain`)
     returns `text` unchanged."""
+    answer = _PLAIN_ANSWERS.get(text)
+    if answer is None:
+        answer = _is_plain(text)
+        if len(text) <= _PLAIN_CHARS:
+            if len(_PLAIN_ANSWERS) >= _PLAIN_ENTRIES:
+                _PLAIN_ANSWERS.clear()
+            _PLAIN_ANSWERS[text] = answer
+    return answer
+
+
+def _is_plain(text: str) -> bool:
     return _PLAIN.fullmatch(text) is not None and "://" not in text and "www." not in text.lower()
 
 
