@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, ClassVar, NamedTuple, get_args, get_origin
 
+import msgspec
 from msgspec import Struct
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
 
@@ -417,6 +418,81 @@ def _fit(
     return layout
 
 
+# -- the typed read ---------------------------------------------------------------------------------
+#
+# The usual body leaves each event's data as JSON text (ingest's `RawEvent.payload`). An event whose
+# data is spelled as ACS spells it, all camelCase or all PascalCase, and holds nothing but its
+# model's fields (and the few keys ACS adds that no model reads) with values of exactly the
+# fields' types, is read by msgspec straight into a record made from the model. Those are the
+# conditions under which `_fit` says the model reads the data as it stands, one spelling each:
+# the facts are the same, and no dict is built. Any other data is read into Python values and
+# goes the way above.
+
+# Keys ACS sends that no model reads (spelled as camelCase; the PascalCase record capitalises them):
+# the research notes' payloads, live recordings' extras and older payloads' `type`/`eventSource`.
+_UNREAD_KEYS: dict[type[_Model], tuple[str, ...]] = {
+    CallAutomationEvent: ("version", "publicEventType", "type", "eventSource"),
+    Identifier: ("communicationUser", "microsoftTeamsUser", "microsoftTeamsApp", "teamsExtensionUser"),
+    PhoneNumber: ("isAnonymous", "assertedId"),
+    StatusUpdate: ("contentType",),
+    DeliveryAttempt: ("timestamp",),
+}
+
+
+def _record_type(annotation: Any, pascal: bool) -> Any:
+    """The msgspec type of a model field: the same type, nested models as records."""
+    (kind,) = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    if kind in (str, int):
+        return kind | None
+    if isinstance(kind, type) and issubclass(kind, _Model):
+        return _record(kind, pascal) | None
+    (item,) = get_args(kind) or (None,)
+    if get_origin(kind) is list and isinstance(item, type) and issubclass(item, _Model):
+        return list[_record(item, pascal)] | None  # type: ignore[misc]
+    raise TypeError(f"{annotation} has no typed read: add it to _record_type")
+
+
+@cache
+def _record(model: type[_Model], pascal: bool) -> type[Struct]:
+    """A record of `model`'s fields, spelled camelCase (or PascalCase), nothing else allowed."""
+    spellings = _spellings(model)  # camelCase, PascalCase, …: pydantic's order
+    fields: list[tuple[str, Any, Any]] = [
+        (name, _record_type(info.annotation, pascal), msgspec.field(default=None, name=spelled[pascal]))
+        for (name, info), spelled in zip(model.model_fields.items(), spellings.values(), strict=True)
+    ]
+    unread = [key for kind, keys in _UNREAD_KEYS.items() if issubclass(model, kind) for key in keys]
+    folded = {spelling.lower() for found in spellings.values() for spelling in found}
+    assert not folded & {key.lower() for key in unread}, f"an unread key of {model} is a field's spelling"
+    for n, key in enumerate(unread):
+        spelled = key[:1].upper() + key[1:] if pascal else key
+        fields.append((f"unread_{n}", msgspec.Raw, msgspec.field(default=None, name=spelled)))
+    return msgspec.defstruct(f"{model.__name__}Record", fields, forbid_unknown_fields=True)
+
+
+@cache
+def _decoders(model: type[_Model]) -> tuple[msgspec.json.Decoder[Any], ...]:
+    return tuple(msgspec.json.Decoder(_record(model, pascal)) for pascal in (False, True))
+
+
+def _typed(model: type[_Model], payload: msgspec.Raw) -> Any:
+    """`payload` as a record of `model` (see above), or None when it must be read as dicts."""
+    for decoder in _decoders(model):
+        try:
+            return decoder.decode(payload)
+        except (msgspec.DecodeError, RecursionError):
+            continue
+    return None
+
+
+def _is_object(payload: msgspec.Raw) -> bool:
+    """Whether JSON text holds an object (msgspec's Raw is the value's own bytes, unpadded)."""
+    view = memoryview(payload)
+    return len(view) > 0 and view[0] == _OPEN_BRACE
+
+
+_OPEN_BRACE = ord("{")
+
+
 # -- reading ---------------------------------------------------------------------------------------
 
 
@@ -460,7 +536,14 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
             return Skip(raw.id, raw.type, "Event Grid subscription deleted", "skipped")
         return Skip(raw.id, raw.type, "not an Azure Communication Services event", "skipped")
     kind = raw.type[len(ACS_PREFIX) :]
-    data = raw.data
+    data = raw.payload
+    if type(data) is msgspec.Raw:
+        if not _is_object(data):
+            return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
+        typed = _typed_reading(raw, kind, data, resource, mask)
+        if typed is not None:
+            return typed
+        data = raw.data
     if not isinstance(data, dict):
         return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
     try:
@@ -519,6 +602,38 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return Skip(raw.id, raw.type, f"invalid data.{where}: {first['msg']}", "invalid")
+
+
+def _typed_reading(
+    raw: RawEvent, kind: str, payload: msgspec.Raw, resource: str, mask: bool
+) -> Reading | Skip | None:
+    """`read` of data still in JSON text, straight from a typed record; None when the record
+    cannot hold it (see "the typed read")."""
+    if raw.type == SMS_DELIVERY_REPORT:
+        report = _typed(SmsDeliveryReport, payload)
+        if report is None:
+            return None
+        return _sms_reading(
+            raw, kind, resource=resource, mask=mask, status=report.delivery_status or "",
+            details=report.delivery_status_details, report=None,
+        )  # fmt: skip
+    model = CALL_AUTOMATION_FAILURES.get(kind)
+    if model is None:
+        if not kind.endswith("Failed"):
+            return Skip(raw.id, raw.type, "event type is not a failure acs-triage reports", "skipped")
+        model = CallAutomationEvent
+    record = _typed(model, payload)
+    if record is None:
+        return None
+    result, who = record.result_information, getattr(record, "participant", None)
+    values: _CallValues = (
+        result.code if result else None,
+        result.sub_code if result else None,
+        result.message if result else None,
+        (who.kind or "") if who else "",
+        (who.raw_id or "") if who else "",
+    )
+    return _call_reading(raw, kind, resource=resource, mask=mask, model=model, event=None, values=values)
 
 
 @cache

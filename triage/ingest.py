@@ -54,7 +54,15 @@ class RawEvent(NamedTuple):
     source: str  # CloudEvents source, or Event Grid topic ("" when a publisher left it out)
     subject: str
     time: str | None
-    data: Any
+    # The event's data: Python values, or, from the usual body, its JSON text still unread (a
+    # msgspec.Raw: `triage.events` reads most of them straight into typed records).
+    payload: Any
+
+    @property
+    def data(self) -> Any:
+        """The event's data as Python values."""
+        payload = self.payload
+        return _ANY.decode(payload) if type(payload) is msgspec.Raw else payload
 
 
 _new_raw_event = packed(RawEvent)  # one per event: see model.packed
@@ -156,11 +164,14 @@ def stream_body(body: bytes, content_type: str | None, max_bytes: int) -> tuple[
 # -- the usual body, read in one typed pass ---------------------------------------------------------
 #
 # Nearly every body is a JSON array of event objects whose attributes are spelled exactly as the
-# two schemas spell them. msgspec reads such a body straight into `_Sent` records, with each
-# event's `data` as plain Python values: one pass in C instead of building every envelope as a
-# dict and then looking its attributes up. Any other body (another spelling or an attribute we do
-# not know, an item that is not an object, a single object, a document too deep for msgspec, JSON
-# that is not valid) is read into dicts first (`_parse`): same events, rejections and errors.
+# two schemas spell them. msgspec reads such a body straight into `_Sent` records, leaving each
+# event's `data` as its JSON text (`RawEvent.payload`): one pass in C instead of building every
+# envelope and every event's data as dicts. Any other body (another spelling or an attribute we
+# do not know, an item that is not an object, a single object, a document too deep for msgspec,
+# JSON that is not valid) is read into dicts first (`_parse`): same events, rejections and errors.
+
+
+_NO_DATA = msgspec.Raw(b"null")
 
 
 class _Sent(Struct, forbid_unknown_fields=True):
@@ -172,7 +183,7 @@ class _Sent(Struct, forbid_unknown_fields=True):
     source: Any = None
     subject: Any = None
     time: Any = None
-    data: Any = None
+    data: msgspec.Raw = _NO_DATA  # absent reads as null does: None
     specversion: Any = None
     datacontenttype: Any = None
     dataschema: Any = None
@@ -241,7 +252,8 @@ def _read_items(
         if event is None:
             continue
         if event.type == VALIDATION_EVENT:
-            code = event.data.get("validationCode") if isinstance(event.data, dict) else None
+            data = event.data
+            code = data.get("validationCode") if isinstance(data, dict) else None
             if isinstance(code, str) and code:
                 envelope.validation_code = code
             else:
