@@ -7,9 +7,14 @@ figures are read from `python -m bench`, never from a test.
 
 from __future__ import annotations
 
+import shutil
+
+from conftest import skip_or_fail
+
 from bench.coldstart import coldstart_figures
 from bench.figures import Figure, markdown_table, text_table
 from bench.handshake import handshake_figures
+from bench.instructions import instructions
 from bench.memory import memory_figures
 from bench.overhttp import http_figures
 from bench.scaling import scaling_figures
@@ -87,3 +92,10 @@ def test_serve_over_http_is_compared_with_a_stdlib_server_by_process_cpu() -> No
     assert_complete(figures, 1)
     assert figures[0].baselines[0].name == "stdlib server + json.loads"
     assert figures[0].met is not None
+
+
+def test_instructions_per_event_are_counted_by_callgrind() -> None:
+    if shutil.which("valgrind") is None:
+        skip_or_fail("valgrind is not installed (bench.instructions)")
+    # The same child with batches and without: what the batches executed is the difference.
+    assert instructions(50, 300, 1) > instructions(50, 300, 0) > 0

@@ -3,6 +3,11 @@
 Data keys are read case-insensitively (the wire says `subCode`, some docs `SubCode`): keys
 are folded to lower case once, then validated by one model per event type. Unknown event
 types are not errors: `to_incident` returns a Skip that the caller counts and logs.
+
+Most events are only counted, so `read` takes their facts (kind, codes, context, resource)
+without building the model: from a typed record when the data is still JSON text (see "the
+typed read"), else from the dict once `_fit` shows the model would read it as it stands. The
+model and the whole Incident are built only for the few incidents that are shown.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Accepted bodies: an Event Grid schema array, a CloudEvents 1.0 object or array (
 with CloudEvents output, or Call Automation callbacks), mixed per item. The schema is
 detected per item: `specversion` means CloudEvents, `eventType` means Event Grid.
 A bad item is rejected with a reason; the valid items of the same batch go on.
+JSON numbers are read as Python's json reads them: integers exactly, whatever their size (see `_parse`).
 """
 
 from __future__ import annotations
