@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import Any, ClassVar, NamedTuple, get_args, get_origin
+from typing import Any, ClassVar, NamedTuple, Protocol, get_args, get_origin
 
 import msgspec
 from msgspec import Struct
@@ -543,8 +543,6 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
     kind = raw.type[len(ACS_PREFIX) :]
     data = raw.payload
     if type(data) is msgspec.Raw:
-        if not _is_object(data):
-            return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
         typed = _typed_reading(raw, kind, data, resource, mask)
         if typed is not None:
             return typed
@@ -555,24 +553,15 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         if raw.type == SMS_DELIVERY_REPORT:
             layout = _fit(SmsDeliveryReport, data)
             if layout is not None:
-                get = layout.keys.get
-                return _sms_reading(
-                    raw, kind, resource=resource, mask=mask, status=data.get(get("delivery_status")) or "",
-                    details=data.get(get("delivery_status_details")), report=None,
-                )  # fmt: skip
+                found = _SmsValues(*(data.get(layout.keys.get(name)) for name in _SmsValues._fields))
+                return _sms_reading(raw, kind, resource=resource, mask=mask, fields=found)
             report = SmsDeliveryReport.model_validate(data)
             if report.delivery_status is None:
                 report = SmsDeliveryReport.model_validate(_fold(data))
-            return _sms_reading(
-                raw, kind, resource=resource, mask=mask, status=report.delivery_status or "",
-                details=report.delivery_status_details, report=report,
-            )  # fmt: skip
-        model = CALL_AUTOMATION_FAILURES.get(kind)
-        if model is None:
-            # A new *Failed event we have no model for still has the common fields.
-            if not kind.endswith("Failed"):
-                return Skip(raw.id, raw.type, "event type is not a failure acs-triage reports", "skipped")
-            model = CallAutomationEvent
+            return _sms_reading(raw, kind, resource=resource, mask=mask, fields=report, report=report)
+        model = _failure_model(raw, kind)
+        if isinstance(model, Skip):
+            return model
         nested: dict[str, _Layout] = {}
         layout = _fit(model, data, nested)
         if layout is not None:
@@ -593,15 +582,7 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         event = model.model_validate(data)
         if not _complete(event, data):
             event = model.model_validate(_fold(data))
-        result_info = event.result_information
-        who = event.participant if isinstance(event, ParticipantEvent) else None
-        values = (
-            result_info.code if result_info else None,
-            result_info.sub_code if result_info else None,
-            result_info.message if result_info else None,
-            (who.kind or "") if who else "",
-            (who.raw_id or "") if who else "",
-        )
+        values = _call_values(event)
         return _call_reading(raw, kind, resource=resource, mask=mask, model=model, event=event, values=values)
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -613,32 +594,42 @@ def _typed_reading(
     raw: RawEvent, kind: str, payload: msgspec.Raw, resource: str, mask: bool
 ) -> Reading | Skip | None:
     """`read` of data still in JSON text, straight from a typed record; None when the record
-    cannot hold it (see "the typed read")."""
+    cannot hold it (see "the typed read"), data that is not an object included."""
     if raw.type == SMS_DELIVERY_REPORT:
         report = _typed(SmsDeliveryReport, payload)
         if report is None:
             return None
-        return _sms_reading(
-            raw, kind, resource=resource, mask=mask, status=report.delivery_status or "",
-            details=report.delivery_status_details, report=None,
-        )  # fmt: skip
-    model = CALL_AUTOMATION_FAILURES.get(kind)
-    if model is None:
-        if not kind.endswith("Failed"):
-            return Skip(raw.id, raw.type, "event type is not a failure acs-triage reports", "skipped")
-        model = CallAutomationEvent
+        return _sms_reading(raw, kind, resource=resource, mask=mask, fields=report)
+    model = _failure_model(raw, kind)
+    if isinstance(model, Skip):  # unless the data is not an object: that is said first
+        return model if _is_object(payload) else None
     record = _typed(model, payload)
     if record is None:
         return None
-    result, who = record.result_information, getattr(record, "participant", None)
-    values: _CallValues = (
+    values = _call_values(record)
+    return _call_reading(raw, kind, resource=resource, mask=mask, model=model, event=None, values=values)
+
+
+def _failure_model(raw: RawEvent, kind: str) -> type[CallAutomationEvent] | Skip:
+    """The model of a Call Automation failure, or a Skip for an event that is not one."""
+    model = CALL_AUTOMATION_FAILURES.get(kind)
+    if model is not None:
+        return model
+    if kind.endswith("Failed"):  # a new *Failed event we have no model for still has the common fields
+        return CallAutomationEvent
+    return Skip(raw.id, raw.type, "event type is not a failure acs-triage reports", "skipped")
+
+
+def _call_values(event: Any) -> _CallValues:
+    """The facts' values of a Call Automation model, or of its typed record (the same attributes)."""
+    result, who = event.result_information, getattr(event, "participant", None)
+    return (
         result.code if result else None,
         result.sub_code if result else None,
         result.message if result else None,
         (who.kind or "") if who else "",
         (who.raw_id or "") if who else "",
     )
-    return _call_reading(raw, kind, resource=resource, mask=mask, model=model, event=None, values=values)
 
 
 @cache
@@ -695,16 +686,33 @@ def _call_incident(reading: Reading, event: CallAutomationEvent) -> Incident:
     )
 
 
+class _SmsFields(Protocol):
+    """What an SMS report's facts are read from: the model, its typed record, or `_SmsValues`."""
+
+    @property
+    def delivery_status(self) -> str | None: ...
+
+    @property
+    def delivery_status_details(self) -> str | None: ...
+
+
+class _SmsValues(NamedTuple):
+    """The two values the dict read takes from an SMS report."""
+
+    delivery_status: str | None
+    delivery_status_details: str | None
+
+
 def _sms_reading(
     raw: RawEvent,
     kind: str,
     *,
     resource: str,
     mask: bool,
-    status: str,
-    details: str | None,
-    report: SmsDeliveryReport | None,
+    fields: _SmsFields,
+    report: SmsDeliveryReport | None = None,  # the model, where the slow read built it
 ) -> Reading | Skip:
+    status, details = fields.delivery_status or "", fields.delivery_status_details
     if status.strip().lower() == "delivered":
         return Skip(raw.id, raw.type, "SMS delivered", "success")
     facts = new_facts((kind, "sms", sms_error_code(details), None, _resource_of(raw.source) or resource))
