@@ -208,7 +208,7 @@ def test_an_incident_built_from_the_fast_read_is_masked() -> None:
     assert number[-4:] in reading.incident().details["To"]
 
 
-@pytest.mark.parametrize("kind", ["PlayFailed", "SMSDeliveryReportReceived", "CallConnected", "NewThingFailed"])
+@pytest.mark.parametrize("kind", ["PlayFailed", "SMSDeliveryReportReceived", "CallConnected", "NewFailed"])
 @pytest.mark.parametrize("data", [[1], "x", None, 5, {}])
 def test_data_of_any_shape_reads_the_same_as_json_text_and_as_values(kind: str, data: Any) -> None:
     raw = RawEvent("eventgrid", "evt-1", ACS + kind, "/communicationServices/acs1", "", None, data)
