@@ -142,7 +142,7 @@ def test_the_timer_posts_one_digest_per_burst_when_its_window_ends() -> None:
     event = json.loads(sample_bytes("callbacks/recognize-failed-400-8510.json"))[0]
     batch = [dict(event, id=f"r-{i}") for i in range(5)]
     assert as_json(call("callbacks", "POST", json.dumps(batch).encode()))["grouped"] == 4
-    store.outbox.clear()
+    store.take_outbox()
 
     timer = FUNCTIONS["flush"].get_user_function()
     timer(TimerRequest(past_due=False))

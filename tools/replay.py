@@ -115,20 +115,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if args.to:
         delivered = failed = 0
-        while store.outbox:
+        while store.queued():
             ok, bad = local.run_queue(store)
             delivered, failed = delivered + ok, failed + bad
         totals["delivered"] = delivered
         totals["failed_posts"] = failed
         totals["dead"] = len(store.poison)
     else:
-        for message in list(store.outbox):
-            payload = message.payload
+        shown = store.take_outbox()
+        for message in shown:
+            payload = message.payload_dict()
             text = payload["text"] if fmt == "text" else json.dumps(payload, indent=2, ensure_ascii=False)
             print(text)
             print()
-        totals["alerts"] = len(store.outbox)
-        store.outbox.clear()
+        totals["alerts"] = len(shown)
     summary = " · ".join(f"{k} {v}" for k, v in totals.items())
     print(f"replayed {len(files)} file(s): {summary}", file=sys.stderr)
     return 1 if totals.get("dead") else 0

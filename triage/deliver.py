@@ -138,7 +138,7 @@ class Deliverer:
                 retry=True,
             )
         kind = destination.kind
-        payload = message.payload
+        payload = message.payload_dict()
         attempt = 0
         while True:
             # Secrets join the body only here, never the outbox; headers are made per attempt,

@@ -140,7 +140,7 @@ class Triage:
 
     def _renderer(self) -> Renderer:
         if self._render is None:
-            from .render import render as render_alert
+            from .render.template import render_json as render_alert
 
             self._render = cast(Renderer, render_alert)
         return self._render

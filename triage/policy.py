@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, overload
 
+import orjson
 from msgspec import Struct, field
 
 from .destinations import Destination
@@ -66,6 +67,7 @@ __all__ = [
 
 log = logging.getLogger("triage")
 
+# (alert, format) → its payload: a dict, text (the text format), or the payload's JSON text (bytes).
 Renderer = Callable[[Alert, str], Any]
 _SEVERITY_RANK = {Severity.NONE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
@@ -91,7 +93,8 @@ class Report(Struct):
     rejected: list[Rejected] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    messages: list[OutboxMessage] = field(default_factory=list)
+    # The ids of the outbox messages written: the payloads themselves are freed once queued.
+    message_ids: list[str] = field(default_factory=list)
     # (outcome, event kind, "code/subcode") → events: what telemetry counts by kind and code.
     outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
@@ -124,7 +127,7 @@ class Report(Struct):
                 for s in self.skips
                 if s.outcome == "invalid"
             ],
-            "messages": len(self.messages),
+            "messages": len(self.message_ids),
         }
 
 
@@ -571,7 +574,7 @@ class Enqueue:
                 batch.give_back(batch.pending[index:])
                 raise
             report.alerts.append(p.alert)
-            report.messages.extend(messages)
+            report.message_ids.extend(m.id for m in messages)
         batch.pending = []
 
     def messages(self, pending: Pending) -> list[OutboxMessage]:
@@ -591,10 +594,17 @@ class Enqueue:
 
 def outbox_message(basis: str, destination: Destination, rendered: Any, fingerprint: str) -> OutboxMessage:
     """A rendered payload for one destination, with an id derived from `basis` (stable across
-    retries of the same alert or report). The text format is carried as {"text": …}."""
+    retries of the same alert or report). The text format is carried as {"text": …}; a payload
+    rendered as JSON text (bytes) is carried as it is, and read back from the store as a dict."""
+    if isinstance(rendered, bytes):
+        payload: dict[str, Any] | orjson.Fragment = orjson.Fragment(rendered)
+    elif isinstance(rendered, dict):
+        payload = rendered
+    else:
+        payload = {"text": str(rendered)}
     return OutboxMessage(
         id=hashlib.sha256(f"{basis}|{destination.name}".encode()).hexdigest()[:32],
         destination=destination.name,
-        payload=rendered if isinstance(rendered, dict) else {"text": str(rendered)},
+        payload=payload,
         fingerprint=fingerprint,
     )

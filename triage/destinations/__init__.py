@@ -88,6 +88,13 @@ class Kind(Struct, frozen=True):
     statuses: frozenset[str] = STATUSES
     # The daily report (triage.report.DailyReport) as this kind's payload; None: not sent there.
     report: Callable[[Any], dict[str, Any] | str] | None = None
+    # A kind that shows each value of an alert (its time, the values of its IDs and details, the
+    # event's message) as it stands when no escaping or shortening changes it, and whose layout
+    # no such value changes, names here its fullest layout: `render` before any shortening to
+    # fit `max_bytes` (0: render never shortens to a size). Its alerts are then rendered from a
+    # template per alert shape (triage.render.template).
+    template: Callable[[Alert], dict[str, Any]] | None = None
+    max_bytes: int = 0
 
 
 def names() -> tuple[str, ...]:

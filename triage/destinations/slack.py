@@ -369,4 +369,5 @@ KIND = Kind(
     check_url=check_url,
     fallback=text_only,
     report=report.slack_message,
+    template=render,
 )

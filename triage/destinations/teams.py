@@ -89,6 +89,11 @@ def render(alert: Alert) -> dict[str, Any]:
     return best
 
 
+def _fullest(alert: Alert) -> dict[str, Any]:
+    """The firing alert's card at the first, fullest budget, whatever its size."""
+    return _envelope(_Card(alert, 0).build())
+
+
 def _envelope(card: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "message",
@@ -402,4 +407,6 @@ KIND = Kind(
     url_setting="ACS_TRIAGE_TEAMS_URL",
     check_url=check_url,
     report=report.teams_card,
+    template=_fullest,
+    max_bytes=TEAMS_MAX_BYTES,
 )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+import orjson
 from msgspec import Struct, field
 
 from ..errors import ConfigurationError
@@ -61,7 +62,9 @@ class OutboxMessage(Struct, frozen=True):
 
     id: str
     destination: str
-    payload: dict[str, Any]
+    # As the destination receives it. Fresh from the renderer it may be its JSON text already
+    # (written into the stored message as it is); read back from a store it is always a dict.
+    payload: dict[str, Any] | orjson.Fragment
     fingerprint: str = ""
     attempts: int = 0
 
@@ -83,6 +86,20 @@ class OutboxMessage(Struct, frozen=True):
             fingerprint=str(data.get("fingerprint", "")),
             attempts=int(data.get("attempts", 0)),
         )
+
+    def encode(self) -> bytes:
+        """The message as every store keeps it and the queue function reads it: JSON text."""
+        return orjson.dumps(self.to_dict())
+
+    def payload_dict(self) -> dict[str, Any]:
+        """The payload as a dict (one carried as JSON text is read)."""
+        if isinstance(self.payload, dict):
+            return self.payload
+        return dict(orjson.loads(self.encode())["payload"])
+
+    @classmethod
+    def decode(cls, body: bytes | str) -> OutboxMessage:
+        return cls.from_dict(orjson.loads(body))
 
 
 class Poisoned(Struct, frozen=True):

@@ -1099,7 +1099,7 @@ class QueueLease:
 
     @property
     def message(self) -> OutboxMessage:
-        return OutboxMessage.from_dict(orjson.loads(self.body))
+        return OutboxMessage.decode(self.body)
 
     def done(self) -> None:
         self._store._settle(self._message, ok=True, poison=False)

@@ -11,8 +11,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-import orjson
 from msgspec.structs import replace
 
 from ..model import Incident
@@ -52,8 +52,22 @@ class _Group:
         return Burst(fingerprint, self.total, self.started, self.latest, self.example, self.window_seconds)
 
 
+class _Queued(NamedTuple):
+    """An outbox message as the queue holds it: its JSON text, as the durable stores keep it.
+    Rendered payloads are large trees of small objects; kept as text, they are freed as soon as
+    they are queued, and the garbage collector has nothing to walk in a backlog."""
+
+    id: str
+    destination: str
+    body: bytes
+
+    @classmethod
+    def of(cls, message: OutboxMessage) -> _Queued:
+        return cls(message.id, message.destination, message.encode())
+
+
 class MemoryStore:
-    """In-process Store. `outbox` is a deque the local deliverer drains."""
+    """In-process Store. Its outbox is a queue of JSON texts the local deliverer drains."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.RLock()  # re-entrant: a unit holds it around the calls inside
@@ -67,11 +81,31 @@ class MemoryStore:
         self._groups: dict[str, _Group] = {}
         self._silences: dict[str, SilenceRule] = {}
         self._slots: dict[str, float] = {}
-        self.outbox: deque[OutboxMessage] = deque()
+        self._queue: deque[_Queued] = deque()
         self._enqueued_at: dict[str, float] = {}
         self._poison: list[Poisoned] = []
         self._dequeues: dict[str, int] = {}
         self._hourly: dict[tuple[datetime, str], int] = {}
+
+    @property
+    def outbox(self) -> list[OutboxMessage]:
+        """The messages waiting in the outbox, oldest first (read back from their text)."""
+        with self._lock:
+            return [OutboxMessage.decode(queued.body) for queued in self._queue]
+
+    def queued(self) -> int:
+        """How many messages wait in the outbox."""
+        return len(self._queue)
+
+    def take_outbox(self) -> list[OutboxMessage]:
+        """Every message waiting in the outbox, removed from it: for a caller that shows the
+        alerts instead of posting them (a replay without destinations)."""
+        with self._lock:
+            taken = [OutboxMessage.decode(queued.body) for queued in self._queue]
+            self._queue.clear()
+            self._enqueued_at.clear()
+            self._dequeues.clear()
+        return taken
 
     @property
     def poison(self) -> list[OutboxMessage]:
@@ -221,7 +255,7 @@ class MemoryStore:
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         now = self._clock()
         with self._lock:
-            self.outbox.extend(messages)
+            self._queue.extend(map(_Queued.of, messages))
             for message in messages:
                 self._enqueued_at.setdefault(message.id, now)
 
@@ -239,7 +273,7 @@ class MemoryStore:
 
     def outbox_status(self, now: float) -> list[Backlog]:
         with self._lock:
-            queued = [(m.destination, self._enqueued_at.get(m.id, now)) for m in self.outbox]
+            queued = [(m.destination, self._enqueued_at.get(m.id, now)) for m in self._queue]
             return backlog(queued, list(self._poison), now)
 
     def redrive(self, now: float, which: RedriveFilter) -> int:
@@ -251,7 +285,7 @@ class MemoryStore:
             self._poison = [p for p in self._poison if id(p) not in ids]
             at = self._clock()
             for record in taken:
-                self.outbox.append(record.message)
+                self._queue.append(_Queued.of(record.message))
                 self._enqueued_at[record.message.id] = at
         return len(taken)
 
@@ -279,41 +313,45 @@ class MemoryStore:
         """Take up to max_messages from the outbox, each as a Lease to settle."""
         leases: list[Lease] = []
         with self._lock:
-            while self.outbox and len(leases) < max_messages:
-                message = self.outbox.popleft()
-                count = self._dequeues[message.id] = self._dequeues.get(message.id, 0) + 1
-                leases.append(Lease(self, message, count))
+            while self._queue and len(leases) < max_messages:
+                queued = self._queue.popleft()
+                count = self._dequeues[queued.id] = self._dequeues.get(queued.id, 0) + 1
+                leases.append(Lease(self, queued, count))
         return leases
 
     def _settle(self, lease: Lease, ok: bool, poison: bool) -> None:
         with self._lock:
             if ok or poison:
-                self._dequeues.pop(lease.message.id, None)
-                self._enqueued_at.pop(lease.message.id, None)
+                self._dequeues.pop(lease.id, None)
+                self._enqueued_at.pop(lease.id, None)
             if poison:
                 self._poison.append(Poisoned(lease.message, self._clock()))
             elif not ok:
-                self.outbox.append(lease.message)
+                self._queue.append(lease.queued)
 
 
 class Lease:
     """A message taken from the outbox: `done()` removes it, `fail()` puts it back
     (or, with poison=True, moves it to the poison list)."""
 
-    __slots__ = ("dequeue_count", "message", "store")
+    __slots__ = ("dequeue_count", "queued", "store")
 
-    def __init__(self, store: MemoryStore, message: OutboxMessage, dequeue_count: int) -> None:
+    def __init__(self, store: MemoryStore, queued: _Queued, dequeue_count: int) -> None:
         self.store = store
-        self.message = message
+        self.queued = queued
         self.dequeue_count = dequeue_count
 
     @property
     def id(self) -> str:
-        return self.message.id
+        return self.queued.id
 
     @property
     def body(self) -> bytes:
-        return orjson.dumps(self.message.to_dict())
+        return self.queued.body
+
+    @property
+    def message(self) -> OutboxMessage:
+        return OutboxMessage.decode(self.queued.body)
 
     def done(self) -> None:
         self.store._settle(self, ok=True, poison=False)

@@ -521,11 +521,11 @@ class SqliteStore:
         with self._transaction() as db:
             db.executemany(
                 "INSERT INTO outbox (id, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
-                [(m.id, orjson.dumps(m.to_dict()).decode(), visible, visible) for m in messages],
+                [(m.id, m.encode().decode(), visible, visible) for m in messages],
             )
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
-        body = orjson.dumps(message.to_dict()).decode()
+        body = message.encode().decode()
         with self._transaction() as db:
             # The dequeue count of its outbox row, if the caller still holds it leased.
             db.execute(
@@ -663,7 +663,7 @@ class SqliteLease:
 
     @property
     def message(self) -> OutboxMessage:
-        return OutboxMessage.from_dict(orjson.loads(self.body))
+        return OutboxMessage.decode(self.body)
 
     def done(self) -> None:
         self.store._settle(self, ok=True, poison=False)
