@@ -17,6 +17,7 @@ render's, over every sample and generated alerts of shared shapes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -32,7 +33,7 @@ __all__ = ["SLOT_CHARS", "render_json"]
 # The longest value put in as it stands: the least room any templated layout gives a value
 # (Teams' fullest card gives a time fact 200 characters; IDs 512, details 400, Slack 300 and 500).
 SLOT_CHARS = 200
-_SHAPES = 1024  # templates kept per kind; emptied when full (a flood of new shapes renders in full)
+_SHAPES = 1024  # shapes kept; emptied when full (a flood of new shapes renders in full)
 _SHAPE_CHARS = 2048  # event text in a shape's key: longer shapes are rendered in full, not kept
 _SLOT_ENTRIES = 4096
 
@@ -46,23 +47,42 @@ def _mark(index: int) -> str:
 
 
 class _Template:
-    """A payload's JSON cut at its values: `parts[0]`, then each value `order[i]` followed by
-    `parts[i + 1]` (the values stand where each layout puts them, not in the shape's order).
-    No parts: the shape cannot be cut at its values (one is shown twice, or changed)."""
+    """A payload's JSON with a `%b` hole where each value stands (a literal % doubled), and which
+    value goes in each hole: the layout's order, not the shape's. None: the shape cannot be cut at
+    its values (one is shown twice, or changed)."""
 
-    __slots__ = ("guidance", "order", "parts", "size")
+    __slots__ = ("pick", "size", "text")
 
-    def __init__(self, guidance: Guidance, order: list[int], parts: list[bytes]) -> None:
-        self.guidance = guidance  # held: the key names it by id, which must not be reused meanwhile
-        self.order = order
-        self.parts = parts
-        self.size = sum(map(len, parts))
+    def __init__(self, text: bytes, order: list[int], size: int) -> None:
+        self.text = text
+        self.pick = itemgetter(*order)  # one index gives the value itself: `%` takes that too
+        self.size = size  # the payload's bytes without its values
+
+    def fill(self, values: list[bytes]) -> bytes:
+        filled: bytes = self.text % self.pick(values)
+        return filled
 
 
-# kind name → shape key → its template, or None: seen once (built on the second sighting, so a
-# flood of shapes that never repeat costs nothing more). Safe to share between threads: a race
-# only builds a template twice.
-_TEMPLATES: dict[str, dict[tuple[Any, ...], _Template | None]] = {}
+class _Known:
+    """A shape seen before: the Guidance its key names by id (held: while it is, no other object
+    has that id), and its templates by kind, built on the shape's second alert. A flood of shapes
+    that never repeat costs a key each, no template."""
+
+    __slots__ = ("guidance", "templates")
+
+    def __init__(self, guidance: Guidance) -> None:
+        self.guidance = guidance
+        self.templates: dict[str, _Template | None] = {}
+
+
+class _Shape(NamedTuple):
+    values: list[bytes]  # each value's JSON string inside: time, IDs, details, the event's message
+    size: int  # their bytes together
+    known: _Known | None  # None: the shape's first sighting
+
+
+# Shared between threads: a race only builds a template twice.
+_KNOWN: dict[tuple[Any, ...], _Known] = {}
 # value → its JSON string's inside, if every renderer shows it as it stands; else None.
 _SLOTS: dict[str, bytes | None] = {}
 
@@ -72,40 +92,22 @@ def render_json(alert: Alert, fmt: str) -> bytes:
     found = kind(fmt)
     if found.template is None or alert.digest or alert.status != "firing":
         return _full(alert, found)
-    shaped = _shape(alert)
-    if shaped is None:
+    shape = _shape(alert)
+    if shape is None or shape.known is None:
         return _full(alert, found)
-    key, values, size = shaped
-    templates = _TEMPLATES.setdefault(fmt, {})
-    template = templates.get(key)
-    if template is None and key in templates:  # seen once before: this is the second sighting
-        template = templates[key] = _build(alert, found, len(values))
-    elif template is None or template.guidance is not alert.guidance:  # new (or its Guidance is gone)
-        if len(templates) >= _SHAPES:
-            templates.clear()
-        templates[key] = None
-        return _full(alert, found)
-    if not template.parts:
-        return _full(alert, found)
-    if found.max_bytes and template.size + size >= found.max_bytes:
-        return _full(alert, found)  # the renderer shortens this one: its fullest layout is too big
-    parts = template.parts
-    out = [parts[0]]
-    for index, part in zip(template.order, parts[1:], strict=True):
-        out.append(values[index])
-        out.append(part)
-    return b"".join(out)
+    templates = shape.known.templates
+    if fmt in templates:
+        template = templates[fmt]
+    else:
+        template = templates[fmt] = _build(alert, found, len(shape.values))
+    if template is None or (found.max_bytes and template.size + shape.size >= found.max_bytes):
+        return _full(alert, found)  # not cut; or too big for its fullest layout: it is shortened
+    return template.fill(shape.values)
 
 
 def _full(alert: Alert, found: Kind) -> bytes:
     rendered = found.render(alert)
     return payload_bytes(rendered if isinstance(rendered, dict) else {"text": rendered})
-
-
-class _Shape(NamedTuple):
-    key: tuple[Any, ...]
-    values: list[bytes]  # each value's JSON string inside: time, IDs, details, the event's message
-    size: int  # their bytes together
 
 
 class _Last:
@@ -120,9 +122,9 @@ def _shape(alert: Alert) -> _Shape | None:
     last = _Last.entry
     if last is not None and last[0] is alert:
         return last[1]
-    shaped = _read_shape(alert)
-    _Last.entry = (alert, shaped)
-    return shaped
+    shape = _read_shape(alert)
+    _Last.entry = (alert, shape)
+    return shape
 
 
 def _read_shape(alert: Alert) -> _Shape | None:
@@ -140,13 +142,19 @@ def _read_shape(alert: Alert) -> _Shape | None:
             return None
         values.append(value)
     ids, details = tuple(inc.ids), tuple(inc.details)
-    if sum(map(len, (inc.kind, inc.resource, *ids, *details))) > _SHAPE_CHARS:
-        return None
     key = (
         id(alert.guidance), inc.kind, inc.code, inc.subcode, inc.resource, inc.context,
         said != "", ids, details, alert.count, alert.window_seconds, alert.note,
     )  # fmt: skip
-    return _Shape(key, values, sum(map(len, values)))
+    known = _KNOWN.get(key)
+    if known is None:
+        if sum(map(len, (inc.kind, inc.resource, *ids, *details))) > _SHAPE_CHARS:
+            return None  # event text that long is not kept
+        if len(_KNOWN) >= _SHAPES:
+            _KNOWN.clear()
+        _KNOWN[key] = _Known(alert.guidance)
+        known = None
+    return _Shape(values, sum(map(len, values)), known)
 
 
 def _slot(text: str) -> bytes | None:
@@ -169,9 +177,9 @@ def _slot(text: str) -> bytes | None:
     return value
 
 
-def _build(alert: Alert, found: Kind, count: int) -> _Template:
+def _build(alert: Alert, found: Kind, count: int) -> _Template | None:
     """The template of the alert's shape: its fullest layout with a marker for each value, cut at
-    the markers; without parts if a marker is not found exactly once."""
+    the markers; None if a marker is not found exactly once."""
     assert found.template is not None
     inc = alert.incident
     marks = [_MARK_TIME_TEXT, *(_mark(i) for i in range(1, count))]
@@ -188,12 +196,13 @@ def _build(alert: Alert, found: Kind, count: int) -> _Template:
     for index, mark in enumerate(marks):
         at = text.find(mark.encode())
         if at < 0 or text.count(mark.encode()) != 1:
-            return _Template(alert.guidance, [], [])
+            return None
         found_at.append((at, index))
     found_at.sort()
     parts, start = [], 0
     for at, index in found_at:
-        parts.append(text[start:at])
+        parts.append(text[start:at].replace(b"%", b"%%"))
         start = at + len(marks[index].encode())
-    parts.append(text[start:])
-    return _Template(alert.guidance, [index for _, index in found_at], parts)
+    parts.append(text[start:].replace(b"%", b"%%"))
+    size = len(text) - sum(len(marks[index].encode()) for _, index in found_at)
+    return _Template(b"%b".join(parts), [index for _, index in found_at], size)

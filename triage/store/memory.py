@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+import orjson
 from msgspec.structs import replace
 
 from ..model import Incident
@@ -53,17 +54,24 @@ class _Group:
 
 
 class _Queued(NamedTuple):
-    """An outbox message as the queue holds it: its JSON text, as the durable stores keep it.
-    Rendered payloads are large trees of small objects; kept as text, they are freed as soon as
-    they are queued, and the garbage collector has nothing to walk in a backlog."""
+    """An outbox message as the queue holds it: its payload as JSON text (as the durable stores
+    keep it). Rendered payloads come as JSON text already and are kept as they are; a payload
+    given as a tree of dicts is written out once, so that no backlog is a tree of small objects
+    for the garbage collector to walk."""
 
-    id: str
-    destination: str
-    body: bytes
+    message: OutboxMessage  # its payload an orjson.Fragment
+    at: float  # when it was queued (seconds since the epoch); a retry keeps it
 
     @classmethod
-    def of(cls, message: OutboxMessage) -> _Queued:
-        return cls(message.id, message.destination, message.encode())
+    def of(cls, message: OutboxMessage, at: float) -> _Queued:
+        if isinstance(message.payload, dict):
+            message = replace(message, payload=orjson.Fragment(orjson.dumps(message.payload)))
+        return cls(message, at)
+
+    @property
+    def body(self) -> bytes:
+        """The message as the queue function reads it."""
+        return self.message.encode()
 
 
 class MemoryStore:
@@ -82,7 +90,6 @@ class MemoryStore:
         self._silences: dict[str, SilenceRule] = {}
         self._slots: dict[str, float] = {}
         self._queue: deque[_Queued] = deque()
-        self._enqueued_at: dict[str, float] = {}
         self._poison: list[Poisoned] = []
         self._dequeues: dict[str, int] = {}
         self._hourly: dict[tuple[datetime, str], int] = {}
@@ -91,7 +98,8 @@ class MemoryStore:
     def outbox(self) -> list[OutboxMessage]:
         """The messages waiting in the outbox, oldest first (read back from their text)."""
         with self._lock:
-            return [OutboxMessage.decode(queued.body) for queued in self._queue]
+            queued = list(self._queue)
+        return [OutboxMessage.decode(q.body) for q in queued]
 
     def queued(self) -> int:
         """How many messages wait in the outbox."""
@@ -101,11 +109,10 @@ class MemoryStore:
         """Every message waiting in the outbox, removed from it: for a caller that shows the
         alerts instead of posting them (a replay without destinations)."""
         with self._lock:
-            taken = [OutboxMessage.decode(queued.body) for queued in self._queue]
+            queued = list(self._queue)
             self._queue.clear()
-            self._enqueued_at.clear()
             self._dequeues.clear()
-        return taken
+        return [OutboxMessage.decode(q.body) for q in queued]
 
     @property
     def poison(self) -> list[OutboxMessage]:
@@ -254,10 +261,9 @@ class MemoryStore:
 
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         now = self._clock()
+        queued = [_Queued.of(message, now) for message in messages]
         with self._lock:
-            self._queue.extend(map(_Queued.of, messages))
-            for message in messages:
-                self._enqueued_at.setdefault(message.id, now)
+            self._queue.extend(queued)
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
         with self._lock:
@@ -273,7 +279,7 @@ class MemoryStore:
 
     def outbox_status(self, now: float) -> list[Backlog]:
         with self._lock:
-            queued = [(m.destination, self._enqueued_at.get(m.id, now)) for m in self._queue]
+            queued = [(q.message.destination, q.at) for q in self._queue]
             return backlog(queued, list(self._poison), now)
 
     def redrive(self, now: float, which: RedriveFilter) -> int:
@@ -285,8 +291,7 @@ class MemoryStore:
             self._poison = [p for p in self._poison if id(p) not in ids]
             at = self._clock()
             for record in taken:
-                self._queue.append(_Queued.of(record.message))
-                self._enqueued_at[record.message.id] = at
+                self._queue.append(_Queued.of(record.message, at))
         return len(taken)
 
     def close(self) -> None:
@@ -315,7 +320,8 @@ class MemoryStore:
         with self._lock:
             while self._queue and len(leases) < max_messages:
                 queued = self._queue.popleft()
-                count = self._dequeues[queued.id] = self._dequeues.get(queued.id, 0) + 1
+                key = queued.message.id
+                count = self._dequeues[key] = self._dequeues.get(key, 0) + 1
                 leases.append(Lease(self, queued, count))
         return leases
 
@@ -323,7 +329,6 @@ class MemoryStore:
         with self._lock:
             if ok or poison:
                 self._dequeues.pop(lease.id, None)
-                self._enqueued_at.pop(lease.id, None)
             if poison:
                 self._poison.append(Poisoned(lease.message, self._clock()))
             elif not ok:
@@ -343,7 +348,7 @@ class Lease:
 
     @property
     def id(self) -> str:
-        return self.queued.id
+        return self.queued.message.id
 
     @property
     def body(self) -> bytes:
