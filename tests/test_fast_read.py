@@ -53,13 +53,23 @@ def fast(raw: RawEvent, mask: bool = True) -> Any:
     return to_incident(raw, resource="acs", mask=mask)
 
 
+def same_ids(raw: RawEvent, expected: Any, mask: bool = True) -> bool:
+    """A reading's IDs read alone (a digest's samples) are the whole incident's."""
+    reading = read(raw, resource="acs", mask=mask)
+    if not isinstance(reading, Reading):
+        return isinstance(expected, Skip)
+    return reading.ids() == expected.ids
+
+
 @pytest.mark.parametrize("mask", [True, False])
 def test_every_sample_reads_the_same_with_and_without_the_fast_path(mask: bool) -> None:
     raws = sample_events()
     assert len(raws) > 30
 
     for raw in raws:
-        assert fast(raw, mask) == slow(raw, mask), raw.type
+        expected = slow(raw, mask)
+        assert fast(raw, mask) == expected, raw.type
+        assert same_ids(raw, expected, mask) and same_ids(as_sent(raw), expected, mask), raw.type
 
 
 def test_the_fast_path_reads_every_failure_sample_without_building_a_model() -> None:
@@ -154,8 +164,10 @@ def test_other_spellings_and_types_read_the_same_with_and_without_the_fast_path(
         if not raw.type.startswith(ACS) or not isinstance(raw.data, dict):
             continue
         for label, variant in variants(raw):
-            assert fast(variant) == slow(variant), (raw.type, label)
-            assert fast(as_sent(variant)) == slow(variant), (raw.type, label, "typed")
+            expected = slow(variant)
+            assert fast(variant) == expected, (raw.type, label)
+            assert fast(as_sent(variant)) == expected, (raw.type, label, "typed")
+            assert same_ids(variant, expected) and same_ids(as_sent(variant), expected), (raw.type, label)
             checked += 1
 
     assert checked > 1000
@@ -171,7 +183,7 @@ VALUES = st.one_of(
 KEYS = st.sampled_from([
     "code", "subCode", "SubCode", "subcode", "message", "Message", "correlationId", "CorrelationId",
     "resultInformation", "ResultInformation", "participant", "rawId", "kind", "deliveryStatus",
-    "deliveryStatusDetails", "deliveryAttempts", "segmentsFailed", "to", "from", "from_", "x",
+    "deliveryStatusDetails", "deliveryAttempts", "segmentsFailed", "to", "from", "from_", "x", "messageId",
 ])  # fmt: skip
 DATA = st.recursive(VALUES, lambda inner: st.dictionaries(KEYS, inner, max_size=6), max_leaves=12)
 
@@ -191,9 +203,23 @@ def test_random_data_reads_the_same_with_and_without_the_fast_path(kind: str, da
     outcome = fast(raw)
 
     assert outcome == slow(raw)
+    assert same_ids(raw, outcome) and same_ids(raw, slow(raw, False), mask=False)
     if "inf" not in repr(data):  # JSON has no infinity: such data never arrives as JSON text
         assert fast(as_sent(raw)) == outcome
+        assert same_ids(as_sent(raw), outcome)
     assert isinstance(outcome, (Skip, tuple))
+
+
+def test_ids_read_alone_take_the_message_id_of_the_data_not_the_event_id() -> None:
+    doc = sample("eventgrid/sms-delivery-failed-4007-opt-out.json")
+    first = doc[0] if isinstance(doc, list) else doc
+    body = orjson.dumps([{**first, "id": "event-1", "data": {**first["data"], "messageId": "Outgoing_42"}}])
+    raw = parse_body(body, None, 1 << 20).events[0]
+
+    reading = read(raw, mask=False)
+
+    assert isinstance(reading, Reading)
+    assert reading.ids() == reading.incident().ids == {"messageId": "Outgoing_42"}
 
 
 def test_an_incident_built_from_the_fast_read_is_masked() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from samples import sample
 from triage.errors import ConfigurationError
+from triage.events import to_incident
 from triage.ingest import RawEvent, parse_body
 from triage.model import Severity
 from triage.pipeline import Triage
@@ -61,6 +62,32 @@ def test_first_failure_alerts_at_once_and_repeats_are_held_for_one_digest() -> N
     assert digest[0].window_seconds == 300
     assert 1 <= len(digest[0].samples) <= 5
     assert digest[0].incident.event_id == "evt-1"  # the first held occurrence, not the one alerted
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["callbacks/add-participant-failed-408-10057.json", "eventgrid/sms-delivery-failed-4007-opt-out.json"],
+)
+def test_a_digests_samples_are_the_ids_of_its_first_held_occurrences(name: str) -> None:
+    """Samples are read as IDs alone (not whole incidents): the same IDs, masked the same way."""
+    batch = events(name, 8)
+    for n, raw in enumerate(batch):
+        data = copy.deepcopy(raw.data)
+        for key in ("correlationId", "messageId", "operationContext"):
+            if key in data:
+                data[key] = f"{data[key]}-{n} +1 425 555 01{n:02d}"  # a number in an ID is masked
+        batch[n] = raw._replace(payload=data)
+    body = json.dumps([{"id": r.id, "eventType": r.type, "subject": "s", "eventTime": "2026-11-20T09:00:00Z",
+                        "topic": r.source, "dataVersion": "1.0", "data": r.data} for r in batch])  # fmt: skip
+    sent = parse_body(body.encode(), None, 10 << 20).events
+    triage = Triage(settings(), MemoryStore())
+
+    triage.handle(sent, T0)
+    digest = triage.flush(T0 + timedelta(minutes=5)).alerts[0]
+
+    expected = [to_incident(raw, resource=triage.settings.resource).ids for raw in sent[1:6]]
+    assert list(digest.samples) == expected and len(expected) == 5
+    assert all("555" not in value for ids in expected for value in ids.values())
 
 
 def test_every_event_is_counted_in_exactly_one_alert_across_batches_and_windows() -> None:

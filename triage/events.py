@@ -98,6 +98,17 @@ class Identifier(_Model):
         return mask_identifier(raw)
 
 
+def _call_ids(event: Any, fields: tuple[tuple[str, str], ...], mask: bool) -> dict[str, str]:
+    """The IDs of a Call Automation model, or of its typed record (the same attributes)."""
+    out: dict[str, str] = {}
+    for attr, label in fields:
+        value = getattr(event, attr)
+        if value:
+            # operationContext is chosen by the app's developers and ids can embed numbers: all masked.
+            out[label] = mask_text(str(value)) if mask else str(value)
+    return out
+
+
 class StatusUpdate(_Model):
     media_streaming_status: str | None = None
     media_streaming_status_details: str | None = None
@@ -122,14 +133,7 @@ class CallAutomationEvent(_Model):
     )
 
     def ids(self, mask: bool) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for attr, label in self.ID_FIELDS:
-            value = getattr(self, attr)
-            if value:
-                # operationContext is chosen by the app's developers and ids can embed numbers:
-                # all masked.
-                out[label] = mask_text(str(value)) if mask else str(value)
-        return out
+        return _call_ids(self, self.ID_FIELDS, mask)
 
     def details(self, mask: bool) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -522,6 +526,22 @@ class Reading(Struct):
         assert isinstance(event, CallAutomationEvent)
         return _call_incident(self, event)
 
+    def ids(self) -> dict[str, str]:
+        """`incident().ids` without the rest of the incident: a digest's samples show only their
+        IDs. Read from the typed record where the data fits one (the typed read's condition for
+        the same values as the model's), else from the model."""
+        event: Any = self.event
+        if event is None:
+            payload = self.raw.payload
+            event = _typed(self.model, payload) if type(payload) is msgspec.Raw else None
+            if event is None:
+                event = self.model.model_validate(self.raw.data)
+        model = self.model
+        if model is SmsDeliveryReport:
+            return _sms_ids(self.raw, event.message_id, self.mask)
+        assert issubclass(model, CallAutomationEvent)
+        return _call_ids(event, model.ID_FIELDS, self.mask)
+
 
 # What a Call Automation event's facts are made of, however it was read: (code, subcode,
 # message, participant kind, participant raw id). A plain tuple: one is made per event.
@@ -719,6 +739,11 @@ def _sms_reading(
     return Reading(raw, facts, details or "", SmsDeliveryReport, report, mask)
 
 
+def _sms_ids(raw: RawEvent, message_id: str | None, mask: bool) -> dict[str, str]:
+    ids = {"messageId": message_id or raw.id}
+    return _masked(ids) if mask else ids
+
+
 def _sms_incident(reading: Reading, report: SmsDeliveryReport) -> Incident:
     raw, facts, mask = reading.raw, reading.facts, reading.mask
     status = (report.delivery_status or "").strip()
@@ -733,9 +758,9 @@ def _sms_incident(reading: Reading, report: SmsDeliveryReport) -> Incident:
         details["Attempts"] = f"{len(report.delivery_attempts)} ({ok} segments sent, {failed} failed)"
     if report.tag:
         details["Tag"] = report.tag
-    ids = {"messageId": report.message_id or raw.id}
+    ids = _sms_ids(raw, report.message_id, mask)
     if mask:
-        details, ids = _masked(details), _masked(ids)
+        details = _masked(details)
     text = reading.message
     return Incident(
         kind=facts.kind,

@@ -102,7 +102,15 @@ class Triage:
             facts = reading.facts
             guidance, fingerprint = known.get(facts) or self._learn(facts)
             candidates.append(
-                Candidate(f"{raw.source}|{raw.id}", facts, guidance, reading.incident, False, fingerprint)
+                Candidate(
+                    f"{raw.source}|{raw.id}",
+                    facts,
+                    guidance,
+                    reading.incident,
+                    False,
+                    fingerprint,
+                    reading.ids,
+                )
             )
         report.rejected = list(rejected)
         report.received = received + len(report.rejected)

@@ -145,6 +145,7 @@ class Candidate(Struct):
     build: Callable[[], Incident] | None = None  # builds the shown incident (None: facts is it)
     recovered: bool = False  # taken over from a delivery that died mid-unit (Claim.RECOVERED)
     known_fingerprint: str = ""  # the pipeline knows it per distinct facts: not built per event
+    read_ids: Callable[[], dict[str, str]] | None = None  # the shown incident's ids alone
 
     @property
     def fingerprint(self) -> str:
@@ -157,6 +158,13 @@ class Candidate(Struct):
             self.facts, self.build = self.build(), None
         assert isinstance(self.facts, Incident)
         return self.facts
+
+    def ids(self) -> dict[str, str]:
+        """The shown incident's IDs; read alone when the incident is not built yet (a digest's
+        samples show only their IDs)."""
+        if self.build is None or self.read_ids is None:
+            return self.shown().ids
+        return self.read_ids()
 
 
 class Pending(Struct):
@@ -494,6 +502,10 @@ class Shown(Sequence[Incident]):
         if isinstance(index, slice):
             return Shown(self._candidates[index])
         return self._candidates[index].shown()
+
+    def sample_ids(self, limit: int) -> list[dict[str, str]]:
+        """The IDs of the first `limit` occurrences, without building their whole incidents."""
+        return [c.ids() for c in self._candidates[:limit]]
 
 
 class Digests:

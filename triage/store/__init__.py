@@ -50,6 +50,7 @@ __all__ = [
     "merge_held",
     "open_configured",
     "open_store",
+    "sample_ids",
 ]
 
 MAX_SAMPLES = 5
@@ -203,6 +204,16 @@ class SilenceRule(Struct, frozen=True):
         return self.starts <= now < self.ends
 
 
+def sample_ids(first: Sequence[Incident], limit: int) -> list[dict[str, str]]:
+    """The IDs of the first `limit` occurrences: a digest's samples. The pipeline's occurrences
+    (policy.Shown) read only those, without building the whole incidents."""
+    read = getattr(first, "sample_ids", None)
+    if read is not None:
+        ids: list[dict[str, str]] = read(limit)
+        return ids
+    return [incident.ids for incident in first[:limit]]
+
+
 def merge_held(restored: Held, current: Held | None, window_seconds: int) -> Held:
     """A group's held state once `restored` (taken earlier, given back) is put back in front
     of `current` (what the group has held since, if anything): a new Held, neither argument
@@ -266,7 +277,8 @@ class BurstGroups(Protocol):
         """Count `count` occurrences, of which `first` are the earliest few (at most
         MAX_SAMPLES + 1), in order. True when the group was closed: it opens now and first[0]
         alerts at once (the other count-1 are held); False: all `count` are held. The first
-        held occurrence is the digest's example; the ids of the first few are its samples."""
+        held occurrence is the digest's example; the ids of the first few are its samples
+        (`sample_ids`: read without building the whole incidents)."""
         ...
 
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:

@@ -69,6 +69,7 @@ from . import (
     backlog,
     hour_of,
     merge_held,
+    sample_ids,
 )
 
 if TYPE_CHECKING:
@@ -1154,7 +1155,7 @@ def _add_held(group: TableEntity, count: int, first: Sequence[Incident], now: da
         samples = orjson.loads(group["samples"])
     room = MAX_SAMPLES - len(samples)
     if room > 0:
-        samples.extend(i.ids for i in first[:room])
+        samples.extend(sample_ids(first, room))
     group["samples"] = orjson.dumps(samples).decode()
     group["held"] = _int64(held + count)
     group["last_seen"] = now

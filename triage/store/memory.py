@@ -30,6 +30,7 @@ from . import (
     backlog,
     hour_of,
     merge_held,
+    sample_ids,
 )
 
 __all__ = ["Lease", "MemoryStore"]
@@ -179,14 +180,14 @@ class MemoryStore:
                 if held is None:
                     group.held = Held(
                         fingerprint, count, now, now, first[0], group.window_seconds,
-                        [i.ids for i in first[:MAX_SAMPLES]],
+                        sample_ids(first, MAX_SAMPLES),
                     )  # fmt: skip
                 else:
                     held.count += count
                     held.last_seen = now
                     room = MAX_SAMPLES - len(held.samples)
                     if room > 0:
-                        held.samples.extend(i.ids for i in first[:room])
+                        held.samples.extend(sample_ids(first, room))
             return opened
 
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:

@@ -39,6 +39,7 @@ from . import (
     backlog,
     hour_of,
     merge_held,
+    sample_ids,
 )
 
 __all__ = ["SqliteLease", "SqliteStore"]
@@ -326,7 +327,7 @@ class SqliteStore:
                 sample_list: list[dict[str, str]] = orjson.loads(samples)
                 room = MAX_SAMPLES - len(sample_list)
                 if room > 0:
-                    sample_list.extend(i.ids for i in first[:room])
+                    sample_list.extend(sample_ids(first, room))
                 db.execute(
                     "UPDATE groups SET held = held + ?, last_seen = ?, samples = ? WHERE fingerprint = ?",
                     (count, now_us, orjson.dumps(sample_list).decode(), fingerprint),
