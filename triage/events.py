@@ -519,8 +519,12 @@ class Reading(Struct):
     def incident(self) -> Incident:
         """The Incident, masked where masking is on."""
         event = self.event
-        if event is None:
-            event = self.model.model_validate(self.raw.data)  # `_fit` said it reads as it stands
+        if event is None:  # the fast read said the model reads the data as it stands
+            payload = self.raw.payload
+            if type(payload) is msgspec.Raw:  # still JSON text: pydantic reads it in one pass
+                event = self.model.model_validate_json(bytes(payload))
+            else:
+                event = self.model.model_validate(payload)
         if isinstance(event, SmsDeliveryReport):
             return _sms_incident(self, event)
         assert isinstance(event, CallAutomationEvent)
