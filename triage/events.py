@@ -24,7 +24,7 @@ from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Valida
 
 from .ingest import DELETED_EVENT, RawEvent
 from .mask import mask_identifier, mask_phone, mask_text
-from .model import Context, Facts, Incident, new_facts
+from .model import Context, Facts, Incident, new_facts, packed
 
 __all__ = [
     "CALL_AUTOMATION_FAILURES",
@@ -692,21 +692,26 @@ def _call_reading(
     return Reading(raw, new_facts((kind, context, code, subcode, resource)), message, model, event, mask)
 
 
+_new_incident = packed(Incident)  # the shown incidents: see model.packed
+
+
 def _call_incident(reading: Reading, event: CallAutomationEvent) -> Incident:
     raw, facts, mask, message = reading.raw, reading.facts, reading.mask, reading.message
-    return Incident(
-        kind=facts.kind,
-        event_type=raw.type,
-        event_id=raw.id,
-        source=raw.source,
-        resource=facts.resource,
-        time=_time(raw.time),
-        context=facts.context,
-        code=facts.code,
-        subcode=facts.subcode,
-        message=mask_text(message) if mask else message,
-        ids=event.ids(mask),
-        details=_masked(event.details(mask)) if mask else event.details(mask),
+    return _new_incident(
+        (
+            facts.kind,  # kind
+            raw.type,  # event_type
+            raw.id,  # event_id
+            raw.source,  # source
+            facts.resource,  # resource
+            _time(raw.time),  # time
+            facts.context,  # context
+            facts.code,  # code
+            facts.subcode,  # subcode
+            mask_text(message) if mask else message,  # message
+            event.ids(mask),  # ids
+            _masked(event.details(mask)) if mask else event.details(mask),  # details
+        )
     )
 
 
@@ -766,17 +771,19 @@ def _sms_incident(reading: Reading, report: SmsDeliveryReport) -> Incident:
     if mask:
         details = _masked(details)
     text = reading.message
-    return Incident(
-        kind=facts.kind,
-        event_type=raw.type,
-        event_id=raw.id,
-        source=raw.source,
-        resource=facts.resource,
-        time=_time(raw.time) or _time(report.received_timestamp),
-        context="sms",
-        code=facts.code,
-        subcode=None,
-        message=mask_text(text) if mask else text,
-        ids=ids,
-        details=details,
+    return _new_incident(
+        (
+            facts.kind,  # kind
+            raw.type,  # event_type
+            raw.id,  # event_id
+            raw.source,  # source
+            facts.resource,  # resource
+            _time(raw.time) or _time(report.received_timestamp),  # time
+            "sms",  # context
+            facts.code,  # code
+            None,  # subcode
+            mask_text(text) if mask else text,  # message
+            ids,  # ids
+            details,  # details
+        )
     )
