@@ -26,6 +26,7 @@ from triage.ingest import parse_body
 from triage.model import Alert
 from triage.pipeline import Triage
 from triage.render import render
+from triage.render.template import render_json
 from triage.service import Service
 from triage.settings import Settings
 from triage.store.memory import MemoryStore
@@ -190,7 +191,8 @@ def render_costs(items: list[dict[str, Any]], repeat: int) -> str:
     """A detail line: µs per render for Teams and for Slack, over the alerts the pipeline makes of
     `items` with grouping off (masked, as queued), each rendered once a round; and again with every
     ID made unique, as real events have them (the bench batch repeats each sample's IDs). Then both
-    for each alert in turn, as the outbox renders them: issue 16's target is for the two together."""
+    for each alert in turn: issue 16's target is for the two together. Last, both as the outbox
+    queues them: JSON text, from the template of the alert's shape (triage.render.template)."""
     body = orjson.dumps(items)
     settings = pipeline_settings(0, max_body_bytes=max(len(body), EVENT_GRID_MAX_BYTES))
     envelope = parse_body(body, "application/json", len(body))
@@ -201,21 +203,27 @@ def render_costs(items: list[dict[str, Any]], repeat: int) -> str:
         for n, a in enumerate(alerts)
     ]
 
-    def rendering(batch: list[Alert], formats: tuple[str, ...]) -> Prepare:
+    def rendering(batch: list[Alert], formats: tuple[str, ...], how: Callable[[Alert, str], Any]) -> Prepare:
         def run() -> None:
             # Each payload is dropped as made: what keeping them costs (allocation, garbage
             # collector passes over everything alive) is the pipeline's, in its own rows.
             for alert in batch:
                 for fmt in formats:
-                    render(alert, fmt)
+                    how(alert, fmt)
 
         return lambda: run
 
-    shown = {"teams": ("teams",), "slack": ("slack",), "both in turn": ("teams", "slack")}
+    both = ("teams", "slack")
+    shown = {
+        "teams": (("teams",), render),
+        "slack": (("slack",), render),
+        "both in turn": (both, render),
+        "both as queued": (both, render_json),
+    }
     runs = in_turns(
         {
-            f"{name} {kind}": rendering(batch, formats)
-            for name, formats in shown.items()
+            f"{name} {kind}": rendering(batch, formats, how)
+            for name, (formats, how) in shown.items()
             for kind, batch in (("", alerts), ("unique", unique))
         },
         repeat,
@@ -223,8 +231,8 @@ def render_costs(items: list[dict[str, Any]], repeat: int) -> str:
     per_alert = {name: samples.best * 1e6 / len(alerts) for name, samples in runs.items()}
     return (
         f"render, µs per alert, {len(alerts):,} alerts of the grouping-off batch (best of {repeat}; "
-        "in brackets: every ID unique; both in turn: Teams then Slack for each alert, as the outbox "
-        "renders them): "
+        "in brackets: every ID unique; both in turn: Teams then Slack for each alert; both as queued: "
+        "the same as the outbox makes them, JSON text from each shape's template): "
         + "; ".join(
             f"{name} {per_alert[name + ' ']:.1f} ({per_alert[name + ' unique']:.1f})" for name in shown
         )

@@ -38,7 +38,7 @@ def test_pipeline_figures_stand_next_to_json_loads_and_orjson_loads() -> None:
     assert figures[0].met is not None  # the one with the targets says whether it met them
     assert any(d.startswith("stage costs") for d in details)
     render_line = next(d for d in details if d.startswith("render, µs per alert"))
-    assert "teams " in render_line and "slack " in render_line
+    assert "teams " in render_line and "slack " in render_line and "both as queued " in render_line
     assert "| figure |" in markdown_table(figures)
     assert text_table(figures).startswith("figure")
 
