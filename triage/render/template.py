@@ -160,16 +160,17 @@ def _read_shape(alert: Alert) -> _Shape | None:
 def _slot(text: str) -> bytes | None:
     """`text` as the inside of a JSON string if every renderer shows it as it stands: short, not
     empty, unchanged by every escaper, and no backtick (it would end a Slack code span)."""
-    inert = 0 < len(text) <= SLOT_CHARS and (
-        plain(text)
-        or (
+    value: bytes | None = None
+    if 0 < len(text) <= SLOT_CHARS:
+        if plain(text):  # ASCII without quotes, backslashes or controls: its JSON is itself
+            value = text.encode()
+        elif (
             "`" not in text
             and event_text(text) == text
             and teams_markdown(text) == text
             and slack_mrkdwn(text) == text
-        )
-    )
-    value = orjson.dumps(text)[1:-1] if inert else None
+        ):
+            value = orjson.dumps(text)[1:-1]
     if len(text) <= SLOT_CHARS:
         if len(_SLOTS) >= _SLOT_ENTRIES:
             _SLOTS.clear()
