@@ -695,8 +695,10 @@ def _call_reading(
 _new_incident = packed(Incident)  # the shown incidents: see model.packed
 
 
-def _call_incident(reading: Reading, event: CallAutomationEvent) -> Incident:
-    raw, facts, mask, message = reading.raw, reading.facts, reading.mask, reading.message
+def _shown(reading: Reading, time: datetime | None, ids: dict[str, str], details: dict[str, str]) -> Incident:
+    """The incident of `reading` (its facts, the event's envelope and text) with what its model
+    adds: the time, the IDs and the details."""
+    raw, facts, mask, text = reading.raw, reading.facts, reading.mask, reading.message
     return _new_incident(
         (
             facts.kind,  # kind
@@ -704,15 +706,20 @@ def _call_incident(reading: Reading, event: CallAutomationEvent) -> Incident:
             raw.id,  # event_id
             raw.source,  # source
             facts.resource,  # resource
-            _time(raw.time),  # time
+            time,  # time
             facts.context,  # context
             facts.code,  # code
             facts.subcode,  # subcode
-            mask_text(message) if mask else message,  # message
-            event.ids(mask),  # ids
-            _masked(event.details(mask)) if mask else event.details(mask),  # details
+            mask_text(text) if mask else text,  # message
+            ids,  # ids
+            details,  # details
         )
     )
+
+
+def _call_incident(reading: Reading, event: CallAutomationEvent) -> Incident:
+    mask, details = reading.mask, event.details(reading.mask)
+    return _shown(reading, _time(reading.raw.time), event.ids(mask), _masked(details) if mask else details)
 
 
 class _SmsFields(Protocol):
@@ -754,7 +761,7 @@ def _sms_ids(raw: RawEvent, message_id: str | None, mask: bool) -> dict[str, str
 
 
 def _sms_incident(reading: Reading, report: SmsDeliveryReport) -> Incident:
-    raw, facts, mask = reading.raw, reading.facts, reading.mask
+    raw, mask = reading.raw, reading.mask
     status = (report.delivery_status or "").strip()
     details: dict[str, str] = {"Delivery status": status or "unknown"}
     if report.to:
@@ -768,22 +775,5 @@ def _sms_incident(reading: Reading, report: SmsDeliveryReport) -> Incident:
     if report.tag:
         details["Tag"] = report.tag
     ids = _sms_ids(raw, report.message_id, mask)
-    if mask:
-        details = _masked(details)
-    text = reading.message
-    return _new_incident(
-        (
-            facts.kind,  # kind
-            raw.type,  # event_type
-            raw.id,  # event_id
-            raw.source,  # source
-            facts.resource,  # resource
-            _time(raw.time) or _time(report.received_timestamp),  # time
-            "sms",  # context
-            facts.code,  # code
-            None,  # subcode
-            mask_text(text) if mask else text,  # message
-            ids,  # ids
-            details,  # details
-        )
-    )
+    time = _time(raw.time) or _time(report.received_timestamp)
+    return _shown(reading, time, ids, _masked(details) if mask else details)
