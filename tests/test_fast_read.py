@@ -80,6 +80,26 @@ def test_the_fast_path_reads_every_failure_sample_without_building_a_model() -> 
     assert built == []  # each one fits its model as it stands: no model is built to count it
 
 
+def test_a_shown_incident_is_read_from_the_typed_record_without_building_a_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raws = sample_events()
+    expected = {raw.id: slow(raw) for raw in raws}
+
+    def refuse(cls: type, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"{cls.__name__} was built")
+
+    monkeypatch.setattr(events._Model, "model_validate", classmethod(refuse))
+    monkeypatch.setattr(events._Model, "model_validate_json", classmethod(refuse))
+    shown = 0
+    for raw in raws:
+        reading = read(as_sent(raw), resource="acs")  # its data as JSON text, as the usual body has it
+        if isinstance(reading, Reading):
+            assert reading.incident() == expected[raw.id] and reading.ids() == expected[raw.id].ids
+            shown += 1
+    assert shown > 20
+
+
 def test_the_typed_read_takes_the_failure_samples_spelled_as_acs_spells_them() -> None:
     typed = untyped = 0
     for raw in sample_events():

@@ -90,12 +90,18 @@ class Identifier(_Model):
     phone_number: PhoneNumber | None = None
 
     def display(self, mask: bool) -> str:
-        raw = self.raw_id or (self.phone_number.value if self.phone_number else None) or "unknown"
-        if not mask:
-            return raw
-        if self.phone_number and self.phone_number.value and not self.raw_id:
-            return mask_phone(self.phone_number.value)
-        return mask_identifier(raw)
+        return _display(self, mask)
+
+
+def _display(who: Any, mask: bool) -> str:
+    """How a participant (an Identifier, or its typed record) is shown."""
+    phone = who.phone_number
+    raw = who.raw_id or (phone.value if phone else None) or "unknown"
+    if not mask:
+        return raw
+    if phone and phone.value and not who.raw_id:
+        return mask_phone(phone.value)
+    return mask_identifier(raw)
 
 
 def _call_ids(event: Any, fields: tuple[tuple[str, str], ...], mask: bool) -> dict[str, str]:
@@ -136,8 +142,14 @@ class CallAutomationEvent(_Model):
         return _call_ids(self, self.ID_FIELDS, mask)
 
     def details(self, mask: bool) -> dict[str, str]:
+        return self.details_of(self, mask)
+
+    @classmethod
+    def details_of(cls, event: Any, mask: bool) -> dict[str, str]:
+        """The details of an event of this model: the model itself, or its typed record (the
+        same attributes; the shown incident is read from the record where the data fits one)."""
         out: dict[str, str] = {}
-        result = self.result_information
+        result = event.result_information
         if result is None:
             return out
         for label, diag in (("SIP", result.sip_details), ("Q.850", result.q850_details)):
@@ -158,12 +170,13 @@ class ParticipantEvent(CallAutomationEvent):
     participant: Identifier | None = None
     from_call: str | None = None
 
-    def details(self, mask: bool) -> dict[str, str]:
-        out = super().details(mask)
-        if self.participant:
-            out["Participant"] = self.participant.display(mask)
-        if self.from_call:
-            out["From call"] = self.from_call
+    @classmethod
+    def details_of(cls, event: Any, mask: bool) -> dict[str, str]:
+        out = super().details_of(event, mask)
+        if event.participant:
+            out["Participant"] = _display(event.participant, mask)
+        if event.from_call:
+            out["From call"] = event.from_call
         return out
 
     @staticmethod
@@ -185,10 +198,11 @@ class MediaFailed(CallAutomationEvent):
 
     failed_play_source_index: int | None = None
 
-    def details(self, mask: bool) -> dict[str, str]:
-        out = super().details(mask)
-        if self.failed_play_source_index is not None:
-            out["Failed play source"] = f"#{self.failed_play_source_index}"
+    @classmethod
+    def details_of(cls, event: Any, mask: bool) -> dict[str, str]:
+        out = super().details_of(event, mask)
+        if event.failed_play_source_index is not None:
+            out["Failed play source"] = f"#{event.failed_play_source_index}"
         return out
 
 
@@ -204,9 +218,10 @@ class StreamingFailed(CallAutomationEvent):
     media_streaming_update: StatusUpdate | None = None
     transcription_update: StatusUpdate | None = None
 
-    def details(self, mask: bool) -> dict[str, str]:
-        out = super().details(mask)
-        for update in (self.media_streaming_update, self.transcription_update):
+    @classmethod
+    def details_of(cls, event: Any, mask: bool) -> dict[str, str]:
+        out = super().details_of(event, mask)
+        for update in (event.media_streaming_update, event.transcription_update):
             if update:
                 status = update.media_streaming_status or update.transcription_status
                 why = update.media_streaming_status_details or update.transcription_status_details
@@ -518,33 +533,32 @@ class Reading(Struct):
 
     def incident(self) -> Incident:
         """The Incident, masked where masking is on."""
-        event = self.event
-        if event is None:  # the fast read said the model reads the data as it stands
-            payload = self.raw.payload
-            if type(payload) is msgspec.Raw:  # still JSON text: pydantic reads it in one pass
-                event = self.model.model_validate_json(bytes(payload))
-            else:
-                event = self.model.model_validate(payload)
-        if isinstance(event, SmsDeliveryReport):
+        event, model = self._event(), self.model
+        if model is SmsDeliveryReport:
             return _sms_incident(self, event)
-        assert isinstance(event, CallAutomationEvent)
-        return _call_incident(self, event)
+        assert issubclass(model, CallAutomationEvent)
+        return _call_incident(self, model, event)
 
     def ids(self) -> dict[str, str]:
         """`incident().ids` without the rest of the incident: a digest's samples show only their
-        IDs. Read from the typed record where the data fits one (the typed read's condition for
-        the same values as the model's), else from the model."""
-        event: Any = self.event
-        if event is None:
-            payload = self.raw.payload
-            event = _typed(self.model, payload) if type(payload) is msgspec.Raw else None
-            if event is None:
-                event = self.model.model_validate(self.raw.data)
-        model = self.model
+        IDs."""
+        event, model = self._event(), self.model
         if model is SmsDeliveryReport:
             return _sms_ids(self.raw, event.message_id, self.mask)
         assert issubclass(model, CallAutomationEvent)
         return _call_ids(event, model.ID_FIELDS, self.mask)
+
+    def _event(self) -> Any:
+        """What the shown incident is read from: the model where the slow read built it; else the
+        typed record where the data fits one (the typed read's condition: the same values as the
+        model's, and the same attributes); else the model, read from the data as it stands."""
+        if self.event is not None:
+            return self.event
+        payload = self.raw.payload
+        if type(payload) is not msgspec.Raw:
+            return self.model.model_validate(payload)
+        record = _typed(self.model, payload)
+        return record if record is not None else self.model.model_validate_json(bytes(payload))
 
 
 # What a Call Automation event's facts are made of, however it was read: (code, subcode,
@@ -717,9 +731,12 @@ def _shown(reading: Reading, time: datetime | None, ids: dict[str, str], details
     )
 
 
-def _call_incident(reading: Reading, event: CallAutomationEvent) -> Incident:
-    mask, details = reading.mask, event.details(reading.mask)
-    return _shown(reading, _time(reading.raw.time), event.ids(mask), _masked(details) if mask else details)
+def _call_incident(reading: Reading, model: type[CallAutomationEvent], event: Any) -> Incident:
+    """The incident of a Call Automation failure, from its model or its typed record."""
+    mask = reading.mask
+    details = model.details_of(event, mask)
+    ids = _call_ids(event, model.ID_FIELDS, mask)
+    return _shown(reading, _time(reading.raw.time), ids, _masked(details) if mask else details)
 
 
 class _SmsFields(Protocol):
@@ -760,7 +777,8 @@ def _sms_ids(raw: RawEvent, message_id: str | None, mask: bool) -> dict[str, str
     return _masked(ids) if mask else ids
 
 
-def _sms_incident(reading: Reading, report: SmsDeliveryReport) -> Incident:
+def _sms_incident(reading: Reading, report: Any) -> Incident:
+    """The incident of an SMS delivery report, from its model or its typed record."""
     raw, mask = reading.raw, reading.mask
     status = (report.delivery_status or "").strip()
     details: dict[str, str] = {"Delivery status": status or "unknown"}
