@@ -89,9 +89,6 @@ class Identifier(_Model):
     kind: str | None = None
     phone_number: PhoneNumber | None = None
 
-    def display(self, mask: bool) -> str:
-        return _display(self, mask)
-
 
 def _display(who: Any, mask: bool) -> str:
     """How a participant (an Identifier, or its typed record) is shown."""
@@ -137,12 +134,6 @@ class CallAutomationEvent(_Model):
         ("server_call_id", "serverCallId"),
         ("operation_context", "operationContext"),
     )
-
-    def ids(self, mask: bool) -> dict[str, str]:
-        return _call_ids(self, self.ID_FIELDS, mask)
-
-    def details(self, mask: bool) -> dict[str, str]:
-        return self.details_of(self, mask)
 
     @classmethod
     def details_of(cls, event: Any, mask: bool) -> dict[str, str]:

@@ -102,15 +102,7 @@ class Triage:
             facts = reading.facts
             guidance, fingerprint = known.get(facts) or self._learn(facts)
             candidates.append(
-                Candidate(
-                    f"{raw.source}|{raw.id}",
-                    facts,
-                    guidance,
-                    reading.incident,
-                    False,
-                    fingerprint,
-                    reading.ids,
-                )
+                Candidate(f"{raw.source}|{raw.id}", facts, guidance, reading, False, fingerprint)
             )
         report.rejected = list(rejected)
         report.received = received + len(report.rejected)

@@ -131,21 +131,29 @@ class Report(Struct):
         }
 
 
+class Shows(Protocol):
+    """Where a candidate's shown incident comes from (events.Reading): read only when shown."""
+
+    def incident(self) -> Incident: ...
+
+    def ids(self) -> dict[str, str]: ...
+
+
 class Candidate(Struct):
     """A failure with its guidance, and the key that dedups its event.
 
     Matching and counting read only `facts` (kind, context, codes, resource). The whole
     Incident, masked where masking is on, is built by `shown()` for the few that are shown:
-    the alert, a digest's example and samples, a silence's example. Most events of a burst
-    are only counted, and building every one of them was most of a batch's cost."""
+    the alert, a digest's example, a silence's example; a digest's samples read their IDs alone.
+    Most events of a burst are only counted, and building every one of them was most of a
+    batch's cost."""
 
     key: str
     facts: Facts | Incident  # an Incident when it is already built
     guidance: Guidance
-    build: Callable[[], Incident] | None = None  # builds the shown incident (None: facts is it)
+    source: Shows | None = None  # reads the shown incident (None: facts is it)
     recovered: bool = False  # taken over from a delivery that died mid-unit (Claim.RECOVERED)
     known_fingerprint: str = ""  # the pipeline knows it per distinct facts: not built per event
-    read_ids: Callable[[], dict[str, str]] | None = None  # the shown incident's ids alone
 
     @property
     def fingerprint(self) -> str:
@@ -154,17 +162,15 @@ class Candidate(Struct):
 
     def shown(self) -> Incident:
         """The incident as alerts and the store hold it; built once."""
-        if self.build is not None:
-            self.facts, self.build = self.build(), None
+        if self.source is not None:
+            self.facts, self.source = self.source.incident(), None
         assert isinstance(self.facts, Incident)
         return self.facts
 
     def ids(self) -> dict[str, str]:
         """The shown incident's IDs; read alone when the incident is not built yet (a digest's
         samples show only their IDs)."""
-        if self.build is None or self.read_ids is None:
-            return self.shown().ids
-        return self.read_ids()
+        return self.shown().ids if self.source is None else self.source.ids()
 
 
 class Pending(Struct):
