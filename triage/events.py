@@ -702,7 +702,7 @@ _new_incident = packed(Incident)  # the shown incidents: see model.packed
 
 def _shown(reading: Reading, time: datetime | None, ids: dict[str, str], details: dict[str, str]) -> Incident:
     """The incident of `reading` (its facts, the event's envelope and text) with what its model
-    adds: the time, the IDs and the details."""
+    adds: the time, the IDs and the details (masked here where masking is on)."""
     raw, facts, mask, text = reading.raw, reading.facts, reading.mask, reading.message
     return _new_incident(
         (
@@ -717,7 +717,7 @@ def _shown(reading: Reading, time: datetime | None, ids: dict[str, str], details
             facts.subcode,  # subcode
             mask_text(text) if mask else text,  # message
             ids,  # ids
-            details,  # details
+            _masked(details) if mask else details,  # details
         )
     )
 
@@ -725,9 +725,8 @@ def _shown(reading: Reading, time: datetime | None, ids: dict[str, str], details
 def _call_incident(reading: Reading, model: type[CallAutomationEvent], event: Any) -> Incident:
     """The incident of a Call Automation failure, from its model or its typed record."""
     mask = reading.mask
-    details = model.details_of(event, mask)
     ids = _call_ids(event, model.ID_FIELDS, mask)
-    return _shown(reading, _time(reading.raw.time), ids, _masked(details) if mask else details)
+    return _shown(reading, _time(reading.raw.time), ids, model.details_of(event, mask))
 
 
 class _SmsFields(Protocol):
@@ -785,4 +784,4 @@ def _sms_incident(reading: Reading, report: Any) -> Incident:
         details["Tag"] = report.tag
     ids = _sms_ids(raw, report.message_id, mask)
     time = _time(raw.time) or _time(report.received_timestamp)
-    return _shown(reading, time, ids, _masked(details) if mask else details)
+    return _shown(reading, time, ids, details)

@@ -155,7 +155,6 @@ def _read_shape(alert: Alert) -> _Shape | None:
         if len(_KNOWN) >= _SHAPES:
             _KNOWN.clear()
         _KNOWN[key] = _Known(alert.guidance)
-        known = None
     return _Shape(values, sum(map(len, values)), known)
 
 
@@ -195,17 +194,17 @@ def _build(alert: Alert, found: Kind, count: int) -> _Template | None:
     if len(inc.ids) + len(inc.details) + 1 < count:  # the event's message is shown: a value too
         marked = marked._replace(message=next(named))
     text = payload_bytes(found.template(replace(alert, incident=marked)))
+    cuts = [mark.encode() for mark in marks]  # plain text: its JSON is itself
     found_at: list[tuple[int, int]] = []
-    for index, mark in enumerate(marks):
-        at = text.find(mark.encode())
-        if at < 0 or text.count(mark.encode()) != 1:
+    for index, cut in enumerate(cuts):
+        if text.count(cut) != 1:
             return None
-        found_at.append((at, index))
+        found_at.append((text.find(cut), index))
     found_at.sort()
     parts, start = [], 0
     for at, index in found_at:
         parts.append(text[start:at].replace(b"%", b"%%"))
-        start = at + len(marks[index].encode())
+        start = at + len(cuts[index])
     parts.append(text[start:].replace(b"%", b"%%"))
-    size = len(text) - sum(len(marks[index].encode()) for _, index in found_at)
+    size = len(text) - sum(map(len, cuts))
     return _Template(b"%b".join(parts), [index for _, index in found_at], size)

@@ -74,6 +74,10 @@ class _Queued(NamedTuple):
         """The message as the queue function reads it."""
         return self.message.encode()
 
+    def read(self) -> OutboxMessage:
+        """The message as a store reads it back: its payload a dict."""
+        return OutboxMessage.decode(self.body)
+
 
 class MemoryStore:
     """In-process Store. Its outbox is a queue of JSON texts the local deliverer drains."""
@@ -100,7 +104,7 @@ class MemoryStore:
         """The messages waiting in the outbox, oldest first (read back from their text)."""
         with self._lock:
             queued = list(self._queue)
-        return [OutboxMessage.decode(q.body) for q in queued]
+        return [q.read() for q in queued]
 
     def queued(self) -> int:
         """How many messages wait in the outbox."""
@@ -113,7 +117,7 @@ class MemoryStore:
             queued = list(self._queue)
             self._queue.clear()
             self._dequeues.clear()
-        return [OutboxMessage.decode(q.body) for q in queued]
+        return [q.read() for q in queued]
 
     @property
     def poison(self) -> list[OutboxMessage]:
@@ -357,7 +361,7 @@ class Lease:
 
     @property
     def message(self) -> OutboxMessage:
-        return OutboxMessage.decode(self.queued.body)
+        return self.queued.read()
 
     def done(self) -> None:
         self.store._settle(self, ok=True, poison=False)
