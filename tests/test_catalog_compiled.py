@@ -64,7 +64,7 @@ def test_every_field_of_the_file_format_reaches_the_runtime() -> None:
 
     for name, kind in RUNTIME_TYPES.items():
         model = getattr(catalog_files, name)
-        assert list(model.model_fields) == list(kind._fields), name
+        assert list(model.model_fields) == list(kind.__struct_fields__), name
 
 
 def _keys(files: catalog.CatalogFiles) -> tuple[set[tuple[int | None, int | None]], list[str | None]]:
@@ -167,10 +167,31 @@ def test_a_compiled_catalog_of_another_layout_is_refused_with_the_fix(catalog_co
         load_compiled(catalog_copy)
 
 
+@pytest.mark.parametrize("text", ["[1, 2]", '"catalog"', '{"format": 1}', "{}"])
+def test_json_that_is_no_compiled_catalog_of_this_layout_is_refused_with_the_fix(
+    catalog_copy: Path, text: str
+) -> None:
+    (catalog_copy / COMPILED_NAME).write_text(text, encoding="utf-8")
+    with pytest.raises(CatalogError, match=rf"another layout .*{FIX}"):
+        load_compiled(catalog_copy)
+
+
+def test_a_compiled_catalog_with_a_value_of_another_kind_is_refused_with_the_fix(
+    catalog_copy: Path,
+) -> None:
+    path = catalog_copy / COMPILED_NAME
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    data["tables"][0][2] = "email"  # a context the code does not know
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(CatalogError, match=rf"is corrupt .*tables.*{FIX}"):
+        load_compiled(catalog_copy)
+
+
 def test_a_compiled_catalog_with_a_damaged_row_is_refused_with_the_fix(catalog_copy: Path) -> None:
     path = catalog_copy / COMPILED_NAME
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    data["entries"][3] = data["entries"][3][:5]
+    entries = data["tables"][0][-1]  # a table's last field: its entries
+    entries[3] = entries[3][:5]
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(CatalogError, match=rf"is corrupt .*{FIX}"):
         load_compiled(catalog_copy)

@@ -312,6 +312,16 @@ def test_ordinary_log_lines_are_left_alone(caplog: pytest.LogCaptureFixture, red
     assert caplog.records[-1].getMessage() == line
 
 
+def test_overlapping_secrets_are_each_redacted_whole() -> None:
+    # The shorter secret starts first and runs into the longer one: taken left to right it would
+    # consume the longer one's start, and what follows would no longer match it.
+    longer, shorter = "tokenABCDEFGH12345678", "Xprefix-token"
+    redactor = redact.Redactor([shorter, longer])
+    text = redactor.redact(f"posted Xprefix-tokenABCDEFGH12345678 and {shorter} alone")
+    assert "ABCDEFGH" not in text and "Xprefix-token" not in text
+    assert text == "posted Xprefix-<redacted> and <redacted> alone"
+
+
 def test_install_twice_replaces_the_secrets_and_uninstall_restores_logging(redaction: None) -> None:
     before = logging.getLogRecordFactory()
     redact.install(leaky_settings("https://hooks.example"))

@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+import msgspec
 from msgspec import Struct
 from pydantic import (
     BaseModel,
@@ -340,13 +341,14 @@ def _duplicates(table: Table) -> list[str]:
 
 def runtime_files(files: SourceFiles) -> runtime.CatalogFiles:
     """The validated files as the runtime's plain objects: every field, under the same name."""
-    return runtime.CatalogFiles(*(_plain(getattr(files, name)) for name in runtime.CatalogFiles._fields))
+    fields = runtime.CatalogFiles.__struct_fields__
+    return runtime.CatalogFiles(*(_plain(getattr(files, name)) for name in fields))
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
         kind = RUNTIME_TYPES[type(value).__name__]
-        return kind(*(_plain(getattr(value, name)) for name in kind._fields))
+        return kind(*(_plain(getattr(value, name)) for name in kind.__struct_fields__))
     if isinstance(value, tuple):
         return tuple(_plain(v) for v in value)
     if isinstance(value, dict):
@@ -354,19 +356,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _array(value: Any) -> Any:
-    """A runtime object as JSON: a named tuple is the list of its fields' values, in field order."""
-    if isinstance(value, tuple):
-        return [_array(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _array(v) for k, v in value.items()}
-    return value
-
-
 def compile_catalog(directory: Path) -> str:
     """The text of `compiled.json` for the TOML files in `directory`: validated, then written as
-    plain arrays, one table or entry per line (a changed entry is a one-line diff). Raises
-    CatalogError listing the problems when the files do not pass lint."""
+    plain arrays, each table and each of its entries on a line of its own (a changed entry is a
+    one-line diff). Raises CatalogError listing the problems when the files do not pass lint."""
     files, problems = read_files(directory)
     if files is None or problems:
         raise runtime.CatalogError(
@@ -374,28 +367,27 @@ def compile_catalog(directory: Path) -> str:
             + "\n- ".join(problems)
         )
     plain = runtime_files(files)
-    layout = {name: list(kind._fields) for name, kind in RUNTIME_TYPES.items()}
-    sections: list[tuple[str, Any]] = [
-        ("format", COMPILED_FORMAT),
-        ("generated_by", "python -m triage catalog build, from catalog/*.toml: do not edit"),
-        ("sources", sources_digest(directory)),
-        ("fields", layout),
-        ("tables", [_array(t)[:-1] for t in plain.tables]),  # all but `entry`, the last field
-        ("entries", [[n, *_array(e)] for n, t in enumerate(plain.tables) for e in t.entry]),
-        ("classes", _array(plain.classes)),
-        ("advice", _array(plain.advice)),
-        ("contexts", _array(plain.contexts)),
-        ("fallbacks", _array(plain.fallbacks)),
-        ("pages", _array(plain.pages)),
+    layout = {name: list(kind.__struct_fields__) for name, kind in RUNTIME_TYPES.items()}
+    lines = [
+        f"{_json(key)}: {_json(value)}"
+        for key, value in (
+            ("format", COMPILED_FORMAT),
+            ("generated_by", "python -m triage catalog build, from catalog/*.toml: do not edit"),
+            ("sources", sources_digest(directory)),
+            ("fields", layout),
+        )
     ]
-    lines = []
-    for key, value in sections:
-        if key in ("tables", "entries"):
-            items = ",\n".join(_json(v) for v in value)
-            lines.append(f"{_json(key)}: [\n{items}\n]")
-        else:
-            lines.append(f"{_json(key)}: {_json(value)}")
+    lines.append('"tables": [\n' + ",\n".join(_table(t) for t in plain.tables) + "\n]")
+    for key in ("classes", "advice", "contexts", "fallbacks", "pages"):
+        lines.append(f"{_json(key)}: {_json(msgspec.to_builtins(getattr(plain, key)))}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _table(table: runtime.Table) -> str:
+    """A table's array on one line, up to its last field, the entries: one per line after it."""
+    head = _json(msgspec.to_builtins(table)[:-1])[:-1]  # without its closing bracket
+    entries = ",\n".join(_json(msgspec.to_builtins(entry)) for entry in table.entry)
+    return f"{head},[\n{entries}\n]]"
 
 
 def _json(value: Any) -> str:

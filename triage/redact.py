@@ -47,19 +47,14 @@ class Redactor(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = (), query_params: Iterable[str] = CREDENTIAL_PARAMS) -> None:
         super().__init__()
-        literals = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._literals = re.compile("|".join(map(re.escape, literals))) if literals else None
-        names = [p for p in dict.fromkeys(query_params) if p]
-        params = [re.escape(p) for p in names]
-        self._credentials = re.compile(
-            rf"(?P<keep>\b(?:{'|'.join(_HEADERS)})[\"']?\s*[:=]\s*[\"']?(?:(?:{_SCHEMES})\s+)?"
-            rf"|[?&;](?:{'|'.join(params)})="
-            rf"|\b(?:{'|'.join(_CONN_KEYS)})=){_VALUE}|{_JWT}",
-            re.IGNORECASE,
-        )
-        # That pattern costs microseconds per line; these plain words say when it can match at all
-        # (substring tests are several times faster than any regex over the line).
-        self._hints = (*_HEADERS, *_CONN_KEYS, *(f"{p.lower()}=" for p in names), "eyj")
+        # Longest first, each replaced everywhere before the next is looked for: a secret that
+        # holds a shorter one is replaced whole, never cut short by it. Substring tests and
+        # str.replace beat one alternation of every literal, and there is nothing to compile.
+        self._literals = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self._params = tuple(p for p in dict.fromkeys(query_params) if p)
+        # The credential pattern costs microseconds per line; these plain words say when it can
+        # match at all (substring tests are several times faster than any regex over the line).
+        self._hints = (*_HEADERS, *_CONN_KEYS, *(f"{p.lower()}=" for p in self._params), "eyj")
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Redactor:
@@ -80,11 +75,12 @@ class Redactor(logging.Filter):
 
     def redact(self, text: str) -> str:
         """`text` with every secret replaced by REDACTED (a credential's name is kept)."""
-        if self._literals is not None:
-            text = self._literals.sub(REDACTED, text)
+        for literal in self._literals:
+            if literal in text:
+                text = text.replace(literal, REDACTED)
         lowered = text.lower()
         if any(hint in lowered for hint in self._hints):
-            text = self._credentials.sub(_replacement, text)
+            text = _credentials(self._params).sub(_replacement, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -108,6 +104,19 @@ class Redactor(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+
+@functools.lru_cache(maxsize=16)
+def _credentials(params: tuple[str, ...]) -> re.Pattern[str]:
+    """Credentials in a line, the query parameters `params` among them. Compiled when a line may
+    first hold one: most processes log none, and a cold start does not wait for it."""
+    names = "|".join(map(re.escape, params))
+    return re.compile(
+        rf"(?P<keep>\b(?:{'|'.join(_HEADERS)})[\"']?\s*[:=]\s*[\"']?(?:(?:{_SCHEMES})\s+)?"
+        rf"|[?&;](?:{names})="
+        rf"|\b(?:{'|'.join(_CONN_KEYS)})=){_VALUE}|{_JWT}",
+        re.IGNORECASE,
+    )
 
 
 def _replacement(match: re.Match[str]) -> str:
