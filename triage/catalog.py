@@ -2,9 +2,9 @@
 
 The TOML files are validated with pydantic by `catalog lint` and `catalog build`
 (`triage.catalog_files`), which writes them, as plain arrays, to `catalog/compiled.json`. At
-first use this module reads that file into its records (about a millisecond, no validation to repeat), after
-checking that it was built from the TOML files as they are now, and turns it into dict
-indexes; after that `lookup` is one cached dictionary read per event. Precedence of a lookup
+first use this module reads that file into its records (about a millisecond, no validation to
+repeat), after checking that it was built from the TOML files as they are now, and turns it into
+dict indexes; after that `lookup` is one cached dictionary read per event. Precedence of a lookup
 (recorded in `Guidance.match`): exact (code, subcode) in a table of the event's context, exact
 in any table, subcode alone, code alone, code class, unknown. `catalog/README.md` describes
 the files.
