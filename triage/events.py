@@ -10,13 +10,14 @@ typed read"), else from the dict once `_fit` shows the model would read it as it
 model and the whole Incident are built only for the few incidents that are shown.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the models' annotations are then objects when
+# the classes are made, and pydantic need not evaluate each field's as a string (cold start).
 
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import Any, ClassVar, NamedTuple, Protocol, get_args, get_origin
+from typing import Any, ClassVar, Protocol, get_args, get_origin
 
 import msgspec
 from msgspec import Struct
@@ -342,7 +343,7 @@ def _diag_codes(message: str) -> tuple[int, int] | None:
 # (model, keys, types) and then looked up; the checks come from the models themselves.
 
 
-class _Layout(NamedTuple):
+class _Layout(Struct, frozen=True):
     """How data with one sequence of keys and value types fits a model."""
 
     keys: dict[str, str]  # field name → the key its value is read from (fields present)
@@ -582,7 +583,9 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         if raw.type == SMS_DELIVERY_REPORT:
             layout = _fit(SmsDeliveryReport, data)
             if layout is not None:
-                found = _SmsValues(*(data.get(layout.keys.get(name)) for name in _SmsValues._fields))
+                at = layout.keys
+                status, details = at.get("delivery_status"), at.get("delivery_status_details")
+                found = _SmsValues(data.get(status), data.get(details))
                 return _sms_reading(raw, kind, resource=resource, mask=mask, fields=found)
             report = SmsDeliveryReport.model_validate(data)
             if report.delivery_status is None:
@@ -739,7 +742,7 @@ class _SmsFields(Protocol):
     def delivery_status_details(self) -> str | None: ...
 
 
-class _SmsValues(NamedTuple):
+class _SmsValues(Struct, frozen=True):
     """The two values the dict read takes from an SMS report."""
 
     delivery_status: str | None

@@ -328,7 +328,7 @@ _EVENTGRID_KEYS = ("id", "eventType", "topic", "subject", "eventTime", "data")
 _ATTRIBUTES = ("specversion", "eventType", *_CLOUDEVENT_KEYS, *_EVENTGRID_KEYS)
 
 
-class _Layout(NamedTuple):
+class _Layout(Struct, frozen=True):
     """Where each envelope attribute sits in items with one sequence of keys: the key that
     `_get` would read (exact spelling, else the first one equal ignoring case), or None."""
 

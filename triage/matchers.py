@@ -6,7 +6,8 @@ Fields (lists; an empty list matches anything): `kinds`, `contexts`, `codes`, `s
 Unknown keys are refused, so a misspelt condition (`kind`, `subcode`) cannot silently match all.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the models' annotations are then objects when
+# the classes are made, and pydantic need not evaluate each field's as a string (cold start).
 
 from typing import Any
 

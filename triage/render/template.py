@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
+from msgspec import Struct
 from msgspec.structs import replace
 
 from ..destinations import Kind, kind
@@ -77,7 +78,7 @@ class _Known:
         self.templates: dict[str, _Template | None] = {}
 
 
-class _Shape(NamedTuple):
+class _Shape(Struct, frozen=True):
     values: list[bytes]  # each value's JSON string inside: time, IDs, details, the event's message
     size: int  # their bytes together
     known: _Known | None  # None: the shape's first sighting

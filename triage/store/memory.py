@@ -11,9 +11,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 import orjson
+from msgspec import Struct
 from msgspec.structs import replace
 
 from ..model import Incident
@@ -54,7 +54,7 @@ class _Group:
         return Burst(fingerprint, self.total, self.started, self.latest, self.example, self.window_seconds)
 
 
-class _Queued(NamedTuple):
+class _Queued(Struct, frozen=True):
     """An outbox message as the queue holds it: its payload as JSON text (as the durable stores
     keep it). Rendered payloads come as JSON text already and are kept as they are; a payload
     given as a tree of dicts is written out once, so that no backlog is a tree of small objects
