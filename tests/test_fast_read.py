@@ -91,6 +91,7 @@ def test_a_shown_incident_is_read_from_the_typed_record_without_building_a_model
 
     monkeypatch.setattr(events._Model, "model_validate", classmethod(refuse))
     monkeypatch.setattr(events._Model, "model_validate_json", classmethod(refuse))
+    events._model.cache_clear()  # the models other tests made
     shown = 0
     for raw in raws:
         reading = read(as_sent(raw), resource="acs")  # its data as JSON text, as the usual body has it
@@ -98,6 +99,12 @@ def test_a_shown_incident_is_read_from_the_typed_record_without_building_a_model
             assert reading.incident() == expected[raw.id] and reading.ids() == expected[raw.id].ids
             shown += 1
     assert shown > 20
+    assert events._model.cache_info().currsize == 0  # not a pydantic model class was even made
+
+
+def test_a_spec_describes_data_and_is_never_instantiated() -> None:
+    with pytest.raises(TypeError, match="CallAutomationEvent is a spec"):
+        events.CallAutomationEvent()
 
 
 def test_the_typed_read_takes_the_failure_samples_spelled_as_acs_spells_them() -> None:

@@ -1,27 +1,30 @@
-"""Typed ACS events (pydantic) and their Incidents.
+"""Typed ACS events and their Incidents.
 
-Data keys are read case-insensitively (the wire says `subCode`, some docs `SubCode`): keys
-are folded to lower case once, then validated by one model per event type. Unknown event
-types are not errors: `to_incident` returns a Skip that the caller counts and logs.
+Each event type's data is described once, by a spec (`CallAutomationEvent`, `SmsDeliveryReport`,
+…): its fields and their types. Data keys are read case-insensitively (the wire says `subCode`,
+some docs `SubCode`): keys are folded to lower case once, then validated by the pydantic model
+made from the event type's spec. Unknown event types are not errors: `to_incident` returns a
+Skip that the caller counts and logs.
 
 Most events are only counted, so `read` takes their facts (kind, codes, context, resource)
-without building the model: from a typed record when the data is still JSON text (see "the
-typed read"), else from the dict once `_fit` shows the model would read it as it stands. The
-model and the whole Incident are built only for the few incidents that are shown.
+without the model: from a typed record (msgspec, made from the same spec) when the data is still
+JSON text (see "the typed read"), else from the dict once `_fit` shows the model would read it as
+it stands. A model is made, and used, only for data that neither way can read; the whole
+Incident is built only for the few incidents that are shown.
 """
 
-# No `from __future__ import annotations` here: the models' annotations are then objects when
-# the classes are made, and pydantic need not evaluate each field's as a string (cold start).
+# No `from __future__ import annotations` here: the specs' annotations are then objects when the
+# classes are made, and neither the records nor the models need evaluate them as strings.
 
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import Any, ClassVar, Protocol, get_args, get_origin
+from typing import Any, ClassVar, NoReturn, Protocol, get_args, get_origin, get_type_hints
 
 import msgspec
 from msgspec import Struct
-from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError, create_model
 
 from .ingest import DELETED_EVENT, RawEvent
 from .mask import mask_identifier, mask_phone, mask_text
@@ -48,47 +51,102 @@ NO_CODE = "no code given: the event carried no resultInformation code or subcode
 _PSTN_SUBCODE_MIN = 500_000  # PSTN and Teams Phone subcodes are six digits from 5xxxxx
 
 
-def _aliases(name: str) -> AliasChoices:
+def _spelled(name: str) -> tuple[str, str, str]:
     """camelCase (the wire), PascalCase (some docs and .NET dumps) and lower case (folded keys)."""
     words = name.rstrip("_").split("_")
     camel = words[0] + "".join(w[:1].upper() + w[1:] for w in words[1:])
-    return AliasChoices(camel, camel[:1].upper() + camel[1:], camel.lower())
+    return camel, camel[:1].upper() + camel[1:], camel.lower()
+
+
+def _aliases(name: str) -> AliasChoices:
+    return AliasChoices(*_spelled(name))
 
 
 class _Model(BaseModel):
+    """The base of the pydantic models the slow read validates with (see `_model`)."""
+
     model_config = ConfigDict(
         alias_generator=AliasGenerator(validation_alias=_aliases),
         populate_by_name=True,
         extra="ignore",
         frozen=True,
-        # A model's validator is built when it first reads an event, not at import: a cold start
-        # reads one or two event types of the seventeen (pydantic's own option, no other change).
+        # A model's validator is built when it first reads an event (pydantic's own option).
         defer_build=True,
     )
 
 
-class Diagnostic(_Model):
-    code: int | None = None
-    message: str | None = None
+class _SpecType(type):
+    """A spec is a description, never instantiated: events are read as its record or its model."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(f"{cls.__name__} is a spec: events are read as its record or its model")
 
 
-class ResultInformation(_Model):
-    code: int | None = None
-    sub_code: int | None = None
-    message: str | None = None
+class _Spec(metaclass=_SpecType):
+    """The fields of an ACS event, or of an object inside one, and their types: every field may be
+    missing (None). The typed records (`_record`) and the pydantic models of the slow read
+    (`_model`) are both made from a spec, when first needed: a cold start makes the records of the
+    one or two event types it reads and no pydantic model at all. Specs are never instantiated."""
+
+
+@cache
+def _fields(spec: type[_Spec]) -> dict[str, Any]:
+    """Field name → type, the base's fields first (the order pydantic gives a model's fields)."""
+    return {name: kind for name, kind in get_type_hints(spec).items() if get_origin(kind) is not ClassVar}
+
+
+def _inner(annotation: Any) -> Any:
+    """A field's type without its `| None`."""
+    (kind,) = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    return kind
+
+
+def _spec_of(kind: Any) -> tuple[type[_Spec], bool] | None:
+    """(spec, is a list of them) when a field's type (without None) holds a spec, else None."""
+    if isinstance(kind, type) and issubclass(kind, _Spec):
+        return kind, False
+    (item,) = get_args(kind) or (None,)
+    if get_origin(kind) is list and isinstance(item, type) and issubclass(item, _Spec):
+        return item, True
+    return None
+
+
+@cache
+def _model(spec: type[_Spec]) -> type[_Model]:
+    """The pydantic model of `spec`: the fields as optional, nested specs as their models."""
+    fields: dict[str, Any] = {}
+    for name, annotation in _fields(spec).items():
+        nested = _spec_of(_inner(annotation))
+        if nested is None:
+            fields[name] = (annotation, None)
+            continue
+        model = _model(nested[0])
+        fields[name] = ((list[model] if nested[1] else model) | None, None)  # type: ignore[valid-type]
+    return create_model(spec.__name__, __base__=_Model, __module__=__name__, **fields)
+
+
+class Diagnostic(_Spec):
+    code: int | None
+    message: str | None
+
+
+class ResultInformation(_Spec):
+    code: int | None
+    sub_code: int | None
+    message: str | None
     # Given only when the SBC or carrier provides them (newer API versions).
-    sip_details: Diagnostic | None = None
-    q850_details: Diagnostic | None = None
+    sip_details: Diagnostic | None
+    q850_details: Diagnostic | None
 
 
-class PhoneNumber(_Model):
-    value: str | None = None
+class PhoneNumber(_Spec):
+    value: str | None
 
 
-class Identifier(_Model):
-    raw_id: str | None = None
-    kind: str | None = None
-    phone_number: PhoneNumber | None = None
+class Identifier(_Spec):
+    raw_id: str | None
+    kind: str | None
+    phone_number: PhoneNumber | None
 
 
 def _display(who: Any, mask: bool) -> str:
@@ -113,21 +171,21 @@ def _call_ids(event: Any, fields: tuple[tuple[str, str], ...], mask: bool) -> di
     return out
 
 
-class StatusUpdate(_Model):
-    media_streaming_status: str | None = None
-    media_streaming_status_details: str | None = None
-    transcription_status: str | None = None
-    transcription_status_details: str | None = None
+class StatusUpdate(_Spec):
+    media_streaming_status: str | None
+    media_streaming_status_details: str | None
+    transcription_status: str | None
+    transcription_status_details: str | None
 
 
-class CallAutomationEvent(_Model):
+class CallAutomationEvent(_Spec):
     """Fields every Call Automation callback carries (the failure events add a few)."""
 
-    call_connection_id: str | None = None
-    server_call_id: str | None = None
-    correlation_id: str | None = None
-    operation_context: str | None = None
-    result_information: ResultInformation | None = None
+    call_connection_id: str | None
+    server_call_id: str | None
+    correlation_id: str | None
+    operation_context: str | None
+    result_information: ResultInformation | None
 
     ID_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("correlation_id", "correlationId"),
@@ -159,8 +217,8 @@ class CallAutomationEvent(_Model):
 class ParticipantEvent(CallAutomationEvent):
     """AddParticipantFailed, RemoveParticipantFailed, MoveParticipantFailed."""
 
-    participant: Identifier | None = None
-    from_call: str | None = None
+    participant: Identifier | None
+    from_call: str | None
 
     @classmethod
     def details_of(cls, event: Any, mask: bool) -> dict[str, str]:
@@ -180,7 +238,7 @@ class ParticipantEvent(CallAutomationEvent):
 
 
 class CancelAddParticipantFailed(CallAutomationEvent):
-    invitation_id: str | None = None
+    invitation_id: str | None
 
     ID_FIELDS = (*CallAutomationEvent.ID_FIELDS, ("invitation_id", "invitationId"))
 
@@ -188,7 +246,7 @@ class CancelAddParticipantFailed(CallAutomationEvent):
 class MediaFailed(CallAutomationEvent):
     """PlayFailed, RecognizeFailed: which play source failed matters (a bad WAV, a bad URL)."""
 
-    failed_play_source_index: int | None = None
+    failed_play_source_index: int | None
 
     @classmethod
     def details_of(cls, event: Any, mask: bool) -> dict[str, str]:
@@ -199,7 +257,7 @@ class MediaFailed(CallAutomationEvent):
 
 
 class StartRecordingFailed(CallAutomationEvent):
-    recording_id: str | None = None
+    recording_id: str | None
 
     ID_FIELDS = (*CallAutomationEvent.ID_FIELDS, ("recording_id", "recordingId"))
 
@@ -207,8 +265,8 @@ class StartRecordingFailed(CallAutomationEvent):
 class StreamingFailed(CallAutomationEvent):
     """MediaStreamingFailed and TranscriptionFailed carry a status update with the reason."""
 
-    media_streaming_update: StatusUpdate | None = None
-    transcription_update: StatusUpdate | None = None
+    media_streaming_update: StatusUpdate | None
+    transcription_update: StatusUpdate | None
 
     @classmethod
     def details_of(cls, event: Any, mask: bool) -> dict[str, str]:
@@ -243,20 +301,20 @@ CALL_AUTOMATION_FAILURES: dict[str, type[CallAutomationEvent]] = {
 }
 
 
-class DeliveryAttempt(_Model):
-    segments_succeeded: int | None = None
-    segments_failed: int | None = None
+class DeliveryAttempt(_Spec):
+    segments_succeeded: int | None
+    segments_failed: int | None
 
 
-class SmsDeliveryReport(_Model):
-    message_id: str | None = None
-    from_: str | None = None
-    to: str | None = None
-    delivery_status: str | None = None
-    delivery_status_details: str | None = None
-    delivery_attempts: list[DeliveryAttempt] | None = None
-    received_timestamp: str | None = None
-    tag: str | None = None
+class SmsDeliveryReport(_Spec):
+    message_id: str | None
+    from_: str | None
+    to: str | None
+    delivery_status: str | None
+    delivery_status_details: str | None
+    delivery_attempts: list[DeliveryAttempt] | None
+    received_timestamp: str | None
+    tag: str | None
 
 
 class Skip(Struct, frozen=True):
@@ -273,7 +331,7 @@ def _masked(fields: dict[str, str]) -> dict[str, str]:
     return {label: mask_text(value) for label, value in fields.items()}
 
 
-def _complete(event: CallAutomationEvent, data: dict[str, Any]) -> bool:
+def _complete(event: Any, data: dict[str, Any]) -> bool:
     """Did the aliases find what the callback holds? If not, keys may be cased oddly."""
     result = event.result_information
     if result is None:
@@ -344,10 +402,10 @@ def _diag_codes(message: str) -> tuple[int, int] | None:
 
 
 class _Layout(Struct, frozen=True):
-    """How data with one sequence of keys and value types fits a model."""
+    """How data with one sequence of keys and value types fits a spec's model."""
 
     keys: dict[str, str]  # field name → the key its value is read from (fields present)
-    nested: tuple[tuple[str, type[_Model], bool], ...]  # (key, model, is a list of them) to check
+    nested: tuple[tuple[str, type[_Spec], bool], ...]  # (key, spec, is a list of them) to check
 
 
 _LAYOUTS: dict[tuple[str | type, ...], _Layout | None] = {}  # by _fit's signature
@@ -356,23 +414,21 @@ _UNKNOWN = _Layout({}, ())
 _NO_KEYS: dict[str, str] = {}
 
 
-def _spellings(model: type[_Model]) -> dict[str, list[str]]:
-    """Field name → the keys pydantic reads it from, in the order it tries them."""
-    found: dict[str, list[str]] = {}
-    for name, field in model.model_fields.items():
-        alias = field.validation_alias
-        assert isinstance(alias, AliasChoices)
-        found[name] = list(dict.fromkeys([*(str(choice) for choice in alias.choices), name]))
-    return found
+@cache
+def _spellings(spec: type[_Spec]) -> dict[str, list[str]]:
+    """Field name → the keys its model reads it from, in the order pydantic tries them: the
+    aliases, then (populate_by_name) the field's own name."""
+    return {name: list(dict.fromkeys([*_spelled(name), name])) for name in _fields(spec)}
 
 
-def _learn(model: type[_Model], data: dict[str, Any]) -> _Layout | None:
+def _learn(model: type[_Spec], data: dict[str, Any]) -> _Layout | None:
     """The layout of data with `data`'s keys, in its order, holding values of its values' types,
     or None when pydantic must read it (keys and types are all it reads: the answer holds for all
     such data)."""
     type_of = {key: type(value) for key, value in data.items()}
     read: dict[str, str] = {}
-    nested: list[tuple[str, type[_Model], bool]] = []
+    nested: list[tuple[str, type[_Spec], bool]] = []
+    types = _fields(model)
     for name, spellings in _spellings(model).items():
         key = next((k for k in spellings if k in type_of), None)
         if key is None:
@@ -381,21 +437,12 @@ def _learn(model: type[_Model], data: dict[str, Any]) -> _Layout | None:
         value_type = type_of[key]
         if value_type is type(None):
             continue
-        annotation = model.model_fields[name].annotation
-        (kind,) = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+        kind = _inner(types[name])
         if kind in (str, int) and value_type is kind:
             continue
-        if isinstance(kind, type) and issubclass(kind, _Model) and value_type is dict:
-            nested.append((key, kind, False))
-            continue
-        (item,) = get_args(kind) or (None,)
-        if (
-            get_origin(kind) is list
-            and isinstance(item, type)
-            and issubclass(item, _Model)
-            and value_type is list
-        ):
-            nested.append((key, item, True))
+        inner = _spec_of(kind)
+        if inner is not None and value_type is (list if inner[1] else dict):
+            nested.append((key, *inner))
             continue
         return None  # a value pydantic may convert or refuse
     folded = {spelling.lower() for spellings in _spellings(model).values() for spelling in spellings}
@@ -405,9 +452,9 @@ def _learn(model: type[_Model], data: dict[str, Any]) -> _Layout | None:
 
 
 def _fit(
-    model: type[_Model], data: dict[str, Any], nested: dict[str, _Layout] | None = None
+    model: type[_Spec], data: dict[str, Any], nested: dict[str, _Layout] | None = None
 ) -> _Layout | None:
-    """How `model` reads `data` as it stands, or None when only pydantic can tell (see above).
+    """How `model`'s model reads `data` as it stands, or None when only pydantic can tell (see above).
     The layouts of nested objects (not lists) go into `nested`, by key, when it is given."""
     # One flat tuple is the cheapest signature to build and hash: the model, then the keys (all
     # str), then the values' types (no str equals a type, so it cannot be read two ways).
@@ -446,7 +493,7 @@ def _fit(
 
 # Keys ACS sends that no model reads (spelled as camelCase; the PascalCase record capitalises them):
 # the research notes' payloads, live recordings' extras and older payloads' `type`/`eventSource`.
-_UNREAD_KEYS: dict[type[_Model], tuple[str, ...]] = {
+_UNREAD_KEYS: dict[type[_Spec], tuple[str, ...]] = {
     CallAutomationEvent: ("version", "publicEventType", "type", "eventSource"),
     Identifier: ("communicationUser", "microsoftTeamsUser", "microsoftTeamsApp", "teamsExtensionUser"),
     PhoneNumber: ("isAnonymous", "assertedId"),
@@ -456,25 +503,24 @@ _UNREAD_KEYS: dict[type[_Model], tuple[str, ...]] = {
 
 
 def _record_type(annotation: Any, pascal: bool) -> Any:
-    """The msgspec type of a model field: the same type, nested models as records."""
-    (kind,) = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    """The msgspec type of a spec's field: the same type, nested specs as records."""
+    kind = _inner(annotation)
     if kind in (str, int):
         return kind | None
-    if isinstance(kind, type) and issubclass(kind, _Model):
-        return _record(kind, pascal) | None
-    (item,) = get_args(kind) or (None,)
-    if get_origin(kind) is list and isinstance(item, type) and issubclass(item, _Model):
-        return list[_record(item, pascal)] | None  # type: ignore[misc]
-    raise TypeError(f"{annotation} has no typed read: add it to _record_type")
+    inner = _spec_of(kind)
+    if inner is None:
+        raise TypeError(f"{annotation} has no typed read: add it to _record_type")
+    record = _record(inner[0], pascal)
+    return (list[record] if inner[1] else record) | None  # type: ignore[valid-type]
 
 
 @cache
-def _record(model: type[_Model], pascal: bool) -> type[Struct]:
+def _record(model: type[_Spec], pascal: bool) -> type[Struct]:
     """A record of `model`'s fields, spelled camelCase (or PascalCase), nothing else allowed."""
     spellings = _spellings(model)  # camelCase, PascalCase, …: pydantic's order
     fields: list[tuple[str, Any, Any]] = [
-        (name, _record_type(info.annotation, pascal), msgspec.field(default=None, name=spelled[pascal]))
-        for (name, info), spelled in zip(model.model_fields.items(), spellings.values(), strict=True)
+        (name, _record_type(kind, pascal), msgspec.field(default=None, name=spellings[name][pascal]))
+        for name, kind in _fields(model).items()
     ]
     unread = [key for kind, keys in _UNREAD_KEYS.items() if issubclass(model, kind) for key in keys]
     folded = {spelling.lower() for found in spellings.values() for spelling in found}
@@ -486,11 +532,11 @@ def _record(model: type[_Model], pascal: bool) -> type[Struct]:
 
 
 @cache
-def _decoders(model: type[_Model]) -> tuple[msgspec.json.Decoder[Any], ...]:
+def _decoders(model: type[_Spec]) -> tuple[msgspec.json.Decoder[Any], ...]:
     return tuple(msgspec.json.Decoder(_record(model, pascal)) for pascal in (False, True))
 
 
-def _typed(model: type[_Model], payload: msgspec.Raw) -> Any:
+def _typed(model: type[_Spec], payload: msgspec.Raw) -> Any:
     """`payload` as a record of `model` (see above), or None when it must be read as dicts."""
     for decoder in _decoders(model):
         try:
@@ -519,8 +565,8 @@ class Reading(Struct):
     raw: RawEvent
     facts: Facts
     message: str  # the event's own text (or why it has no code), unmasked
-    model: type[_Model]
-    event: _Model | None  # the model, where the slow read built it
+    model: type[_Spec]  # what the event is read as
+    event: _Model | None  # the pydantic model, where the slow read built it
     mask: bool
 
     def incident(self) -> Incident:
@@ -548,9 +594,9 @@ class Reading(Struct):
             return self.event
         payload = self.raw.payload
         if type(payload) is not msgspec.Raw:
-            return self.model.model_validate(payload)
+            return _model(self.model).model_validate(payload)
         record = _typed(self.model, payload)
-        return record if record is not None else self.model.model_validate_json(bytes(payload))
+        return record if record is not None else _model(self.model).model_validate_json(bytes(payload))
 
 
 # What a Call Automation event's facts are made of, however it was read: (code, subcode,
@@ -587,9 +633,10 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
                 status, details = at.get("delivery_status"), at.get("delivery_status_details")
                 found = _SmsValues(data.get(status), data.get(details))
                 return _sms_reading(raw, kind, resource=resource, mask=mask, fields=found)
-            report = SmsDeliveryReport.model_validate(data)
+            validated = _model(SmsDeliveryReport)
+            report: Any = validated.model_validate(data)  # SmsDeliveryReport's model
             if report.delivery_status is None:
-                report = SmsDeliveryReport.model_validate(_fold(data))
+                report = validated.model_validate(_fold(data))
             return _sms_reading(raw, kind, resource=resource, mask=mask, fields=report, report=report)
         model = _failure_model(raw, kind)
         if isinstance(model, Skip):
@@ -611,9 +658,10 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
             return _call_reading(
                 raw, kind, resource=resource, mask=mask, model=model, event=None, values=values
             )
-        event = model.model_validate(data)
+        validated = _model(model)
+        event = validated.model_validate(data)
         if not _complete(event, data):
-            event = model.model_validate(_fold(data))
+            event = validated.model_validate(_fold(data))
         values = _call_values(event)
         return _call_reading(raw, kind, resource=resource, mask=mask, model=model, event=event, values=values)
     except ValidationError as exc:
@@ -679,7 +727,7 @@ def _call_reading(
     resource: str,
     mask: bool,
     model: type[CallAutomationEvent],
-    event: CallAutomationEvent | None,
+    event: _Model | None,
     values: _CallValues,
 ) -> Reading | Skip:
     code, subcode, message, participant_kind, participant_id = values
@@ -756,7 +804,7 @@ def _sms_reading(
     resource: str,
     mask: bool,
     fields: _SmsFields,
-    report: SmsDeliveryReport | None = None,  # the model, where the slow read built it
+    report: _Model | None = None,  # the model, where the slow read built it
 ) -> Reading | Skip:
     status, details = fields.delivery_status or "", fields.delivery_status_details
     if status.strip().lower() == "delivered":
