@@ -71,7 +71,7 @@ class CatalogError(TriageError):
 # -- the catalog as the runtime holds it: records, field for field the file format's models ----------
 # (`triage.catalog_files` has the pydantic models, with the constraints and the comments.) msgspec
 # records, written to compiled.json as arrays in field order: msgspec reads the file straight into
-# them, and defining the classes costs half as much as named tuples (a third of dataclasses).
+# them, and the classes take about 0.5 ms to define where named tuples took 3.9.
 
 
 class Link(Struct, frozen=True, array_like=True):
