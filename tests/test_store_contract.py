@@ -793,3 +793,82 @@ def test_completion_markers_are_purged_with_the_keys_of_their_unit(azure_store: 
     markers = list(store._state().query_entities("PartitionKey eq 'unit'"))
     assert len(markers) == 1
     assert store.claim(["eg|1", "eg|2"], T0 + timedelta(hours=25), TTL) == [NEW, DUPLICATE]
+
+
+# -- a flush that dies: what it took is handed out again (durable stores) ------------------------
+# A flush runs in a unit; a process killed inside it never exits the unit. Raising out of the
+# unit without giving anything back is that death as the store sees it: SQLite rolls the unit
+# back, Azure leaves the records of what was taken until the claim lease (300 s) has passed.
+AFTER_LEASE = timedelta(minutes=6)
+
+
+class Died(Exception):
+    """The flush's process died here."""
+
+
+def dying_flush(store: Any, take: Callable[[], Any]) -> None:
+    with pytest.raises(Died), store.unit():
+        take()
+        raise Died
+
+
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_a_digest_taken_by_a_flush_that_died_is_taken_again_with_its_counts(
+    kind: str, make_store: Callable[[str], Any]
+) -> None:
+    store, other = make_store(kind), make_store(kind)
+    store.hit(FINGERPRINT, 1 + 7, occurrences(MAX_SAMPLES + 1), T0, WINDOW)
+    dying_flush(store, lambda: store.take_due(T0 + WINDOW))
+
+    with other.unit():
+        [held] = other.take_due(T0 + WINDOW + AFTER_LEASE)
+    assert held.count == 7
+    assert held.samples == [i.ids for i in occurrences(MAX_SAMPLES + 1)[1:]]
+    # Its unit exited cleanly: reported, so never handed out again.
+    assert [h.count for h in other.take_due(T0 + 3 * WINDOW + AFTER_LEASE)] == []
+
+
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_a_resolved_burst_taken_by_a_flush_that_died_is_resolved_again_once(
+    kind: str, make_store: Callable[[str], Any]
+) -> None:
+    store, other = make_store(kind), make_store(kind)
+    [only] = occurrences(1)
+    store.hit(FINGERPRINT, 1, [only], T0, WINDOW)
+    dying_flush(store, lambda: store.take_due(T0 + WINDOW, []))
+
+    resolved: list[Burst] = []
+    with other.unit():
+        assert other.take_due(T0 + WINDOW + AFTER_LEASE, resolved) == []
+    assert resolved == [Burst(FINGERPRINT, 1, T0, T0, only, int(WINDOW.total_seconds()))]
+    assert other.take_due(T0 + 2 * WINDOW + AFTER_LEASE, resolved) == [] and len(resolved) == 1
+
+
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_a_silence_summary_taken_by_a_flush_that_died_is_taken_again_once(
+    kind: str, make_store: Callable[[str], Any]
+) -> None:
+    store, other = make_store(kind), make_store(kind)
+    store.add_silence(silence())
+    assert store.count_silenced("s1", 12, occurrences(1)[0], T0 + timedelta(minutes=1))
+    ended = T0 + timedelta(hours=4)
+    dying_flush(store, lambda: store.take_ended_silences(ended))
+
+    with other.unit():
+        [summary] = other.take_ended_silences(ended + AFTER_LEASE)
+    assert (summary.id, summary.count) == ("s1", 12)
+    assert other.take_ended_silences(ended + 2 * AFTER_LEASE) == []
+
+
+@pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
+def test_a_digest_given_back_inside_its_flush_is_reported_once(
+    kind: str, make_store: Callable[[str], Any]
+) -> None:
+    store = make_store(kind)
+    store.hit(FINGERPRINT, 5, occurrences(5), T0, WINDOW)
+    with store.unit():  # its outbox write failed: the stages give the counts back
+        [taken] = store.take_due(T0 + WINDOW)
+        store.restore(taken, T0 + WINDOW)
+    [held] = store.take_due(T0 + WINDOW + AFTER_LEASE)
+    assert held.count == 4
+    assert store.take_due(T0 + 2 * WINDOW + AFTER_LEASE) == []

@@ -170,6 +170,10 @@ class Held(Struct):
     incident: Incident  # the first held occurrence: the digest's example
     window_seconds: int
     samples: list[dict[str, str]] = field(default_factory=list)
+    # Azure: the taken digest's record in the store (see BurstGroups.take_due), which `restore`
+    # settles together with the counts it gives back. Empty where take and outbox write share
+    # a transaction (memory, SQLite) or once the record was settled.
+    token: str = ""
 
 
 class Burst(Struct, frozen=True):
@@ -286,7 +290,13 @@ class BurstGroups(Protocol):
         A group with nothing held is closed; one with held counts starts a new window.
         Whatever is taken is the caller's: store its digest, or give it back with `restore`.
         Each group closed by this call is appended to `resolved` (when a list is given) with
-        its burst's totals: closing is atomic, so exactly one caller learns of each."""
+        its burst's totals: closing is atomic, so exactly one caller learns of each.
+
+        Inside a unit (`Units.unit`), what is taken and the messages that report it are never
+        separated by a crash: memory and SQLite run the unit as one transaction; Azure writes
+        each taken digest or resolved burst as a record in the same entity-group transaction
+        that resets or closes its group, settles the records when the unit exits cleanly, and
+        hands a record whose unit died (its claim lease passed) out again on a later call."""
         ...
 
     def restore(self, held: Held, now: datetime) -> None:

@@ -97,6 +97,15 @@ _UNITS = "unit"  # completion markers of finished units (see `AzureStore.unit`)
 _SLOTS = "slot"
 _SILENCES = "silence"
 _BURST = ("total", "started", "latest", "example")  # a group's whole-burst properties
+# A taken digest or resolved burst waits as a record beside its group (same partition, so one
+# transaction resets the group and writes it) until the unit that took it has written its
+# alerts. Its RowKey starts with "%~", which `row_key` never writes.
+_NOTICE = "%~"
+_NOTICE_PROPERTIES = ("fingerprint", "held", "first_seen", "last_seen", "incident", "window_seconds",
+                      "samples", *_BURST)  # fmt: skip
+# An entity-group transaction carries at most 4 MiB: cut long before that by the size of the
+# JSON properties (incidents are capped at _PROPERTY_MAX characters each).
+_TRANSACTION_BYTES = 2_000_000
 _HOURLY = "hourly-"  # + YYYYMMDDHH: one partition per hour, so a period is one range query
 # A chunk's conflicting keys set aside one per round trip before the rest is read instead
 # (when duplicates also outnumber the new keys seen so far).
@@ -121,13 +130,17 @@ _OWNED = (Claim.NEW, Claim.RECOVERED)  # the claims that make the caller the key
 
 
 class _Unit:
-    """A unit open on one thread: its id, and the keys it has claimed (→ their expiry)."""
+    """A unit open on one thread: its id, the keys it has claimed (→ their expiry), and the
+    records of what its flush took (digests and resolved bursts; silences whose summary it
+    claimed), settled once it exits cleanly."""
 
-    __slots__ = ("claimed", "id")
+    __slots__ = ("claimed", "id", "notices", "summaries")
 
     def __init__(self) -> None:
         self.id = uuid.uuid4().hex
         self.claimed: dict[str, datetime] = {}
+        self.notices: dict[str, None] = {}  # RowKeys of taken records (groups partition)
+        self.summaries: dict[str, None] = {}  # RowKeys of silences whose summary it took
 
 
 class OutboxMessageTooLarge(TriageError):
@@ -365,7 +378,11 @@ class AzureStore:
             yield
         finally:
             self._local.unit = None
-        if unit.claimed:  # only on a clean exit: an error raised above skips this
+        # Only on a clean exit: after an error, what the unit took stays recorded (its records
+        # are handed out again once the lease has passed) unless the stages gave it back.
+        if unit.notices or unit.summaries:
+            self._settle_taken(list(unit.notices), list(unit.summaries))
+        if unit.claimed:
             self._finish(unit)
 
     def _finish(self, unit: _Unit) -> None:
@@ -678,18 +695,29 @@ class AzureStore:
         raise StoreContention(f"group {fingerprint!r} kept changing; try again")
 
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
+        """See `BurstGroups.take_due`. Each due group is reset (or closed) in one entity-group
+        transaction with the record of what it gave, up to 50 groups a transaction; records a
+        dead unit left (their lease passed) are handed out again first. Inside a unit the
+        records are settled when it exits cleanly; outside one, before this returns."""
         now = _utc(now)
         table = self._state()
-        due = table.query_entities(
-            "PartitionKey eq @pk and due le @now", parameters={"pk": _GROUPS, "now": now}
-        )
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        lease = now + self._claim_lease
+        records = [
+            *self._orphaned_notices(table, now, lease),
+            *self._take_groups(table, now, lease, resolved),
+        ]
         taken: list[Held] = []
-        for entity in list(due):
-            outcome = self._take(table, entity, now)
-            if isinstance(outcome, Held):
-                taken.append(outcome)
-            elif outcome is not None and resolved is not None:
-                resolved.append(outcome)
+        for record in records:
+            if record["notice"] == "digest":
+                taken.append(replace(_held(record), token=record["RowKey"] if unit is not None else ""))
+            elif resolved is not None and (burst := _burst(record)) is not None:
+                resolved.append(burst)
+        keys = [str(record["RowKey"]) for record in records]
+        if unit is not None:
+            unit.notices.update(dict.fromkeys(keys))
+        elif keys:
+            self._settle_taken(keys, [])
         if self._next_purge is None or now >= self._next_purge:
             self._next_purge = now + self._purge_interval
             try:
@@ -700,39 +728,153 @@ class AzureStore:
                 log.warning("purging expired dedup keys failed: %s", type(err).__name__)
         return taken
 
-    def _take(self, table: TableClient, entity: TableEntity | None, now: datetime) -> Held | Burst | None:
-        """A due group's digest (its held counts, the group reopened), or the burst that ended
-        (the group closed, as only the caller whose conditional delete won learns)."""
-        for attempt in range(_ATTEMPTS):
-            if entity is None or _utc(entity["due"]) > now:
-                return None  # closed, or another flusher took it and a new window runs
+    def _orphaned_notices(self, table: TableClient, now: datetime, lease: datetime) -> list[TableEntity]:
+        """Records of digests and resolved bursts whose unit died before writing their alerts
+        (the lease passed without the record being settled), leased anew to this caller
+        (ETag-conditionally: of several flushers, one gets each)."""
+        found = list(
+            table.query_entities(
+                "PartitionKey eq @pk and lease le @now", parameters={"pk": _GROUPS, "now": now}
+            )
+        )
+        if not found:
+            return []
+        log.warning("%d digest or resolved notice(s) of a flush that died are written again", len(found))
+        for record in found:
+            record["lease"] = lease
+        ops = [("update", r, {"mode": UpdateMode.REPLACE, **self._if_match(r)}) for r in found]
+        if self._transact_all(table, ops) is None:
+            return found
+        leased: list[TableEntity] = []
+        for record in found:  # another flusher took some: keep what this one wins
             try:
-                if _int(entity.get("held", 0)) == 0:
-                    # Quiet for a whole window: close it, so the next occurrence alerts at once.
-                    # A one-operation transaction, because delete_entity hides a 404: only the
-                    # flusher whose delete went through may report the burst resolved.
-                    if self._transact(table, [("delete", entity, self._if_match(entity))]) is not None:
-                        raise ResourceModifiedError("group changed or closed meanwhile")
-                    return _burst(entity)
-                held = _held(entity)
-                window = timedelta(seconds=held.window_seconds)
-                fresh = _new_group(entity["RowKey"], entity["fingerprint"], now, window)
-                fresh.update({k: entity[k] for k in _BURST if k in entity})
-                table.update_entity(fresh, mode=UpdateMode.REPLACE, **self._if_match(entity))
-                return held
+                table.update_entity(record, mode=UpdateMode.REPLACE, **self._if_match(record))
+                leased.append(record)
             except (ResourceModifiedError, ResourceNotFoundError):
-                _backoff(attempt)
-                entity = self._get(table, _GROUPS, entity["RowKey"])
-        raise StoreContention(f"group {entity['fingerprint'] if entity else '?'} kept changing; try again")
+                continue
+        return leased
+
+    def _take_groups(
+        self, table: TableClient, now: datetime, lease: datetime, resolved: list[Burst] | None
+    ) -> list[TableEntity]:
+        """Reset (or close) every due group, each with its record in the same transaction; the
+        records written. A group that changed meanwhile is read again and taken as it is."""
+        pending = list(
+            table.query_entities(
+                "PartitionKey eq @pk and due le @now", parameters={"pk": _GROUPS, "now": now}
+            )
+        )
+        records: list[TableEntity] = []
+        for attempt in range(_ATTEMPTS):
+            if not pending:
+                return records
+            chunk: list[TableEntity] = []
+            size = 0
+            while pending and len(chunk) < _TRANSACTION_MAX // 2 and size < _TRANSACTION_BYTES:
+                chunk.append(pending.pop(0))
+                size += 2 * _entity_size(chunk[-1])
+            ops: list[tuple[Any, ...]] = []
+            owners: list[int] = []  # the chunk index of each operation's group
+            written: list[TableEntity] = []
+            for index, entity in enumerate(chunk):
+                group_op, record = self._take_ops(entity, now, lease, resolved is not None)
+                ops.append(group_op)
+                owners.append(index)
+                if record is not None:
+                    ops.append(("create", record))
+                    owners.append(index)
+                    written.append(record)
+            failed = self._transact(table, ops)
+            if failed is None:
+                records += written
+                continue
+            # Nothing of the chunk was written: read the group named (all, if none was) again.
+            stale = set(owners) if failed >= len(ops) else {owners[failed]}
+            for index, entity in enumerate(chunk):
+                again = self._get(table, _GROUPS, entity["RowKey"]) if index in stale else entity
+                if again is not None and _utc(again["due"]) <= now:
+                    pending.append(again)  # else closed, or another flusher took it: a new window runs
+            _backoff(attempt)
+        raise StoreContention("due groups kept changing; try again")
+
+    def _take_ops(
+        self, entity: TableEntity, now: datetime, lease: datetime, keep_resolved: bool
+    ) -> tuple[tuple[Any, ...], TableEntity | None]:
+        """The operation that resets (held counts) or closes (quiet for a whole window) a due
+        group, and the record of the digest or resolved burst it gives (None: nothing to tell)."""
+        if _int(entity.get("held", 0)) == 0:
+            # Quiet for a whole window: close it, so the next occurrence alerts at once.
+            operation: tuple[Any, ...] = ("delete", entity, self._if_match(entity))
+            if not keep_resolved or _burst(entity) is None:
+                return operation, None
+            kind = "resolved"
+        else:
+            window = timedelta(seconds=_int(entity["window_seconds"]))
+            fresh = _new_group(entity["RowKey"], entity["fingerprint"], now, window)
+            fresh.update({k: entity[k] for k in _BURST if k in entity})
+            operation = ("update", fresh, {"mode": UpdateMode.REPLACE, **self._if_match(entity)})
+            kind = "digest"
+        # Derived from the group as it was read: another flusher taking the same state would
+        # write the same record, and only one of the two transactions can succeed.
+        basis = f"{entity['RowKey']}|{entity.metadata['etag']}|{kind}"
+        record = TableEntity(
+            PartitionKey=_GROUPS,
+            RowKey=_NOTICE + hashlib.sha256(basis.encode()).hexdigest()[:32],
+            notice=kind,
+            lease=lease,
+            **{k: entity[k] for k in _NOTICE_PROPERTIES if k in entity},
+        )
+        return operation, record
+
+    def _settle_taken(self, notices: Sequence[str], summaries: Sequence[str]) -> None:
+        """Forget the records of digests and resolved bursts, and mark silences' summaries
+        sent, once their alerts are in the outbox. A failure is logged, not raised: the
+        alerts are written, and the records are only handed out again (posted twice, never lost)."""
+        table = self._state()
+        deletes = [("delete", {"PartitionKey": _GROUPS, "RowKey": rk}) for rk in notices]
+        sent = [
+            (
+                "update",
+                {"PartitionKey": _SILENCES, "RowKey": rk, "summary_pending": False},
+                {"mode": UpdateMode.MERGE},
+            )
+            for rk in summaries
+        ]
+        try:
+            for ops in (deletes, sent):
+                if self._transact_all(table, ops) is None:
+                    continue
+                for op in ops:  # one was missing (settled by another flusher): the rest, one by one
+                    with contextlib.suppress(ResourceNotFoundError):
+                        if op[0] == "delete":
+                            table.delete_entity(op[1])
+                        else:
+                            table.update_entity(op[1], mode=UpdateMode.MERGE)
+        except Exception as err:
+            log.error(
+                "%d flushed notice(s) could not be settled (%s); they are written again after "
+                "the claim lease", len(notices) + len(summaries), type(err).__name__,
+            )  # fmt: skip
+
+    def _transact_all(self, table: TableClient, operations: Sequence[tuple[Any, ...]]) -> int | None:
+        """Operations of one partition in transactions of up to 100, one after another: None
+        when all went through, else the index (in `operations`) of the first chunk that did not."""
+        for start in range(0, len(operations), _TRANSACTION_MAX):
+            if self._transact(table, operations[start : start + _TRANSACTION_MAX]) is not None:
+                return start
+        return None
 
     def restore(self, held: Held, now: datetime) -> None:
         """Merge `held` back into its group, due by `now` (ETag-conditional, retried like
-        `hit`). The write carries a token, so that a write which went through but whose
-        answer was lost (and was retried) is recognised and not added twice."""
+        `hit`). Held taken inside a unit carries its record's token: the merge and the record's
+        deletion are one transaction, and a record already gone (another flusher handed it out
+        again) means there is nothing to give back. Otherwise the write carries a token, so
+        that a write which went through but whose answer was lost (and was retried) is
+        recognised and not added twice."""
         if held.count <= 0:
             return
         now = _utc(now)
-        restored = replace(held, first_seen=_utc(held.first_seen), last_seen=_utc(held.last_seen))
+        restored = replace(held, first_seen=_utc(held.first_seen), last_seen=_utc(held.last_seen), token="")
         table = self._state()
         rk = row_key(held.fingerprint)
         token = uuid.uuid4().hex
@@ -746,24 +888,30 @@ class AzureStore:
                     example=_incident_json(held.incident),
                 )  # fmt: skip
                 _set_held(group, merge_held(restored, None, held.window_seconds), token)
-                try:
-                    table.create_entity(group)
+                operation: tuple[Any, ...] = ("create", group)
+            else:
+                if entity.get("restored") == token:
+                    return  # ours went through, though a retry of it was refused
+                window_seconds = _int(entity["window_seconds"])
+                if _utc(entity["due"]) > now:  # due again by now, as before take_due
+                    entity["opened"] = now - timedelta(seconds=window_seconds)
+                    entity["due"] = now
+                current = _held(entity) if _int(entity.get("held", 0)) > 0 else None
+                _set_held(entity, merge_held(restored, current, window_seconds), token)
+                operation = ("update", entity, {"mode": UpdateMode.REPLACE, **self._if_match(entity)})
+            if not held.token:
+                if self._transact(table, [operation]) is None:
                     return
-                except ResourceExistsError:
-                    continue
-            if entity.get("restored") == token:
-                return  # ours went through, though a retry of it was refused
-            window_seconds = _int(entity["window_seconds"])
-            if _utc(entity["due"]) > now:  # due again by now, as before take_due
-                entity["opened"] = now - timedelta(seconds=window_seconds)
-                entity["due"] = now
-            current = _held(entity) if _int(entity.get("held", 0)) > 0 else None
-            _set_held(entity, merge_held(restored, current, window_seconds), token)
-            try:
-                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
-                return
-            except (ResourceModifiedError, ResourceNotFoundError):
-                _backoff(attempt)
+            else:
+                failed = self._transact(
+                    table, [operation, ("delete", {"PartitionKey": _GROUPS, "RowKey": held.token})]
+                )
+                if failed is None or (failed != 0 and self._get(table, _GROUPS, held.token) is None):
+                    unit: _Unit | None = getattr(self._local, "unit", None)
+                    if unit is not None:
+                        unit.notices.pop(held.token, None)
+                    return
+            _backoff(attempt)
         raise StoreContention(f"group {held.fingerprint!r} kept changing; try again")
 
     # -- silences ------------------------------------------------------------------------------
@@ -818,21 +966,37 @@ class AzureStore:
         return counted[0]
 
     def take_ended_silences(self, now: datetime) -> list[SilenceRule]:
+        """See `Silences.take_ended_silences`. Inside a unit a claimed summary stays pending
+        (with a lease) until the unit exits cleanly, its summary written; a summary whose unit
+        died is handed out again once the lease has passed."""
         now = _utc(now)
         table = self._state()
-        ended = table.query_entities(
-            "PartitionKey eq @pk and ends le @now and summarized eq false",
-            parameters={"pk": _SILENCES, "now": now},
-        )
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        ended = [
+            *table.query_entities(
+                "PartitionKey eq @pk and ends le @now and summarized eq false",
+                parameters={"pk": _SILENCES, "now": now},
+            ),
+            *table.query_entities(
+                "PartitionKey eq @pk and summary_pending eq true and summary_lease le @now",
+                parameters={"pk": _SILENCES, "now": now},
+            ),
+        ]
         taken: list[SilenceRule] = []
-        for entity in list(ended):
+        for entity in ended:
+            counted = _int(entity.get("count", 0)) > 0
+            pending = unit is not None and counted
             try:  # only the flusher whose conditional update wins hands out the summary
                 entity["summarized"] = True
+                entity["summary_pending"] = pending
+                entity["summary_lease"] = now + self._claim_lease
                 table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
             except (ResourceModifiedError, ResourceNotFoundError):
                 continue  # another flusher claimed it, or it was counted meanwhile: next flush
-            if _int(entity.get("count", 0)) > 0:
+            if counted:
                 taken.append(_silence(entity))
+            if pending and unit is not None:
+                unit.summaries[str(entity["RowKey"])] = None
         return sorted(taken, key=lambda s: (s.starts, s.id))
 
     def _change_silence(
@@ -1215,6 +1379,11 @@ def _silence(entity: TableEntity) -> SilenceRule:
 
 
 _PROPERTY_MAX = 30_000  # characters; a string property holds 64 KiB of UTF-16
+
+
+def _entity_size(entity: Mapping[str, Any]) -> int:
+    """About how many bytes an entity takes in a transaction's body (its text properties rule)."""
+    return 200 + sum(2 * len(value) for value in entity.values() if isinstance(value, str))
 
 
 def _incident_json(incident: Incident) -> str:
