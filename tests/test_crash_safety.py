@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -76,11 +78,17 @@ def start(env: dict[str, str], crash: str, log: Path) -> tuple[subprocess.Popen[
         time.sleep(0.05)
 
 
-def post_until_every_batch_succeeds(env: dict[str, str], batches: list[bytes], log: Path) -> list[int]:
-    """Post every batch, restarting the server whenever it died and posting again what got no
-    2xx (Event Grid's retry); returns each life's exit code."""
+def post_until_every_batch_succeeds(
+    env: dict[str, str],
+    batches: list[bytes],
+    log: Path,
+    lives_planned: Sequence[str] = LIVES,
+    pace: float = 0.0,
+) -> list[int]:
+    """Post every batch (`pace` seconds apart), restarting the server whenever it died and
+    posting again what got no 2xx (Event Grid's retry); returns each life's exit code."""
     pending = list(range(len(batches)))
-    lives = iter(LIVES)
+    lives = iter(lives_planned)
     exits: list[int] = []
     rng = random.Random(7)
     headers = {"Content-Type": "application/json", "aeg-event-type": "Notification"}
@@ -97,6 +105,7 @@ def post_until_every_batch_succeeds(env: dict[str, str], batches: list[bytes], l
                 break  # killed mid-request: no answer, so Event Grid delivers the batch again
             if answer.status_code // 100 == 2:
                 pending.pop(0)
+                time.sleep(pace)
             else:
                 assert answer.status_code == 503, answer.text  # storage busy: retried later
                 time.sleep(0.2)
@@ -108,22 +117,31 @@ def post_until_every_batch_succeeds(env: dict[str, str], batches: list[bytes], l
     return exits
 
 
-def alerts_after_flush(store: Store, settings: Settings) -> list[OutboxMessage]:
-    """Flush every digest (a day later, every window has ended) and read the whole outbox."""
-    Triage(settings, store).flush(utcnow() + timedelta(days=1))
+def alerts_after_flush(store: Store, settings: Settings, days: int = 1) -> list[OutboxMessage]:
+    """Flush every digest (a day later, every window has ended; on a second day every burst
+    has been quiet for a window, so it resolves) and read the whole outbox."""
+    for day in range(1, days + 1):
+        Triage(settings, store).flush(utcnow() + timedelta(days=day))
     messages: list[OutboxMessage] = []
     while leases := store.poll(settings.outbox_queue, 32):
         messages += [lease.message for lease in leases]
     return messages
 
 
-def run_storm(env: dict[str, str], tmp_path: Path) -> tuple[list[int], list[OutboxMessage]]:
-    batches = storm()
-    exits = post_until_every_batch_succeeds(env, batches, tmp_path / "serve.log")
+def run_storm(
+    env: dict[str, str],
+    tmp_path: Path,
+    *,
+    batches: list[bytes] | None = None,
+    lives: Sequence[str] = LIVES,
+    days: int = 1,
+    pace: float = 0.0,
+) -> tuple[list[int], list[OutboxMessage]]:
+    exits = post_until_every_batch_succeeds(env, batches or storm(), tmp_path / "serve.log", lives, pace)
     settings = Settings.from_env(env)
     store = open_configured(settings)  # the store, queue and tables `serve` used
     try:
-        return exits, alerts_after_flush(store, settings)
+        return exits, alerts_after_flush(store, settings, days)
     finally:
         store.close()
 
@@ -161,12 +179,9 @@ def per_fingerprint(messages: list[OutboxMessage]) -> Counter[str]:
     return counted
 
 
-@pytest.mark.azurite
-def test_an_azure_server_killed_at_any_point_mid_storm_counts_every_event_and_alerts_none_twice(
-    tmp_path: Path, azurite: Azurite
-) -> None:
+def azure_env(azurite: Azurite) -> dict[str, str]:
     queue_name, table_prefix = azurite.names()
-    env = {
+    return {
         **base_env(),
         "ACS_TRIAGE_STORE": "azure",
         "AzureWebJobsStorage": azurite.connection,
@@ -176,7 +191,12 @@ def test_an_azure_server_killed_at_any_point_mid_storm_counts_every_event_and_al
         "ACS_TRIAGE_CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),
     }
 
-    exits, messages = run_storm(env, tmp_path)
+
+@pytest.mark.azurite
+def test_an_azure_server_killed_at_any_point_mid_storm_counts_every_event_and_alerts_none_twice(
+    tmp_path: Path, azurite: Azurite
+) -> None:
+    exits, messages = run_storm(azure_env(azurite), tmp_path)
 
     assert exits == [-9, -9, -9, -9]
     counted = per_fingerprint(messages)
@@ -186,3 +206,82 @@ def test_an_azure_server_killed_at_any_point_mid_storm_counts_every_event_and_al
     assert all(n >= PER_CODE for n in counted.values()), counted
     assert sum(counted.values()) <= len(CODES) * PER_CODE + len(exits) * BATCH
     assert all(n <= 1 for n in immediate_alerts(messages).values())  # none alerted twice
+
+
+# -- kills during the digest flush -----------------------------------------------------------------
+# Many small bursts posted 0.1 s apart, a 1 s window and the timer every 0.25 s: digests and
+# resolved notices are flushed all the time, and the server dies inside a flush: after the due
+# groups were taken and before any digest was written (take_due), after some of a flush's
+# digests were written (timer.enqueue), before what the flush took is marked written (Azure's
+# settle), and twice at a random moment.
+FLUSH_CODES = tuple(range(4100, 4160))  # sixty fingerprints
+FLUSH_PER_CODE = 40
+FLUSH_BATCH = 20
+PACE = 0.1
+FLUSH_LIVES = (
+    "take_due:2",
+    "timer.enqueue:3",
+    "before._settle_taken:2",
+    "take_due:4",
+    "random",
+    "random",
+    "",
+)
+_EVENTS = re.compile(r"(\d[\d,]*) events?")
+
+
+def small_bursts() -> list[bytes]:
+    events = [e for code in FLUSH_CODES for e in sms_failures(FLUSH_PER_CODE, code=code)]
+    random.Random(5).shuffle(events)
+    return [orjson.dumps(events[i : i + FLUSH_BATCH]) for i in range(0, len(events), FLUSH_BATCH)]
+
+
+def flush_env(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "ACS_TRIAGE_GROUP_WINDOW_SECONDS": "1", "TIMER_SECONDS": "0.25"}
+
+
+def is_resolved(message: OutboxMessage) -> bool:
+    return str(message.payload["text"]).startswith("Resolved")
+
+
+def assert_every_event_reported(messages: list[OutboxMessage], exact_resolved: bool) -> None:
+    """Every event in a first alert or a digest; no event first-alerted twice; the resolved
+    notices' totals add up to what was posted (once each: a notice written again after a
+    crash is the same message, under the same id)."""
+    reported = per_fingerprint([m for m in messages if not is_resolved(m)])
+    assert len(reported) == len(FLUSH_CODES)
+    assert all(n >= FLUSH_PER_CODE for n in reported.values()), reported
+    firsts = Counter(m.id for m in messages if not is_resolved(m) and "× " not in str(m.payload["text"]))
+    assert all(n == 1 for n in firsts.values())  # an event's first alert is one message, written once
+    resolved: Counter[str] = Counter()
+    for m in {m.id: m for m in messages if is_resolved(m)}.values():
+        found = _EVENTS.search(str(m.payload["text"]))
+        assert found is not None, m.payload
+        resolved[m.fingerprint] += int(found.group(1).replace(",", ""))
+    assert len(resolved) == len(FLUSH_CODES)
+    if exact_resolved:
+        assert set(resolved.values()) == {FLUSH_PER_CODE}, resolved
+    else:
+        assert all(n >= FLUSH_PER_CODE for n in resolved.values()), resolved
+
+
+def test_a_sqlite_server_killed_during_digest_flushes_loses_no_count(tmp_path: Path) -> None:
+    env = flush_env({**base_env(), "ACS_TRIAGE_STORE": f"sqlite:{tmp_path / 'acs-triage.sqlite3'}"})
+    lives = [life for life in FLUSH_LIVES if "_settle_taken" not in life]  # SQLite writes in one go
+
+    exits, messages = run_storm(env, tmp_path, batches=small_bursts(), lives=lives, days=2, pace=PACE)
+
+    assert exits == [-9] * (len(lives) - 1)
+    assert_every_event_reported(messages, exact_resolved=True)
+
+
+@pytest.mark.azurite
+def test_an_azure_server_killed_during_digest_flushes_loses_no_count(
+    tmp_path: Path, azurite: Azurite
+) -> None:
+    env = flush_env(azure_env(azurite))
+
+    exits, messages = run_storm(env, tmp_path, batches=small_bursts(), lives=FLUSH_LIVES, days=2, pace=PACE)
+
+    assert exits == [-9] * (len(FLUSH_LIVES) - 1)
+    assert_every_event_reported(messages, exact_resolved=False)
