@@ -872,3 +872,23 @@ def test_a_digest_given_back_inside_its_flush_is_reported_once(
     [held] = store.take_due(T0 + WINDOW + AFTER_LEASE)
     assert held.count == 4
     assert store.take_due(T0 + 2 * WINDOW + AFTER_LEASE) == []
+
+
+# -- a batch's counts at once ------------------------------------------------------------------
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_batch_of_hundreds_of_groups_is_counted_at_once_even_on_what_another_instance_changed(
+    kind: str, make_store: Callable[[str], Any]
+) -> None:
+    one, other = make_store(kind), make_store(kind)
+    fingerprints = [f"PlayFailed|400|{n}|contoso-acs" for n in range(250)]
+
+    def batch(count: int, start: int) -> list[tuple[str, int, list[Incident]]]:
+        return [(f, count, occurrences(min(count, MAX_SAMPLES + 1), start)) for f in fingerprints]
+
+    assert one.hit_many(batch(3, 0), T0, WINDOW) == [True] * 250  # each opens; 2 held each
+    # Another instance counts some of them: what `one` knew of those is stale now.
+    assert other.hit_many(batch(4, 10)[:100], T0 + timedelta(seconds=1), WINDOW) == [False] * 100
+    assert one.hit_many(batch(5, 20), T0 + timedelta(seconds=2), WINDOW) == [False] * 250
+
+    held = {h.fingerprint: h.count for h in other.take_due(T0 + WINDOW + timedelta(seconds=2))}
+    assert held == {f: 2 + 5 + (4 if n < 100 else 0) for n, f in enumerate(fingerprints)}

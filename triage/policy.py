@@ -40,6 +40,7 @@ from .store import (
     Claim,
     DedupKeys,
     Held,
+    HitsFailed,
     Outbox,
     OutboxMessage,
     SilenceRule,
@@ -443,13 +444,15 @@ class Group:
                 group.add(c)
         batch.candidates = []
         ordered = list(groups.items())
-        for done, (fingerprint, group) in enumerate(ordered):
-            try:
-                opened = self.store.hit(fingerprint, group.count, group.first, now, self.window)
-            except Exception:
-                # These events were claimed but not counted: let Event Grid's retry count them.
-                batch.give_back([Pending(group.alert(now), group.keys) for _, group in ordered[done:]])
-                raise
+        hits = [(fingerprint, group.count, group.first) for fingerprint, group in ordered]
+        try:
+            answers = self.store.hit_many(hits, now, self.window)  # the whole batch in few round trips
+        except HitsFailed as failed:
+            # These events were claimed but not counted: let Event Grid's retry count them.
+            lost = [group for n, (_, group) in enumerate(ordered) if n not in failed.counted]
+            batch.give_back([Pending(group.alert(now), group.keys) for group in lost])
+            raise failed.__cause__ or failed from None
+        for (_, group), opened in zip(ordered, answers, strict=True):
             held = group.count - 1 if opened else group.count
             report.grouped += held
             first = group.earliest[0].facts

@@ -33,6 +33,7 @@ __all__ = [
     "Claim",
     "DedupKeys",
     "Held",
+    "HitsFailed",
     "HourlyCounts",
     "Lease",
     "Outbox",
@@ -46,6 +47,7 @@ __all__ = [
     "Units",
     "backlog",
     "configured_spec",
+    "hit_each",
     "hour_of",
     "merge_held",
     "open_configured",
@@ -218,6 +220,19 @@ def sample_ids(first: Sequence[Incident], limit: int) -> list[dict[str, str]]:
     return [incident.ids for incident in first[:limit]]
 
 
+def hit_each(
+    groups: BurstGroups, hits: Sequence[tuple[str, int, Sequence[Incident]]], now: datetime, window: timedelta
+) -> list[bool]:
+    """`hit_many` as one `hit` after another (a store whose hits cost no round trip)."""
+    opened: list[bool] = []
+    for fingerprint, count, first in hits:
+        try:
+            opened.append(groups.hit(fingerprint, count, first, now, window))
+        except Exception as err:
+            raise HitsFailed(set(range(len(opened))), opened + [False] * (len(hits) - len(opened))) from err
+    return opened
+
+
 def merge_held(restored: Held, current: Held | None, window_seconds: int) -> Held:
     """A group's held state once `restored` (taken earlier, given back) is put back in front
     of `current` (what the group has held since, if anything): a new Held, neither argument
@@ -267,6 +282,16 @@ class DedupKeys(Protocol):
         ...
 
 
+class HitsFailed(Exception):
+    """`BurstGroups.hit_many` failed part way: the hits at `counted` (indexes) were counted,
+    the others not. Raised from the store's error (its `__cause__`)."""
+
+    def __init__(self, counted: set[int], opened: Sequence[bool]) -> None:
+        super().__init__(f"{len(counted)} of {len(opened)} burst counts written before an error")
+        self.counted = counted
+        self.opened = list(opened)
+
+
 class BurstGroups(Protocol):
     """Occurrences of one fingerprint counted per window, and the digests that report them."""
 
@@ -283,6 +308,14 @@ class BurstGroups(Protocol):
         alerts at once (the other count-1 are held); False: all `count` are held. The first
         held occurrence is the digest's example; the ids of the first few are its samples
         (`sample_ids`: read without building the whole incidents)."""
+        ...
+
+    def hit_many(
+        self, hits: Sequence[tuple[str, int, Sequence[Incident]]], now: datetime, window: timedelta
+    ) -> list[bool]:
+        """`hit` for each (fingerprint, count, first) of a batch (distinct fingerprints), as
+        few storage round trips as the backend allows; each answer as `hit`'s. On an error,
+        HitsFailed says which were counted."""
         ...
 
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:

@@ -62,6 +62,7 @@ from . import (
     Burst,
     Claim,
     Held,
+    HitsFailed,
     OutboxMessage,
     Poisoned,
     RedriveFilter,
@@ -111,6 +112,7 @@ _HOURLY = "hourly-"  # + YYYYMMDDHH: one partition per hour, so a period is one 
 # (when duplicates also outnumber the new keys seen so far).
 _SET_ASIDE = 4
 _POISON_READ_MAX = 5000  # poison messages one status or re-drive reads (the rest: the next run)
+_POINT_READS = 8  # unknown rows read one by one (in parallel); more: the partition in one query
 _ATTEMPTS = 100  # optimistic-concurrency retries before giving up on a contended entity
 _REMEMBERED_KEYS = 20_000  # live claims of this instance kept in memory (a few batches)
 _REMEMBERED_UNITS = 20_000  # ids of finished units kept in memory (final: never un-finished)
@@ -141,6 +143,33 @@ class _Unit:
         self.claimed: dict[str, datetime] = {}
         self.notices: dict[str, None] = {}  # RowKeys of taken records (groups partition)
         self.summaries: dict[str, None] = {}  # RowKeys of silences whose summary it took
+
+
+class _Rows:
+    """Table rows this instance last read or wrote, with their ETags, by (partition, RowKey):
+    a batch writes what it knows ETag-conditionally without reading it first (a stale row
+    costs one refused transaction and a read). Forgotten wholesale past `limit` rows."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, str], TableEntity] = {}
+
+    def get(self, key: tuple[str, str]) -> TableEntity | None:
+        with self._lock:
+            return self._rows.get(key)
+
+    def put(self, key: tuple[str, str], entity: Mapping[str, Any], etag: str) -> None:
+        row = TableEntity(entity)
+        row._metadata = {"etag": etag, "timestamp": None}  # where the SDK's entity keeps its ETag
+        with self._lock:
+            if len(self._rows) >= self._limit:
+                self._rows.clear()
+            self._rows[key] = row
+
+    def drop(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._rows.pop(key, None)
 
 
 class OutboxMessageTooLarge(TriageError):
@@ -275,6 +304,7 @@ class AzureStore:
         self._claim_lease = claim_lease
         self._local = threading.local()  # .unit: the unit open on this thread, if any
         self._finished: dict[str, None] = {}  # ids of units known to have finished, oldest first
+        self._rows = _Rows()  # groups and hourly counters as last read or written here
 
     # -- plumbing ------------------------------------------------------------------------------
     def _dedup(self) -> TableClient:
@@ -668,31 +698,136 @@ class AzureStore:
         now: datetime,
         window: timedelta,
     ) -> bool:
+        """See `BurstGroups.hit`: `hit_many` with one hit."""
+        try:
+            return self.hit_many([(fingerprint, count, first)], now, window)[0]
+        except HitsFailed as err:
+            raise err.__cause__ or err from None
+
+    def hit_many(
+        self, hits: Sequence[tuple[str, int, Sequence[Incident]]], now: datetime, window: timedelta
+    ) -> list[bool]:
+        """Every group of the batch written in entity-group transactions (one partition: up to
+        100 groups each), ETag-conditionally on the group as this instance last read or wrote
+        it; groups it does not know (or that are due, so a flusher may have changed them) are
+        read first, all at once. A group changed meanwhile costs its transaction one retry."""
         now = _utc(now)
-        table = self._state()
-        rk = row_key(fingerprint)
-        for attempt in range(_ATTEMPTS):
-            entity = self._get(table, _GROUPS, rk)
-            if entity is None:
-                group = _new_group(rk, fingerprint, now, window)
+        opened = [False] * len(hits)
+
+        def change(index: int, current: TableEntity | None) -> TableEntity | None:
+            fingerprint, count, first = hits[index]
+            if current is None:
+                group = _new_group(row_key(fingerprint), fingerprint, now, window)
                 group.update(total=_int64(count), started=now, latest=now, example=_incident_json(first[0]))
                 _add_held(group, count - 1, first[1:], now)  # the first occurrence alerts now
-                try:
-                    table.create_entity(group)
-                    return True
-                except ResourceExistsError:
-                    continue
+                opened[index] = True
+                return group
+            opened[index] = False
             if count <= 0 or not first:
-                return False  # nothing to hold: the group stays as it is
-            _add_held(entity, count, first, now)
-            entity["total"] = _int64(_int(entity.get("total", 0)) + count)
-            entity["latest"] = now
-            try:
-                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
-                return False
-            except (ResourceModifiedError, ResourceNotFoundError):
-                _backoff(attempt)
-        raise StoreContention(f"group {fingerprint!r} kept changing; try again")
+                return None  # nothing to hold: the group stays as it is
+            group = TableEntity(current)
+            _add_held(group, count, first, now)
+            group["total"] = _int64(_int(group.get("total", 0)) + count)
+            group["latest"] = now
+            return group
+
+        def trusted(entity: TableEntity) -> bool:
+            return _utc(entity["due"]) > now  # a due group may be being flushed: read it again
+
+        rks = [row_key(fingerprint) for fingerprint, _, _ in hits]
+        done: set[int] = set()
+        try:
+            self._write_rows(self._state(), _GROUPS, rks, change, trusted=trusted, done=done)
+        except Exception as err:
+            raise HitsFailed(done, opened) from err
+        return opened
+
+    def _write_rows(
+        self,
+        table: TableClient,
+        partition: str,
+        rks: Sequence[str],
+        change: Callable[[int, TableEntity | None], TableEntity | None],
+        *,
+        trusted: Callable[[TableEntity], bool],
+        done: set[int],
+    ) -> None:
+        """Write `change(i, current)` as row rks[i] of `partition` (distinct RowKeys) in as few
+        transactions as the partition allows: a create where the row is missing, otherwise a
+        replace conditional on the ETag known. A conflict re-reads the chunk's rows and
+        retries it (`change` is called again with what was read). Adds each index written to
+        `done` as its transaction goes through; None from `change`: nothing to write."""
+        known = self._rows
+        current: dict[int, TableEntity | None] = {}
+        unknown: list[int] = []
+        for index, rk in enumerate(rks):
+            cached = known.get((partition, rk))
+            if cached is not None and trusted(cached):
+                current[index] = cached
+            else:
+                unknown.append(index)
+        todo = list(range(len(rks)))
+        for attempt in range(_ATTEMPTS):
+            if unknown:
+                for index, entity in zip(
+                    unknown, self._read_rows(table, partition, [rks[i] for i in unknown]), strict=True
+                ):
+                    current[index] = entity
+                unknown = []
+            if not todo:
+                return
+            chunk: list[int] = []
+            size = 0
+            ops: list[tuple[Any, ...]] = []
+            written: list[tuple[int, TableEntity]] = []
+            while todo and len(ops) < _TRANSACTION_MAX and size < _TRANSACTION_BYTES:
+                index = todo.pop(0)
+                chunk.append(index)
+                entity = current[index]
+                new = change(index, entity)
+                if new is None:
+                    done.add(index)
+                    continue
+                new["PartitionKey"], new["RowKey"] = partition, rks[index]
+                if entity is None:
+                    ops.append(("create", new))
+                else:
+                    ops.append(("update", new, {"mode": UpdateMode.REPLACE, **self._if_match(entity)}))
+                written.append((index, new))
+                size += _entity_size(new)
+            if not ops:
+                continue
+            failed, replies = self._transact_replies(table, ops)
+            if failed is None:
+                for (index, new), reply in zip(written, replies, strict=True):
+                    known.put((partition, rks[index]), new, str(reply["etag"]))
+                    done.add(index)
+                continue
+            # Nothing of the chunk was written: what it assumed is stale, at least in part.
+            for index in chunk:
+                known.drop((partition, rks[index]))
+                done.discard(index)
+            unknown = list(chunk)
+            todo = chunk + todo
+            _backoff(attempt)
+        raise StoreContention(f"rows of partition {partition!r} kept changing; try again")
+
+    def _read_rows(self, table: TableClient, partition: str, rks: Sequence[str]) -> list[TableEntity | None]:
+        """The rows `rks` of `partition` (None: missing), remembered: a few by point reads in
+        parallel, more by reading the partition once (a batch's groups are most of the open ones)."""
+        if len(rks) <= _POINT_READS:
+            found = self._map(lambda rk: self._get(table, partition, rk), rks)
+        else:
+            rows = {
+                str(e["RowKey"]): e
+                for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+                if not str(e["RowKey"]).startswith(_NOTICE)
+            }
+            found = [rows.get(rk) for rk in rks]
+        for rk, row in zip(rks, found, strict=True):
+            if row is not None:
+                self._rows.put((partition, rk), row, str(row.metadata["etag"]))
+        return found
 
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         """See `BurstGroups.take_due`. Each due group is reset (or closed) in one entity-group
@@ -785,6 +920,8 @@ class AzureStore:
                     owners.append(index)
                     written.append(record)
             failed = self._transact(table, ops)
+            for entity in chunk:
+                self._rows.drop((_GROUPS, str(entity["RowKey"])))
             if failed is None:
                 records += written
                 continue
@@ -877,6 +1014,7 @@ class AzureStore:
         restored = replace(held, first_seen=_utc(held.first_seen), last_seen=_utc(held.last_seen), token="")
         table = self._state()
         rk = row_key(held.fingerprint)
+        self._rows.drop((_GROUPS, rk))
         token = uuid.uuid4().hex
         for attempt in range(_ATTEMPTS):
             entity = self._get(table, _GROUPS, rk)
@@ -1045,28 +1183,21 @@ class AzureStore:
 
     # -- hourly counters -----------------------------------------------------------------------
     def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
-        """One ETag-conditional counter update per fingerprint, in parallel (retried like `hit`)."""
+        """Every counter of the batch in entity-group transactions (the hour is one partition),
+        ETag-conditionally on what this instance last read or wrote (see `_write_rows`)."""
         partition = _HOURLY + hour_of(hour).strftime("%Y%m%d%H")
-        table = self._state()
+        items = [(f, n) for f, n in counts.items() if n]
 
-        def add(item: tuple[str, int]) -> None:
-            fingerprint, count = item
-            rk = row_key(fingerprint)
-            for attempt in range(_ATTEMPTS):
-                entity = self._get(table, partition, rk)
-                try:
-                    if entity is None:
-                        row = {"PartitionKey": partition, "RowKey": rk, "fingerprint": fingerprint}
-                        table.create_entity({**row, "count": _int64(count)})
-                    else:
-                        entity["count"] = _int64(_int(entity["count"]) + count)
-                        table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
-                    return
-                except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                    _backoff(attempt)
-            raise StoreContention(f"hourly counter of {fingerprint!r} kept changing; try again")
+        def change(index: int, current: TableEntity | None) -> TableEntity:
+            fingerprint, count = items[index]
+            if current is None:
+                return TableEntity(fingerprint=fingerprint, count=_int64(count))
+            counter = TableEntity(current)
+            counter["count"] = _int64(_int(current["count"]) + count)
+            return counter
 
-        self._map(add, [(f, n) for f, n in counts.items() if n])
+        rks = [row_key(fingerprint) for fingerprint, _ in items]
+        self._write_rows(self._state(), partition, rks, change, trusted=lambda entity: True, done=set())
 
     def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
         start, end = _utc(start), _utc(end)
@@ -1218,16 +1349,22 @@ class AzureStore:
     def _if_match(entity: TableEntity) -> dict[str, Any]:
         return {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
 
-    @staticmethod
-    def _transact(table: TableClient, operations: Iterable[tuple[Any, ...]]) -> int | None:
+    @classmethod
+    def _transact(cls, table: TableClient, operations: Iterable[tuple[Any, ...]]) -> int | None:
         """Submit one transaction: None when it was written; on a conflict (nothing written)
         the index of the operation the service named (len(operations) if it named none)."""
+        return cls._transact_replies(table, operations)[0]
+
+    @staticmethod
+    def _transact_replies(
+        table: TableClient, operations: Iterable[tuple[Any, ...]]
+    ) -> tuple[int | None, list[Mapping[str, Any]]]:
+        """`_transact`, with the service's reply to each operation (their new ETags) when written."""
         operations = list(operations)
         if not operations:
-            return None
+            return None, []
         try:
-            table.submit_transaction(operations)
-            return None
+            return None, list(table.submit_transaction(operations))
         except TableTransactionError as err:
             if not _is_conflict(err):
                 raise
@@ -1235,8 +1372,8 @@ class AzureStore:
             index = getattr(err, "index", None)
             if isinstance(index, int) and 0 <= index < len(operations):
                 named = str(err.message or "").startswith(f"{index}:")
-                return index if named else len(operations)
-            return len(operations)
+                return (index if named else len(operations)), []
+            return len(operations), []
 
 
 class QueueLease:

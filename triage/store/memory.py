@@ -28,6 +28,7 @@ from . import (
     RedriveFilter,
     SilenceRule,
     backlog,
+    hit_each,
     hour_of,
     merge_held,
     sample_ids,
@@ -193,6 +194,12 @@ class MemoryStore:
                     if room > 0:
                         held.samples.extend(sample_ids(first, room))
             return opened
+
+    def hit_many(
+        self, hits: Sequence[tuple[str, int, Sequence[Incident]]], now: datetime, window: timedelta
+    ) -> list[bool]:
+        """One `hit` after another."""
+        return hit_each(self, hits, now, window)
 
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         due: list[Held] = []

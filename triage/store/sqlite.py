@@ -37,6 +37,7 @@ from . import (
     RedriveFilter,
     SilenceRule,
     backlog,
+    hit_each,
     hour_of,
     merge_held,
     sample_ids,
@@ -333,6 +334,13 @@ class SqliteStore:
                     (count, now_us, orjson.dumps(sample_list).decode(), fingerprint),
                 )
         return opened
+
+    def hit_many(
+        self, hits: Sequence[tuple[str, int, Sequence[Incident]]], now: datetime, window: timedelta
+    ) -> list[bool]:
+        """One `hit` after another, in one transaction."""
+        with self._transaction():
+            return hit_each(self, hits, now, window)
 
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         now_us = _us(now)
