@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .figures import Figure, markdown_table, text_table
 
-SECTIONS = ("pipeline", "scaling", "http", "handshake", "coldstart", "storm", "memory")
+SECTIONS = ("pipeline", "scaling", "http", "handshake", "coldstart", "storm", "memory", "azure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class Sizes:
     rss: bool = True
     scaling_budget: int = 60_000  # events per batch size (at least 3 batches each)
     http_rounds: int = 5
+    azure_batches: int = 7
 
 
 FULL = Sizes()
@@ -44,6 +45,7 @@ QUICK = Sizes(
     coldstart_analysis=False,
     scaling_budget=20_000,
     http_rounds=2,
+    azure_batches=3,
 )
 
 Section = Callable[[Sizes], tuple[list[Figure], list[str]]]
@@ -94,6 +96,12 @@ def _memory(s: Sizes) -> tuple[list[Figure], list[str]]:
     return memory_figures(s.batch_bytes, rss=s.rss)
 
 
+def _azure(s: Sizes) -> tuple[list[Figure], list[str]]:
+    from .azure import azure_figures
+
+    return azure_figures(s.azure_batches)
+
+
 RUNNERS: dict[str, Section] = {
     "pipeline": _pipeline,
     "scaling": _scaling,
@@ -102,6 +110,7 @@ RUNNERS: dict[str, Section] = {
     "coldstart": _coldstart,
     "storm": _storm,
     "memory": _memory,
+    "azure": _azure,
 }
 
 

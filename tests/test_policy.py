@@ -24,7 +24,7 @@ from triage.policy import (
 )
 from triage.render import render
 from triage.settings import Settings
-from triage.store import Claim
+from triage.store import Claim, EnqueueFailed
 from triage.store.memory import MemoryStore
 
 TEAMS = "https://teams.example.invalid/workflows/abc?sig=s3cret"
@@ -154,15 +154,47 @@ def test_enqueue_writes_one_message_per_destination_and_reports_the_alert() -> N
     assert len(work.report.alerts) == 1 and not work.pending
 
 
-def test_enqueue_that_fails_gives_back_the_alert_that_failed_and_every_one_after_it() -> None:
-    store = BrokenOutbox(ok=1)
+def test_enqueue_that_fails_gives_back_every_alert_of_the_batch() -> None:
+    store = BrokenOutbox(ok=0)
     work = batch(candidate("a"), candidate("b"), candidate("c"))
     Dedup(store, timedelta(hours=24))(work)
     Group(store, timedelta(0))(work)
     Route(Settings.from_env({"ACS_TRIAGE_TEAMS_URL": TEAMS}))(work)
     with pytest.raises(OSError):
         Enqueue(store, lambda: render)(work)
-    assert len(store.outbox) == 1
+    assert len(store.outbox) == 0
+    assert store.released == ["a", "b", "c"]  # all must come again
+
+
+class PartlyWritten(MemoryStore):
+    """An outbox whose writes are separate (a Storage queue): the first `ok` messages of a
+    call go in, then it fails, naming those written."""
+
+    def __init__(self, ok: int) -> None:
+        super().__init__()
+        self.ok = ok
+        self.released: list[str] = []
+
+    def enqueue(self, messages: Sequence[Any]) -> None:
+        super().enqueue(messages[: self.ok])
+        if len(messages) > self.ok:
+            cause = OSError("queue unavailable")
+            raise EnqueueFailed({m.id for m in messages[: self.ok]}, len(messages)) from cause
+
+    def release(self, keys: Sequence[str]) -> None:
+        self.released.extend(keys)
+        super().release(keys)
+
+
+def test_enqueue_that_fails_part_way_gives_back_only_the_alerts_not_wholly_written() -> None:
+    store = PartlyWritten(ok=3)  # "a" to both destinations, "b" to one of them
+    work = batch(*(Candidate(k, make_incident(event_id=k), make_guidance()) for k in ("a", "b", "c")))
+    Dedup(store, timedelta(hours=24))(work)
+    Group(store, timedelta(0))(work)
+    Route(Settings.from_env({"ACS_TRIAGE_TEAMS_URL": TEAMS, "ACS_TRIAGE_SLACK_URL": SLACK}))(work)
+    with pytest.raises(OSError, match="queue unavailable"):  # the store's own error
+        Enqueue(store, lambda: render)(work)
+    assert len(store.outbox) == 3
     assert store.released == ["b", "c"]  # "a" is in the outbox; "b" and "c" must come again
 
 

@@ -39,6 +39,7 @@ from .store import (
     BurstGroups,
     Claim,
     DedupKeys,
+    EnqueueFailed,
     Held,
     HitsFailed,
     Outbox,
@@ -577,8 +578,8 @@ class Route:
 
 
 class Enqueue:
-    """Render each pending alert for its destinations and write it to the outbox. An alert
-    that cannot be written, and every one after it, is given back before the error is raised."""
+    """Render each pending alert for its destinations and write them all to the outbox at
+    once. Every alert not written is given back before the error is raised."""
 
     def __init__(self, outbox: Outbox, render: Callable[[], Renderer]) -> None:
         self.outbox = outbox
@@ -586,14 +587,22 @@ class Enqueue:
 
     def __call__(self, batch: Batch) -> None:
         report = batch.report
-        for index, p in enumerate(batch.pending):
-            try:
-                messages = self.messages(p)
-                self.outbox.enqueue(messages)
-            except Exception:
-                # Nothing may be lost: give the counts back so a retry (or the next flush) reports them.
-                batch.give_back(batch.pending[index:])
-                raise
+        rendered: list[tuple[Pending, list[OutboxMessage]]] = []
+        try:
+            for p in batch.pending:
+                rendered.append((p, self.messages(p)))
+            # All at once: a store whose writes are separate requests makes them side by side.
+            self.outbox.enqueue([m for _, messages in rendered for m in messages])
+        except Exception as err:
+            # Nothing may be lost: give back the counts behind every alert not (wholly) written,
+            # so that a retry (or the next flush) reports them.
+            written = err.written if isinstance(err, EnqueueFailed) else set()
+            unwritten = [p for p, messages in rendered if any(m.id not in written for m in messages)]
+            batch.give_back([*unwritten, *batch.pending[len(rendered) :]])
+            if isinstance(err, EnqueueFailed) and isinstance(err.__cause__, Exception):
+                raise err.__cause__ from None
+            raise
+        for p, messages in rendered:
             report.alerts.append(p.alert)
             report.message_ids.extend(m.id for m in messages)
         batch.pending = []

@@ -32,6 +32,7 @@ __all__ = [
     "BurstGroups",
     "Claim",
     "DedupKeys",
+    "EnqueueFailed",
     "Held",
     "HitsFailed",
     "HourlyCounts",
@@ -292,6 +293,15 @@ class HitsFailed(Exception):
         self.opened = list(opened)
 
 
+class EnqueueFailed(Exception):
+    """`Outbox.enqueue` failed part way: the messages whose ids are in `written` are in the
+    outbox, the others not. Raised from the store's error (its `__cause__`)."""
+
+    def __init__(self, written: set[str], total: int) -> None:
+        super().__init__(f"{len(written)} of {total} outbox messages written before an error")
+        self.written = written
+
+
 class BurstGroups(Protocol):
     """Occurrences of one fingerprint counted per window, and the digests that report them."""
 
@@ -409,7 +419,8 @@ class Outbox(Protocol):
     """Rendered alerts waiting to be posted, and the poison queue beside them."""
 
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        """Store messages durably for delivery."""
+        """Store messages durably for delivery: all of them, or (raised) none; or, where the
+        writes are separate (a Storage queue), EnqueueFailed naming those written."""
         ...
 
     def poll(self, queue_name: str, max_messages: int) -> Sequence[Lease]:

@@ -27,12 +27,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
+import requests
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import (
     EdmType,
     EntityProperty,
@@ -50,6 +52,8 @@ from azure.storage.queue import (
 )
 from msgspec.structs import replace
 from pydantic import SecretStr
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from ..codec import incident_from_dict, incident_to_dict
 from ..errors import ConfigurationError, TriageError
@@ -61,6 +65,7 @@ from . import (
     Backlog,
     Burst,
     Claim,
+    EnqueueFailed,
     Held,
     HitsFailed,
     OutboxMessage,
@@ -112,6 +117,7 @@ _HOURLY = "hourly-"  # + YYYYMMDDHH: one partition per hour, so a period is one 
 # (when duplicates also outnumber the new keys seen so far).
 _SET_ASIDE = 4
 _POISON_READ_MAX = 5000  # poison messages one status or re-drive reads (the rest: the next run)
+_POOL_CONNECTIONS = 64  # kept-alive connections to storage, shared by every client of a store
 _POINT_READS = 8  # unknown rows read one by one (in parallel); more: the partition in one query
 _ATTEMPTS = 100  # optimistic-concurrency retries before giving up on a contended entity
 _REMEMBERED_KEYS = 20_000  # live claims of this instance kept in memory (a few batches)
@@ -290,6 +296,23 @@ class AzureStore:
         self._credential = credential
         # Passed to every SDK client (for example connection_verify: a CA bundle in tests).
         self._client_options = dict(client_options or {})
+        self._session: requests.Session | None = None
+        if "transport" not in self._client_options:
+            # One connection pool for all four clients, as large as the threads that use them
+            # at once (the store's pool and the host's request threads): the SDK's default
+            # pool per client keeps 10 and drops the rest ("Connection pool is full").
+            self._session = requests.Session()
+            adapter = HTTPAdapter(
+                pool_connections=4,
+                pool_maxsize=max(_POOL_CONNECTIONS, 4 * workers),
+                max_retries=Retry(total=False, redirect=False, raise_on_status=False),  # the SDK retries
+            )
+            for scheme in ("http://", "https://"):
+                self._session.mount(scheme, adapter)
+            # The transport reads the connection options (connection_verify, timeouts) itself.
+            self._client_options["transport"] = RequestsTransport(
+                session=self._session, session_owner=False, **self._client_options
+            )
         self._api_version = api_version
         self._dedup_name = f"{table_prefix}dedup"
         self._state_name = f"{table_prefix}state"
@@ -383,6 +406,8 @@ class AzureStore:
                 client.close()
             self._tables = None
             self._queues = {}
+            if self._session is not None:
+                self._session.close()  # its pools: a later call opens connections again
 
     def __enter__(self) -> AzureStore:
         return self
@@ -1214,13 +1239,26 @@ class AzureStore:
 
     # -- outbox --------------------------------------------------------------------------------
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        """One queue message per OutboxMessage: its JSON, base64-encoded (host.json messageEncoding)."""
+        """One queue message per OutboxMessage: its JSON, base64-encoded (host.json messageEncoding),
+        sent side by side; EnqueueFailed names those written when some were not."""
         bodies = [_queue_body(m) for m in messages]  # every one checked before any is sent
         if not bodies:
             return
         queue = self._queue(self.queue_name)
-        for body in bodies:
-            queue.send_message(body)
+
+        def send(body: str) -> Exception | None:
+            try:
+                queue.send_message(body)
+                return None
+            except Exception as err:
+                return err
+
+        # One request per message (a queue takes no batches): side by side on the pool.
+        errors = self._map(send, bodies)
+        failed = [err for err in errors if err is not None]
+        if failed:
+            written = {m.id for m, err in zip(messages, errors, strict=True) if err is None}
+            raise EnqueueFailed(written, len(messages)) from failed[0]
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
         """Send the message to `<queue_name>-poison`, encoded as the outbox (and the host's
