@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -149,6 +150,20 @@ def _dt(micros: int) -> datetime:
     return _EPOCH + micros * _US
 
 
+class _ThreadConnection:
+    """One thread's connection, held by that thread's local storage only (and weakly by the
+    store, to close it): it is closed when the thread ends and this is collected."""
+
+    __slots__ = ("__weakref__", "db", "pid")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        self.db.close()
+
+
 class SqliteStore:
     """Store and outbox in one SQLite file, safe for the threads and processes of one machine."""
 
@@ -169,7 +184,9 @@ class SqliteStore:
         self._next_purge = 0
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        # The open connections, without keeping them open: each belongs to its thread.
+        self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
+        self._inherited: list[_ThreadConnection] = []
         if self.path.parent != Path():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._transaction() as db:
@@ -188,18 +205,22 @@ class SqliteStore:
     # -- plumbing ------------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         local = self._local
+        held: _ThreadConnection | None = getattr(local, "held", None)
         # A connection must not cross a fork: a child process opens its own.
-        if getattr(local, "pid", None) != os.getpid():
+        if held is None or held.pid != os.getpid():
+            if held is not None:
+                self._inherited.append(held)  # the parent's: never closed here, nor used
             # check_same_thread=False only so that close() may run on any thread; each
             # connection is otherwise used by the thread that opened it.
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             _use_wal(db)
             db.execute("PRAGMA synchronous = NORMAL")
-            local.db, local.pid = db, os.getpid()
+            # Only the thread's own local holds it: when the thread ends, the connection is
+            # closed with it (a server that starts a thread per request opens no more files).
+            held = local.held = _ThreadConnection(db)
             with self._lock:
-                self._connections.append(db)
-        connection: sqlite3.Connection = local.db
-        return connection
+                self._connections.add(held)
+        return held.db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -234,10 +255,10 @@ class SqliteStore:
             yield
 
     def close(self) -> None:
-        """Close every connection this object opened."""
+        """Close every connection this object opened whose thread is still running."""
         with self._lock:
-            for db in self._connections:
-                db.close()
+            for held in list(self._connections):
+                held.db.close()
             self._connections.clear()
         self._local = threading.local()
 
