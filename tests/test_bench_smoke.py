@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from conftest import skip_or_fail
 
+from bench.azure import azure_figures
 from bench.coldstart import coldstart_figures
 from bench.figures import Figure, markdown_table, text_table
 from bench.handshake import handshake_figures
@@ -99,3 +101,20 @@ def test_instructions_per_event_are_counted_by_callgrind() -> None:
         skip_or_fail("valgrind is not installed (bench.instructions)")
     # The same child with batches and without: what the batches executed is the difference.
     assert instructions(50, 300, 1) > instructions(50, 300, 0) > 0
+
+
+@pytest.mark.azurite
+def test_the_azure_store_is_compared_with_its_floor_on_an_azurite_of_its_own() -> None:
+    figures, details = azure_figures(1)
+    names = [f.name for f in figures]
+    assert names[1:] == [
+        "azure store, 1,000 events across 300 groups",
+        "azure store, storage requests per 100 events",
+        "azure store, expired dedup keys purged per second",
+    ]
+    assert names[0].startswith("azure store, 1 MB batch (") and names[0].endswith(" mixed events)")
+    for floored in figures[:2]:
+        [floor] = floored.baselines
+        assert floor.name == "floor" and floor.ratio_label == "× floor" and floor.value > 0
+    assert 0 < figures[2].value < 100  # a batch costs a few requests per 100 events, not one per event
+    assert any("storage requests per batch" in line for line in details)

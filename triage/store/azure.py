@@ -118,6 +118,7 @@ _HOURLY = "hourly-"  # + YYYYMMDDHH: one partition per hour, so a period is one 
 _SET_ASIDE = 4
 _POISON_READ_MAX = 5000  # poison messages one status or re-drive reads (the rest: the next run)
 _POOL_CONNECTIONS = 64  # kept-alive connections to storage, shared by every client of a store
+_PURGE_STEP = 5_000  # expired rows one purge round reads and deletes
 _POINT_READS = 8  # unknown rows read one by one (in parallel); more: the partition in one query
 _ATTEMPTS = 100  # optimistic-concurrency retries before giving up on a contended entity
 _REMEMBERED_KEYS = 20_000  # live claims of this instance kept in memory (a few batches)
@@ -273,7 +274,8 @@ class AzureStore:
         visibility_timeout: int = 30,
         retry_delay: int = 0,
         workers: int = 8,
-        purge_interval: timedelta = timedelta(hours=1),
+        purge_interval: timedelta = timedelta(minutes=1),
+        purge_budget: timedelta = timedelta(seconds=45),
         claim_lease: timedelta = timedelta(seconds=300),
     ) -> None:
         if not _TABLE_PREFIX.match(table_prefix):
@@ -318,6 +320,9 @@ class AzureStore:
         self._state_name = f"{table_prefix}state"
         self._workers = workers
         self._purge_interval = purge_interval
+        self._purge_budget = purge_budget
+        self._purging = False
+        self._purger: threading.Thread | None = None
         self._lock = threading.Lock()
         self._tables: tuple[TableClient, TableClient] | None = None
         self._queues: dict[str, QueueClient] = {}
@@ -397,7 +402,9 @@ class AzureStore:
         return [future.result() for future in futures]
 
     def close(self) -> None:
-        """Release the HTTP connections and the thread pool."""
+        """Release the HTTP connections and the thread pool (once a purge under way is done)."""
+        if self._purger is not None:
+            self._purger.join()
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
@@ -681,7 +688,8 @@ class AzureStore:
 
     def purge_expired(self, now: datetime, limit: int = 20_000) -> int:
         """Delete up to `limit` dedup rows whose TTL has passed; returns how many went.
-        A row taken over meanwhile (new ETag) is kept. take_due calls this once an hour.
+        A row taken over meanwhile (new ETag) is kept. take_due starts this beside itself
+        every `purge_interval` (a minute), in rounds, for up to `purge_budget`.
         Units' completion markers go with them: each expires with its unit's last claim."""
         purged = self._purge(self._dedup(), "expires le @now", _utc(now), limit)
         self._purge(self._state(), f"PartitionKey eq '{_UNITS}' and expires le @now", _utc(now), limit)
@@ -792,7 +800,8 @@ class AzureStore:
             else:
                 unknown.append(index)
         todo = list(range(len(rks)))
-        for attempt in range(_ATTEMPTS):
+        conflicts = 0
+        while conflicts < _ATTEMPTS:
             if unknown:
                 for index, entity in zip(
                     unknown, self._read_rows(table, partition, [rks[i] for i in unknown]), strict=True
@@ -834,7 +843,8 @@ class AzureStore:
                 done.discard(index)
             unknown = list(chunk)
             todo = chunk + todo
-            _backoff(attempt)
+            conflicts += 1
+            _backoff(conflicts)
         raise StoreContention(f"rows of partition {partition!r} kept changing; try again")
 
     def _read_rows(self, table: TableClient, partition: str, rks: Sequence[str]) -> list[TableEntity | None]:
@@ -880,13 +890,36 @@ class AzureStore:
             self._settle_taken(keys, [])
         if self._next_purge is None or now >= self._next_purge:
             self._next_purge = now + self._purge_interval
+            self._purge_beside(now)
+        return taken
+
+    def _purge_beside(self, now: datetime) -> None:
+        """Purge expired dedup keys on a thread of its own (one at a time), for up to
+        `purge_budget`: every flush (each minute) deletes what expired, at the rate storage
+        allows (thousands a second), so keys never pile up; no digest waits for it."""
+        with self._lock:
+            if self._purging:
+                return
+            self._purging = True
+
+        def run() -> None:
+            deadline = time.monotonic() + self._purge_budget.total_seconds()
+            purged = 0
             try:
-                purged = self.purge_expired(now)
-                if purged:
-                    log.info("purged %d expired dedup keys", purged)
+                while time.monotonic() < deadline:
+                    done = self.purge_expired(now, limit=_PURGE_STEP)
+                    purged += done
+                    if done < _PURGE_STEP:
+                        break
             except Exception as err:  # housekeeping must never cost a digest
                 log.warning("purging expired dedup keys failed: %s", type(err).__name__)
-        return taken
+            finally:
+                self._purging = False
+            if purged:
+                log.info("purged %d expired dedup keys", purged)
+
+        self._purger = threading.Thread(target=run, name="acs-triage-purge", daemon=True)
+        self._purger.start()
 
     def _orphaned_notices(self, table: TableClient, now: datetime, lease: datetime) -> list[TableEntity]:
         """Records of digests and resolved bursts whose unit died before writing their alerts
@@ -925,24 +958,23 @@ class AzureStore:
             )
         )
         records: list[TableEntity] = []
-        for attempt in range(_ATTEMPTS):
+        conflicts = 0
+        width = _TRANSACTION_MAX // 2  # groups per transaction: halved by each conflict
+        while conflicts < _ATTEMPTS:
             if not pending:
                 return records
             chunk: list[TableEntity] = []
             size = 0
-            while pending and len(chunk) < _TRANSACTION_MAX // 2 and size < _TRANSACTION_BYTES:
+            while pending and len(chunk) < width and size < _TRANSACTION_BYTES:
                 chunk.append(pending.pop(0))
                 size += 2 * _entity_size(chunk[-1])
             ops: list[tuple[Any, ...]] = []
-            owners: list[int] = []  # the chunk index of each operation's group
             written: list[TableEntity] = []
-            for index, entity in enumerate(chunk):
+            for entity in chunk:
                 group_op, record = self._take_ops(entity, now, lease, resolved is not None)
                 ops.append(group_op)
-                owners.append(index)
                 if record is not None:
                     ops.append(("create", record))
-                    owners.append(index)
                     written.append(record)
             failed = self._transact(table, ops)
             for entity in chunk:
@@ -950,13 +982,14 @@ class AzureStore:
             if failed is None:
                 records += written
                 continue
-            # Nothing of the chunk was written: read the group named (all, if none was) again.
-            stale = set(owners) if failed >= len(ops) else {owners[failed]}
-            for index, entity in enumerate(chunk):
-                again = self._get(table, _GROUPS, entity["RowKey"]) if index in stale else entity
+            # Nothing of the chunk was written. Busy groups (hits keep coming) change under a
+            # wide transaction again and again: read them all again and take fewer at a time.
+            for again in self._map(lambda e: self._get(table, _GROUPS, e["RowKey"]), chunk):
                 if again is not None and _utc(again["due"]) <= now:
                     pending.append(again)  # else closed, or another flusher took it: a new window runs
-            _backoff(attempt)
+            width = max(1, width // 2)
+            conflicts += 1
+            _backoff(conflicts)
         raise StoreContention("due groups kept changing; try again")
 
     def _take_ops(
