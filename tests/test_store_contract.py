@@ -34,7 +34,7 @@ from factories import T0, make_incident
 from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.matchers import Matcher
 from triage.model import Incident
-from triage.store import MAX_SAMPLES, Burst, Claim, OutboxMessage, SilenceRule, hour_of
+from triage.store import MAX_SAMPLES, Burst, Claim, Held, OutboxMessage, SilenceRule, hour_of
 from triage.store.azure import OutboxMessageTooLarge, _partition, row_key
 
 TTL = timedelta(hours=48)
@@ -802,10 +802,6 @@ def test_completion_markers_are_purged_with_the_keys_of_their_unit(azure_store: 
 AFTER_LEASE = timedelta(minutes=6)
 
 
-class Died(Exception):
-    """The flush's process died here."""
-
-
 def dying_flush(store: Any, take: Callable[[], Any]) -> None:
     with pytest.raises(Died), store.unit():
         take()
@@ -892,3 +888,18 @@ def test_a_batch_of_hundreds_of_groups_is_counted_at_once_even_on_what_another_i
 
     held = {h.fingerprint: h.count for h in other.take_due(T0 + WINDOW + timedelta(seconds=2))}
     assert held == {f: 2 + 5 + (4 if n < 100 else 0) for n, f in enumerate(fingerprints)}
+
+
+def test_occurrences_restored_as_not_yet_counted_join_the_burst_total(store: Any) -> None:
+    [first] = occurrences(1)
+    store.hit(FINGERPRINT, 1, [first], T0, WINDOW)
+    late = occurrences(3, start=1)
+    recovered = Held(FINGERPRINT, 3, T0 + timedelta(minutes=1), T0 + timedelta(minutes=1), late[0],
+                     int(WINDOW.total_seconds()), [i.ids for i in late])  # fmt: skip
+    store.restore(recovered, T0 + timedelta(minutes=1), counted=False)
+
+    [held] = store.take_due(T0 + timedelta(minutes=1))  # due at once
+    assert held.count == 3
+    resolved: list[Burst] = []
+    store.take_due(T0 + timedelta(minutes=1) + 2 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [4]

@@ -413,7 +413,9 @@ class Recover:
         for fingerprint, cs in by_fingerprint.items():
             shown = [c.shown() for c in cs[:MAX_SAMPLES]]
             held = Held(fingerprint, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
-            self.store.restore(held, now)
+            # The dead delivery may not have counted them into the burst: add them to its
+            # total too, so that its resolved notice reports at least every event.
+            self.store.restore(held, now, counted=False)
             batch.report.recovered += len(cs)
             batch.report.tally("recovered", shown[0].kind, shown[0], len(cs))
 

@@ -342,9 +342,11 @@ class BurstGroups(Protocol):
         hands a record whose unit died (its claim lease passed) out again on a later call."""
         ...
 
-    def restore(self, held: Held, now: datetime) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
         """Put back counts that `take_due` handed out but whose digest could not be stored
         (the outbox write failed), so that the next flush reports them: nothing lost or doubled.
+        With counted=False they are occurrences the burst has not counted yet (Azure's events
+        recovered from a delivery that died): they are added to its total as well.
 
         Merged atomically into the fingerprint's group with any hits that came meanwhile:
         counts add up, first_seen is the earlier, last_seen the later; the restored
@@ -491,7 +493,10 @@ class Units(Protocol):
         Azure (Tables and a queue share no transaction): the unit's claims carry its id and a
         lease; a clean exit writes one completion marker. Until then, another delivery of the
         same event is told BUSY; once the lease has passed without a marker (the process
-        died), it is RECOVERED by the next delivery. On an error the stages give back."""
+        died), it is RECOVERED by the next delivery. What a flush unit takes (digests, resolved
+        bursts, silence summaries) stays recorded until it exits cleanly, and is handed out
+        again once the lease has passed (see `BurstGroups.take_due`). On an error the stages
+        give back."""
         ...
 
 

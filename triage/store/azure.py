@@ -6,6 +6,13 @@ conflict; every read-modify-write (group counters, send slots, an expired key ta
 conditional on the entity's ETag and is retried when another instance got there first. So two
 instances never both own a key, and no held count is lost or taken twice.
 
+Round trips are the cost here, so a batch is written in as few as its partitions allow: claims
+in entity-group transactions per dedup partition, the batch's burst counts in transactions on
+the groups partition and its hourly counters on the hour's partition, each conditional on the
+row as this instance last read or wrote it (read once, all at once, when unknown), and its
+outbox messages side by side. A flush resets each due group in the same transaction that
+records the digest (or resolved burst) it gives, so that a crash between the two loses nothing.
+
 The Azure SDK is imported here only: `open_store` imports this module when it is needed.
 """
 
@@ -1059,7 +1066,7 @@ class AzureStore:
                 return start
         return None
 
-    def restore(self, held: Held, now: datetime) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
         """Merge `held` back into its group, due by `now` (ETag-conditional, retried like
         `hit`). Held taken inside a unit carries its record's token: the merge and the record's
         deletion are one transaction, and a record already gone (another flusher handed it out
@@ -1094,6 +1101,9 @@ class AzureStore:
                     entity["due"] = now
                 current = _held(entity) if _int(entity.get("held", 0)) > 0 else None
                 _set_held(entity, merge_held(restored, current, window_seconds), token)
+                if not counted:  # the burst has not counted these yet (recovered events)
+                    entity["total"] = _int64(_int(entity.get("total", 0)) + held.count)
+                    entity["latest"] = max(_utc(entity.get("latest", restored.last_seen)), restored.last_seen)
                 operation = ("update", entity, {"mode": UpdateMode.REPLACE, **self._if_match(entity)})
             if not held.token:
                 if self._transact(table, [operation]) is None:

@@ -217,7 +217,7 @@ class MemoryStore:
                     group.opened = now  # still busy: the next digest comes a window later
         return due
 
-    def restore(self, held: Held, now: datetime) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
         if held.count <= 0:
             return
         with self._lock:
@@ -227,6 +227,9 @@ class MemoryStore:
                     now, held.window_seconds, held.incident, held.count
                 )
                 group.started, group.latest = held.first_seen, held.last_seen
+            elif not counted:
+                group.total += held.count
+                group.latest = max(group.latest, held.last_seen)
             # Due again by now, as before take_due: the next flush reports it at once.
             group.opened = min(group.opened, now - timedelta(seconds=group.window_seconds))
             group.held = merge_held(held, group.held, group.window_seconds)

@@ -407,7 +407,7 @@ class SqliteStore:
                 )
         return taken
 
-    def restore(self, held: Held, now: datetime) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
         if held.count <= 0:
             return
         fingerprint = held.fingerprint
@@ -432,6 +432,11 @@ class SqliteStore:
                 )  # fmt: skip
             else:
                 window_seconds, count, first_seen, last_seen, incident, samples = row
+                if not counted:
+                    db.execute(
+                        "UPDATE groups SET total = total + ?, latest = MAX(latest, ?) WHERE fingerprint = ?",
+                        (held.count, _us(held.last_seen), fingerprint),
+                    )
                 if count > 0:
                     current = Held(
                         fingerprint, count, _dt(first_seen), _dt(last_seen),
