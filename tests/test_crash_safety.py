@@ -215,7 +215,7 @@ def test_an_azure_server_killed_at_any_point_mid_storm_counts_every_event_and_al
 # digests were written (timer.enqueue), before what the flush took is marked written (Azure's
 # settle), and twice at a random moment.
 FLUSH_CODES = tuple(range(4100, 4160))  # sixty fingerprints
-FLUSH_PER_CODE = 40
+FLUSH_PER_CODE = 30
 FLUSH_BATCH = 20
 PACE = 0.1
 FLUSH_LIVES = (
