@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,11 +79,13 @@ def write_previews(
     *,
     png: bool = True,
     scale: float = 1.0,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Write `<n>-<kind>-<code>.<format>.json/.html/.png` per alert into `out_dir`; return the paths.
 
     PNGs need Chromium (`find_chromium`); without it only JSON and HTML are written and a warning
     says so. Teams pages need node_modules/adaptivecards (`npm install` at the repo root).
+    `progress` is told how far the pictures are (each takes a browser start, about a second).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     chromium = find_chromium() if png else None
@@ -108,13 +110,19 @@ def write_previews(
             html_path.write_text(page, encoding="utf-8")
             written += [json_path, html_path]
             pictures.append((html_path, _WIDTH[fmt]))
+    if progress is not None:
+        progress(f"{len(pictures)} card(s) written as JSON and HTML")
     if chromium is not None and pictures:
         # Chromium spends most of its time starting up; two at a time halves the wall clock.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            written += pool.map(
+            shots = pool.map(
                 lambda job: screenshot(job[0], job[0].with_suffix(".png"), width=job[1], scale=scale),
                 pictures,
             )
+            for done, picture in enumerate(shots, start=1):
+                written.append(picture)
+                if progress is not None:
+                    progress(f"picture {done}/{len(pictures)}: {picture.name}")
     return written
 
 

@@ -63,13 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     target = replay.add_mutually_exclusive_group()
     target.add_argument("--to", metavar="URL", help="post the alerts to this webhook")
     target.add_argument("--dry-run", action="store_true", help="print the alerts (the default)")
-    replay.add_argument("--format", choices=names(), help="text (default) or a destination's payload")
+    replay.add_argument(
+        "--format",
+        choices=names(),
+        help="text (default), or a destination's payload, printed as JSON Lines (one document per line)",
+    )
     replay.add_argument("--window", type=int, help="grouping window in seconds (0: every event alerts)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
     replay.add_argument(
         "--resolved", action="store_true", help="also print the resolved notice each burst ends with"
     )
-    replay.set_defaults(func=_tool("cmd_replay"))
+    replay.set_defaults(func=_tool("cmd_replay"))  # exit 1 when a file is refused or an event invalid
 
     serve = sub.add_parser("serve", help="run the Function App's routes on a local server")
     serve.add_argument("--host", default="127.0.0.1")
