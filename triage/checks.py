@@ -139,12 +139,13 @@ def is_no_destination(problem: Problem) -> bool:
 
 
 def _suggestion(name: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(name.upper(), known, n=3, cutoff=0.6)
+    # Compared without the prefix every name shares, which would make any two names look alike.
+    short = name.upper().removeprefix(PREFIX)
+    close = difflib.get_close_matches(short, [k.removeprefix(PREFIX) for k in known], n=3, cutoff=0.6)
     if not close:
         return "remove it, or see local.settings.sample.json for every setting"
     # TEAMS_WEBHOOK_URL is nearer WEBHOOK_URL by letters, but its first word says Teams.
-    first = name.upper().removeprefix(PREFIX).split("_")[0]
-    best = next((c for c in close if c.removeprefix(PREFIX).split("_")[0] == first), close[0])
+    best = PREFIX + next((c for c in close if c.split("_")[0] == short.split("_")[0]), close[0])
     if best == name.upper():
         return f"did you mean {best}? (names are case-sensitive)"
     return f"did you mean {best}?"
