@@ -36,6 +36,7 @@ def write_settings(folder: Path, values: dict[str, object]) -> Path:
 def app_folder_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An app folder of the test's own: a developer's local.settings.json never takes part."""
     monkeypatch.setattr(app_settings_module, "APP_FOLDER", tmp_path)
+    monkeypatch.delenv("ACS_TRIAGE_LOCAL_SETTINGS")  # the tests' "read none"
     return tmp_path
 
 
@@ -113,6 +114,20 @@ def test_the_values_are_taken_out_of_the_environment_after_the_command(
     write_settings(app_folder, {"ACS_TRIAGE_STORE": f"sqlite:{tmp_path / 'x.sqlite3'}"})
     assert main(["report"]) == 0
     assert "ACS_TRIAGE_STORE" not in os.environ
+
+
+def test_acs_triage_local_settings_names_another_file_or_none(
+    app_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_settings(app_folder, {"ACS_TRIAGE_STORE": "memory"})
+    (tmp_path / "other").mkdir()
+    other = write_settings(tmp_path / "other", {"ACS_TRIAGE_STORE": f"sqlite:{tmp_path / 'o.sqlite3'}"})
+    monkeypatch.setenv("ACS_TRIAGE_LOCAL_SETTINGS", str(other))
+    assert main(["report"]) == 0
+    assert f"settings: {other} (1 value(s)) and the environment" in capsys.readouterr().err
+    monkeypatch.setenv("ACS_TRIAGE_LOCAL_SETTINGS", "")
+    assert main(["report"]) == 2  # the memory store of the environment's default: refused
+    assert "ACS_TRIAGE_LOCAL_SETTINGS is empty: no local.settings.json is read" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

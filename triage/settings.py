@@ -425,6 +425,7 @@ _OTHER_NAMES = {
     "REQUIRE_CALLBACK_TOKEN": "azd: whether callbacks must carry a token (infra/)",
     "FORWARD_URL": "docs/recipes: where the forwarding recipe posts",
     "FORWARD_TIMEOUT_SECONDS": "docs/recipes: the forwarding recipe's timeout",
+    "LOCAL_SETTINGS": "the command line: the local.settings.json to read (empty: none)",
 }
 _NOT_SETTINGS = {"destinations", "routes", "storage", "in_azure"}  # built from other settings
 DEST_PARTS = ("URL", "FORMAT", "SECRET")  # ACS_TRIAGE_DEST_<NAME>_<PART>

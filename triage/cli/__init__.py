@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from ..destinations import names
 from ..errors import TriageError
-from .app_settings import applied, describe
+from .app_settings import applied
 
 __all__ = ["main"]
 
@@ -165,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if getattr(args, "reads_settings", False) and not getattr(args, "settings", None):
-            with applied(os.environ) as (path, values, overridden):
-                print(describe(path, values, overridden), file=sys.stderr)
+            with applied(os.environ) as line:
+                print(line, file=sys.stderr)
                 return int(args.func(args))
         return int(args.func(args))
     except TriageError as err:

@@ -16,11 +16,12 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["APP_FOLDER", "FILE_NAME", "applied", "describe", "read_values"]
+__all__ = ["APP_FOLDER", "FILE_NAME", "FILE_SETTING", "applied", "read_values"]
 
 # The folder of function_app.py and host.json: where `func start` runs and finds the file.
 APP_FOLDER = Path(__file__).resolve().parents[2]
 FILE_NAME = "local.settings.json"
+FILE_SETTING = "ACS_TRIAGE_LOCAL_SETTINGS"  # another file to read, or empty to read none
 
 
 def read_values(path: Path) -> dict[str, str]:
@@ -58,35 +59,35 @@ def read_values(path: Path) -> dict[str, str]:
 
 def _shown(path: Path) -> str:
     try:
-        return str(path.relative_to(Path.cwd()))
+        return str(path.relative_to(Path.cwd())) or "."
     except ValueError:
         return str(path)
 
 
-def describe(path: Path, values: dict[str, str] | None, overridden: int) -> str:
-    """The line a command prints at start: which settings file it read, if any."""
-    if values is None:
-        return f"settings: the environment only (no {FILE_NAME} in {_shown(path.parent) or '.'})"
-    where = f"{len(values)} value(s)"
-    if overridden:
-        where += f", {overridden} of them overridden by the environment"
-    return f"settings: {_shown(path)} ({where}) and the environment"
-
-
 @contextmanager
-def applied(
-    environ: MutableMapping[str, str], folder: Path | None = None
-) -> Iterator[tuple[Path, dict[str, str] | None, int]]:
-    """Put the folder's local.settings.json Values into `environ` where it has no value of its
-    own, for the duration; yields (the file's path, its values or None, how many the environment
-    overrode). Everything added is taken out again afterwards."""
-    path = (folder or APP_FOLDER) / FILE_NAME
-    values = read_values(path) if path.is_file() else None
-    added = [key for key in values or {} if key not in environ]
+def applied(environ: MutableMapping[str, str], folder: Path | None = None) -> Iterator[str]:
+    """Put local.settings.json Values into `environ` where it has no value of its own, for the
+    duration; yields the line a command prints at start (which file it read). The file is the
+    app folder's, or the one ACS_TRIAGE_LOCAL_SETTINGS names (empty: none, as the tests run).
+    Everything added is taken out again afterwards."""
+    chosen = environ.get(FILE_SETTING)
+    if chosen == "":
+        yield f"settings: the environment only ({FILE_SETTING} is empty: no {FILE_NAME} is read)"
+        return
+    path = Path(chosen) if chosen else (folder or APP_FOLDER) / FILE_NAME
+    if chosen is None and not path.is_file():
+        yield f"settings: the environment only (no {FILE_NAME} in {_shown(path.parent)})"
+        return
+    values = read_values(path)
+    added = [key for key in values if key not in environ]
     for key in added:
-        environ[key] = (values or {})[key]
+        environ[key] = values[key]
+    overridden = len(values) - len(added)
+    where = f"{len(values)} value(s)" + (
+        f", {overridden} of them overridden by the environment" if overridden else ""
+    )
     try:
-        yield path, values, len(values or {}) - len(added)
+        yield f"settings: {_shown(path)} ({where}) and the environment"
     finally:
         for key in added:
             environ.pop(key, None)
