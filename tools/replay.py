@@ -144,13 +144,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if totals.get("dead") or refused or invalid else 0
 
 
-def alerts_from_files(paths: Sequence[str]) -> list[Alert]:
-    """Every alert the files produce, one per failing event (grouping off)."""
+def alerts_from_files(paths: Sequence[str], settings: Settings | None = None) -> list[Alert]:
+    """Every alert the files produce, one per failing event (grouping off), with `settings`
+    (default: the environment's)."""
     from triage.ingest import parse_body
     from triage.pipeline import Triage
     from triage.store.memory import MemoryStore
 
-    settings = Settings.from_env().model_copy(update={"group_window_seconds": 0, "destinations": {}})
+    base = settings or Settings.from_env()
+    settings = base.model_copy(update={"group_window_seconds": 0, "destinations": {}})
     triage = Triage(settings, MemoryStore())
     alerts: list[Alert] = []
     for path in _json_files(paths):
