@@ -39,4 +39,3 @@ def test_the_readme_shows_the_pictures_it_has() -> None:
     shown = {name for name in README_PICTURES if f"docs/img/{name}.png" in readme}
     assert shown >= {"teams-card", "slack-message", "teams-report", "slack-report"}
     assert sorted(p.stem for p in IMG.glob("*.png")) == sorted(README_PICTURES)
-
