@@ -4,27 +4,71 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from samples import ROOT, SAMPLES
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without any ACS_TRIAGE_* setting or local.settings.json, plus `extra`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
     clean["ACS_TRIAGE_LOCAL_SETTINGS"] = ""  # never a developer's local.settings.json
+    return {**clean, **(extra or {})}
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "triage", *args],
         cwd=ROOT,
-        env={**clean, **(env or {})},
+        env=clean_env(env),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def serve(port: int, stdout: int) -> subprocess.Popen[str]:
+    """`python -m triage serve` on `port`, as a user starts it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "triage", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def post_sample_once_listening(server: subprocess.Popen[str], port: int) -> requests.Response:
+    """POST the PlayFailed sample to /api/callbacks as soon as the server listens."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return requests.post(
+                f"http://127.0.0.1:{port}/api/callbacks",
+                data=(SAMPLES / "callbacks" / "play-failed-400-8535.json").read_bytes(),
+                headers={"Content-Type": "application/json"},
+                timeout=5,
+            )
+        except requests.ConnectionError:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "serve did not start listening"
+            time.sleep(0.2)
 
 
 def test_replay_with_no_arguments_replays_every_sample_and_prints_readable_alerts() -> None:
@@ -143,37 +187,10 @@ def test_catalog_commands_are_wired_into_the_cli(args: tuple[str, ...]) -> None:
 
 
 def test_serve_starts_the_function_apps_routes_on_the_given_port() -> None:
-    import socket
-    import time
-
-    import requests
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
-    clean["ACS_TRIAGE_LOCAL_SETTINGS"] = ""  # never a developer's local.settings.json
-    server = subprocess.Popen(
-        [sys.executable, "-m", "triage", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=clean,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    port = free_port()
+    server = serve(port, subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = requests.post(
-                    f"http://127.0.0.1:{port}/api/callbacks",
-                    data=(SAMPLES / "callbacks" / "play-failed-400-8535.json").read_bytes(),
-                    timeout=5,
-                )
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                assert time.monotonic() < deadline, "serve did not start listening"
-                time.sleep(0.2)
+        answer = post_sample_once_listening(server, port)
         assert answer.status_code == 200 and answer.json()["alerted"] == 1
     finally:
         server.terminate()
@@ -219,46 +236,11 @@ def test_outbox_redrive_refuses_an_age_it_cannot_read() -> None:
 
 
 # -- serve: what it prints, what it refuses --------------------------------------------------------
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def test_serve_without_a_destination_prints_each_alert_and_says_so_at_start() -> None:
-    import time
-
-    import requests
-
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
-    clean["ACS_TRIAGE_LOCAL_SETTINGS"] = ""  # never a developer's local.settings.json
-    server = subprocess.Popen(
-        [sys.executable, "-m", "triage", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=clean,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = serve(port, subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = requests.post(
-                    f"http://127.0.0.1:{port}/api/callbacks",
-                    data=(SAMPLES / "callbacks" / "play-failed-400-8535.json").read_bytes(),
-                    headers={"Content-Type": "application/json"},
-                    timeout=5,
-                )
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                assert time.monotonic() < deadline, "serve did not start listening"
-                time.sleep(0.2)
+        answer = post_sample_once_listening(server, port)
         assert answer.status_code == 200 and answer.json()["messages"] == 1
         assert server.stdout is not None
         assert server.stdout.readline().startswith("WARNING  PlayFailed 400/8535 on acs")
@@ -285,8 +267,6 @@ def test_serve_refuses_to_start_on_settings_doctor_calls_errors() -> None:
 
 
 def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -334,12 +314,10 @@ def test_dev_with_an_unknown_command_names_the_ones_it_has() -> None:
 
 
 def test_a_reader_that_stops_early_gets_one_line_and_no_traceback() -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
-    clean["ACS_TRIAGE_LOCAL_SETTINGS"] = ""
     process = subprocess.Popen(
         [sys.executable, "-m", "triage", "replay", "--quiet", "--format", "teams"],
         cwd=ROOT,
-        env=clean,
+        env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -378,3 +356,17 @@ def test_render_says_how_far_it_is(tmp_path: Path) -> None:
         assert pictures == [] and "render: picture" not in result.stderr
     else:
         assert f"render: picture 1/1: {pictures[0]}" in result.stderr
+
+
+def test_dev_names_each_package_pip_takes_instead_of_installing_in_silence() -> None:
+    # The filter ./dev puts pip's output through, fed what pip prints.
+    script = (
+        'eval "$(sed -n "/^pip_progress()/,/^}/p" dev)"; '
+        'printf "Collecting orjson<4,>=3.10\\n  Downloading orjson.whl (130 kB)\\n'
+        'Requirement already satisfied: pip\\nCollecting pydantic\\n" | pip_progress'
+    )
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True
+    )
+    assert result.stderr.splitlines() == ["dev:   orjson<4,>=3.10", "dev:   pydantic"]
+    assert "pip install --quiet" not in (ROOT / "dev").read_text(encoding="utf-8")
