@@ -370,3 +370,17 @@ def test_dev_names_each_package_pip_takes_instead_of_installing_in_silence() -> 
     )
     assert result.stderr.splitlines() == ["dev:   orjson<4,>=3.10", "dev:   pydantic"]
     assert "pip install --quiet" not in (ROOT / "dev").read_text(encoding="utf-8")
+
+
+def test_serve_refuses_to_start_when_its_storage_does_not_answer() -> None:
+    # Every request would be a 503: said before listening, with the setting to fix.
+    closed = free_port()
+    account = "devstoreaccount1"
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey=a2V5;"
+        f"QueueEndpoint=http://127.0.0.1:{closed}/{account};TableEndpoint=http://127.0.0.1:{closed}/{account}"
+    )
+    result = run("serve", "--port", str(free_port()), env={"AzureWebJobsStorage": connection})
+    assert result.returncode == 2
+    assert "error: AzureWebJobsStorage: storage is unusable: storage could not be reached" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: serve did not start: 1 setting(s) above")

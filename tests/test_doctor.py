@@ -16,7 +16,7 @@ from azurite_server import azurite_fixture  # noqa: F401 - a pytest fixture
 import function_app
 from samples import sample_bytes
 from tools.localhost import LocalHost, resolve_binding
-from triage.checks import check, unknown_names
+from triage.checks import check, storage_failure, unknown_names
 from triage.cli import main
 from triage.errors import ConfigurationError
 from triage.service import Service
@@ -326,3 +326,13 @@ def test_doctor_says_what_storage_lacks_and_creates_nothing(
         store.probe()  # the app's own first use creates them
     assert main(["doctor"]) == 0
     assert "storage answers: outbox 0 message(s), poison 0" in capsys.readouterr().out
+
+
+def test_development_storage_that_does_not_answer_says_to_start_azurite_or_empty_the_setting() -> None:
+    from azure.core.exceptions import ServiceRequestError
+
+    settings = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    problem = storage_failure(ServiceRequestError("connection refused"), settings)
+    assert problem is not None and problem.setting == "AzureWebJobsStorage"
+    assert "start it (node_modules/.bin/azurite" in problem.message
+    assert "empty AzureWebJobsStorage to keep state in memory" in problem.message

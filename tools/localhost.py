@@ -32,13 +32,13 @@ from azure.functions.timer import TimerRequest
 from pydantic import SecretStr
 
 from triage import telemetry
-from triage.checks import check, env_problems, is_no_destination
+from triage.checks import check, env_problems, is_no_destination, probe, problems_block
 from triage.deliver import Deliverer
 from triage.destinations import Destination
 from triage.errors import ConfigurationError, TriageError
 from triage.service import Service
 from triage.settings import OUTBOX_QUEUE_SETTING, Settings, app_names, destination_settings
-from triage.store import OutboxMessage
+from triage.store import OutboxMessage, configured_spec
 
 __all__ = [
     "TERMINAL",
@@ -343,7 +343,15 @@ def start_checked(host: str, port: int, out: TextIO = sys.stdout, note: TextIO =
     alerts are printed to `out`. Raises ConfigurationError (settings) or TriageError (the port)."""
     import function_app
 
-    problems = check(os.environ)[1]
+    settings_read, problems = check(os.environ)
+    # Storage that does not answer would make every request a 503: found before listening.
+    if (
+        settings_read is not None
+        and settings_read.storage is not None
+        and configured_spec(settings_read) == "azure"
+        and not problems_block(problems)
+    ):
+        problems += probe(settings_read)[1]
     errors = [p for p in problems if p.level == "error" and not is_no_destination(p)]
     for problem in problems:
         if problem not in errors and not is_no_destination(problem):
@@ -353,7 +361,7 @@ def start_checked(host: str, port: int, out: TextIO = sys.stdout, note: TextIO =
             print(f"error: {problem.message}", file=note)
         raise ConfigurationError(
             f"serve did not start: {len(errors)} setting(s) above cannot work; fix them "
-            f"(`python -m triage doctor` checks them again)"
+            f"(`./dev triage doctor` checks them again)"
         )
     settings = Settings.from_env()
     terminal = not [d for d in settings.destinations.values() if d.kind.postable]

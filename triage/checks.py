@@ -254,6 +254,11 @@ def check(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem]]:
     return settings, problems
 
 
+def _development_storage(settings: Settings) -> bool:
+    secret = settings.storage_connection
+    return secret is not None and "usedevelopmentstorage=true" in secret.get_secret_value().lower()
+
+
 def storage_failure(err: BaseException, settings: Settings) -> Problem | None:
     """The problem an Azure SDK error says about the storage settings, or None when `err` is
     not a storage failure. Names the setting; holds no URL (a SAS token could be in one)."""
@@ -276,6 +281,12 @@ def storage_failure(err: BaseException, settings: Settings) -> Problem | None:
         )
     elif isinstance(err, HttpResponseError) and err.status_code in (401, 403):
         how = f"storage refused access ({err.status_code}): give the app's identity the {_ROLES} roles"
+    elif isinstance(err, ServiceRequestError) and _development_storage(settings):
+        how = (
+            f"UseDevelopmentStorage=true means Azurite on 127.0.0.1:10001-10002, and it does not answer "
+            f"({type(err).__name__}): start it (node_modules/.bin/azurite, which ./dev test installs), or "
+            f"empty {STORAGE_SETTING} to keep state in memory"
+        )
     elif isinstance(err, ServiceRequestError):
         how = f"storage could not be reached ({type(err).__name__}): check the account name or service URIs"
     elif isinstance(err, HttpResponseError):

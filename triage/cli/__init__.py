@@ -15,7 +15,7 @@ from ..destinations import names
 from ..errors import TriageError
 from .app_settings import applied
 
-__all__ = ["main"]
+__all__ = ["READS_SETTINGS", "build_parser", "main"]
 
 # The commands that read settings: each reads local.settings.json as `func start` does.
 READS_SETTINGS = ("replay", "serve", "render", "doctor", "report", "outbox", "silence")
