@@ -348,8 +348,9 @@ class _Catalog:
         self.code_only: dict[str | None, frozenset[str]] = {None: self.area[None]}
         for context in CONTEXTS:
             listed = files.contexts.code_only.get(context)
-            own = frozenset(t.id for t in files.tables if t.context == context)
-            self.code_only[context] = frozenset(listed) if listed is not None else own
+            self.code_only[context] = frozenset(
+                listed if listed is not None else (t.id for t in files.tables if t.context == context)
+            )
         self.conditions: dict[tuple[int | None, int | None], list[_Row]] = defaultdict(list)
         self.conditional: dict[str, _Row] = {}
         for row in self.rows:
@@ -403,7 +404,9 @@ class _Catalog:
                 others = self.ordered(self.subcodes.get(subcode, ()), context)
                 return self.guidance(generic, code, subcode, Match.SUBCODE, others, context=context)
             area = self.area[context]
-            rows = [r for r in self.subcodes.get(subcode, ()) if r.table.id in area and self.may_head(r, context)]
+            rows = [
+                r for r in self.subcodes.get(subcode, ()) if r.table.id in area and self.may_head(r, context)
+            ]
             if rows and len({r.entry.code for r in rows}) == 1:  # the subcode names one documented pair
                 best, *others = self.ordered(rows, context)
                 if self.fits(best, code):

@@ -51,8 +51,8 @@ def add_commands(subparsers: Any) -> None:
     explain.add_argument(
         "--event",
         metavar="KIND|FILE",
-        help="the event that carried it: its kind (PlayFailed) adds its advice; an event file (a body as"
-        " ACS posts it) is read whole, and each failure in it is explained with the row that answers it and why",
+        help="the event that carried it: its kind (PlayFailed) adds its advice; an event file (a body"
+        " as ACS posts it) is read whole, each failure explained with the row that answers it and why",
     )
     explain.add_argument("--search", metavar="TEXT", help="list entries whose text contains these words")
     explain.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -266,7 +266,7 @@ def explain_text(g: Guidance) -> str:
 
 
 def _only_when(g: Guidance) -> str:
-    """" (only when: …)" for a related row that answers only the events its conditions name."""
+    """The conditions, for a related row that answers only the events meeting them ("" otherwise)."""
     when = conditions_of(f"{g.table}:{_code(g)}")
     return f" (only when: {condition_text(when)})" if when is not None else ""
 

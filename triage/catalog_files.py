@@ -299,7 +299,8 @@ def _cross_check(files: SourceFiles) -> list[str]:
         f"contexts.toml: default lists {i!r} twice" for i in sorted({i for i in order if order.count(i) > 1})
     ]
     problems += [f"contexts.toml: default does not list table {i!r}" for i in ids if i not in order]
-    named = [*order, *(i for lists in (files.contexts.prefer, files.contexts.code_only) for lst in lists.values() for i in lst)]
+    lists = [*files.contexts.prefer.values(), *files.contexts.code_only.values()]
+    named = [*order, *(i for lst in lists for i in lst)]
     problems += [f"contexts.toml: no table {i!r}" for i in sorted(set(named) - set(ids))]
     for cls in files.classes.class_:
         if cls.first > cls.last:
@@ -335,7 +336,8 @@ def _condition_problems(files: SourceFiles) -> list[str]:
             keys[key] += 1
             if e.code is None or e.name or e.setup:
                 problems.append(f"{key}: a row with [when] needs a numeric code an event carries")
-    problems += [f"{k}: two rows with [when] have this table and code; give one of them up" for k, n in keys.items() if n > 1]
+    twice = [k for k, n in keys.items() if n > 1]
+    problems += [f"{k}: two rows with [when] have this table and code; give one of them up" for k in twice]
     return problems
 
 
