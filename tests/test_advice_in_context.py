@@ -183,7 +183,7 @@ def test_a_sentence_pointing_here_at_a_lost_link_gets_the_pages_url() -> None:
 
 
 def test_explain_names_the_page_title_not_the_seed_file(capsys: pytest.CaptureFixture[str]) -> None:
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     for argv in (["explain", "4999", "--context", "sms"], ["explain", "408", "10057", "--json"]):
         assert main(argv) == 0
@@ -285,7 +285,7 @@ def test_create_call_failed_422_0_gets_call_automations_fallback_not_teams_phone
 
 
 def test_explain_422_in_the_pstn_context_gives_the_pstn_fallback(capsys: pytest.CaptureFixture[str]) -> None:
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     assert main(["explain", "422", "--context", "pstn"]) == 0
     out = capsys.readouterr().out
@@ -430,7 +430,7 @@ def test_no_client_line_heads_an_alert_of_another_area_for_any_code_of_any_table
 
 
 def test_explain_event_file_says_which_condition_chose_the_row(capsys: pytest.CaptureFixture[str]) -> None:
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     assert main(["explain", "--event", str(SAMPLES / "callbacks/add-participant-failed-408-10057.json")]) == 0
     out = capsys.readouterr().out
@@ -443,7 +443,7 @@ def test_explain_event_file_says_which_condition_chose_the_row(capsys: pytest.Ca
 def test_explain_event_file_says_when_no_condition_holds_and_lists_the_row_with_its_condition(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     teams_user = str(ADVICE / "add-participant-failed-408-10057-teams-user.json")
     assert main(["explain", "--event", teams_user]) == 0
@@ -462,7 +462,7 @@ def test_explain_event_file_says_when_no_condition_holds_and_lists_the_row_with_
 def test_explain_event_file_reads_every_event_of_a_batch_and_says_why_one_is_not_alerted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     assert main(["explain", "--event", str(SAMPLES / "eventgrid/sms-batch-mixed.json"), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
@@ -471,7 +471,7 @@ def test_explain_event_file_reads_every_event_of_a_batch_and_says_why_one_is_not
 
 
 def test_explain_event_still_takes_an_event_kind(capsys: pytest.CaptureFixture[str]) -> None:
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     assert main(["explain", "400", "8535", "--context", "call-automation", "--event", "PlayFailed"]) == 0
     assert "advice for PlayFailed added from" in capsys.readouterr().out
