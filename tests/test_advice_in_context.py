@@ -475,3 +475,46 @@ def test_explain_event_still_takes_an_event_kind(capsys: pytest.CaptureFixture[s
 
     assert main(["explain", "400", "8535", "--context", "call-automation", "--event", "PlayFailed"]) == 0
     assert "advice for PlayFailed added from" in capsys.readouterr().out
+
+
+# -- 10. the chosen row outlives the store (issue 26) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_digest_of_dual_persona_failures_keeps_the_row_their_condition_chose(
+    tmp_path: Path, backend: str
+) -> None:
+    """A digest is looked up again from the stored first incident: the row the event's condition
+    chose is stored with it, so the digest says what the first alert said."""
+    from datetime import UTC, datetime, timedelta
+
+    from triage.ingest import parse_body
+    from triage.pipeline import Triage
+    from triage.settings import Settings
+    from triage.store.memory import MemoryStore
+    from triage.store.sqlite import SqliteStore
+
+    body = json.loads((SAMPLES / "callbacks/add-participant-failed-408-10057.json").read_text())
+    items = [{**body[0], "id": f"dual-persona-{n}"} for n in range(3)]
+    raws = parse_body(json.dumps(items).encode(), None, 1 << 20).events
+    store = MemoryStore() if backend == "memory" else SqliteStore(tmp_path / "state.db")
+    triage = Triage(Settings.from_env({}), store)
+    t0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    (first,) = triage.handle(raws, t0).alerts
+    (digest,) = triage.flush(t0 + timedelta(minutes=5)).alerts
+    assert digest.digest and digest.count == 2
+    assert first.incident.row == digest.incident.row == "teams-phone:408/10057"
+    assert first.guidance.table == digest.guidance.table == "teams-phone"
+    assert DUAL_PERSONA in text.render(digest)
+
+
+def test_an_incident_stored_before_rows_were_chosen_reads_as_chosen_by_no_condition() -> None:
+    from triage.codec import incident_from_dict, incident_to_dict
+
+    alert = _alert("callbacks/add-participant-failed-408-10057.json")
+    stored = incident_to_dict(alert.incident)
+    assert stored["row"] == "teams-phone:408/10057" and incident_from_dict(stored) == alert.incident
+    del stored["row"]
+    assert incident_from_dict(stored).row == ""
+    plain = incident_to_dict(_alert("callbacks/play-failed-400-8535.json").incident)
+    assert "row" not in plain  # stored as before when no condition chose the row

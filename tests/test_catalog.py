@@ -434,6 +434,33 @@ def test_lint_reports_entries_in_no_table_bad_urls_and_unordered_tables(catalog_
     assert lint(catalog_copy) == ["contexts.toml: default does not list table 'extra'"]
 
 
+def test_lint_reports_conditions_that_say_nothing_or_name_a_row_twice_and_unknown_code_only_tables(
+    catalog_copy: Path,
+) -> None:
+    path = catalog_copy / "chat.toml"
+    text = path.read_text()
+    path.write_text(text.replace("code = 401\n", "code = 401\nwhen = {}\n", 1))
+    assert lint(catalog_copy) == [
+        "chat.toml: table.0.entry.0.when: Value error, a [when] needs at least one condition:"
+        " events, participants or message"
+    ]
+    path.write_text(text.replace("code = 401\n", 'code = 401\nwhen = { participants = ["acs"] }\n', 1))
+    assert lint(catalog_copy)[0].startswith(
+        "chat.toml: table.0.entry.0.when.participants.0: String should match"
+    )
+    with path.open("a") as f:  # the same (table, code) with conditions twice: an event could not name one
+        f.write('\n[[table.entry]]\ncode = 401\nmessage = "x"\nknown_duplicate = true\nflags = ["x"]\n'
+                'when = { message = "y" }\n')  # fmt: skip
+    path.write_text(path.read_text().replace('participants = ["acs"]', 'message = "z"', 1))
+    assert lint(catalog_copy) == [
+        "chat:401: two rows with [when] have this table and code; give one of them up"
+    ]
+    path.write_text(text)
+    contexts = catalog_copy / "contexts.toml"
+    contexts.write_text(contexts.read_text().replace('pstn = ["pstn-0",', 'pstn = ["pstn-9",', 1))
+    assert lint(catalog_copy) == ["contexts.toml: no table 'pstn-9'"]
+
+
 def test_lint_reports_a_missing_catalog(tmp_path: Path) -> None:
     assert lint(tmp_path) == [f"{tmp_path}: no catalog files (*.toml)"]
 
