@@ -213,3 +213,14 @@ def test_the_runner_reads_exit_codes_and_keeps_the_rest_of_a_command() -> None:
     assert expected_exit("./dev triage doctor   # exit 1: no destination") == 1
     assert expected_exit("./dev replay") == 0
     assert commands("a \\\n   --b c   # note\n# only a comment\n\nd\n") == ["a --b c   # note", "d"]
+
+
+def test_the_format_list_the_readme_gives_is_every_kind_replay_takes() -> None:
+    from triage.destinations import names
+
+    [line] = [
+        line
+        for line in README.read_text(encoding="utf-8").splitlines()
+        if line.startswith("`--format` takes")
+    ]
+    assert set(re.findall(r"`(\w+)`", line)) - {"replay"} == set(names())
