@@ -8,7 +8,8 @@ How a block is run, section by section (`## …`), in the repository's folder:
 - `serve` and `tools.sinks` run until stopped: they are started in the background and stay up for
   the rest of their section, as in a second terminal;
 - `export NAME=VALUE` holds for the rest of the section;
-- fixed ports become free ones, `sqlite:acs-triage.sqlite3` and `--out out/` a temporary folder;
+- fixed ports become free ones; `sqlite:acs-triage.sqlite3`, `--out out/` and `--out docs/img`
+  a temporary folder;
   nothing else of a command is changed. The environment has no ACS_TRIAGE_* setting, no
   local.settings.json, and no .venv/bin on PATH (a bare `python` there would hide a README line
   that only works inside the venv).
@@ -28,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail
+
+from tools.preview import find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -107,6 +111,7 @@ class Runner:
 
         command = re.sub(r"(--port |127\.0\.0\.1:)(\d{4,5})\b", port, command)
         command = command.replace("sqlite:acs-triage.sqlite3", f"sqlite:{self.tmp / 'acs-triage.sqlite3'}")
+        command = command.replace("--out docs/img", f"--out {self.tmp / 'img'}")  # not the committed ones
         return command.replace("--out out/", f"--out {self.tmp / 'out'}/")
 
     def run(self, command: str) -> None:
@@ -117,6 +122,8 @@ class Runner:
             name, _, value = local.removeprefix("export ").split("#")[0].strip().partition("=")
             self.env[name] = shlex.split(value)[0] if value else ""
             return
+        if "tools.preview" in local and find_chromium() is None:
+            skip_or_fail("Chromium not found: README's picture command cannot run")
         if any(word in local for word in LONG_RUNNING):
             self.start(local)
             return
