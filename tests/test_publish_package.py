@@ -133,7 +133,9 @@ def _requirement_closure() -> set[str]:
         line = raw.split("#", 1)[0].strip()
         if line:
             req = Requirement(line)
-            pending.append((_normal(req.name), frozenset(req.extras)))
+            # A line for another Python (the worker of the deployed 3.13) is not this one's.
+            if req.marker is None or req.marker.evaluate():
+                pending.append((_normal(req.name), frozenset(req.extras)))
     visited: set[tuple[str, frozenset[str]]] = set()
     names: set[str] = set()
     while pending:
