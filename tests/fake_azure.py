@@ -42,7 +42,7 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
-def az(world: dict[str, Any], words: list[str]) -> int:  # noqa: C901, PLR0911, PLR0912 - one branch per command
+def az(world: dict[str, Any], words: list[str]) -> int:
     command, opt = options(words)
     if command[:2] != ["account", "show"] and "--subscription" not in opt:
         return fail(f"az {' '.join(command)} without --subscription would use az's default subscription")
@@ -139,7 +139,9 @@ def azd(world: dict[str, Any], words: list[str]) -> int:
     match words:
         case ["env", "get-values"]:
             for key, value in world["env"].items():
-                escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+                escaped = (
+                    value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+                )
                 print(f'{key}="{escaped}"')
             return 0
         case ["env", "set", key, value]:

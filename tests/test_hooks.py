@@ -21,7 +21,10 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 SUBSCRIPTION = "8d2f5b1c-4a3e-4f6b-9c1d-2e7a9b0c3d4e"
 ACS_GROUP = "rg-communication"
-ACS_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{ACS_GROUP}/providers/Microsoft.Communication/communicationServices/contoso-acs"
+ACS_ID = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{ACS_GROUP}/providers/"
+    "Microsoft.Communication/communicationServices/contoso-acs"
+)
 DEADLETTER = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-triage/providers/Microsoft.Storage/storageAccounts/"
     "stacstriageabc/blobServices/default/containers/eventgrid-deadletter"
@@ -64,7 +67,9 @@ class FakeAzure:
         self.bin.mkdir()
         for tool in ("az", "azd") if with_az else ("azd",):
             stub = self.bin / tool
-            stub.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "tests" / "fake_azure.py"}" {tool} "$@"\n')
+            stub.write_text(
+                f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "tests" / "fake_azure.py"}" {tool} "$@"\n'
+            )
             stub.chmod(0o755)
         self.save(
             {
@@ -96,7 +101,12 @@ class FakeAzure:
     def run(self, hook: str) -> Run:
         env = {"PATH": f"{self.bin}:/usr/bin:/bin", "FAKE_AZURE_WORLD": str(self.path), "HOME": str(self.bin)}
         done = subprocess.run(
-            ["sh", str(SCRIPTS / f"{hook}.sh")], env=env, capture_output=True, text=True, timeout=60, check=False
+            ["sh", str(SCRIPTS / f"{hook}.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         return Run(done.returncode, done.stdout + done.stderr)
 
@@ -114,15 +124,23 @@ def test_the_hook_scripts_pass_shellcheck() -> None:
         skip_or_fail("shellcheck is not installed (./dev test installs Debian's)")
     scripts = sorted(str(p.relative_to(REPO)) for p in SCRIPTS.glob("*.sh"))
     assert scripts == ["scripts/hooklib.sh", "scripts/postdeploy.sh", "scripts/predown.sh"]
-    done = subprocess.run(["shellcheck", "-x", *scripts, "dev"], cwd=REPO, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["shellcheck", "-x", *scripts, "dev"], cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout
 
 
-def test_first_deploy_makes_the_topic_with_an_identity_and_subscribes_sms_with_dead_letters(azure: FakeAzure) -> None:
+def test_first_deploy_makes_the_topic_with_an_identity_and_subscribes_sms_with_dead_letters(
+    azure: FakeAzure,
+) -> None:
     run = azure.run("postdeploy").ok()
     world = azure.world
     [topic] = world["topics"]
-    assert (topic["resourceGroup"], topic["source"], topic["subscription"]) == (ACS_GROUP, ACS_ID, SUBSCRIPTION)
+    assert (topic["resourceGroup"], topic["source"], topic["subscription"]) == (
+        ACS_GROUP,
+        ACS_ID,
+        SUBSCRIPTION,
+    )
     assert topic["principalId"]
     assert world["roles"] == [
         {"principal": topic["principalId"], "role": "Storage Blob Data Contributor", "scope": DEADLETTER}
@@ -130,9 +148,16 @@ def test_first_deploy_makes_the_topic_with_an_identity_and_subscribes_sms_with_d
     [subscription] = world["subscriptions"]
     assert subscription["name"] == "acs-triage-abc123"
     assert subscription["types"] == [SMS]
-    assert subscription["endpoint"] == f"https://func-acstriage-abc123.azurewebsites.net/api/eventgrid?code={FUNCTION_KEY}"
+    assert (
+        subscription["endpoint"]
+        == f"https://func-acstriage-abc123.azurewebsites.net/api/eventgrid?code={FUNCTION_KEY}"
+    )
     assert subscription["deadletter"] == DEADLETTER
-    assert (subscription["schema"], subscription["attempts"], subscription["ttl"]) == ("eventgridschema", "30", "1440")
+    assert (subscription["schema"], subscription["attempts"], subscription["ttl"]) == (
+        "eventgridschema",
+        "30",
+        "1440",
+    )
     assert world["env"]["ACS_TRIAGE_TOPIC_MADE"] == "true"
     assert world["env"]["ACS_TRIAGE_TOPIC_GROUP"] == ACS_GROUP
     assert FUNCTION_KEY not in run.out
@@ -170,7 +195,9 @@ def test_an_event_type_the_app_does_not_read_is_refused_before_anything_is_made(
     azure.set_env(ACS_TRIAGE_EVENT_TYPES=f"{SMS},Microsoft.Communication.ChatMessageReceived")
     run = azure.run("postdeploy")
     assert run.code == 1
-    assert "ACS_TRIAGE_EVENT_TYPES: Microsoft.Communication.ChatMessageReceived is not an event type" in run.out
+    assert (
+        "ACS_TRIAGE_EVENT_TYPES: Microsoft.Communication.ChatMessageReceived is not an event type" in run.out
+    )
     assert azure.world["topics"] == [] and azure.world["subscriptions"] == []
 
 
@@ -195,7 +222,9 @@ def test_the_resources_own_topic_is_used_given_an_identity_and_never_deleted(azu
     assert [t["name"] for t in azure.world["topics"]] == ["contoso-acs-events"]
 
 
-def test_down_removes_the_subscription_and_the_topic_it_made_and_renames_the_next_vault(azure: FakeAzure) -> None:
+def test_down_removes_the_subscription_and_the_topic_it_made_and_renames_the_next_vault(
+    azure: FakeAzure,
+) -> None:
     azure.run("postdeploy").ok()
     run = azure.run("predown").ok()
     world = azure.world
@@ -215,7 +244,10 @@ def test_two_environments_on_one_acs_resource_keep_apart_and_the_topic_outlives_
     staging_env = azure_environment_of(prod_env, token="stg456")
     azure.change(env=staging_env)
     azure.run("postdeploy").ok()
-    assert sorted(s["name"] for s in azure.world["subscriptions"]) == ["acs-triage-abc123", "acs-triage-stg456"]
+    assert sorted(s["name"] for s in azure.world["subscriptions"]) == [
+        "acs-triage-abc123",
+        "acs-triage-stg456",
+    ]
     azure.change(env=prod_env)
     run = azure.run("predown").ok()
     assert [s["name"] for s in azure.world["subscriptions"]] == ["acs-triage-stg456"]
@@ -259,7 +291,10 @@ def test_a_missing_output_names_it_and_says_to_provision(azure: FakeAzure) -> No
     azure.save(world)
     run = azure.run("postdeploy")
     assert run.code == 1
-    assert "ACS_TRIAGE_DEADLETTER_CONTAINER_ID is not in the azd environment; run 'azd provision' first" in run.out
+    assert (
+        "ACS_TRIAGE_DEADLETTER_CONTAINER_ID is not in the azd environment; run 'azd provision' first"
+        in run.out
+    )
 
 
 def _az_commands(text: str, pattern: str) -> set[str]:
