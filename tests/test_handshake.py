@@ -14,7 +14,7 @@ import pytest
 
 import function_app
 from samples import sample_bytes
-from triage.doctor import check
+from triage.checks import check
 from triage.service import Service
 from triage.settings import Settings
 from triage.store.memory import MemoryStore
