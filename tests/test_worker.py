@@ -7,6 +7,7 @@ by ./dev from requirements.txt; storage is Azurite and the Teams webhook a local
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -42,6 +43,7 @@ class Worker:
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
+        self.started: dict[str, Any] = {}  # the answers to init, metadata and the loads
 
     def send(self, **command: Any) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -77,40 +79,46 @@ def outbox(azurite: Azurite) -> str:
     return Azurite.names()[0]
 
 
-@pytest.fixture(scope="module")
-def worker(
-    azurite: Azurite, sink: TeamsSink, outbox: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
+@contextlib.contextmanager
+def running_worker(settings: dict[str, str], log_dir: Path) -> Iterator[Worker]:
+    """A worker process started with these app settings (and nothing of ours from the environment)."""
     if not WORKER_PYTHON.exists():
         skip_or_fail("the Python 3.13 worker environment is missing: run ./dev test (it builds .venv-worker)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACS_TRIAGE_", "AzureWebJobs"))}
-    env |= {
+    env |= settings | {"PYTHONDONTWRITEBYTECODE": "1"}
+    with (log_dir / "worker.log").open("w") as log:
+        process = subprocess.Popen(
+            [str(WORKER_PYTHON), str(REPO / "tests" / "worker_host.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        worker = Worker(process)
+        try:
+            worker.started = worker.send(op="start", directory=str(REPO))
+            yield worker
+        finally:
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def worker(
+    azurite: Azurite, sink: TeamsSink, outbox: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    settings = {
         "AzureWebJobsStorage": azurite.connection,
         "ACS_TRIAGE_OUTBOX_QUEUE": outbox,
         "ACS_TRIAGE_TABLE_PREFIX": Azurite.names()[1],
         "ACS_TRIAGE_TEAMS_URL": sink.url,
         "ACS_TRIAGE_GROUP_WINDOW_SECONDS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
     }
-    log = (tmp_path_factory.mktemp("worker") / "worker.log").open("w")
-    process = subprocess.Popen(
-        [str(WORKER_PYTHON), str(REPO / "tests" / "worker_host.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    worker = Worker(process)
-    try:
-        worker.started = worker.send(op="start", directory=str(REPO))  # type: ignore[attr-defined]
-        yield worker
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=30)
-        log.close()
+    with running_worker(settings, tmp_path_factory.mktemp("worker")) as started:
+        yield started
 
 
 def outbox_messages(azurite: Azurite, outbox: str) -> list[tuple[Any, str]]:
@@ -125,7 +133,7 @@ def outbox_messages(azurite: Azurite, outbox: str) -> list[tuple[Any, str]]:
     return taken
 
 
-def test_the_worker_on_python_3_13_indexes_six_functions_and_loads_each(worker: Any) -> None:
+def test_the_worker_on_python_3_13_indexes_six_functions_and_loads_each(worker: Worker) -> None:
     started = worker.started
     assert (started["init"], started["init_error"]) == ("Success", "")
     assert started["runtime_version"] == "3.13"
@@ -146,7 +154,7 @@ def test_the_worker_on_python_3_13_indexes_six_functions_and_loads_each(worker: 
     assert functions["flush"]["directions"] == {"timer": "in"}
 
 
-def test_the_event_grid_handshakes_are_answered_through_the_worker(worker: Any) -> None:
+def test_the_event_grid_handshakes_are_answered_through_the_worker(worker: Worker) -> None:
     answer = worker.http("eventgrid", "POST", sample_bytes("eventgrid/subscription-validation.json"))
     assert (answer["result"], answer["status"]) == ("Success", 200)
     assert json.loads(answer["body"]) == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
@@ -156,7 +164,7 @@ def test_the_event_grid_handshakes_are_answered_through_the_worker(worker: Any) 
 
 
 def test_a_callbacks_batch_goes_to_the_outbox_and_the_queue_trigger_posts_it_to_teams(
-    worker: Any, azurite: Azurite, outbox: str, sink: TeamsSink
+    worker: Worker, azurite: Azurite, outbox: str, sink: TeamsSink
 ) -> None:
     sink.clear()
     answer = worker.http("callbacks", "POST", sample_bytes("callbacks/play-failed-400-8535.json"))
@@ -170,7 +178,7 @@ def test_a_callbacks_batch_goes_to_the_outbox_and_the_queue_trigger_posts_it_to_
 
 
 def test_a_failed_post_fails_the_invocation_so_that_the_host_retries_it(
-    worker: Any, azurite: Azurite, outbox: str, sink: TeamsSink
+    worker: Worker, azurite: Azurite, outbox: str, sink: TeamsSink
 ) -> None:
     sink.clear()
     worker.http("callbacks", "POST", sample_bytes("callbacks/answer-failed-400-8501.json"))
@@ -184,7 +192,7 @@ def test_a_failed_post_fails_the_invocation_so_that_the_host_retries_it(
 
 
 def test_the_flush_timer_posts_a_burst_digest_through_the_worker(
-    worker: Any, azurite: Azurite, outbox: str
+    worker: Worker, azurite: Azurite, outbox: str
 ) -> None:
     first = json.loads(sample_bytes("eventgrid/sms-delivery-failed-4007-opt-out.json"))
     repeats = [dict(first[0], id=f"repeat-{n}") for n in range(3)]
@@ -201,7 +209,42 @@ def test_the_flush_timer_posts_a_burst_digest_through_the_worker(
     assert worker.send(op="timer", function="report")["result"] == "Success"
 
 
-def test_health_reads_the_outbox_through_the_worker(worker: Any) -> None:
+def test_health_reads_the_outbox_through_the_worker(worker: Worker) -> None:
     answer = worker.http("health", "GET", headers={})
     assert answer["status"] == 200
     assert json.loads(answer["body"])["outbox"] == {"depth": 0, "poison": 0}
+
+
+def test_right_after_provisioning_an_unresolved_key_vault_reference_fails_nothing_but_the_events(
+    azurite: Azurite, outbox: str, tmp_path: Path
+) -> None:
+    """The Teams URL arrives as the reference itself until the app's identity may read the vault:
+    Event Grid's handshake is answered all the same (or the subscription is never made), events
+    wait for a retry, and health names the reference."""
+    reference = (
+        "@Microsoft.KeyVault(SecretUri=https://kv-acstriage-x.vault.azure.net/secrets/teams-webhook-url)"
+    )
+    settings = {
+        "AzureWebJobsStorage": azurite.connection,
+        "ACS_TRIAGE_OUTBOX_QUEUE": outbox,
+        "ACS_TRIAGE_TEAMS_URL": reference,
+    }
+    with running_worker(settings, tmp_path) as worker:
+        assert worker.started["loads"] == dict.fromkeys(worker.started["functions"], "Success")
+        handshake = worker.http("eventgrid", "POST", sample_bytes("eventgrid/subscription-validation.json"))
+        assert (handshake["status"], json.loads(handshake["body"])) == (
+            200,
+            {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"},
+        )
+        events = worker.http(
+            "eventgrid", "POST", sample_bytes("eventgrid/sms-delivery-failed-4007-opt-out.json")
+        )
+        assert events["status"] == 503
+        health = worker.http("health", "GET", headers={})
+        assert health["status"] == 503
+        [problem] = [p for p in json.loads(health["body"])["problems"] if p["level"] == "error"]
+        assert problem["setting"] == "ACS_TRIAGE_TEAMS_URL"
+        assert problem["message"].startswith(
+            "Key Vault reference for ACS_TRIAGE_TEAMS_URL is not resolved: check the app's identity has "
+            "Key Vault Secrets User"
+        )
