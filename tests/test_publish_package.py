@@ -38,6 +38,8 @@ LOCAL_ENVIRONMENTS = [
     ".azure/prod/.env",
     ".azure/config.json",
     "triage/.azure/prod/.env",
+    ".git",  # a git worktree's pointer to its repository (a file)
+    ".git/config",
     "local.settings.json",
     "__azurite_db_table__.json",
     "out/teams/play-failed.png",
