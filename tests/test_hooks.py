@@ -67,8 +67,9 @@ class FakeAzure:
         self.bin.mkdir()
         for tool in ("az", "azd") if with_az else ("azd",):
             stub = self.bin / tool
+            # -S: the fake needs the standard library only, and each hook calls it a dozen times
             stub.write_text(
-                f'#!/bin/sh\nexec "{sys.executable}" "{REPO / "tests" / "fake_azure.py"}" {tool} "$@"\n'
+                f'#!/bin/sh\nexec "{sys.executable}" -S "{REPO / "tests" / "fake_azure.py"}" {tool} "$@"\n'
             )
             stub.chmod(0o755)
         self.save(
