@@ -191,7 +191,7 @@ def test_every_acs_triage_name_the_repository_uses_is_known_to_doctor() -> None:
         files += [
             p
             for p in (root / folder).rglob("*")
-            if p.is_file() and p.suffix in {".py", ".json", ".bicep", ".sh"}
+            if p.is_file() and p.suffix in {".py", ".json", ".bicep", ".sh", ".ps1"}
         ]
     used = {
         m

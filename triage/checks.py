@@ -41,7 +41,7 @@ __all__ = [
     "unknown_names",
 ]
 
-_SETTING = re.compile(r"^[A-Za-z][A-Za-z0-9_]*")
+_SETTING = re.compile(r"^(?:Key Vault reference for )?([A-Za-z][A-Za-z0-9_]*)")
 _ROLES = "Storage Queue Data Contributor and Storage Table Data Contributor"
 _NO_DESTINATION = "no destination is configured"
 _DEST_NAME = re.compile(rf"^{PREFIX}DEST_(.+)_({'|'.join(DEST_PARTS)})$")
@@ -61,7 +61,7 @@ class Problem(Struct, frozen=True):
 
 def _error(message: str) -> Problem:
     found = _SETTING.match(message)
-    return Problem("error", found.group() if found else "settings", message)
+    return Problem("error", found.group(1) if found else "settings", message)
 
 
 def store_refusal(settings: Settings) -> str | None:
@@ -237,7 +237,7 @@ def check(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem]]:
     settings, found = Settings.read(env)
     problems = [_error(text) for text in found] + env_problems(env)
     if settings is not None:
-        unreadable_url = any(p.setting.endswith("_URL") for p in problems)
+        unreadable_url = any(p.setting.endswith("_URL") or "Key Vault" in p.message for p in problems)
         problems += [  # "no destination" would only repeat that a URL setting is wrong
             p for p in check_settings(settings) if not (unreadable_url and is_no_destination(p))
         ]

@@ -19,6 +19,7 @@ from .model import Severity
 
 __all__ = [
     "IN_AZURE_SETTING",
+    "KEY_VAULT_REFERENCE",
     "MIN_SECRET_CHARS",
     "OUTBOX_QUEUE_SETTING",
     "STORAGE_SETTING",
@@ -29,6 +30,7 @@ __all__ = [
     "destination_settings",
     "in_azure",
     "known_names",
+    "unresolved_references",
 ]
 
 PREFIX = "ACS_TRIAGE_"
@@ -42,6 +44,26 @@ SITE_NAME_SETTING = "WEBSITE_SITE_NAME"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SITE_TAG_MAX = 32  # keeps "acs-triage-<tag>-outbox-poison" within a queue name's 63 characters
 MIN_SECRET_CHARS = 16  # a destination's own key (PagerDuty's are 32): shorter is guessable
+# App Service replaces a Key Vault reference with the secret once its identity may read it; until
+# then (or when it may not) the app sees the reference itself, which is no URL and no key.
+KEY_VAULT_REFERENCE = "@microsoft.keyvault("
+
+
+def unresolved_references(env: Mapping[str, str]) -> list[str]:
+    """The settings acs-triage reads whose value is still a Key Vault reference, each named in
+    a problem of its own: checked as a URL it would only say "must start with https://"."""
+    return sorted(
+        key
+        for key, value in env.items()
+        if key.startswith((PREFIX, STORAGE_SETTING)) and value.strip().lower().startswith(KEY_VAULT_REFERENCE)
+    )
+
+
+def _unresolved(name: str) -> str:
+    return (
+        f"Key Vault reference for {name} is not resolved: check the app's identity has Key Vault "
+        f"Secrets User on the vault (and the app's keyVaultReferenceIdentity names it), then restart the app"
+    )
 
 
 def in_azure(env: Mapping[str, str]) -> bool:
@@ -246,6 +268,10 @@ class Settings(BaseModel):
         """The settings and every problem found, each naming its setting and the fix; the
         settings are None when a problem leaves nothing to build them from."""
         problems: list[str] = []
+        unresolved = unresolved_references(env)
+        if unresolved:  # read as unset, with one problem each instead of what their text would cause
+            problems += [_unresolved(name) for name in unresolved]
+            env = {k: v for k, v in env.items() if k not in unresolved}
 
         def get(name: str) -> str | None:
             value = env.get(PREFIX + name)
@@ -421,8 +447,15 @@ _OTHER_NAMES = {
     "REQUIRE_SEEDS": "the tests: a missing seed folder fails",
     "REQUIRE_TOOLS": "the tests: a missing tool fails",
     "CHROMIUM": "tools/preview.py: the browser that draws card pictures",
-    "EVENT_SCHEMA": "azd: the Event Grid subscription's schema (infra/)",
+    "EVENT_SCHEMA": "azd: the Event Grid subscription's schema (scripts/postdeploy)",
+    "EVENT_TYPES": "azd: the event types the subscription takes (scripts/postdeploy)",
+    "DEADLETTER_CONTAINER_ID": "azd: where Event Grid dead-letters (infra/, scripts/postdeploy)",
+    "TOPIC_NAME": "azd: the ACS system topic the hooks use (scripts/postdeploy)",
+    "TOPIC_GROUP": "azd: that topic's resource group (scripts/postdeploy)",
+    "TOPIC_MADE": "azd: whether the hooks made that topic (scripts/postdeploy)",
     "REQUIRE_CALLBACK_TOKEN": "azd: whether callbacks must carry a token (infra/)",
+    "VAULT_GENERATION": "azd: the Key Vault's generation (infra/)",
+    "ALERT_EMAIL": "azd: who the Azure Monitor alerts mail (infra/)",
     "FORWARD_URL": "docs/recipes: where the forwarding recipe posts",
     "FORWARD_TIMEOUT_SECONDS": "docs/recipes: the forwarding recipe's timeout",
     "LOCAL_SETTINGS": "the command line: the local.settings.json to read (empty: none)",
