@@ -384,3 +384,22 @@ def test_serve_refuses_to_start_when_its_storage_does_not_answer() -> None:
     assert result.returncode == 2
     assert "error: AzureWebJobsStorage: storage is unusable: storage could not be reached" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: serve did not start: 1 setting(s) above")
+
+
+def test_a_local_webhook_on_a_port_in_use_says_so_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "tools.sinks", "--kind", "slack", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: cannot listen on port {port} (Address already in use): choose another --port"
+    ]
