@@ -367,6 +367,10 @@ def _destination(
             f"{secret_setting} is too short to be a key: use at least {MIN_SECRET_CHARS} random characters"
         )
         return None
+    problem = spec.check_secret(secret) if secret else None
+    if problem:
+        problems.append(f"{secret_setting} {problem}")
+        return None
     if spec.secret_required and not secret:
         problems.append(
             f"{secret_setting} is not set: destination {name!r} ({fmt}) cannot post without it; "
