@@ -4,7 +4,8 @@ Alerts of one failure differ in a few values only: the time, the values of the I
 the event's own message. Teams and Slack show each of these values as it stands, in one place,
 whenever escaping and shortening leave it as it is (inert text, short); everything else on the
 card depends on the shape: the catalog's answer, the kind, code, resource and context, the names
-of the IDs and details, whether the event's message is shown. The second alert of a shape renders
+of the IDs and details, whether the event's message is shown. (An alert with a "Silence…" link,
+whose token differs per alert, is rendered in full.) The second alert of a shape renders
 it once more with a marker in place of each value; that JSON, cut at the markers, is the shape's
 template. Every later alert of the shape is its template with its own values put in, which costs
 about a sixth of building the payload and serializing it. An alert with a value a renderer would
@@ -93,7 +94,7 @@ _SLOTS: dict[str, bytes | None] = {}
 def render_json(alert: Alert, fmt: str) -> bytes:
     """The JSON text `render(alert, fmt)` would serialize to, byte for byte."""
     found = kind(fmt)
-    if found.template is None or alert.digest or alert.status != "firing":
+    if found.template is None or alert.digest or alert.status != "firing" or alert.silence_url:
         return _full(alert, found)
     shape = _shape(alert)
     if shape is None or shape.known is None:
