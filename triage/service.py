@@ -190,7 +190,7 @@ class Service:
         now = now or self.clock()
         if self.unavailable is not None:
             if self.links is None or self.links.read(token, now) is None:
-                return NOT_FOUND
+                return Answer(NOT_FOUND.status, NOT_FOUND.body, NOT_FOUND.headers)
             return Answer.error(503, self.unavailable.message)
         try:
             page, changed = answer(
@@ -208,7 +208,7 @@ class Service:
             return Answer.error(503, "the silence page failed; try again")
         if changed:
             self.triage.silences_changed()  # this instance honours it from its next event
-        return page
+        return Answer(page.status, page.body, page.headers)
 
     def health(self) -> Answer:
         """GET /api/health: 200 when the settings are valid and storage answers, else 503 with

@@ -29,11 +29,10 @@ from .mask import mask_text
 from .matchers import Matcher
 from .model import Facts
 from .render.content import format_time
-from .service import Answer
 from .silence_link import LINK_LIFETIME, SilenceLinks
 from .store import Claim, SilenceRule, Store
 
-__all__ = ["DURATIONS", "MAX_HOURS", "NOT_FOUND", "answer"]
+__all__ = ["DURATIONS", "MAX_HOURS", "NOT_FOUND", "Answer", "answer"]
 
 log = logging.getLogger("triage")
 
@@ -95,6 +94,16 @@ _HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
+
+
+class Answer(Struct, frozen=True):
+    """An HTTP answer of the page (the service passes it on as its own Answer)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
 NOT_FOUND = Answer(
     404, b"Not found\n", {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
 )
