@@ -430,3 +430,23 @@ def test_the_link_key_is_redacted_from_logs() -> None:
     assert settings.public_url == PUBLIC_URL
     assert LINK_KEY not in Redactor.for_settings(settings).redact(f"key was {LINK_KEY}")
     assert LINK_KEY not in repr(settings)
+
+
+def test_a_store_that_fails_is_a_503_page_and_a_form_it_refused_can_be_sent_again(
+    alerted: tuple[App, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, path = alerted
+    _, _, page = app.host.http("GET", path, {}, b"")
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise OSError("storage is down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(app.store, "add_silence", unavailable)
+        status, answer = submit(app, path, page, **silence_asked())
+        assert status == 503 and "Try again in a minute" in answer.decode()
+        patched.setattr(app.store, "list_silences", unavailable)
+        assert app.host.http("GET", path, {}, b"")[0] == 503
+    # Nothing was half done: the same form, sent again, starts the silence.
+    assert submit(app, path, page, **silence_asked())[0] == 200
+    assert len(app.store.list_silences(app.clock.now())) == 1

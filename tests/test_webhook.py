@@ -324,3 +324,15 @@ def test_a_named_destination_of_kind_webhook_takes_its_own_secret() -> None:
     destination = settings.destinations["snow"]
     assert destination.secret is not None and destination.secret.get_secret_value() == SECRET
     assert SECRET not in repr(destination)
+
+
+def test_doctor_warns_about_a_legacy_key_until_the_migration_date_and_not_about_whsec_keys() -> None:
+    from triage.checks import check
+
+    base = {"ACS_TRIAGE_WEBHOOK_URL": "https://example.invalid/hook"}
+    _, problems = check({**base, "ACS_TRIAGE_WEBHOOK_SECRET": LEGACY_SECRET})
+    [legacy] = [p for p in problems if p.setting == "ACS_TRIAGE_WEBHOOK_SECRET"]
+    assert legacy.level == "warning" and webhook.LEGACY_UNTIL in legacy.message
+    assert LEGACY_SECRET not in legacy.message
+    _, problems = check({**base, "ACS_TRIAGE_WEBHOOK_SECRET": f"{SECRET} {NEXT_SECRET}"})
+    assert [p for p in problems if "SECRET" in p.setting] == []

@@ -667,7 +667,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fail-first", type=int, default=0, metavar="N", help="answer the first N posts with --status"
     )
     parser.add_argument("--status", type=int, default=500, help="status for --fail-first (default 500)")
-    parser.add_argument("--secret", help="webhook: verify signatures with this key")
+    parser.add_argument(
+        "--secret",
+        help="webhook: verify Standard Webhooks signatures with this key (whsec_…); a legacy key also "
+        "checks the old X-ACS-Triage-* headers",
+    )
     parser.add_argument("--routing-key", help="pagerduty: the 32-character key it accepts (default: new)")
     args = parser.parse_args(argv)
 
