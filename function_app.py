@@ -24,7 +24,7 @@ import orjson
 from triage import redact
 from triage.checks import check
 from triage.errors import ConfigurationError, DeliveryError
-from triage.service import Answer, Service, health_answer, log_once
+from triage.service import Answer, Service, handshake_from_env, health_answer, log_once
 from triage.settings import OUTBOX_QUEUE_SETTING, STORAGE_SETTING
 from triage.store import OutboxMessage
 
@@ -61,6 +61,14 @@ def _handle(route: str, req: func.HttpRequest) -> func.HttpResponse:
     try:
         current = service()
     except ConfigurationError as err:
+        # The handshake needs no destination: a subscription made while a Key Vault reference
+        # is still unresolved must not fail for it.
+        if route == "eventgrid":
+            handshake = handshake_from_env(
+                os.environ, req.method.upper(), req.headers, req.params, req.get_body()
+            )
+            if handshake is not None:
+                return _respond(handshake)
         # Settings that cannot work: 503 with what to fix, so Event Grid retries once it is fixed.
         log_once(str(err))
         return _respond(Answer.error(503, str(err)))

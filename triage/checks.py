@@ -34,7 +34,7 @@ __all__ = [
     "store_refusal",
 ]
 
-_SETTING = re.compile(r"^[A-Za-z][A-Za-z0-9_]*")
+_SETTING = re.compile(r"^(?:Key Vault reference for )?([A-Za-z][A-Za-z0-9_]*)")
 _ROLES = "Storage Queue Data Contributor and Storage Table Data Contributor"
 
 
@@ -52,7 +52,7 @@ class Problem(Struct, frozen=True):
 
 def _error(message: str) -> Problem:
     found = _SETTING.match(message)
-    return Problem("error", found.group() if found else "settings", message)
+    return Problem("error", found.group(1) if found else "settings", message)
 
 
 def store_refusal(settings: Settings) -> str | None:
@@ -146,7 +146,7 @@ def check(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem]]:
     settings, found = Settings.read(env)
     problems = [_error(text) for text in found]
     if settings is not None:
-        unreadable_url = any(p.setting.endswith("_URL") for p in problems)
+        unreadable_url = any(p.setting.endswith("_URL") or "Key Vault" in p.message for p in problems)
         problems += [  # "no destination" would only repeat that a URL setting is wrong
             p for p in check_settings(settings) if not (unreadable_url and "no destination" in p.message)
         ]

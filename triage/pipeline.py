@@ -38,7 +38,7 @@ __all__ = ["Lookup", "Report", "Triage"]
 
 log = logging.getLogger("triage")
 
-Lookup = Callable[[int | None, int | None, Context | None, str | None], Guidance]
+Lookup = Callable[[int | None, int | None, Context | None, str | None, str], Guidance]
 _KNOWN_FACTS = 4096
 
 
@@ -132,14 +132,14 @@ class Triage:
         return self._route.destinations(alert)
 
     def _guidance(self, incident: Incident) -> Guidance:
-        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
+        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind, incident.row)
 
     def _learn(self, facts: Facts) -> tuple[Guidance, str]:
         """Guidance and fingerprint of facts not seen before (a batch repeats a few facts)."""
         if len(self._known) >= _KNOWN_FACTS:
             self._known.clear()  # only junk codes get here: start over
         known = self._known[facts] = (
-            self._lookup(facts.code, facts.subcode, facts.context, facts.kind),
+            self._lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row),
             facts.fingerprint,
         )
         return known

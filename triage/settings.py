@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IN_AZURE_SETTING",
+    "KEY_VAULT_REFERENCE",
     "MIN_LINK_KEY_CHARS",
     "MIN_SECRET_CHARS",
     "OUTBOX_QUEUE_SETTING",
@@ -32,6 +33,7 @@ __all__ = [
     "StorageConnection",
     "app_names",
     "in_azure",
+    "unresolved_references",
 ]
 
 PREFIX = "ACS_TRIAGE_"
@@ -46,6 +48,26 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _SITE_TAG_MAX = 32  # keeps "acs-triage-<tag>-outbox-poison" within a queue name's 63 characters
 MIN_SECRET_CHARS = 16  # a destination's own key (PagerDuty's are 32): shorter is guessable
 MIN_LINK_KEY_CHARS = 32  # the key that signs "Silence…" links: a bearer capability to silence
+# App Service replaces a Key Vault reference with the secret once its identity may read it; until
+# then (or when it may not) the app sees the reference itself, which is no URL and no key.
+KEY_VAULT_REFERENCE = "@microsoft.keyvault("
+
+
+def unresolved_references(env: Mapping[str, str]) -> list[str]:
+    """The settings acs-triage reads whose value is still a Key Vault reference, each named in
+    a problem of its own: checked as a URL it would only say "must start with https://"."""
+    return sorted(
+        key
+        for key, value in env.items()
+        if key.startswith((PREFIX, STORAGE_SETTING)) and value.strip().lower().startswith(KEY_VAULT_REFERENCE)
+    )
+
+
+def _unresolved(name: str) -> str:
+    return (
+        f"Key Vault reference for {name} is not resolved: check the app's identity has Key Vault "
+        f"Secrets User on the vault (and the app's keyVaultReferenceIdentity names it), then restart the app"
+    )
 
 
 def in_azure(env: Mapping[str, str]) -> bool:
@@ -276,6 +298,10 @@ class Settings(BaseModel):
         """The settings and every problem found, each naming its setting and the fix; the
         settings are None when a problem leaves nothing to build them from."""
         problems: list[str] = []
+        unresolved = unresolved_references(env)
+        if unresolved:  # read as unset, with one problem each instead of what their text would cause
+            problems += [_unresolved(name) for name in unresolved]
+            env = {k: v for k, v in env.items() if k not in unresolved}
 
         def get(name: str) -> str | None:
             value = env.get(PREFIX + name)
