@@ -121,6 +121,7 @@ def check_settings(settings: Settings) -> list[Problem]:
             )
         )
     problems += _contradictions(settings)
+    problems += _legacy_webhook_keys(settings)
     if not settings.mask_pii:
         problems.append(
             Problem(
@@ -227,6 +228,33 @@ def _contradictions(settings: Settings) -> list[Problem]:
                 f"{PREFIX}CALLBACK_AUDIENCE",
                 f"{PREFIX}CALLBACK_ISSUER or {PREFIX}CALLBACK_JWKS_URL is set, but callback tokens are "
                 f"checked only when {PREFIX}CALLBACK_AUDIENCE is set too: set it, or remove them",
+            )
+        )
+    return problems
+
+
+def _legacy_webhook_keys(settings: Settings) -> list[Problem]:
+    """A webhook signed with a key of the scheme before Standard Webhooks: it works until the
+    migration date, and then the key is refused."""
+    from .destinations import webhook
+
+    problems = []
+    for destination in settings.destinations.values():
+        secret = destination.secret.get_secret_value() if destination.secret is not None else ""
+        if destination.format != "webhook" or not secret or secret.startswith(webhook.SECRET_PREFIX):
+            continue
+        setting = (
+            f"{PREFIX}WEBHOOK_SECRET"
+            if destination.name == "webhook"
+            else f"{PREFIX}DEST_{destination.name.upper()}_SECRET"
+        )
+        problems.append(
+            Problem(
+                "warning",
+                setting,
+                f"{setting} is a legacy key (not {webhook.SECRET_PREFIX}): posts also carry the old "
+                f"X-ACS-Triage-* headers, until {webhook.LEGACY_UNTIL}; then the key is refused. Move the "
+                f"receiver to Standard Webhooks and set a {webhook.SECRET_PREFIX} key (docs/webhook.md)",
             )
         )
     return problems

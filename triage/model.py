@@ -202,6 +202,8 @@ class Alert(Struct, frozen=True):
     # the burst's total). silenced: what a silence held back, told once when the silence ends.
     status: Literal["firing", "resolved", "silenced"] = "firing"
     note: str = ""  # for a silenced notice: which silence (id, matchers, by whom, why)
+    # A firing alert's "Silence…" link (triage.silence_link), when the app has a public address.
+    silence_url: str = ""
 
     @property
     def severity(self) -> Severity:

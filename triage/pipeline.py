@@ -64,12 +64,13 @@ class Triage:
         self._known: dict[Facts, tuple[Guidance, str]] = {}
         self._render = render
         self._route = Route(settings)
-        enqueue = Enqueue(store, self._renderer)
+        enqueue = Enqueue(store, self._renderer, settings.silence_links())
+        self._silence = Silence(store)
         self.event_stages: tuple[Stage, ...] = (
             SuppressSuccesses(),
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
             CountHourly(store),  # the daily report's counters: one write per batch
-            Silence(store),
+            self._silence,
             Recover(store, timedelta(seconds=settings.group_window_seconds)),
             Group(store, timedelta(seconds=settings.group_window_seconds)),
             self._route,
@@ -120,6 +121,11 @@ class Triage:
         quiet and a summary per silence that ended (the timer trigger calls this)."""
         with self.store.unit():  # counts taken and their digests written together, where it can
             return run(self.digest_stages, Batch(now, Report()))
+
+    def silences_changed(self) -> None:
+        """A silence was started or ended in this process: read the silences afresh on the next
+        batch (other instances read them within their few seconds' cache)."""
+        self._silence.forget()
 
     def destinations(self, alert: Alert) -> list[Destination]:
         """Where an alert goes: every matching route's destinations; with no routes, all."""

@@ -169,6 +169,7 @@ class Service:
         self.triage = Triage(settings, self.store)
         self.deliverer = Deliverer(settings, self.store)
         self._redriven_at: dict[str, float] = {}
+        self.links = settings.silence_links()  # "Silence…" links, when configured
 
     @classmethod
     def from_env(cls) -> Service:
@@ -251,6 +252,36 @@ class Service:
             from .jwt_auth import validate_callback_token
 
             validate_callback_token(self.settings, header(headers, "authorization"))
+
+    def silence_page(
+        self, method: str, token: str, headers: Mapping[str, str], body: bytes, *, now: datetime | None = None
+    ) -> Answer:
+        """GET or POST /api/silence/<token> (triage.silence_page): 404 unless the token is one
+        this app signed, for a time not yet past; never a 500."""
+        from .silence_page import NOT_FOUND, answer
+
+        now = now or self.clock()
+        if self.unavailable is not None:
+            if self.links is None or self.links.read(token, now) is None:
+                return Answer(NOT_FOUND.status, NOT_FOUND.body, NOT_FOUND.headers)
+            return Answer.error(503, self.unavailable.message)
+        try:
+            page, changed = answer(
+                self.links,
+                self.store,
+                method,
+                token,
+                headers=headers,
+                body=body,
+                now=now,
+                mask=self.settings.mask_pii,
+            )
+        except Exception as err:  # a bug must not become a 500 with a trace in the answer
+            log.exception("silence page failed: %s", type(err).__name__)
+            return Answer.error(503, "the silence page failed; try again")
+        if changed:
+            self.triage.silences_changed()  # this instance honours it from its next event
+        return Answer(page.status, page.body, page.headers)
 
     def health(self) -> Answer:
         """GET /api/health: 200 when the settings are valid and storage answers, else 503 with
