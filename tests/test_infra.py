@@ -200,10 +200,9 @@ def provisioned_settings(parameters: dict[str, str]) -> dict[str, str]:
         assert var in applied, f"{var} is never applied"
         parameter, secret = uris[uri]
         assert vault_secrets[secret] == parameter, f"{uri} names a secret that holds another parameter"
-        for setting, value in re.findall(r"\b([A-Z][A-Z0-9_]*): '([^'\n]*)'", body):
-            reference = re.fullmatch(r"@Microsoft\.KeyVault\(SecretUri=\$\{(\w+)\}\)", value)
-            if reference:
-                value = parameters[vault_secrets[uris[reference.group(1)][1]]]
+        for setting, expression in re.findall(r"\b([A-Z][A-Z0-9_]*): '([^'\n]*)'", body):
+            reference = re.fullmatch(r"@Microsoft\.KeyVault\(SecretUri=\$\{(\w+)\}\)", expression)
+            value = parameters[vault_secrets[uris[reference.group(1)][1]]] if reference else expression
             value = value.replace("${site.properties.defaultHostName}", HOST_NAME)
             assert "${" not in value, f"{setting}: {value} is not modelled here"
             found[setting] = value
