@@ -46,7 +46,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   properties: { reserved: true }
 }
 
-// The settings the app reads. tests/test_infra_settings.py compares these names with
+// The settings the app reads. tests/test_infra.py compares these names with
 // local.settings.sample.json and the host's own settings: keep them in this one block.
 // app settings: begin
 var baseSettings = {
