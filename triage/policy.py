@@ -23,16 +23,20 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import orjson
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from .destinations import Destination
 from .events import Skip
 from .ingest import Rejected
 from .model import Alert, Facts, Guidance, Incident, Severity
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .silence_link import SilenceLinks
 from .store import (
     MAX_SAMPLES,
     Burst,
@@ -322,6 +326,10 @@ class Silence:
         self._cached: list[SilenceRule] = []
         self._fetched: float | None = None
 
+    def forget(self) -> None:
+        """Read the silences from the store on the next batch (one was started or ended here)."""
+        self._fetched = None
+
     def active(self, now: datetime) -> list[SilenceRule]:
         """The silences in force at `now`, from the store or from the last few seconds' copy."""
         moment = self._clock()
@@ -583,16 +591,19 @@ class Enqueue:
     """Render each pending alert for its destinations and write them all to the outbox at
     once. Every alert not written is given back before the error is raised."""
 
-    def __init__(self, outbox: Outbox, render: Callable[[], Renderer]) -> None:
+    def __init__(
+        self, outbox: Outbox, render: Callable[[], Renderer], links: SilenceLinks | None = None
+    ) -> None:
         self.outbox = outbox
         self._render = render  # resolved on first use: a batch of successes renders nothing
+        self.links = links  # "Silence…" links in firing alerts (ACS_TRIAGE_PUBLIC_URL and its key)
 
     def __call__(self, batch: Batch) -> None:
         report = batch.report
         rendered: list[tuple[Pending, list[OutboxMessage]]] = []
         try:
             for p in batch.pending:
-                rendered.append((p, self.messages(p)))
+                rendered.append((p, self.messages(p, batch.now)))
             # All at once: a store whose writes are separate requests makes them side by side.
             self.outbox.enqueue([m for _, messages in rendered for m in messages])
         except Exception as err:
@@ -609,13 +620,16 @@ class Enqueue:
             report.message_ids.extend(m.id for m in messages)
         batch.pending = []
 
-    def messages(self, pending: Pending) -> list[OutboxMessage]:
+    def messages(self, pending: Pending, now: datetime) -> list[OutboxMessage]:
         """One outbox message per destination, with an id stable across retries of the same alert."""
         alert = pending.alert
         # A kind is told only the statuses it takes (a pager is not paged for silenced news).
         destinations = [d for d in pending.destinations if alert.status in d.kind.statuses]
         if not destinations:
             return []
+        if self.links is not None and alert.status == "firing":
+            # Not part of the message id: a retry's link (a later expiry) is the same message.
+            alert = replace(alert, silence_url=self.links.url(alert.incident, now))
         render = self._render()
         fingerprint = alert.fingerprint  # a string built from the incident's fields on every read
         basis = f"{fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"

@@ -1,11 +1,15 @@
-// The Function App: Flex Consumption plan (Linux), Python 3.11, a user-assigned identity for
-// storage, telemetry and Key Vault references, and acs-triage's app settings.
+// The Function App: Flex Consumption plan (Linux), Python 3.13, a user-assigned identity for
+// storage, telemetry and Key Vault references, and acs-triage's app settings. On Python 3.13 the
+// Python worker is the azure-functions-runtime version requirements.txt pins: the one
+// tests/test_worker.py runs the app in.
 param location string
 param tags object
 param name string
 param storageAccountName string
 param deploymentContainerUrl string
 param applicationInsightsName string
+@description('Log Analytics workspace that receives the function logs.')
+param logAnalyticsId string
 param outboxQueueName string
 param acsName string
 @description('The ACS resource\'s immutable id, or empty to accept callbacks without a token.')
@@ -15,6 +19,10 @@ param slackSecretUri string
 param pagerDutySecretUri string = ''
 param webhookSecretUri string = ''
 param webhookKeySecretUri string = ''
+@description('Key Vault URI of the key that signs "Silence…" links, or empty for no links.')
+param silenceKeySecretUri string = ''
+@description('Settings the operator owns (name → value), carried through azd\'s parameters (main.bicep leaves out the empty ones).')
+param operatorSettings object = {}
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 
@@ -38,7 +46,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   properties: { reserved: true }
 }
 
-// The settings the app reads. tests/test_infra_settings.py compares these names with
+// The settings the app reads. tests/test_infra.py compares these names with
 // local.settings.sample.json and the host's own settings: keep them in this one block.
 // app settings: begin
 var baseSettings = {
@@ -58,6 +66,13 @@ var slackSettings = empty(slackSecretUri) ? {} : { ACS_TRIAGE_SLACK_URL: '@Micro
 var pagerDutySettings = empty(pagerDutySecretUri) ? {} : { ACS_TRIAGE_PAGERDUTY_ROUTING_KEY: '@Microsoft.KeyVault(SecretUri=${pagerDutySecretUri})' }
 var webhookSettings = empty(webhookSecretUri) ? {} : { ACS_TRIAGE_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${webhookSecretUri})' }
 var webhookKeySettings = empty(webhookKeySecretUri) ? {} : { ACS_TRIAGE_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${webhookKeySecretUri})' }
+// "Silence…" links need both settings (one alone is a configuration error), so both come with the
+// key. The address is the host name the platform gives the app, never one made from the app's
+// name (Azure may give new apps a host name with a random suffix and a region).
+var silenceSettings = empty(silenceKeySecretUri) ? {} : {
+  ACS_TRIAGE_SILENCE_LINK_KEY: '@Microsoft.KeyVault(SecretUri=${silenceKeySecretUri})'
+  ACS_TRIAGE_PUBLIC_URL: 'https://${site.properties.defaultHostName}'
+}
 // app settings: end
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
@@ -98,7 +113,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
-      runtime: { name: 'python', version: '3.11' }
+      runtime: { name: 'python', version: '3.13' }
     }
   }
 }
@@ -115,7 +130,18 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_66: failed request tracing is an App Service feature; functions log to Application Insights
   // checkov:skip=CKV_AZURE_80: a Python app: no .NET Framework version to set
   // checkov:skip=CKV_AZURE_88: the app keeps no files; Flex Consumption deploys from a blob container
-  properties: union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, webhookSettings, webhookKeySettings)
+  properties: union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, webhookSettings, webhookKeySettings, silenceSettings, operatorSettings)
+}
+
+// The function logs (each invocation's log lines and errors) in the workspace as well.
+resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsId
+    logs: [{ category: 'FunctionAppLogs', enabled: true }]
+    metrics: [{ category: 'AllMetrics', enabled: true }]
+  }
 }
 
 output name string = site.name
