@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .figures import Figure, markdown_table, text_table
 
-SECTIONS = ("pipeline", "scaling", "http", "handshake", "coldstart", "storm", "memory", "azure")
+SECTIONS = ("pipeline", "scaling", "http", "handshake", "coldstart", "storm", "memory", "azure", "soak")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ class Sizes:
     scaling_budget: int = 60_000  # events per batch size (at least 3 batches each)
     http_rounds: int = 5
     azure_batches: int = 7
+    soak_seconds: float = 150.0
 
 
 FULL = Sizes()
@@ -46,6 +47,7 @@ QUICK = Sizes(
     scaling_budget=20_000,
     http_rounds=2,
     azure_batches=3,
+    soak_seconds=30.0,
 )
 
 Section = Callable[[Sizes], tuple[list[Figure], list[str]]]
@@ -102,6 +104,12 @@ def _azure(s: Sizes) -> tuple[list[Figure], list[str]]:
     return azure_figures(s.azure_batches)
 
 
+def _soak(s: Sizes) -> tuple[list[Figure], list[str]]:
+    from .soak import soak_figures
+
+    return soak_figures(s.soak_seconds)
+
+
 RUNNERS: dict[str, Section] = {
     "pipeline": _pipeline,
     "scaling": _scaling,
@@ -111,6 +119,7 @@ RUNNERS: dict[str, Section] = {
     "storm": _storm,
     "memory": _memory,
     "azure": _azure,
+    "soak": _soak,
 }
 
 
