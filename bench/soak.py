@@ -53,6 +53,7 @@ class Soak:
     first_alerts_missing: int  # new fingerprints whose alert had not arrived at the end
     rss_mib: list[tuple[float, float]]  # (seconds since start, resident set in MiB)
     open_files: list[tuple[float, int]]
+    unavailable: list[str]  # 503 answers (each batch was posted again until it got a 200)
 
     @property
     def rss_slope(self) -> float:
@@ -148,6 +149,7 @@ def run(
                 time.sleep(0.2)
             posted: dict[int, float] = {}  # a new fingerprint's code → when its event was posted
             times: list[float] = []
+            unavailable: list[str] = []  # the 503 answers' reasons
             rss: list[tuple[float, float]] = []
             files: list[tuple[float, int]] = []
             start = time.monotonic()
@@ -164,10 +166,18 @@ def run(
                     events.append(_failure(template, fresh, n))
                     next_new += new_every
                 began = time.monotonic()
-                answer = session.post(url, data=orjson.dumps(events), headers=_HEADERS, timeout=60)
+                body = orjson.dumps(events)
+                answer = session.post(url, data=body, headers=_HEADERS, timeout=60)
                 times.append(time.monotonic() - began)
+                for _ in range(10):  # a 503 is delivered again, as Event Grid does
+                    if answer.status_code != 503:
+                        break
+                    unavailable.append(answer.text[:200])
+                    time.sleep(1.0)
+                    answer = session.post(url, data=body, headers=_HEADERS, timeout=60)
                 if answer.status_code != 200:
-                    raise RuntimeError(f"serve answered {answer.status_code}: {answer.text[:200]}")
+                    log = (Path(tmp) / "serve.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"serve answered {answer.status_code}: {answer.text[:200]}\n{log}")
                 if fresh:
                     posted[fresh] = began
                 sent += len(events)
@@ -200,6 +210,7 @@ def run(
         first_alerts_missing=len(posted) - len(arrived),
         rss_mib=rss,
         open_files=files,
+        unavailable=unavailable,
     )
 
 
@@ -259,6 +270,8 @@ def soak_figures(seconds: float) -> tuple[list[Figure], list[str]]:
             f"soak ({s.store}): RSS {start_rss:.1f} → {end_rss:.1f} MiB, slope over the second half "
             f"{s.rss_slope:+.2f} MiB/min; open files {s.open_files[0][1]} → {s.open_files[-1][1]} "
             f"(max {max(f for _, f in s.open_files)}); requests p50 "
-            f"{s.requests.percentile(50) * 1000:.0f} ms, p99 {s.requests.percentile(99) * 1000:.0f} ms"
+            f"{s.requests.percentile(50) * 1000:.0f} ms, p99 {s.requests.percentile(99) * 1000:.0f} ms; "
+            f"{len(s.unavailable)} answered 503 (posted again)"
+            + (f": {s.unavailable[0]}" if s.unavailable else "")
         )
     return figures, details
