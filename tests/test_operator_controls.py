@@ -349,10 +349,12 @@ def test_negative_matchers_and_resources_select_what_a_route_takes() -> None:
     assert routed(routes, make_incident("PlayFailed", resource="prod-acs")) == ["pager"]
     assert routed(routes, make_incident("PlayFailed", resource="prod-acs", subcode=8536)) == ["teams"]
     assert routed(routes, make_incident("RecognizeFailed", resource="prod-acs")) == ["teams"]
-    assert routed(routes, make_incident("PlayFailed", resource="test-acs")) == []
-    assert routed(routes, make_incident("PlayFailed", code=500)) == []
-    sms = make_incident("SMSDeliveryReportReceived", context="sms", code=None, subcode=4007)
-    assert routed(routes, sms) == []
+    # What no rule takes goes to the default route (every destination): never nowhere.
+    everywhere = ["teams", "slack", "pager"]
+    assert routed(routes, make_incident("PlayFailed", resource="test-acs")) == everywhere
+    assert routed(routes, make_incident("PlayFailed", code=500)) == everywhere
+    sms = make_incident("SMSDeliveryReportReceived", context="sms", code=4007, subcode=None)
+    assert routed(routes, sms) == everywhere
 
 
 def test_a_route_too_quiet_for_an_alerts_severity_does_not_stop_the_search() -> None:

@@ -71,12 +71,16 @@ class Triage:
             CountHourly(store),  # the daily report's counters: one write per batch
             Silence(store),
             Recover(store, timedelta(seconds=settings.group_window_seconds)),
-            Group(store, timedelta(seconds=settings.group_window_seconds)),
+            Group(
+                store,
+                timedelta(seconds=settings.group_window_seconds),
+                timedelta(seconds=settings.quiet_seconds),
+            ),
             self._route,
             enqueue,
         )
         self.digest_stages: tuple[Stage, ...] = (
-            Digests(store, self._guidance, settings.send_resolved),
+            Digests(store, self._guidance),
             SilenceSummaries(store, self._guidance),
             self._route,
             enqueue,
@@ -120,6 +124,11 @@ class Triage:
         quiet and a summary per silence that ended (the timer trigger calls this)."""
         with self.store.unit():  # counts taken and their digests written together, where it can
             return run(self.digest_stages, Batch(now, Report()))
+
+    @property
+    def unrouted(self) -> int:
+        """Alerts no route matched since this process started (they went to the default route)."""
+        return self._route.unrouted
 
     def destinations(self, alert: Alert) -> list[Destination]:
         """Where an alert goes: every matching route's destinations; with no routes, all."""

@@ -82,6 +82,7 @@ class Report(Struct):
     resolved: int = 0  # resolved notices produced (flush): bursts that went quiet
     silenced: int = 0  # events a silence held back (counted for its summary, not alerted)
     silence_summaries: int = 0  # summaries of silences that ended (flush)
+    unrouted: int = 0  # alerts no route matched: sent to the default route
     duplicates: int = 0
     # Azure: events another delivery is counting right now (the request answers 503: retry),
     # and events taken over from a delivery that died mid-unit (held for a digest).
@@ -127,6 +128,7 @@ class Report(Struct):
                 for s in self.skips
                 if s.outcome == "invalid"
             ],
+            "unrouted": self.unrouted,
             "messages": len(self.message_ids),
         }
 
@@ -418,21 +420,20 @@ class Recover:
 
 class Group:
     """Bursts: the first occurrence of a fingerprint alerts at once, repeats inside the window
-    are counted for one digest. With a window of 0, every failure alerts on its own."""
+    are counted for one digest. With a window of 0, every failure alerts on its own, and its
+    fingerprint's burst is still recorded (nothing held), so that once it has been quiet for
+    `quiet` the flush resolves it: every alert that fired is resolved, grouping or not."""
 
-    def __init__(self, store: BurstGroups, window: timedelta) -> None:
+    def __init__(self, store: BurstGroups, window: timedelta, quiet: timedelta | None = None) -> None:
         self.store = store
         self.window = window
+        self.quiet = quiet or window
 
     def __call__(self, batch: Batch) -> None:
-        report, now = batch.report, batch.now
         if not self.window:
-            for c in batch.candidates:
-                report.alerted += 1
-                report.tally("alerted", c.facts.kind, c.facts)
-                batch.pending.append(Pending(new_alert(c.shown(), c.guidance, now), [c.key]))
-            batch.candidates = []
+            self._each_alone(batch)
             return
+        report, now = batch.report, batch.now
         groups: dict[str, _BatchGroup] = {}
         for c in batch.candidates:
             fingerprint = c.fingerprint
@@ -458,6 +459,26 @@ class Group:
                 report.alerted += 1
                 report.tally("alerted", first.kind, first)
                 batch.pending.append(Pending(group.alert(now), group.keys[:1]))
+
+    def _each_alone(self, batch: Batch) -> None:
+        """Grouping off: every failure alerts; each fingerprint's burst is recorded once per batch."""
+        report, now = batch.report, batch.now
+        bursts: dict[str, list[Pending]] = {}
+        for c in batch.candidates:
+            report.alerted += 1
+            report.tally("alerted", c.facts.kind, c.facts)
+            pending = Pending(new_alert(c.shown(), c.guidance, now), [c.key])
+            bursts.setdefault(c.fingerprint, []).append(pending)
+        batch.candidates = []
+        ordered = list(bursts.items())
+        for done, (fingerprint, alerts) in enumerate(ordered):
+            try:
+                self.store.alerted(fingerprint, len(alerts), alerts[0].alert.incident, now, self.quiet)
+            except Exception:
+                # Claimed but not recorded: let Event Grid's retry alert them (and record them).
+                batch.give_back([p for _, rest in ordered[done:] for p in rest])
+                raise
+            batch.pending.extend(alerts)
 
 
 class _BatchGroup:
@@ -515,24 +536,23 @@ class Shown(Sequence[Incident]):
 
 
 class Digests:
-    """One digest per burst whose window has ended (the timer's flush); with `send_resolved`,
-    one resolved notice per burst that stayed quiet for a whole window (its group closed)."""
+    """One digest per burst whose window has ended (the timer's flush), and one resolved notice
+    per burst that stayed quiet for a whole window (its group closed). `Route` decides who hears
+    of it: without ACS_TRIAGE_SEND_RESOLVED only incident trackers (PagerDuty), whose incidents
+    would otherwise never close."""
 
-    def __init__(
-        self, store: BurstGroups, lookup: Callable[[Incident], Guidance], send_resolved: bool = True
-    ) -> None:
+    def __init__(self, store: BurstGroups, lookup: Callable[[Incident], Guidance]) -> None:
         self.store = store
         self.lookup = lookup
-        self.send_resolved = send_resolved
 
     def __call__(self, batch: Batch) -> None:
         batch.restore = self.store.restore
-        ended: list[Burst] | None = [] if self.send_resolved else None
+        ended: list[Burst] = []
         taken = self.store.take_due(batch.now, ended)
-        for burst in ended or ():
+        for burst in ended:
             resolved = _counted(self.lookup, burst, window_seconds=burst.window_seconds, status="resolved")
             batch.pending.append(Pending(resolved))
-        batch.report.resolved += len(ended or ())
+        batch.report.resolved += len(ended)
         for held in taken:
             alert = _counted(
                 self.lookup,
@@ -548,29 +568,57 @@ class Digests:
 
 class Route:
     """Where each alert goes, as Alertmanager routes: rules in order, the first that matches
-    wins unless it says `continue`; with no routes, every destination."""
+    wins unless it says `continue`; with no routes, every destination. An alert no rule matches
+    goes to the default route (ACS_TRIAGE_DEFAULT_ROUTE, else every destination) and is counted:
+    no configuration makes an alert vanish. Resolved notices go where the burst's alerts went;
+    without ACS_TRIAGE_SEND_RESOLVED only to incident trackers, whose incidents must close."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.unrouted = 0  # alerts no rule matched, since this process started (/api/health)
 
     def __call__(self, batch: Batch) -> None:
         for p in batch.pending:
-            p.destinations = self.destinations(p.alert)
+            names = self.matched(p.alert)
+            if names is None:
+                batch.report.unrouted += 1
+                self.unrouted += 1
+                log.warning("no route matches %s: sent to the default route", p.alert.fingerprint)
+            p.destinations = self._chosen(p.alert, names)
 
     def destinations(self, alert: Alert) -> list[Destination]:
         """The configured destinations `alert` is routed to, in order."""
+        return self._chosen(alert, self.matched(alert))
+
+    def matched(self, alert: Alert) -> list[str] | None:
+        """The destination names of the routes `alert` matches; None when no rule matches
+        (with no rules at all, every destination: [] stands for that)."""
         settings = self.settings
         if not settings.routes:
-            return list(settings.destinations.values())
+            return []
         names: list[str] = []
+        matched = False
         rank = _SEVERITY_RANK[alert.severity]
         for route in settings.routes:
             if rank < _SEVERITY_RANK[route.min_severity] or not route.matches(alert.incident):
                 continue
+            matched = True
             names.extend(n for n in route.to if n not in names)
             if not route.continue_:
                 break
-        return settings.destinations_for(names)
+        return names if matched else None
+
+    def _chosen(self, alert: Alert, names: list[str] | None) -> list[Destination]:
+        settings = self.settings
+        if names is None and settings.default_route:
+            chosen = settings.destinations_for(settings.default_route)
+        elif not names:
+            chosen = list(settings.destinations.values())
+        else:
+            chosen = settings.destinations_for(names)
+        if alert.status == "resolved" and not settings.send_resolved:
+            chosen = [d for d in chosen if d.kind.keeps_incidents]
+        return chosen
 
 
 class Enqueue:

@@ -196,6 +196,9 @@ class Service:
                 problems.append(problem)
             else:
                 doc["outbox"] = {"depth": outbox, "poison": poison}
+        # Alerts no route matched (sent to the default route), on this instance since it started:
+        # a rule set with a gap shows here before anyone misses an alert.
+        doc["unrouted"] = self.triage.unrouted
         return health_answer(problems, doc)
 
     def flush(self, now: datetime | None = None) -> Report:

@@ -10,7 +10,15 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
@@ -39,6 +47,7 @@ IN_AZURE_SETTING = "WEBSITE_INSTANCE_ID"  # set by App Service on every instance
 SITE_NAME_SETTING = "WEBSITE_SITE_NAME"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SITE_TAG_MAX = 32  # keeps "acs-triage-<tag>-outbox-poison" within a queue name's 63 characters
+DEFAULT_QUIET_SECONDS = 300  # grouping off, ACS_TRIAGE_RESOLVE_AFTER_SECONDS unset
 MIN_SECRET_CHARS = 16  # a destination's own key (PagerDuty's are 32): shorter is guessable
 
 
@@ -134,6 +143,14 @@ class Route(Matcher):
     to: list[str]
     continue_: bool = Field(False, alias="continue")
 
+    @model_validator(mode="after")
+    def _can_match(self) -> Route:
+        # A rule that can never match sends nothing where its author meant it to: refused.
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class Settings(BaseModel):
     """All configuration. Build it with `Settings.from_env()`."""
@@ -179,9 +196,21 @@ class Settings(BaseModel):
         return v.strip() if v else v
 
     send_resolved: bool = True  # post a short notice when a burst has been quiet for a window
+    # Grouping off: how long a fingerprint must be quiet before its alerts are resolved (unset:
+    # 300 s). Grouping on, a burst resolves after a quiet group window, so it can only equal it.
+    resolve_after_seconds: int | None = Field(None, ge=1, le=86_400)
+
+    @property
+    def quiet_seconds(self) -> int:
+        """How long a burst must be quiet to be resolved: ACS_TRIAGE_RESOLVE_AFTER_SECONDS, else
+        the group window, else (grouping off) 5 minutes."""
+        return self.resolve_after_seconds or self.group_window_seconds or DEFAULT_QUIET_SECONDS
+
     report_schedule: str | None = None  # cron (UTC); unset: no scheduled daily report
     report_period_hours: int = Field(24, ge=1, le=24 * 31)
     report_to: list[str] = []  # empty: every destination with a report form
+    # Where an alert no route matches goes; empty: every destination. Never nowhere.
+    default_route: list[str] = []
 
     @field_validator("resource")
     @classmethod
@@ -204,7 +233,7 @@ class Settings(BaseModel):
 
         return check_schedule(" ".join(value.split()))
 
-    @field_validator("report_to", mode="before")
+    @field_validator("report_to", "default_route", mode="before")
     @classmethod
     def _names(cls, value: object) -> object:
         return [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else value
@@ -259,9 +288,11 @@ class Settings(BaseModel):
             "max_retry_after_seconds",
             "redrive_max_age_hours",
             "send_resolved",
+            "resolve_after_seconds",
             "report_schedule",
             "report_period_hours",
             "report_to",
+            "default_route",
         ):
             value = get(field_name.upper())
             if value is not None:
@@ -286,9 +317,22 @@ class Settings(BaseModel):
                 return cls.model_validate({k: v for k, v in raw.items() if k not in failed}), problems
             except ValidationError:
                 return None, problems
+        window, quiet = settings.group_window_seconds, settings.resolve_after_seconds
+        if window and quiet is not None and quiet != window:
+            problems.append(
+                f"{PREFIX}RESOLVE_AFTER_SECONDS ({quiet}) applies when grouping is off: with "
+                f"{PREFIX}GROUP_WINDOW_SECONDS={window} a burst is resolved after one quiet group window; "
+                f"unset {PREFIX}RESOLVE_AFTER_SECONDS, or set it to {window}"
+            )
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
             problems.append(f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}")
+        unknown = set(settings.default_route) - set(settings.destinations)
+        if unknown:
+            problems.append(
+                f"{PREFIX}DEFAULT_ROUTE names destinations that are not configured: {sorted(unknown)}; "
+                "name configured ones, or unset it to send alerts no route matches everywhere"
+            )
         unknown = set(settings.report_to) - set(settings.destinations)
         if unknown:
             problems.append(
@@ -299,6 +343,8 @@ class Settings(BaseModel):
 
 def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
     """One validation error, naming the setting (and for routes, the rule and its key)."""
+    if loc and loc[0] == "routes" and len(loc) == 2 and isinstance(loc[1], int):
+        return f"{PREFIX}ROUTES rule {loc[1] + 1}: {message.removeprefix('Value error, ')}"
     if loc and loc[0] == "routes" and len(loc) >= 3:
         rule, key = loc[1], loc[2]
         where = f"{PREFIX}ROUTES rule {int(rule) + 1}" if isinstance(rule, int) else f"{PREFIX}ROUTES"

@@ -134,4 +134,5 @@ KIND = Kind(
     default_url=EVENTS_URL,
     finish=finish,
     statuses=frozenset({"firing", "resolved"}),
+    keeps_incidents=True,
 )

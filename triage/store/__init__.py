@@ -281,6 +281,13 @@ class BurstGroups(Protocol):
         (`sample_ids`: read without building the whole incidents)."""
         ...
 
+    def alerted(self, fingerprint: str, count: int, first: Incident, now: datetime, quiet: timedelta) -> None:
+        """Record `count` occurrences that each alerted on their own (grouping off), `first` the
+        earliest: the fingerprint's burst opens (with `first` as its example) or grows, nothing is
+        held, and it is due `quiet` after `now`. Once it has been quiet that long, `take_due`
+        closes it and reports it resolved, so every alert that fired is resolved."""
+        ...
+
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         """Atomically take the held counts of every group whose window has ended.
         A group with nothing held is closed; one with held counts starts a new window.

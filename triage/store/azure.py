@@ -677,6 +677,36 @@ class AzureStore:
                 _backoff(attempt)
         raise StoreContention(f"group {fingerprint!r} kept changing; try again")
 
+    def alerted(self, fingerprint: str, count: int, first: Incident, now: datetime, quiet: timedelta) -> None:
+        """Open or grow the fingerprint's burst, due `quiet` after `now` (ETag-conditional,
+        retried like `hit`)."""
+        now = _utc(now)
+        table = self._state()
+        rk = row_key(fingerprint)
+        for attempt in range(_ATTEMPTS):
+            entity = self._get(table, _GROUPS, rk)
+            if entity is None:
+                group = _new_group(rk, fingerprint, now, quiet)
+                group.update(total=_int64(count), started=now, latest=now, example=_incident_json(first))
+                try:
+                    table.create_entity(group)
+                    return
+                except ResourceExistsError:
+                    continue
+            entity["total"] = _int64(_int(entity.get("total", 0)) + count)
+            entity["latest"] = now
+            # The quiet period starts again with every alert: due `quiet` after the last one.
+            if _utc(entity["opened"]) < now:
+                entity["opened"] = now
+            entity["window_seconds"] = int(quiet.total_seconds())
+            entity["due"] = _utc(entity["opened"]) + quiet
+            try:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+        raise StoreContention(f"group {fingerprint!r} kept changing; try again")
+
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         now = _utc(now)
         table = self._state()

@@ -194,6 +194,18 @@ class MemoryStore:
                         held.samples.extend(sample_ids(first, room))
             return opened
 
+    def alerted(self, fingerprint: str, count: int, first: Incident, now: datetime, quiet: timedelta) -> None:
+        with self._lock:
+            group = self._groups.get(fingerprint)
+            if group is None:
+                self._groups[fingerprint] = _Group(now, int(quiet.total_seconds()), first, count)
+                return
+            group.total += count
+            group.latest = now
+            # The quiet period starts again with every alert: due `quiet` after the last one.
+            group.opened = max(group.opened, now)
+            group.window_seconds = int(quiet.total_seconds())
+
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         due: list[Held] = []
         with self._lock:

@@ -334,6 +334,26 @@ class SqliteStore:
                 )
         return opened
 
+    def alerted(self, fingerprint: str, count: int, first: Incident, now: datetime, quiet: timedelta) -> None:
+        now_us, seconds = _us(now), int(quiet.total_seconds())
+        with self._transaction() as db:
+            # The quiet period starts again with every alert: due `quiet` after the last one.
+            db.execute(
+                "INSERT INTO groups (fingerprint, opened, window_seconds, total, started, latest, example) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET "
+                "total = total + excluded.total, latest = excluded.latest, "
+                "opened = MAX(opened, excluded.opened), window_seconds = excluded.window_seconds",
+                (
+                    fingerprint,
+                    now_us,
+                    seconds,
+                    count,
+                    now_us,
+                    now_us,
+                    orjson.dumps(incident_to_dict(first)).decode(),
+                ),
+            )
+
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         now_us = _us(now)
         taken: list[Held] = []
