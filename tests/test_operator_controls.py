@@ -282,7 +282,7 @@ def test_silence_add_list_and_expire_through_the_command_line(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--match", "kind=PlayFailed"], "unknown key 'kind'"),
+        (["--match", "kinde=PlayFailed"], "unknown key 'kinde'"),
         (["--match", "codes=four"], "codes: Input should be a valid integer"),
         (["--match", "kinds"], "write KEY=VALUE"),
         (["--match", "kinds=PlayFailed", "--for", "forever"], "--for 'forever'"),

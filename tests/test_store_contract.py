@@ -543,6 +543,21 @@ def test_a_burst_total_counts_a_whole_batch_that_opened_it(store: Any) -> None:
     assert [b.count for b in resolved] == [40]
 
 
+def test_alerts_that_fired_alone_are_one_burst_resolved_once_quiet_since_the_last(store: Any) -> None:
+    quiet = timedelta(minutes=2)
+    first, later = occurrences(1)[0], occurrences(1, start=1)[0]
+    store.alerted(FINGERPRINT, 3, first, T0, quiet)
+    store.alerted(FINGERPRINT, 1, later, T0 + timedelta(minutes=1), quiet)
+    resolved: list[Burst] = []
+    assert store.take_due(T0 + quiet, resolved) == [] and resolved == []  # 1 min since the last
+    assert store.take_due(T0 + timedelta(minutes=3), resolved) == []  # nothing held: no digest
+
+    assert resolved == [
+        Burst(FINGERPRINT, 4, T0, T0 + timedelta(minutes=1), first, int(quiet.total_seconds()))
+    ]
+    assert store.take_due(T0 + timedelta(hours=1), resolved) == [] and len(resolved) == 1  # once
+
+
 @pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)
 def test_concurrent_flushers_hand_each_resolved_burst_to_exactly_one(
     kind: str, make_store: Callable[[str], Any]

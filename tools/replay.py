@@ -110,8 +110,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     end = utcnow() + window
     flushed = service.flush(end)
     totals["digests"] = flushed.digests
-    if args.resolved:  # one more quiet window: every burst is resolved
-        totals["resolved"] = flushed.resolved + service.flush(end + window).resolved
+    if args.resolved:  # one more quiet period (grouping off too): every burst is resolved
+        quiet = timedelta(seconds=settings.quiet_seconds + 1)
+        totals["resolved"] = flushed.resolved + service.flush(end + quiet).resolved
 
     if args.to:
         delivered = failed = 0

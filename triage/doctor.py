@@ -30,7 +30,15 @@ from .settings import (
 if TYPE_CHECKING:  # the command line's type only: the app imports this module at start, argparse not
     import argparse
 
-__all__ = ["Problem", "check", "check_settings", "main", "storage_failure", "store_refusal"]
+__all__ = [
+    "Problem",
+    "check",
+    "check_settings",
+    "main",
+    "silence_problems",
+    "storage_failure",
+    "store_refusal",
+]
 
 _SETTING = re.compile(r"^[A-Za-z][A-Za-z0-9_]*")
 _ROLES = "Storage Queue Data Contributor and Storage Table Data Contributor"
@@ -198,6 +206,8 @@ def main(args: argparse.Namespace) -> int:
         depths, failure = probe(settings)
         if failure is not None:
             problems.append(failure)
+    if settings is not None and not args.offline and not problems_block(problems):
+        problems += silence_problems(settings)
     errors = [p for p in problems if p.level == "error"]
     if args.json:
         doc: dict[str, Any] = {"problems": [p.as_dict() for p in problems]}
@@ -235,3 +245,34 @@ def probe(settings: Settings) -> tuple[tuple[int, int] | None, Problem | None]:
             setting = settings.storage.setting if settings.storage else STORAGE_SETTING
             problem = Problem("error", setting, f"{setting}: storage is unusable ({type(err).__name__})")
         return None, problem
+
+
+def silence_problems(settings: Settings) -> list[Problem]:
+    """A warning naming each silence in force that can never match (one stored before such
+    silences were refused, e.g. `kinds=~Play.*` kept as the literal kind '~Play.*'): it holds
+    nothing back, so the failures it was meant for still alert."""
+    from .clock import utcnow
+    from .store import configured_spec, open_configured
+
+    if configured_spec(settings) == "memory":
+        return []  # nothing outlives a process there: no silence to check
+    try:
+        store = open_configured(settings)
+    except Exception:  # a storage problem is reported by the checks above
+        return []
+    try:
+        silences = store.list_silences(utcnow())
+    except Exception:
+        return []
+    finally:
+        store.close()
+    return [
+        Problem(
+            "warning",
+            f"silence {silence.id}",
+            f"silence {silence.id} ({silence.matcher.describe()}) can never match: {'; '.join(never)}; "
+            f"expire it (python -m triage silence expire {silence.id}) and add it again",
+        )
+        for silence in silences
+        if (never := silence.matcher.problems())
+    ]

@@ -239,10 +239,9 @@ class Matcher(BaseModel):
         return []
 
     def _never_context(self) -> list[str]:
-        unknown = [*self.contexts, *self.not_contexts]
-        unknown += [
-            v for lab, op, v in self.parsed() if lab == "context" and op[-1] == "=" and v not in CONTEXTS
-        ]
+        named = [*self.contexts, *self.not_contexts]
+        named += [v for lab, op, v in self.parsed() if lab == "context" and op[-1] == "="]
+        unknown = [c for c in named if c not in CONTEXTS]
         if unknown:
             return [f"context {c!r} is not one of {', '.join(CONTEXTS)}" for c in unknown]
         if self._label_tests("context") and not any(self._allows("context", c) for c in CONTEXTS):
