@@ -5,7 +5,7 @@ so a test names only what it is about:
 
     make_alert(make_incident(message="<!channel>"))
     make_alert(make_incident("CallDisconnected", code=410, subcode=3112), count=42, digest=True)
-    make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=None, subcode=4007))
+    make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=4007, subcode=None))
 """
 
 from __future__ import annotations

@@ -231,9 +231,9 @@ class Matcher(BaseModel):
                 "or any other Call Automation *Failed event)"
                 for k in unknown
             ]
-        if self._label_tests("kind") and not any(self._allows("kind", k) for k in _known_kinds()):
-            if self.kinds or any(lab == "kind" and op == "=" for lab, op, _ in self.parsed()):
-                return []  # a future *Failed named outright: it can match once ACS sends it
+        # A kind named outright may be a future *Failed: it can match once ACS sends it.
+        named = {*self.kinds, *(v for lab, op, v in self.parsed() if lab == "kind" and op == "=")}
+        if self._label_tests("kind") and not any(self._allows("kind", k) for k in _known_kinds() | named):
             conditions = " ".join(t for _, _, t in self._label_tests("kind"))
             return [f"{conditions}: no event kind acs-triage alerts on meets these conditions"]
         return []
