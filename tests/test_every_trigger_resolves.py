@@ -82,7 +82,7 @@ def test_with_grouping_off_every_alert_is_resolved_after_the_default_quiet_perio
     [(first, *_), (second, *_)] = sorted(n.split(";") for n in resolved_notices(slack))
     assert first.startswith("Resolved: SMSDeliveryReportReceived 4006 on ")
     assert second.startswith("Resolved: SMSDeliveryReportReceived 4007 on ")
-    assert "3 events at 2026-11-20 09:30:00 UTC" in second
+    assert "3 events, arrived at 2026-11-20 09:30:00 UTC" in second
     actions = [e["event_action"] for e in pd.accepted]
     assert actions.count("trigger") == 4 and actions.count("resolve") == 2
 
@@ -110,8 +110,8 @@ def test_with_grouping_off_each_new_alert_starts_the_quiet_period_again(
     pd.assert_every_trigger_resolved()
     [notice] = resolved_notices(slack)
     assert (
-        "2 events, first 2026-11-20 09:30:00 UTC, last 2026-11-20 09:30:45 UTC; quiet for 1 min since"
-        in notice
+        "2 events, first arrived 2026-11-20 09:30:00 UTC, last arrived 2026-11-20 09:30:45 UTC; "
+        "quiet for 1 min since" in notice
     )
 
 

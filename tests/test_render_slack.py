@@ -125,7 +125,7 @@ def test_facts_ids_and_details_are_fields() -> None:
     alert = make_alert()
     shown = field_map(slack.render(alert))
     assert shown["Event"] == "PlayFailed" and shown["Code"] == "400/8535"
-    assert shown["Resource"] == "contoso-acs" and shown["Time"] == "2026-09-15 11:36:13 UTC"
+    assert shown["Resource"] == "contoso-acs" and shown["Event time"] == "2026-09-15 11:36:13 UTC"
     for key, value in alert.incident.ids.items():
         assert shown[key] == f"`{value}`"
     assert shown["failedPlaySourceIndex"] == "0"

@@ -102,6 +102,7 @@ def _details(alert: Alert) -> dict[str, Any]:
         "count": alert.count,
         "first_seen": content.format_time(alert.first_seen or inc.time),
         "last_seen": content.format_time(alert.last_seen or inc.time),
+        "times": content.clock_of(alert),  # the event's own time, or when it arrived here
     }
     said = content.event_message(alert)
     if said:
