@@ -36,12 +36,12 @@ from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the share
 
 from samples import SAMPLES
 from tools.sinks import SlackSink, TeamsSink
+from triage.cli.silence import parse_matcher
 from triage.clock import utcnow
 from triage.errors import ConfigurationError, TriageError
 from triage.matchers import Matcher
 from triage.model import Incident
 from triage.settings import Settings
-from triage.silence_cli import parse_matcher
 from triage.store import SilenceRule
 from triage.store.sqlite import SqliteStore
 
