@@ -198,6 +198,9 @@ class Alert(Struct, frozen=True):
     # the burst's total). silenced: what a silence held back, told once when the silence ends.
     status: Literal["firing", "resolved", "silenced"] = "firing"
     note: str = ""  # for a silenced notice: which silence (id, matchers, by whom, why)
+    # The burst's key when a route groups it otherwise than by fingerprint (`route:<name>|…`):
+    # what ties its first alert, digests and resolve together at an incident tracker.
+    group: str = ""
 
     @property
     def severity(self) -> Severity:

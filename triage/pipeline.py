@@ -31,6 +31,7 @@ from .policy import (
     run,
 )
 from .report import CountHourly
+from .routing import Routing
 from .settings import Settings
 from .store import Store
 
@@ -63,19 +64,16 @@ class Triage:
         # Guidance and fingerprint per distinct facts: a batch repeats a few.
         self._known: dict[Facts, tuple[Guidance, str]] = {}
         self._render = render
-        self._route = Route(settings)
+        routing = Routing(settings)
+        self._route = Route(settings, routing)
         enqueue = Enqueue(store, self._renderer)
         self.event_stages: tuple[Stage, ...] = (
             SuppressSuccesses(),
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
             CountHourly(store),  # the daily report's counters: one write per batch
             Silence(store),
-            Recover(store, timedelta(seconds=settings.group_window_seconds)),
-            Group(
-                store,
-                timedelta(seconds=settings.group_window_seconds),
-                timedelta(seconds=settings.quiet_seconds),
-            ),
+            Recover(store, routing),
+            Group(store, routing),
             self._route,
             enqueue,
         )

@@ -27,12 +27,14 @@ from typing import Any, Protocol, overload
 
 import orjson
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from .destinations import Destination
 from .events import Skip
 from .ingest import Rejected
 from .model import Alert, Facts, Guidance, Incident, Severity
-from .settings import Settings
+from .routing import MUTE_PREFIX, ROUTE_PREFIX, Lane, Routing
+from .settings import DEFAULT_QUIET_SECONDS, Settings
 from .store import (
     MAX_SAMPLES,
     Burst,
@@ -44,6 +46,7 @@ from .store import (
     OutboxMessage,
     SilenceRule,
     Silences,
+    Store,
 )
 
 __all__ = [
@@ -83,6 +86,7 @@ class Report(Struct):
     silenced: int = 0  # events a silence held back (counted for its summary, not alerted)
     silence_summaries: int = 0  # summaries of silences that ended (flush)
     unrouted: int = 0  # alerts no route matched: sent to the default route
+    muted: int = 0  # events a muted route held back (counted for the summary when it ends)
     duplicates: int = 0
     # Azure: events another delivery is counting right now (the request answers 503: retry),
     # and events taken over from a delivery that died mid-unit (held for a digest).
@@ -119,6 +123,7 @@ class Report(Struct):
             "busy": self.busy,
             "recovered": self.recovered,
             "silenced": self.silenced,
+            "muted": self.muted,
             "successes": self.successes,
             "skipped": self.skipped,
             "invalid": self.invalid + len(self.rejected),
@@ -183,6 +188,10 @@ class Pending(Struct):
     keys: list[str] = field(default_factory=list)
     held: Held | None = None
     destinations: list[Destination] = field(default_factory=list)
+    # Where it goes, when the stage that made it knows: the route lanes that took it (events),
+    # or the store key it reports (a digest's or resolved burst's, a mute's silence id).
+    lanes: list[Lane] | None = None
+    key: str = ""
 
 
 def _keep(keys: Sequence[str]) -> None:
@@ -326,7 +335,8 @@ class Silence:
         """The silences in force at `now`, from the store or from the last few seconds' copy."""
         moment = self._clock()
         if self._fetched is None or moment - self._fetched >= self.cache_seconds:
-            self._cached = self.store.list_silences(now)
+            # A route's mute (triage.routing) holds back only what that route takes: not here.
+            self._cached = [s for s in self.store.list_silences(now) if not s.id.startswith(MUTE_PREFIX)]
             self._fetched = moment
         return [s for s in self._cached if s.active(now)]
 
@@ -385,71 +395,106 @@ class SilenceSummaries:
             if silence.comment:
                 note += f" · {silence.comment}"
             alert = _counted(self.lookup, silence, status="silenced", note=note)
-            batch.pending.append(Pending(alert))
+            batch.pending.append(Pending(alert, key=silence.id))
             batch.report.silence_summaries += 1
 
 
 class Recover:
     """Events taken over from a delivery that died before its unit finished (Azure). That
     delivery may have alerted them already, or not: so they never alert on their own; each
-    fingerprint's recovered events are put into its group as held occurrences, due at once
+    burst's recovered events are put into its group as held occurrences, due at once
     (`restore`), and the next flush reports them in a digest. Counted at least once, alerted
     at most once, with grouping on or off. A failure gives nothing back: the keys stay this
     unit's, and the next delivery recovers them again once the lease has passed."""
 
-    def __init__(self, store: BurstGroups, window: timedelta) -> None:
+    def __init__(self, store: BurstGroups, lanes: Routing | timedelta) -> None:
         self.store = store
-        self.window = window
+        self.lanes = _lanes(lanes)
 
     def __call__(self, batch: Batch) -> None:
         recovered = [c for c in batch.candidates if c.recovered]
         if not recovered:
             return
         batch.candidates = [c for c in batch.candidates if not c.recovered]
-        by_fingerprint: dict[str, list[Candidate]] = {}
+        by_key: dict[str, tuple[Lane, list[Candidate]]] = {}
         for c in recovered:
-            by_fingerprint.setdefault(c.fingerprint, []).append(c)
-        now, seconds = batch.now, int(self.window.total_seconds())
-        for fingerprint, cs in by_fingerprint.items():
+            for lane in self.lanes(c):
+                by_key.setdefault(lane.key(c.facts, c.fingerprint), (lane, []))[1].append(c)
+        now = batch.now
+        for key, (lane, cs) in by_key.items():
             shown = [c.shown() for c in cs[:MAX_SAMPLES]]
-            held = Held(fingerprint, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
+            seconds = int((lane.window or lane.quiet).total_seconds())
+            held = Held(key, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
             self.store.restore(held, now)
             batch.report.recovered += len(cs)
             batch.report.tally("recovered", shown[0].kind, shown[0], len(cs))
 
 
-class Group:
-    """Bursts: the first occurrence of a fingerprint alerts at once, repeats inside the window
-    are counted for one digest. With a window of 0, every failure alerts on its own, and its
-    fingerprint's burst is still recorded (nothing held), so that once it has been quiet for
-    `quiet` the flush resolves it: every alert that fired is resolved, grouping or not."""
+def _lanes(lanes: Routing | timedelta) -> Callable[[Candidate], list[Lane]]:
+    """Which lanes take a candidate: the routes' (decided once per distinct facts and
+    severity), or, given a bare window, one lane routed later by `Route`."""
+    if isinstance(lanes, timedelta):
+        only = [Lane("", None, lanes, lanes)]
+        return lambda candidate: only
+    routing = lanes
+    decided: dict[tuple[Any, ...], list[Lane]] = {}
 
-    def __init__(self, store: BurstGroups, window: timedelta, quiet: timedelta | None = None) -> None:
+    def of(candidate: Candidate) -> list[Lane]:
+        facts, severity = candidate.facts, candidate.guidance.severity
+        key = (facts.kind, facts.context, facts.code, facts.subcode, facts.resource, severity)
+        found = decided.get(key)
+        if found is None:
+            if len(decided) >= 4096:
+                decided.clear()  # only junk codes get here: start over
+            found = decided[key] = routing.lanes_for(facts, severity)
+        return found
+
+    return of
+
+
+class Group:
+    """Bursts, per route lane (triage.routing): the first occurrence of a burst alerts at once,
+    repeats inside the lane's window (`group_interval`) are counted for one digest. With a window
+    of 0, every failure alerts on its own, and its burst is still recorded (nothing held), so
+    that once it has been quiet for the lane's quiet period the flush resolves it: every alert
+    that fired is resolved. While a lane is muted (its time intervals), what it takes is counted
+    in the mute's store silence, summarised when the muted period ends."""
+
+    def __init__(self, store: Store, lanes: Routing | timedelta, quiet: timedelta | None = None) -> None:
         self.store = store
-        self.window = window
-        self.quiet = quiet or window
+        if isinstance(lanes, timedelta):  # one window for all, routed afterwards by `Route`
+            lane = Lane("", None, lanes, quiet or lanes or timedelta(seconds=DEFAULT_QUIET_SECONDS))
+            self.lanes: Callable[[Candidate], list[Lane]] = lambda candidate: [lane]
+            self.routed = False
+        else:
+            self.lanes = _lanes(lanes)
+            self.routed = True
 
     def __call__(self, batch: Batch) -> None:
-        if not self.window:
-            self._each_alone(batch)
-            return
         report, now = batch.report, batch.now
-        groups: dict[str, _BatchGroup] = {}
+        groups: dict[tuple[str, str], _BatchGroup] = {}
         for c in batch.candidates:
-            fingerprint = c.fingerprint
-            group = groups.get(fingerprint)
-            if group is None:
-                groups[fingerprint] = _BatchGroup(c)
-            else:
-                group.add(c)
+            for lane in self.lanes(c):
+                until = lane.muted_until(now)
+                key = lane.mute_id(until) if until is not None else lane.key(c.facts, c.fingerprint)
+                group = groups.get((lane.name, key))
+                if group is None:
+                    groups[(lane.name, key)] = _BatchGroup(c, lane, key, until)
+                else:
+                    group.add(c)
         batch.candidates = []
-        ordered = list(groups.items())
-        for done, (fingerprint, group) in enumerate(ordered):
+        ordered = list(groups.values())
+        for done, group in enumerate(ordered):
             try:
-                opened = self.store.hit(fingerprint, group.count, group.first, now, self.window)
+                if group.muted_until is not None and self._mute(group, now, report):
+                    continue
+                if not group.lane.window:
+                    self._each_alone(group, batch)
+                    continue
+                opened = self.store.hit(group.key, group.count, group.first, now, group.lane.window)
             except Exception:
                 # These events were claimed but not counted: let Event Grid's retry count them.
-                batch.give_back([Pending(group.alert(now), group.keys) for _, group in ordered[done:]])
+                batch.give_back([Pending(g.alert(now), g.keys) for g in ordered[done:]])
                 raise
             held = group.count - 1 if opened else group.count
             report.grouped += held
@@ -458,45 +503,74 @@ class Group:
             if opened:
                 report.alerted += 1
                 report.tally("alerted", first.kind, first)
-                batch.pending.append(Pending(group.alert(now), group.keys[:1]))
+                batch.pending.append(self._pending(group, group.alert(now), group.keys[:1]))
 
-    def _each_alone(self, batch: Batch) -> None:
-        """Grouping off: every failure alerts; each fingerprint's burst is recorded once per batch."""
+    def _pending(self, group: _BatchGroup, alert: Alert, keys: list[str]) -> Pending:
+        if group.key.startswith(ROUTE_PREFIX):
+            alert = replace(alert, group=group.key)
+        return Pending(alert, keys, lanes=[group.lane] if self.routed else None)
+
+    def _each_alone(self, group: _BatchGroup, batch: Batch) -> None:
+        """Grouping off in this lane: every failure alerts; its burst is recorded once per batch."""
         report, now = batch.report, batch.now
-        bursts: dict[str, list[Pending]] = {}
-        for c in batch.candidates:
+        alerts = [self._pending(group, new_alert(c.shown(), c.guidance, now), [c.key]) for c in group.every]
+        self.store.alerted(group.key, group.count, alerts[0].alert.incident, now, group.lane.quiet)
+        for p in alerts:
             report.alerted += 1
-            report.tally("alerted", c.facts.kind, c.facts)
-            pending = Pending(new_alert(c.shown(), c.guidance, now), [c.key])
-            bursts.setdefault(c.fingerprint, []).append(pending)
-        batch.candidates = []
-        ordered = list(bursts.items())
-        for done, (fingerprint, alerts) in enumerate(ordered):
+            report.tally("alerted", p.alert.incident.kind, p.alert.incident)
+        batch.pending.extend(alerts)
+
+    def _mute(self, group: _BatchGroup, now: datetime, report: Report) -> bool:
+        """Count a muted lane's occurrences in its mute silence (made by the first that needs
+        it); False when the silence is over (or just summarised): they alert instead."""
+        first = group.earliest[0].shown()
+        if not self.store.count_silenced(group.key, group.count, first, now):
+            lane, until = group.lane, group.muted_until
+            assert until is not None and lane.matcher is not None  # only a route's lane is muted
+            intervals = (
+                [*lane.route.mute_time_intervals, *lane.route.active_time_intervals] if lane.route else []
+            )
+            rule = SilenceRule(
+                id=group.key,
+                matcher=lane.matcher,
+                starts=now,
+                ends=until,
+                comment=f"route {lane.name} muted by its time intervals ({', '.join(intervals)})",
+                created_by="time intervals",
+            )
             try:
-                self.store.alerted(fingerprint, len(alerts), alerts[0].alert.incident, now, self.quiet)
-            except Exception:
-                # Claimed but not recorded: let Event Grid's retry alert them (and record them).
-                batch.give_back([p for _, rest in ordered[done:] for p in rest])
-                raise
-            batch.pending.extend(alerts)
+                self.store.add_silence(rule)
+            except Exception:  # another instance made it first: count in theirs
+                log.info("mute silence %s exists already", group.key)
+            if not self.store.count_silenced(group.key, group.count, first, now):
+                return False
+        report.muted += group.count
+        report.tally("muted", first.kind, first, group.count)
+        return True
 
 
 class _BatchGroup:
-    """Occurrences of one fingerprint within a batch: counted once, stored once."""
+    """Occurrences of one burst (a lane's key) within a batch: counted once, stored once."""
 
-    __slots__ = ("count", "earliest", "guidance", "keys")
+    __slots__ = ("count", "earliest", "every", "guidance", "key", "keys", "lane", "muted_until")
 
-    def __init__(self, candidate: Candidate) -> None:
+    def __init__(self, candidate: Candidate, lane: Lane, key: str, muted_until: datetime | None) -> None:
         self.count = 1
         self.earliest = [candidate]  # the earliest few: the alert, the digest's example, samples
+        self.every = [candidate]  # grouping off: each alerts
         self.guidance = candidate.guidance
         self.keys = [candidate.key]  # every event's dedup key, to release them if counting fails
+        self.lane = lane
+        self.key = key
+        self.muted_until = muted_until
 
     def add(self, candidate: Candidate) -> None:
         self.count += 1
         self.keys.append(candidate.key)
         if len(self.earliest) <= MAX_SAMPLES:
             self.earliest.append(candidate)
+        if not self.lane.window:
+            self.every.append(candidate)
 
     @property
     def first(self) -> Shown:
@@ -550,8 +624,14 @@ class Digests:
         ended: list[Burst] = []
         taken = self.store.take_due(batch.now, ended)
         for burst in ended:
-            resolved = _counted(self.lookup, burst, window_seconds=burst.window_seconds, status="resolved")
-            batch.pending.append(Pending(resolved))
+            resolved = _counted(
+                self.lookup,
+                burst,
+                window_seconds=burst.window_seconds,
+                status="resolved",
+                group=_group(burst),
+            )
+            batch.pending.append(Pending(resolved, key=burst.fingerprint))
         batch.report.resolved += len(ended)
         for held in taken:
             alert = _counted(
@@ -560,65 +640,53 @@ class Digests:
                 samples=tuple(held.samples),
                 digest=True,
                 window_seconds=held.window_seconds,
+                group=_group(held),
             )
-            batch.pending.append(Pending(alert, held=held))
+            batch.pending.append(Pending(alert, held=held, key=held.fingerprint))
             batch.report.digests += 1
             batch.report.tally("digest", held.incident.kind, held.incident)
+
+
+def _group(tally: Held | Burst) -> str:
+    """A route's group key, which an incident tracker keys the burst by (else: the fingerprint)."""
+    return tally.fingerprint if tally.fingerprint.startswith(ROUTE_PREFIX) else ""
 
 
 class Route:
     """Where each alert goes, as Alertmanager routes: rules in order, the first that matches
     wins unless it says `continue`; with no routes, every destination. An alert no rule matches
     goes to the default route (ACS_TRIAGE_DEFAULT_ROUTE, else every destination) and is counted:
-    no configuration makes an alert vanish. Resolved notices go where the burst's alerts went;
-    without ACS_TRIAGE_SEND_RESOLVED only to incident trackers, whose incidents must close."""
+    no configuration makes an alert vanish. An alert whose lanes are known (the events'), or
+    whose stored key names a route (digests, resolved notices, a mute's summary) goes to that
+    route's destinations. Resolved notices without ACS_TRIAGE_SEND_RESOLVED go only to incident
+    trackers, whose incidents must close."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, routing: Routing | None = None) -> None:
         self.settings = settings
-        self.unrouted = 0  # alerts no rule matched, since this process started (/api/health)
+        self.routing = routing or Routing(settings)
+
+    @property
+    def unrouted(self) -> int:
+        """Alerts no rule matched, since this process started (/api/health)."""
+        return self.routing.unrouted
 
     def __call__(self, batch: Batch) -> None:
+        routing = self.routing
         for p in batch.pending:
-            names = self.matched(p.alert)
-            if names is None:
+            lanes = p.lanes
+            if lanes is None:
+                lane = routing.lane_of_key(p.key, p.alert.incident) if p.key else None
+                lanes = [lane] if lane is not None else routing.lanes_for(p.alert.incident, p.alert.severity)
+            if self.settings.routes and lanes == [routing.default]:
                 batch.report.unrouted += 1
-                self.unrouted += 1
+                routing.unrouted += 1
                 log.warning("no route matches %s: sent to the default route", p.alert.fingerprint)
-            p.destinations = self._chosen(p.alert, names)
+            p.destinations = routing.destinations(lanes, p.alert.status)
 
     def destinations(self, alert: Alert) -> list[Destination]:
         """The configured destinations `alert` is routed to, in order."""
-        return self._chosen(alert, self.matched(alert))
-
-    def matched(self, alert: Alert) -> list[str] | None:
-        """The destination names of the routes `alert` matches; None when no rule matches
-        (with no rules at all, every destination: [] stands for that)."""
-        settings = self.settings
-        if not settings.routes:
-            return []
-        names: list[str] = []
-        matched = False
-        rank = _SEVERITY_RANK[alert.severity]
-        for route in settings.routes:
-            if rank < _SEVERITY_RANK[route.min_severity] or not route.matches(alert.incident):
-                continue
-            matched = True
-            names.extend(n for n in route.to if n not in names)
-            if not route.continue_:
-                break
-        return names if matched else None
-
-    def _chosen(self, alert: Alert, names: list[str] | None) -> list[Destination]:
-        settings = self.settings
-        if names is None and settings.default_route:
-            chosen = settings.destinations_for(settings.default_route)
-        elif not names:
-            chosen = list(settings.destinations.values())
-        else:
-            chosen = settings.destinations_for(names)
-        if alert.status == "resolved" and not settings.send_resolved:
-            chosen = [d for d in chosen if d.kind.keeps_incidents]
-        return chosen
+        lanes = self.routing.lanes_for(alert.incident, alert.severity)
+        return self.routing.destinations(lanes, alert.status)
 
 
 class Enqueue:
@@ -652,7 +720,7 @@ class Enqueue:
             return []
         render = self._render()
         fingerprint = alert.fingerprint  # a string built from the incident's fields on every read
-        basis = f"{fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
+        basis = f"{alert.group or fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
         if alert.status != "firing":  # a notice about the same example is another message
             basis += f"|{alert.status}|{alert.last_seen}"
         return [outbox_message(basis, d, render(alert, d.format), fingerprint) for d in destinations]

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +23,7 @@ from pydantic import (
 
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
+from .intervals import NamedInterval, parse_time_intervals
 from .matchers import MATCHER_FIELDS, Matcher
 from .model import Severity
 
@@ -129,6 +131,22 @@ class StorageConnection(BaseModel):
         )
 
 
+GroupLabel = Literal["kind", "code", "subcode", "resource", "context"]
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_seconds(text: str) -> int:
+    """'5m' → 300, '1h30m' → 5400, '90' → 90 (Alertmanager's durations, in whole seconds)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 4h or 1h30m")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
 class Route(Matcher):
     """Send alerts that match every given condition (see `Matcher`) and are at least
     `min_severity` to `to` (destination names). Routes are tried in order and the first that
@@ -142,6 +160,18 @@ class Route(Matcher):
     min_severity: Severity = Severity.WARNING
     to: list[str]
     continue_: bool = Field(False, alias="continue")
+    # Timing, with Alertmanager's names. `name` keys the route's bursts and names it in notices
+    # (default: its position, "1" for the first rule).
+    name: str = ""
+    group_by: list[GroupLabel] | None = None  # default: kind, code, subcode, resource
+    group_interval: int | None = Field(None, ge=0, le=86_400)  # seconds, or "5m"; 0: no grouping
+    mute_time_intervals: list[str] = Field(default=[])
+    active_time_intervals: list[str] = Field(default=[])
+
+    @field_validator("group_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return duration_seconds(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _can_match(self) -> Route:
@@ -158,6 +188,7 @@ class Settings(BaseModel):
     # `{}` and `[]` are copied for every instance (see Matcher), like a default_factory.
     destinations: dict[str, Destination] = {}
     routes: list[Route] = []
+    time_intervals: dict[str, NamedInterval] = {}  # ACS_TRIAGE_TIME_INTERVALS, by name
     resource: str = "acs"  # shown for callbacks, which do not name their ACS resource
     group_window_seconds: int = Field(300, ge=0, le=86_400)
     dedup_ttl_hours: int = Field(48, ge=24, le=24 * 30)
@@ -307,6 +338,10 @@ class Settings(BaseModel):
         except ConfigurationError as err:
             problems.append(str(err))
         try:
+            raw["time_intervals"] = parse_time_intervals(get("TIME_INTERVALS"), f"{PREFIX}TIME_INTERVALS")
+        except ValueError as err:
+            problems.append(str(err))
+        try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:
             problems += [_problem(e["loc"], e["type"], e["msg"]) for e in exc.errors()]
@@ -324,6 +359,7 @@ class Settings(BaseModel):
                 f"{PREFIX}GROUP_WINDOW_SECONDS={window} a burst is resolved after one quiet group window; "
                 f"unset {PREFIX}RESOLVE_AFTER_SECONDS, or set it to {window}"
             )
+        problems += _route_timing(settings)
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
             problems.append(f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}")
@@ -349,10 +385,36 @@ def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
         rule, key = loc[1], loc[2]
         where = f"{PREFIX}ROUTES rule {int(rule) + 1}" if isinstance(rule, int) else f"{PREFIX}ROUTES"
         if kind == "extra_forbidden":
-            known = ", ".join([*MATCHER_FIELDS, "min_severity", "to", "continue"])
+            known = ", ".join([*MATCHER_FIELDS, "min_severity", "to", "continue", *_TIMING_KEYS])
             return f"{where}: unknown key {key!r} (known keys: {known})"
         return f"{where}, {key!r}: {message}"
     return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message}"
+
+
+_TIMING_KEYS = ("name", "group_by", "group_interval", "mute_time_intervals", "active_time_intervals")
+
+
+def _route_timing(settings: Settings) -> list[str]:
+    """Name every route (its position when it gives none) and check what its timing names:
+    each time interval must be defined, each name given once."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, route in enumerate(settings.routes):
+        where = f"{PREFIX}ROUTES rule {index + 1}"
+        if not route.name:
+            route.name = str(index + 1)
+        if route.name in seen:
+            problems.append(f"{where}: the name {route.name!r} is given to another rule too")
+        seen.add(route.name)
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            for name in getattr(route, key):
+                if name not in settings.time_intervals:
+                    defined = ", ".join(settings.time_intervals) or "none"
+                    problems.append(
+                        f"{where}, {key!r}: no time interval is named {name!r} in {PREFIX}TIME_INTERVALS "
+                        f"(defined: {defined})"
+                    )
+    return problems
 
 
 def _destinations(env: Mapping[str, str], problems: list[str]) -> dict[str, Destination]:

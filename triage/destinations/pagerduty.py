@@ -44,9 +44,10 @@ SEVERITY: dict[Severity, str] = {Severity.ERROR: "error", Severity.WARNING: "war
 
 
 def dedup_key(alert: Alert) -> str:
-    """The burst's fingerprint, the key that ties trigger, digests and resolve together
-    (hashed when a very long resource name would pass PagerDuty's 255 characters)."""
-    fingerprint = alert.fingerprint
+    """The burst's key (its fingerprint, or a route's group_by key): what ties trigger, digests
+    and resolve together (hashed when a very long resource name would pass PagerDuty's 255
+    characters)."""
+    fingerprint = alert.group or alert.fingerprint
     if len(fingerprint) <= DEDUP_KEY_MAX:
         return fingerprint
     return "sha256:" + hashlib.sha256(fingerprint.encode()).hexdigest()
