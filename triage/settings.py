@@ -168,6 +168,14 @@ class Route(Matcher):
     mute_time_intervals: list[str] = Field(default=[])
     active_time_intervals: list[str] = Field(default=[])
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        # The name is part of its bursts' keys (`route:<name>|…`, `mute:<name>:<end>`).
+        if re.search(r"[|:\s]", value):
+            raise ValueError(f"{value!r}: a route's name holds no '|', ':' or spaces")
+        return value
+
     @field_validator("group_interval", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
