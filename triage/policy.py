@@ -437,6 +437,9 @@ def _lanes(lanes: Routing | timedelta) -> Callable[[Candidate], list[Lane]]:
         only = [Lane("", None, lanes, lanes)]
         return lambda candidate: only
     routing = lanes
+    if not routing.settings.routes:
+        everything = [routing.default]
+        return lambda candidate: everything
     decided: dict[tuple[Any, ...], list[Lane]] = {}
 
     def of(candidate: Candidate) -> list[Lane]:
@@ -472,14 +475,21 @@ class Group:
 
     def __call__(self, batch: Batch) -> None:
         report, now = batch.report, batch.now
-        groups: dict[tuple[str, str], _BatchGroup] = {}
+        # Keyed by burst key alone: each lane's keys are its own (see triage.routing).
+        groups: dict[str, _BatchGroup] = {}
+        lanes = self.lanes
         for c in batch.candidates:
-            for lane in self.lanes(c):
-                until = lane.muted_until(now)
-                key = lane.mute_id(until) if until is not None else lane.key(c.facts, c.fingerprint)
-                group = groups.get((lane.name, key))
+            for lane in lanes(c):
+                until = None if lane.muted is None else lane.muted_until(now)
+                if until is not None:
+                    key = lane.mute_id(until)
+                elif lane.plain:  # the default lane, by fingerprint: most events, no routes
+                    key = c.fingerprint
+                else:
+                    key = lane.key(c.facts, c.fingerprint)
+                group = groups.get(key)
                 if group is None:
-                    groups[(lane.name, key)] = _BatchGroup(c, lane, key, until)
+                    groups[key] = _BatchGroup(c, lane, key, until)
                 else:
                     group.add(c)
         batch.candidates = []

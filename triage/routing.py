@@ -37,7 +37,18 @@ _SEVERITY_RANK = {Severity.NONE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 class Lane:
     """One route's treatment of the alerts it takes (see the module's docstring)."""
 
-    __slots__ = ("_muted_until", "group_by", "matcher", "muted", "name", "names", "quiet", "route", "window")
+    __slots__ = (
+        "_muted_until",
+        "group_by",
+        "matcher",
+        "muted",
+        "name",
+        "names",
+        "plain",
+        "quiet",
+        "route",
+        "window",
+    )
 
     def __init__(
         self,
@@ -58,6 +69,7 @@ class Lane:
         self.muted = muted
         self.route = route
         self.matcher = Matcher.model_validate(route.conditions()) if route is not None else None
+        self.plain = not name and group_by is None  # its keys are the fingerprints themselves
         self._muted_until: datetime | None = None
 
     def key(self, facts: Facts | Incident, fingerprint: str) -> str:
