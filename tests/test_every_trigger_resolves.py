@@ -6,7 +6,7 @@ was told about is left open.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,16 +25,11 @@ from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the share
     slack_fixture,
     sms_failures,
 )
+from test_pagerduty import pagerduty_fixture  # noqa: F401 - a pytest fixture
 
 from tools.sinks import PagerDutySink, SlackSink
 from triage.errors import ConfigurationError
 from triage.settings import DEFAULT_QUIET_SECONDS, Settings
-
-
-@pytest.fixture(name="pd")
-def pagerduty_fixture(clock: FakeClock) -> Iterator[PagerDutySink]:
-    with PagerDutySink(clock=clock.time) as sink:
-        yield sink
 
 
 @pytest.fixture(name="make_resolving")

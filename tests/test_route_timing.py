@@ -8,7 +8,7 @@ PagerDuty-like sinks; time is a FakeClock starting Friday 2026-11-20 09:30 UTC.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the share
     sms_failures,
     teams_fixture,
 )
+from test_pagerduty import pagerduty_fixture  # noqa: F401 - a pytest fixture
 
 from tools.sinks import PagerDutySink, SlackSink, TeamsSink
 from triage.errors import ConfigurationError
@@ -45,12 +46,6 @@ MORNINGS = [
         ],
     }
 ]
-
-
-@pytest.fixture(name="pd")
-def pagerduty_fixture(clock: FakeClock) -> Iterator[PagerDutySink]:
-    with PagerDutySink(clock=clock.time) as sink:
-        yield sink
 
 
 @pytest.fixture(name="make_chat")
