@@ -38,6 +38,7 @@ class Lane:
     """One route's treatment of the alerts it takes (see the module's docstring)."""
 
     __slots__ = (
+        "_asked",
         "_muted_until",
         "group_by",
         "matcher",
@@ -70,7 +71,8 @@ class Lane:
         self.route = route
         self.matcher = Matcher.model_validate(route.conditions()) if route is not None else None
         self.plain = not name and group_by is None  # its keys are the fingerprints themselves
-        self._muted_until: datetime | None = None
+        self._muted_until: datetime | None = None  # the end of the muted period last found
+        self._asked: tuple[datetime, datetime | None] | None = None  # the last `now` and its answer
 
     def key(self, facts: Facts | Incident, fingerprint: str) -> str:
         """The key of the burst `facts` belong to in this lane."""
@@ -80,15 +82,19 @@ class Lane:
         return f"{ROUTE_PREFIX}{self.name}|{values}"
 
     def muted_until(self, now: datetime) -> datetime | None:
-        """When the muted period `now` falls in ends, or None when the lane is not muted now."""
+        """When the muted period `now` falls in ends, or None when the lane is not muted now.
+        Asked once per event of a batch, with the batch's one `now`: answered once per `now`."""
         if self.muted is None:
             return None
-        if self._muted_until is not None and now < self._muted_until and self.muted(now):
-            return self._muted_until
-        if not self.muted(now):
-            return None
-        self._muted_until = muted_until(self.muted, now)
-        return self._muted_until
+        if self._asked is not None and self._asked[0] == now:
+            return self._asked[1]
+        until: datetime | None = None
+        if self.muted(now):
+            if self._muted_until is None or not now < self._muted_until:
+                self._muted_until = muted_until(self.muted, now)
+            until = self._muted_until
+        self._asked = (now, until)
+        return until
 
     def mute_id(self, until: datetime) -> str:
         """The store silence that counts what this lane holds back until `until`."""
