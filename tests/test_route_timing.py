@@ -142,6 +142,8 @@ def test_a_route_with_group_interval_zero_alerts_each_failure_and_still_resolves
     app.flush()
     app.deliver()
     assert [e["event_action"] for e in pd.accepted] == ["trigger"] * 3 + ["resolve"]
+    # Grouped by fingerprint (no group_by): PagerDuty keys it by the fingerprint, as without routes.
+    assert {e["dedup_key"] for e in pd.accepted} == {"SMSDeliveryReportReceived|4007|None|contoso-acs-prod"}
     pd.assert_every_trigger_resolved()
 
 

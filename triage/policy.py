@@ -33,7 +33,7 @@ from .destinations import Destination
 from .events import Skip
 from .ingest import Rejected
 from .model import Alert, Facts, Guidance, Incident, Severity
-from .routing import MUTE_PREFIX, ROUTE_PREFIX, Lane, Routing
+from .routing import MUTE_PREFIX, Lane, Routing, tracker_key
 from .settings import DEFAULT_QUIET_SECONDS, Settings
 from .store import (
     MAX_SAMPLES,
@@ -516,8 +516,9 @@ class Group:
                 batch.pending.append(self._pending(group, group.alert(now), group.keys[:1]))
 
     def _pending(self, group: _BatchGroup, alert: Alert, keys: list[str]) -> Pending:
-        if group.key.startswith(ROUTE_PREFIX):
-            alert = replace(alert, group=group.key)
+        tracked = tracker_key(group.key, alert.incident)
+        if tracked:
+            alert = replace(alert, group=tracked)
         return Pending(alert, keys, lanes=[group.lane] if self.routed else None)
 
     def _each_alone(self, group: _BatchGroup, batch: Batch) -> None:
@@ -659,7 +660,7 @@ class Digests:
 
 def _group(tally: Held | Burst) -> str:
     """A route's group key, which an incident tracker keys the burst by (else: the fingerprint)."""
-    return tally.fingerprint if tally.fingerprint.startswith(ROUTE_PREFIX) else ""
+    return tracker_key(tally.fingerprint, tally.incident)
 
 
 class Route:

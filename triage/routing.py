@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .destinations import Destination
     from .settings import Route, Settings
 
-__all__ = ["MUTE_PREFIX", "ROUTE_PREFIX", "Lane", "Routing"]
+__all__ = ["MUTE_PREFIX", "ROUTE_PREFIX", "Lane", "Routing", "tracker_key"]
 
 ROUTE_PREFIX = "route:"
 MUTE_PREFIX = "mute:"
@@ -99,6 +99,15 @@ class Lane:
     def mute_id(self, until: datetime) -> str:
         """The store silence that counts what this lane holds back until `until`."""
         return f"{MUTE_PREFIX}{self.name}:{until.strftime('%Y%m%dT%H%MZ')}"
+
+
+def tracker_key(key: str, incident: Incident) -> str:
+    """What an incident tracker keys a burst by, when not its fingerprint: the burst's key when
+    its route groups by other labels (one PagerDuty alert for every code of it); '' otherwise."""
+    if not key.startswith(ROUTE_PREFIX):
+        return ""
+    values = key.split("|", 1)[1] if "|" in key else ""
+    return "" if values == incident.fingerprint else key
 
 
 class Routing:
