@@ -112,7 +112,7 @@ def test_replay_prints_pagerduty_events_without_a_routing_key() -> None:
         "replay", "--quiet", "--format", "pagerduty", str(SAMPLES / "callbacks" / "play-failed-400-8535.json")
     )
     assert result.returncode == 0, result.stderr
-    event, closing = (json.loads(doc) for doc in result.stdout.strip().split("\n\n"))
+    event, closing = (json.loads(line) for line in result.stdout.splitlines())  # JSON Lines
     assert event["event_action"] == "trigger"
     assert event["dedup_key"].startswith("PlayFailed|400|8535|")
     assert "routing_key" not in event  # added only when posting, from ACS_TRIAGE_PAGERDUTY_ROUTING_KEY

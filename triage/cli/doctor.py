@@ -47,7 +47,10 @@ def main(args: argparse.Namespace) -> int:
     ):
         depths, found = probe(settings)
         problems += found
-    if settings is not None and not args.offline and not problems_block(problems):
+        complete = depths is not None and not found  # every table there: reading creates nothing
+    else:
+        complete = settings is not None and settings.storage is None
+    if settings is not None and complete and not args.offline and not problems_block(problems):
         problems += silence_problems(settings)
     errors = [p for p in problems if p.level == "error"]
     if args.json:
@@ -72,8 +75,11 @@ def silence_problems(settings: Settings) -> list[Problem]:
     from ..clock import utcnow
     from ..store import configured_spec, open_configured
 
-    if configured_spec(settings) == "memory":
+    spec = configured_spec(settings)
+    if spec == "memory":
         return []  # nothing outlives a process there: no silence to check
+    if spec.startswith("sqlite:") and not Path(spec.removeprefix("sqlite:")).is_file():
+        return []  # no file yet: no silence, and doctor creates nothing
     try:
         store = open_configured(settings)
     except Exception:  # a storage problem is reported by the checks above
