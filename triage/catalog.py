@@ -42,6 +42,7 @@ __all__ = [
     "load_compiled",
     "lookup",
     "lookup_name",
+    "lookup_status",
     "normalize",
     "search",
     "sources_digest",
@@ -61,7 +62,11 @@ _CACHE_LIMIT = 50_000  # real traffic has a few hundred distinct keys; this only
 _LOST_LINK = re.compile(r"\bhere\.$", re.MULTILINE)
 # The only events whose code may mean "all went well": a call that ended normally, a delivered
 # SMS. Every other event (the *Failed ones) reports a failure, whatever code it carries.
-_MAY_SUCCEED = frozenset({"CallDisconnected", "SMSDeliveryReportReceived"})
+_MAY_SUCCEED = frozenset({"CallDisconnected", "SMSDeliveryReportReceived", "CallEnded"})
+# Areas whose codes are not ACS's own: Meta's WhatsApp codes and email status words. A number from
+# them means nothing in another area's tables (Meta's 100 is no SIP 100), so only the area's own
+# tables answer them, then its fallback.
+_OWN_NUMBERING = frozenset({"email", "whatsapp"})
 
 
 class CatalogError(TriageError):
@@ -112,6 +117,11 @@ class Entry(Struct, frozen=True, array_like=True):
     when: When | None
 
 
+class Evidence(Struct, frozen=True, array_like=True):
+    seed: str
+    says: str
+
+
 class Table(Struct, frozen=True, array_like=True):
     id: str
     title: str
@@ -121,6 +131,8 @@ class Table(Struct, frozen=True, array_like=True):
     columns: str
     notes: str
     links: tuple[Link, ...]
+    written: bool
+    evidence: tuple[Evidence, ...]
     entry: tuple[Entry, ...]  # last: compiled.json writes each entry on a line of its own
 
 
@@ -185,6 +197,7 @@ class Fallback(Struct, frozen=True, array_like=True):
 
 class FallbacksFile(Struct, frozen=True, array_like=True):
     actions: dict[str, str]
+    assumed: dict[str, str]
     fallback: tuple[Fallback, ...]
 
 
@@ -208,7 +221,7 @@ class CatalogFiles(Struct, frozen=True):
 # The file format's model names → the runtime's types (the build converts one into the other).
 RUNTIME_TYPES: dict[str, type[Any]] = {
     kind.__name__: kind
-    for kind in (Link, Wording, When, Entry, Table, FallbackClass, CodeClass, CodeClassFile, Advice,
+    for kind in (Link, Wording, When, Entry, Evidence, Table, FallbackClass, CodeClass, CodeClassFile, Advice,
                  AdviceFile, Page, PagesFile, Fallback, FallbacksFile, ContextsFile)
 }  # fmt: skip
 # Written into compiled.json and compared on load: a field added here without a rebuild is refused.
@@ -359,6 +372,8 @@ class _Catalog:
     ) -> Guidance:
         if context is not None and context not in CONTEXTS:
             raise CatalogError(f"unknown context {context!r}; use one of {', '.join(CONTEXTS)}")
+        if context in _OWN_NUMBERING:
+            return self.own_numbering(code, subcode, context, event)
         if code is not None and (rows := self.pairs.get((code, subcode))):
             best, *others = self.ordered(rows, context)
             match = Match.EXACT_IN_CONTEXT if best.table.context == context else Match.EXACT
@@ -387,6 +402,24 @@ class _Catalog:
                 "No code or subcode was given: the catalog cannot say what failed.", code, subcode
             )
         return self.unknown(f"Code {_code_text(code, subcode)} is not in the catalog.", code, subcode)
+
+    def own_numbering(self, code: int | None, subcode: int | None, context: str, event: str | None) -> Guidance:
+        """The answer in an area with its own numbering (see _OWN_NUMBERING): its tables, else its fallback."""
+        rows = [r for r in self.pairs.get((code, subcode), ()) if r.table.context == context] if code is not None else []
+        if rows:
+            best, *others = self.ordered(rows, context)
+            return self.guidance(best, code, subcode, Match.EXACT_IN_CONTEXT, others, context=context)
+        fallback = self.fallbacks.get(context)
+        if fallback is not None:
+            return self.fallback_guidance(fallback, code, subcode, event)
+        return self.unknown(f"Code {_code_text(code, subcode)} is not in the catalog.", code, subcode)
+
+    def assumed(self, found: Guidance, event: str) -> Guidance:
+        """A table row answering an event the documents do not tie it to says so (fallbacks.toml [assumed])."""
+        label = self.files.fallbacks.assumed.get(event)
+        if label is None or not found.table:
+            return found
+        return replace(found, source=f"{found.source} · {label}", flags=(*found.flags, label))
 
     def for_event(self, found: Guidance, event: str, code: int | None) -> Guidance:
         """Add the advice of entries written for this event: those documented for the same
@@ -595,7 +628,7 @@ def lookup(
     if found is None:
         found = catalog.answer(code, subcode, context, event)
         if event is not None:
-            found = _failure_alerts(catalog.for_event(found, event, code), event)
+            found = _failure_alerts(catalog.assumed(catalog.for_event(found, event, code), event), event)
         if len(catalog.cache) >= _CACHE_LIMIT:  # codes come from outside: keep memory bounded
             catalog.cache.clear()
         catalog.cache[key] = found
@@ -629,6 +662,18 @@ def _failure_alerts(found: Guidance, event: str) -> Guidance:
         severity=Severity.WARNING,
         flags=(*found.flags, f"{event} reports a failure although its code means success"),
     )
+
+
+def lookup_status(status: str, context: Context, event: str | None = None) -> Guidance:
+    """Guidance for an event that reports a status word instead of a code (an email's `Bounced`):
+    the row of that name in the context's own tables, compared without case."""
+    catalog = _catalog()
+    rows = [r for r in catalog.names.get(status.strip().lower(), ()) if r.table.context == context]
+    if not rows:
+        return catalog.unknown(f"Status {status!r} is not in the catalog.", None, None)
+    best, *others = catalog.ordered(rows, context)
+    found = catalog.guidance(best, None, None, Match.EXACT_IN_CONTEXT, others, context=context)
+    return catalog.assumed(found, event) if event is not None else found
 
 
 def lookup_name(name: str, context: Context | None = None) -> Guidance:

@@ -30,7 +30,7 @@ __all__ = [
     "Severity",
 ]
 
-Context = Literal["call-automation", "calling-sdk", "pstn", "sms", "chat", "teams-phone"]
+Context = Literal["call-automation", "calling-sdk", "pstn", "sms", "chat", "teams-phone", "email", "whatsapp"]
 CONTEXTS: tuple[Context, ...] = (
     "call-automation",
     "calling-sdk",
@@ -38,6 +38,8 @@ CONTEXTS: tuple[Context, ...] = (
     "sms",
     "chat",
     "teams-phone",
+    "email",
+    "whatsapp",
 )
 
 
@@ -118,9 +120,28 @@ class Guidance(Struct, frozen=True):
         }
 
 
-def fingerprint(kind: str, code: int | None, subcode: int | None, resource: str) -> str:
-    """Failures with the same fingerprint are one problem: grouped, counted, digested."""
+def fingerprint(
+    kind: str, code: int | None, subcode: int | None, resource: str, status: str = "", scope: str = ""
+) -> str:
+    """Failures with the same fingerprint are one problem: grouped, counted, digested. A status
+    and scope (an email's `Bounced` to one recipient domain) are added only when there are any,
+    so the fingerprints of coded failures stay what they were (stored groups and counts)."""
+    if status or scope:
+        return f"{kind}|{code}|{subcode}|{resource}|{status}|{scope}"
     return f"{kind}|{code}|{subcode}|{resource}"
+
+
+def code_text(code: int | None, subcode: int | None, status: str = "", scope: str = "") -> str:
+    """'410/3112', '4007', 'no code', or for a status word 'Bounced (@fabrikam.example)'."""
+    if status:
+        return f"{status} (@{scope})" if scope else status
+    if code is None and subcode is None:
+        return "no code"
+    if subcode is None:
+        return str(code)
+    if code is None:
+        return f"?/{subcode}"
+    return f"{code}/{subcode}"
 
 
 _Tuple = TypeVar("_Tuple", bound=tuple[Any, ...])
@@ -144,14 +165,18 @@ class Facts(NamedTuple):
     code: int | None
     subcode: int | None
     resource: str
+    # Events that report a status word instead of a code (an email's `Bounced`) carry it here,
+    # with what their bursts are told apart by (the recipient's domain); "" for coded failures.
+    status: str = ""
+    scope: str = ""
 
     @property
     def fingerprint(self) -> str:
         """See `fingerprint`."""
-        return fingerprint(self.kind, self.code, self.subcode, self.resource)
+        return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
 
 
-new_facts = packed(Facts)  # Facts((kind, context, code, subcode, resource))
+new_facts = packed(Facts)  # Facts((kind, context, code, subcode, resource, status, scope))
 
 
 class Incident(NamedTuple):
@@ -176,11 +201,13 @@ class Incident(NamedTuple):
     message: str  # the event's own text (resultInformation.message, deliveryStatusDetails)
     ids: dict[str, str]
     details: dict[str, str]
+    status: str = ""  # see Facts.status
+    scope: str = ""
 
     @property
     def fingerprint(self) -> str:
         """See `fingerprint`."""
-        return fingerprint(self.kind, self.code, self.subcode, self.resource)
+        return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
 
 
 class Alert(Struct, frozen=True):
@@ -209,15 +236,9 @@ class Alert(Struct, frozen=True):
 
     @property
     def code_text(self) -> str:
-        """'410/3112', '4007' or 'no code'."""
+        """'410/3112', '4007', 'no code' or 'Bounced (@fabrikam.example)' (see `code_text`)."""
         inc = self.incident
-        if inc.code is None and inc.subcode is None:
-            return "no code"
-        if inc.subcode is None:
-            return str(inc.code)
-        if inc.code is None:
-            return f"?/{inc.subcode}"
-        return f"{inc.code}/{inc.subcode}"
+        return code_text(inc.code, inc.subcode, inc.status, inc.scope)
 
     @property
     def title(self) -> str:
