@@ -403,9 +403,16 @@ class _Catalog:
             )
         return self.unknown(f"Code {_code_text(code, subcode)} is not in the catalog.", code, subcode)
 
-    def own_numbering(self, code: int | None, subcode: int | None, context: str, event: str | None) -> Guidance:
-        """The answer in an area with its own numbering (see _OWN_NUMBERING): its tables, else its fallback."""
-        rows = [r for r in self.pairs.get((code, subcode), ()) if r.table.context == context] if code is not None else []
+    def own_numbering(
+        self, code: int | None, subcode: int | None, context: Context, event: str | None
+    ) -> Guidance:
+        """The answer in an area with its own numbering (see _OWN_NUMBERING): its own tables, else
+        its fallback."""
+        rows = (
+            [r for r in self.pairs.get((code, subcode), ()) if r.table.context == context]
+            if code is not None
+            else []
+        )
         if rows:
             best, *others = self.ordered(rows, context)
             return self.guidance(best, code, subcode, Match.EXACT_IN_CONTEXT, others, context=context)
@@ -415,11 +422,12 @@ class _Catalog:
         return self.unknown(f"Code {_code_text(code, subcode)} is not in the catalog.", code, subcode)
 
     def assumed(self, found: Guidance, event: str) -> Guidance:
-        """A table row answering an event the documents do not tie it to says so (fallbacks.toml [assumed])."""
+        """A table row answering an event the documents do not tie it to says so in its source
+        (fallbacks.toml [assumed])."""
         label = self.files.fallbacks.assumed.get(event)
         if label is None or not found.table:
             return found
-        return replace(found, source=f"{found.source} · {label}", flags=(*found.flags, label))
+        return replace(found, source=f"{found.source} · {label}")
 
     def for_event(self, found: Guidance, event: str, code: int | None) -> Guidance:
         """Add the advice of entries written for this event: those documented for the same
@@ -672,7 +680,7 @@ def lookup_status(status: str, context: Context, event: str | None = None) -> Gu
     if not rows:
         return catalog.unknown(f"Status {status!r} is not in the catalog.", None, None)
     best, *others = catalog.ordered(rows, context)
-    found = catalog.guidance(best, None, None, Match.EXACT_IN_CONTEXT, others, context=context)
+    found = catalog.guidance(best, None, None, Match.STATUS, others, context=context)
     return catalog.assumed(found, event) if event is not None else found
 
 

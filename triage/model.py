@@ -74,6 +74,7 @@ class Match(StrEnum):
     """Which precedence level of the catalog lookup answered."""
 
     EXACT_IN_CONTEXT = "exact-in-context"
+    STATUS = "status"  # a status word (email) named by a row of the context's table
     EXACT = "exact"
     SUBCODE = "subcode"
     CODE = "code"
@@ -120,15 +121,12 @@ class Guidance(Struct, frozen=True):
         }
 
 
-def fingerprint(
-    kind: str, code: int | None, subcode: int | None, resource: str, status: str = "", scope: str = ""
-) -> str:
+def fingerprint(kind: str, code: int | None, subcode: int | None, resource: str, *extra: str) -> str:
     """Failures with the same fingerprint are one problem: grouped, counted, digested. A status
-    and scope (an email's `Bounced` to one recipient domain) are added only when there are any,
+    and scope (`extra`: an email's `Bounced` to one recipient domain) are added only when given,
     so the fingerprints of coded failures stay what they were (stored groups and counts)."""
-    if status or scope:
-        return f"{kind}|{code}|{subcode}|{resource}|{status}|{scope}"
-    return f"{kind}|{code}|{subcode}|{resource}"
+    base = f"{kind}|{code}|{subcode}|{resource}"
+    return "|".join((base, *extra)) if any(extra) else base
 
 
 def code_text(code: int | None, subcode: int | None, status: str = "", scope: str = "") -> str:
