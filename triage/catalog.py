@@ -324,6 +324,7 @@ class _Catalog:
         self.generic: dict[int, _Row] = {}  # rows with a subcode and no code: the generic subcodes
         self.names: dict[str, list[_Row]] = defaultdict(list)
         self.events: dict[str, list[_Row]] = defaultdict(list)
+        self.own_pairs: dict[tuple[int, int | None], list[_Row]] = defaultdict(list)
         for row in self.rows:
             e = row.entry
             for event in e.events:
@@ -333,6 +334,9 @@ class _Catalog:
             if e.code is None and e.subcode is not None and not e.setup:
                 self.generic.setdefault(e.subcode, row)
             if not row.indexed:
+                continue
+            if row.table.context in _OWN_NUMBERING:  # answers its own area only: never another's
+                self.own_pairs[(e.code, e.subcode)].append(row)
                 continue
             assert e.code is not None  # for mypy: `indexed` implies it
             self.pairs[(e.code, e.subcode)].append(row)
@@ -408,11 +412,8 @@ class _Catalog:
     ) -> Guidance:
         """The answer in an area with its own numbering (see _OWN_NUMBERING): its own tables, else
         its fallback."""
-        rows = (
-            [r for r in self.pairs.get((code, subcode), ()) if r.table.context == context]
-            if code is not None
-            else []
-        )
+        found = self.own_pairs.get((code, subcode), ()) if code is not None else ()
+        rows = [r for r in found if r.table.context == context]
         if rows:
             best, *others = self.ordered(rows, context)
             return self.guidance(best, code, subcode, Match.EXACT_IN_CONTEXT, others, context=context)
