@@ -335,10 +335,10 @@ class _Catalog:
                 self.generic.setdefault(e.subcode, row)
             if not row.indexed:
                 continue
+            assert e.code is not None  # for mypy: `indexed` implies it
             if row.table.context in _OWN_NUMBERING:  # answers its own area only: never another's
                 self.own_pairs[(e.code, e.subcode)].append(row)
                 continue
-            assert e.code is not None  # for mypy: `indexed` implies it
             self.pairs[(e.code, e.subcode)].append(row)
             if e.subcode is None:
                 self.codes[e.code].append(row)
