@@ -10,6 +10,7 @@ from factories import make_alert, make_digest, make_guidance, make_huge_alert, m
 from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block, SectionBlock
 
+from tools.replay import SAMPLES, alerts_from_files
 from triage.destinations import slack
 from triage.destinations.slack import FIELD_TEXT_MAX, HEADER_TEXT_MAX, MAX_BLOCKS, SECTION_TEXT_MAX
 from triage.model import Alert, Category, Severity
@@ -67,6 +68,15 @@ ALERTS = {
     "sms": make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=4007, subcode=None)),
     "bare": make_alert(make_incident(ids={}, details={}, message=""), make_guidance(advice="", docs_url="")),
     "huge": huge_alert(),
+    # The events read since: a call that ended badly, a bounced email, a WhatsApp failure.
+    **{
+        name: alerts_from_files([str(SAMPLES / name)])[0]
+        for name in (
+            "eventgrid/call-ended-490-4502.json",
+            "eventgrid/email-bounced-550-5.1.1.json",
+            "eventgrid/whatsapp-failed-131026.json",
+        )
+    },
 }
 
 

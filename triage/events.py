@@ -1039,11 +1039,7 @@ class EmailDeliveryReport(_StatusEvent):
             return Skip(raw.id, raw.type, "email delivered", "success")
         status = _EMAIL_FAILURES.get(folded)
         if status is None:
-            why = (
-                f"email status {said!r} is not a documented failure"
-                if said
-                else "email report without a status"
-            )
+            why = f"email status {said!r} is not a documented failure" if said else "no email status"
             return Skip(raw.id, raw.type, f"{why}: logged, not alerted", "skipped")
         details = event.delivery_status_details
         message = (details.status_message if details else None) or ""
