@@ -415,3 +415,59 @@ def test_a_reading_of_the_new_events_is_typed_when_acs_spells_them_and_the_same_
         as_values = read(raw._replace(payload=raw.data))
         assert isinstance(as_values, Reading)
         assert typed.incident() == as_values.incident() and typed.ids() == as_values.ids()
+
+
+# -- catalog sync knows the pages the written tables come from -----------------------------------------
+
+
+def written_page(title: str, phrases: list[str]) -> str:
+    """A Learn page as a docs checkout has it: front matter with its title, then prose."""
+    return f"---\ntitle: {title}\n---\n# {title}\n\n" + "\n\n".join(f"Some text: {p}." for p in phrases)
+
+
+def evidence_pages(folder: Path, drop: str = "") -> Path:
+    """Every page the written tables rest on, saying all their evidence but `drop`."""
+    import tomllib
+
+    pages = {p["seed"]: p for p in tomllib.loads((catalog.CATALOG_DIR / "pages.toml").read_text())["page"]}
+    said: dict[str, list[str]] = {}
+    for path in catalog.CATALOG_DIR.glob("*.toml"):
+        for table in tomllib.loads(path.read_text()).get("table", ()):
+            for evidence in table.get("evidence", ()):
+                if evidence["says"] != drop:
+                    said.setdefault(evidence["seed"], []).append(evidence["says"])
+    folder.mkdir()
+    for seed, phrases in said.items():
+        (folder / f"{seed}.md").write_text(written_page(pages[seed]["title"], phrases), encoding="utf-8")
+    return folder
+
+
+def test_catalog_sync_reads_the_written_tables_pages_and_finds_their_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from triage.catalog_cli import main
+
+    pages = evidence_pages(tmp_path / "pages")
+    assert len(list(pages.iterdir())) == 5  # four email pages, the Advanced Messaging events page
+    assert main(["catalog", "sync", "--check", str(pages)]) == 0
+    assert "the catalog matches every row of these pages" in capsys.readouterr().out
+
+
+def test_catalog_sync_flags_a_phrase_a_written_table_rests_on_that_its_page_no_longer_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from triage.catalog_cli import main
+
+    pages = evidence_pages(tmp_path / "pages", drop="14 days")
+    copy = tmp_path / "catalog"
+    shutil.copytree(catalog.CATALOG_DIR, copy)
+    for args in (["--check"], []):  # nothing to write: a person must look, so both fail
+        assert main(["catalog", "sync", *args, "--catalog", str(copy), str(pages)]) == 1
+        out = capsys.readouterr().out
+        assert (
+            "! email-delivery: 'Improve sender reputation in Azure Communication Services email'"
+            " no longer says '14 days'" in out
+        )
+    assert (copy / "email.toml").read_text() == (catalog.CATALOG_DIR / "email.toml").read_text()
