@@ -20,7 +20,7 @@ import azure.functions as func
 import orjson
 
 from triage import redact
-from triage.doctor import check
+from triage.checks import check
 from triage.errors import ConfigurationError, DeliveryError
 from triage.service import Answer, Service, health_answer, log_once
 from triage.settings import OUTBOX_QUEUE_SETTING, STORAGE_SETTING

@@ -182,7 +182,7 @@ def test_a_sentence_pointing_here_at_a_lost_link_gets_the_pages_url() -> None:
 
 
 def test_explain_names_the_page_title_not_the_seed_file(capsys: pytest.CaptureFixture[str]) -> None:
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     for argv in (["explain", "4999", "--context", "sms"], ["explain", "408", "10057", "--json"]):
         assert main(argv) == 0

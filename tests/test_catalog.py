@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from triage import catalog
-from triage.catalog import CatalogError, category_advice, lint, lookup, lookup_name, search, table_sizes
-from triage.catalog_cli import main
+from triage.catalog import CatalogError, category_advice, lookup, lookup_name, search, table_sizes
+from triage.catalog_files import lint
+from triage.cli.catalog import main
 from triage.model import CONTEXTS, Category, Guidance, Match, Severity
 
 REPO = Path(__file__).resolve().parent.parent
@@ -476,7 +477,7 @@ def test_check_seeds_command_without_seeds_fails(tmp_path: Path) -> None:
 
 def test_the_module_runs_as_a_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "triage.catalog_cli", "explain", "410", "3112", "--json"],
+        [sys.executable, "-m", "triage.cli.catalog", "explain", "410", "3112", "--json"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(result.stdout)["table"] == "call-end"

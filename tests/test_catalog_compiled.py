@@ -14,8 +14,8 @@ import pytest
 
 from triage import catalog
 from triage.catalog import COMPILED_NAME, RUNTIME_TYPES, CatalogError, load_compiled
-from triage.catalog_cli import main
 from triage.catalog_files import compile_catalog, read_files, runtime_files
+from triage.cli.catalog import main
 from triage.model import CONTEXTS, Category
 
 REPO = Path(__file__).resolve().parent.parent

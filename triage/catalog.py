@@ -38,7 +38,6 @@ __all__ = [
     "CatalogFiles",
     "category_advice",
     "documented_context",
-    "lint",
     "load_compiled",
     "lookup",
     "lookup_name",
@@ -722,11 +721,3 @@ def category_advice(category: Category) -> str:
 def table_sizes() -> dict[str, int]:
     """Entries per table, in file order: what `catalog lint` reports when all is well."""
     return {t.id: len(t.entry) for t in _catalog().files.tables}
-
-
-def lint(directory: Path | None = None) -> list[str]:
-    """Every problem in the catalog files: schema errors, duplicates, conflicts, table order, URLs."""
-    from .catalog_files import read_files  # pydantic models: built for lint and build, never for lookups
-
-    _, problems = read_files(directory or CATALOG_DIR)
-    return problems

@@ -33,6 +33,7 @@ from .model import Context
 __all__ = [
     "SourceFiles",
     "compile_catalog",
+    "lint",
     "read_files",
     "runtime_files",
 ]
@@ -251,6 +252,12 @@ def _special(found: dict[str, BaseModel], name: str, kind: type[_M]) -> _M:
 
 
 # -- reading and checking --------------------------------------------------------------------------------
+
+
+def lint(directory: Path | None = None) -> list[str]:
+    """Every problem in the catalog files: schema errors, duplicates, conflicts, table order, URLs."""
+    _, problems = read_files(directory or runtime.CATALOG_DIR)
+    return problems
 
 
 def read_files(directory: Path) -> tuple[SourceFiles | None, list[str]]:

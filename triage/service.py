@@ -15,9 +15,9 @@ from msgspec import Struct, field
 
 from . import telemetry as telemetry_module
 from .auth import check_shared_secret
+from .checks import Problem, check_settings, storage_failure, store_refusal
 from .clock import utcnow
 from .deliver import Deliverer
-from .doctor import Problem, check_settings, storage_failure, store_refusal
 from .errors import ConfigurationError, DeliveryError, TriageError
 from .gcpause import paused
 from .ingest import header, options_handshake, stream_body
@@ -262,7 +262,7 @@ class Service:
         schedule = self.settings.report_schedule
         if schedule is None:
             return None
-        from .report import due
+        from .schedule import due
 
         now = now or self.clock()
         scheduled = due(schedule, now)

@@ -200,7 +200,7 @@ class Settings(BaseModel):
     def _cron(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        from .report import check_schedule  # croniter is imported only when a schedule is set
+        from .schedule import check_schedule  # croniter is imported only when a schedule is set
 
         return check_schedule(" ".join(value.split()))
 

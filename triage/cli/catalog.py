@@ -1,7 +1,7 @@
 """`explain` and `catalog` commands: what a code means, and whether the catalog files are sound.
 
 `add_commands(subparsers)` plugs them into `python -m triage`; `main(argv)` runs them alone
-(`python -m triage.catalog_cli explain 410 3112`).
+(`python -m triage.cli.catalog explain 410 3112`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import CATALOG_DIR, COMPILED_NAME, CatalogError, lint, lookup, lookup_name, search, table_sizes
-from .model import CONTEXTS, Guidance
+from ..catalog import CATALOG_DIR, COMPILED_NAME, CatalogError, lookup, lookup_name, search, table_sizes
+from ..model import CONTEXTS, Guidance
 
 __all__ = [
     "add_commands",
@@ -92,6 +92,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_catalog_lint(args: argparse.Namespace) -> int:
     """Validate the catalog files; exit 1 on any problem."""
+    from ..catalog_files import lint  # pydantic models: built for lint and build, never for lookups
+
     problems = lint()
     for problem in problems:
         print(problem)
@@ -112,7 +114,7 @@ def cmd_catalog_lint(args: argparse.Namespace) -> int:
 def cmd_catalog_build(args: argparse.Namespace) -> int:
     """Write compiled.json from the TOML files (the form the Function App loads); with --check,
     exit 1 when it is not what the TOML files give. Exit 1 when the TOML files do not pass lint."""
-    from .catalog_files import build, compile_catalog  # pydantic models: never on the request path
+    from ..catalog_files import build, compile_catalog  # pydantic models: never on the request path
 
     directory = Path(args.catalog) if args.catalog else CATALOG_DIR
     path = directory / COMPILED_NAME
@@ -154,6 +156,8 @@ def cmd_catalog_sync(args: argparse.Namespace) -> int:
     """Print what differs between the pages and the catalog; write it unless --check."""
     from tools.catalog_sync import sync  # a development tool, never on the request path
     from tools.seeds import SeedError
+
+    from ..catalog_files import lint
 
     directory = Path(args.catalog) if args.catalog else CATALOG_DIR
     try:
@@ -214,7 +218,7 @@ def _one_line(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `explain` or `catalog` on their own; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m triage.catalog_cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m triage.cli.catalog", description=__doc__)
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))
