@@ -445,7 +445,7 @@ def evidence_pages(folder: Path, drop: str = "") -> Path:
 def test_catalog_sync_reads_the_written_tables_pages_and_finds_their_evidence(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     pages = evidence_pages(tmp_path / "pages")
     assert len(list(pages.iterdir())) == 5  # four email pages, the Advanced Messaging events page
@@ -458,7 +458,7 @@ def test_catalog_sync_flags_a_phrase_a_written_table_rests_on_that_its_page_no_l
 ) -> None:
     import shutil
 
-    from triage.catalog_cli import main
+    from triage.cli.catalog import main
 
     pages = evidence_pages(tmp_path / "pages", drop="14 days")
     copy = tmp_path / "catalog"
