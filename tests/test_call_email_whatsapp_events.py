@@ -333,6 +333,7 @@ NEW_SAMPLES = (
     SAMPLES / "eventgrid/call-ended-490-4502.json",
     SAMPLES / "eventgrid/email-bounced-550-5.1.1.json",
     SAMPLES / "eventgrid/whatsapp-failed-131026.json",
+    SAMPLES / "eventgrid/router-job-scheduling-failed.json",
 )
 
 
@@ -341,6 +342,7 @@ def test_routes_pick_the_new_events_by_their_kinds_and_contexts() -> None:
         {"kinds": ["EmailDeliveryReportReceived"], "to": ["emails"]},
         {"contexts": ["whatsapp"], "to": ["messaging"]},
         {"kinds": ["CallEnded"], "to": ["calling"]},
+        {"kinds": ["RouterJobSchedulingFailed"], "to": ["calling", "messaging"]},
     ]
     settings = Settings.from_env(
         {
@@ -355,6 +357,7 @@ def test_routes_pick_the_new_events_by_their_kinds_and_contexts() -> None:
         "CallEnded": ["calling"],
         "EmailDeliveryReportReceived": ["emails"],
         "AdvancedMessageDeliveryStatusUpdated": ["messaging"],
+        "RouterJobSchedulingFailed": ["calling", "messaging"],
     }
 
 
@@ -374,6 +377,7 @@ def test_a_silence_by_kind_holds_back_email_reports_and_lets_the_others_alert(tm
     assert sorted(a.incident.kind for a in result.alerts) == [
         "AdvancedMessageDeliveryStatusUpdated",
         "CallEnded",
+        "RouterJobSchedulingFailed",
     ]
 
 
@@ -386,6 +390,7 @@ def test_the_daily_report_counts_email_failures_by_status_across_recipient_domai
     assert counted["EmailDeliveryReportReceived Bounced"] == 8  # 1 + 6 northwind + 1 fabrikam
     assert counted["CallEnded 490/4502"] == 1
     assert counted["AdvancedMessageDeliveryStatusUpdated 131026"] == 1
+    assert counted["RouterJobSchedulingFailed no code"] == 1
     assert (daily.worst_resource, daily.resources) == ("contoso-acs-prod", 1)
 
 
@@ -400,7 +405,7 @@ def test_pagerduty_events_and_webhook_documents_of_the_new_events_pass_their_sch
         assert pagerduty_errors(event) == [], alert.title
         document = webhook.render(alert)
         assert list(VALIDATOR.iter_errors(document)) == [], alert.title
-    [email] = [a for a in handle(NEW_SAMPLES[1]).alerts]
+    [email] = handle(NEW_SAMPLES[1]).alerts
     document = webhook.render(email)
     assert (document["alert"]["event_status"], document["alert"]["scope"]) == ("Bounced", "fabrikam.example")
     assert document["fingerprint"].endswith("|Bounced|fabrikam.example")
@@ -471,3 +476,50 @@ def test_catalog_sync_flags_a_phrase_a_written_table_rests_on_that_its_page_no_l
             " no longer says '14 days'" in out
         )
     assert (copy / "email.toml").read_text() == (catalog.CATALOG_DIR / "email.toml").read_text()
+
+
+# -- Job Router -----------------------------------------------------------------------------------------
+
+
+def test_a_job_router_classification_failure_alerts_with_its_errors_as_the_event_says() -> None:
+    out, _ = replay(SAMPLES / "eventgrid/router-job-classification-failed.json")
+
+    assert "WARNING  RouterJobClassificationFailed no code on contoso-acs-prod" in out
+    assert "What:       Job Router failed to classify the job with its classification policy." in out
+    assert "Event says: Classification failed: the prioritization rule could not read label 'Tier'" in out
+    assert "Classification policy=support-triage" in out and "Error code=InvalidLabelValue" in out
+    assert "jobId=4c1e9a7b-2d3f-4e5a-8b6c-7d8e9f0a1b2c" in out
+    assert "+14255550123" not in out  # the application's channelReference embeds a number: masked
+    assert "Context:    job-router" in out
+
+
+def test_a_job_router_scheduling_failure_alerts_with_its_failure_reason() -> None:
+    out, _ = replay(SAMPLES / "eventgrid/router-job-scheduling-failed.json")
+
+    assert "WARNING  RouterJobSchedulingFailed no code on contoso-acs-prod" in out
+    assert "Event says: Scheduled time is in the past" in out
+    assert "Queue=callbacks-en" in out
+
+
+def test_other_job_router_events_are_business_signals_and_skipped() -> None:
+    for kind in (
+        "RouterJobExceptionTriggered",
+        "RouterJobCancelled",
+        "RouterWorkerDeregistered",
+        "RouterJobReceived",
+    ):
+        raw = RawEvent("eventgrid", "r1", f"Microsoft.Communication.{kind}", "", "", None, {"jobId": "j"})
+        skip = read(raw)
+        assert isinstance(skip, Skip) and skip.outcome == "skipped", kind
+
+
+def test_job_router_errors_without_messages_still_say_something() -> None:
+    event = json.loads((SAMPLES / "eventgrid/router-job-classification-failed.json").read_text())[0]
+    event["data"]["errors"] = [{"code": "PolicyNotFound", "message": None}, {"code": None, "message": None}]
+    (raw,) = parse_body(json.dumps([event]).encode(), "application/json", 1 << 20).events
+    incident = to_incident(raw)
+    assert isinstance(incident, Incident) and incident.message == "PolicyNotFound"
+    event["data"]["errors"] = []
+    (raw,) = parse_body(json.dumps([event]).encode(), "application/json", 1 << 20).events
+    incident = to_incident(raw)
+    assert isinstance(incident, Incident) and incident.message.startswith("no reason given")

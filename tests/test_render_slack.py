@@ -68,13 +68,14 @@ ALERTS = {
     "sms": make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=4007, subcode=None)),
     "bare": make_alert(make_incident(ids={}, details={}, message=""), make_guidance(advice="", docs_url="")),
     "huge": huge_alert(),
-    # The events read since: a call that ended badly, a bounced email, a WhatsApp failure.
+    # The events read since: a call that ended badly, a bounced email, WhatsApp, Job Router.
     **{
         name: alerts_from_files([str(SAMPLES / name)])[0]
         for name in (
             "eventgrid/call-ended-490-4502.json",
             "eventgrid/email-bounced-550-5.1.1.json",
             "eventgrid/whatsapp-failed-131026.json",
+            "eventgrid/router-job-scheduling-failed.json",
         )
     },
 }

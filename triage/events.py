@@ -1129,11 +1129,75 @@ class MessageDeliveryStatus(_StatusEvent):
         return _masked(ids) if mask else ids
 
 
+class RouterError(_Spec):
+    """An item of RouterJobClassificationFailed's `errors` (a CommunicationError)."""
+
+    code: str | None
+    message: str | None
+    target: str | None
+
+
+class RouterJobFailure(_StatusEvent):
+    """Job Router's RouterJobClassificationFailed (`errors`) and RouterJobSchedulingFailed
+    (`failureReason`): no code, the event's own words say what failed."""
+
+    job_id: str | None
+    channel_reference: str | None
+    channel_id: str | None
+    classification_policy_id: str | None
+    queue_id: str | None
+    errors: list[RouterError] | None
+    failure_reason: str | None
+
+    @classmethod
+    def facts_of(cls, raw: RawEvent, kind: str, event: Any, resource: str) -> tuple[Facts, str] | Skip:
+        said = [e.message or e.code or "" for e in event.errors or ()]
+        message = "; ".join(m for m in [*said, event.failure_reason or ""] if m)
+        facts = new_facts((kind, "job-router", None, None, resource, "", ""))
+        return facts, message or "no reason given: the event carried no errors or failureReason"
+
+    @classmethod
+    def incident_of(cls, reading: "Reading", event: Any) -> Incident:
+        mask = reading.mask
+        details: dict[str, str] = {}
+        for label, value in (
+            ("Classification policy", event.classification_policy_id),
+            ("Queue", event.queue_id),
+            ("Channel", event.channel_id),
+        ):
+            if value:
+                details[label] = value
+        codes = [e.code for e in event.errors or () if e.code]
+        if codes:
+            details["Error code"] = ", ".join(codes)
+        targets = [e.target for e in event.errors or () if e.target]
+        if targets:
+            details["Target"] = ", ".join(targets)
+        return _shown(reading, _time(reading.raw.time), cls.ids_of(reading.raw, event, mask), details)
+
+    @classmethod
+    def ids_of(cls, raw: RawEvent, event: Any, mask: bool) -> dict[str, str]:
+        # channelReference is the application's own reference (a call id, a phone number): masked.
+        ids = {"jobId": event.job_id or raw.id}
+        if event.channel_reference:
+            ids["channelReference"] = event.channel_reference
+        return _masked(ids) if mask else ids
+
+
 _STATUS_EVENTS: dict[str, type[_StatusEvent]] = {
     "CallEnded": CallEnded,
     "EmailDeliveryReportReceived": EmailDeliveryReport,
     "AdvancedMessageDeliveryStatusUpdated": MessageDeliveryStatus,
+    "RouterJobClassificationFailed": RouterJobFailure,
+    "RouterJobSchedulingFailed": RouterJobFailure,
 }
+# What Job Router sends that no alert reads: the job's labels and tags (the application's own
+# data), its priority, schedule and worker selectors, and an error's inner details.
+_UNREAD_KEYS[RouterJobFailure] = (
+    "labels", "tags", "priority", "scheduledOn", "expiredAttachedWorkerSelectors",
+    "expiredRequestedWorkerSelectors",
+)  # fmt: skip
+_UNREAD_KEYS[RouterError] = ("innerError", "details")
 
 
 def _status_record(spec: type[_StatusEvent], data: dict[str, Any]) -> Any:

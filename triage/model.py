@@ -30,7 +30,9 @@ __all__ = [
     "Severity",
 ]
 
-Context = Literal["call-automation", "calling-sdk", "pstn", "sms", "chat", "teams-phone", "email", "whatsapp"]
+Context = Literal[
+    "call-automation", "calling-sdk", "pstn", "sms", "chat", "teams-phone", "email", "whatsapp", "job-router"
+]
 CONTEXTS: tuple[Context, ...] = (
     "call-automation",
     "calling-sdk",
@@ -40,6 +42,7 @@ CONTEXTS: tuple[Context, ...] = (
     "teams-phone",
     "email",
     "whatsapp",
+    "job-router",
 )
 
 
