@@ -103,7 +103,7 @@ def test_the_runtime_package_has_no_import_circle() -> None:
     def visit(node: str, trail: list[str]) -> None:
         for following in sorted(graph[node]):
             if following in trail:
-                circles.append(trail[trail.index(following) :] + [following])
+                circles.append([*trail[trail.index(following) :], following])
             elif following > trail[0]:  # each circle found once, from its smallest module
                 visit(following, [*trail, following])
 

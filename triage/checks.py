@@ -34,7 +34,7 @@ __all__ = [
     "store_refusal",
 ]
 
-_SETTING = re.compile(r"^[A-Za-z][A-Za-z0-9_]*")
+_SETTING = re.compile(r"^(?:Key Vault reference for )?([A-Za-z][A-Za-z0-9_]*)")
 _ROLES = "Storage Queue Data Contributor and Storage Table Data Contributor"
 
 
@@ -52,7 +52,7 @@ class Problem(Struct, frozen=True):
 
 def _error(message: str) -> Problem:
     found = _SETTING.match(message)
-    return Problem("error", found.group() if found else "settings", message)
+    return Problem("error", found.group(1) if found else "settings", message)
 
 
 def store_refusal(settings: Settings) -> str | None:
@@ -101,6 +101,7 @@ def check_settings(settings: Settings) -> list[Problem]:
                 f"in this process only (fine for a local run; in Azure it is refused)",
             )
         )
+    problems += _legacy_webhook_keys(settings)
     if not settings.mask_pii:
         problems.append(
             Problem(
@@ -113,12 +114,39 @@ def check_settings(settings: Settings) -> list[Problem]:
     return problems
 
 
+def _legacy_webhook_keys(settings: Settings) -> list[Problem]:
+    """A webhook signed with a key of the scheme before Standard Webhooks: it works until the
+    migration date, and then the key is refused."""
+    from .destinations import webhook
+
+    problems = []
+    for destination in settings.destinations.values():
+        secret = destination.secret.get_secret_value() if destination.secret is not None else ""
+        if destination.format != "webhook" or not secret or secret.startswith(webhook.SECRET_PREFIX):
+            continue
+        setting = (
+            f"{PREFIX}WEBHOOK_SECRET"
+            if destination.name == "webhook"
+            else f"{PREFIX}DEST_{destination.name.upper()}_SECRET"
+        )
+        problems.append(
+            Problem(
+                "warning",
+                setting,
+                f"{setting} is a legacy key (not {webhook.SECRET_PREFIX}): posts also carry the old "
+                f"X-ACS-Triage-* headers, until {webhook.LEGACY_UNTIL}; then the key is refused. Move the "
+                f"receiver to Standard Webhooks and set a {webhook.SECRET_PREFIX} key (docs/webhook.md)",
+            )
+        )
+    return problems
+
+
 def check(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem]]:
     """The settings in `env` and every problem with them, without touching storage."""
     settings, found = Settings.read(env)
     problems = [_error(text) for text in found]
     if settings is not None:
-        unreadable_url = any(p.setting.endswith("_URL") for p in problems)
+        unreadable_url = any(p.setting.endswith("_URL") or "Key Vault" in p.message for p in problems)
         problems += [  # "no destination" would only repeat that a URL setting is wrong
             p for p in check_settings(settings) if not (unreadable_url and "no destination" in p.message)
         ]

@@ -146,7 +146,7 @@ class Deliverer:
             body = payload_bytes(kind.finish(payload, destination))
             self._pace(destination)
             try:
-                headers = kind.headers(body, destination, self.clock())
+                headers = kind.headers(body, destination, self.clock(), message.id)
                 post(self.session, destination, body, self.settings.http_timeout_seconds, headers)
                 log.info("delivered %s to %s", message.id, destination.name)
                 return

@@ -192,6 +192,8 @@ class CallAutomationEvent(_Spec):
     correlation_id: str | None
     operation_context: str | None
     result_information: ResultInformation | None
+    # Some senders put the event's time in its data only (a callback forwarded without its envelope).
+    time: str | None
 
     ID_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("correlation_id", "correlationId"),
@@ -728,11 +730,11 @@ def _call_values(event: Any) -> _CallValues:
 
 
 @cache
-def _documented_context() -> Callable[[str, int | None, int | None, str, str], Context | None]:
-    """The catalog's documented_context, imported on the first event (not on import: cold start)."""
-    from .catalog import documented_context
+def _documented_row() -> Callable[[str, int | None, int | None, str, str], tuple[Context, str] | None]:
+    """The catalog's documented_row, imported on the first event (not on import: cold start)."""
+    from .catalog import documented_row
 
-    return documented_context
+    return documented_row
 
 
 def _call_reading(
@@ -756,13 +758,15 @@ def _call_reading(
         if kind == "CallDisconnected":
             return Skip(raw.id, raw.type, "call ended without result information", "success")
         message = message or NO_CODE  # still a failure: it alerts, saying why it has no code
-    # The documents' own conditions come first (Teams Phone's dual-persona 408/10057).
-    context = _documented_context()(kind, code, subcode, participant_id, message) or model.context(
-        subcode, participant_kind
-    )
-    return Reading(
-        raw, new_facts((kind, context, code, subcode, resource, "", "")), message, model, event, mask
-    )
+    # The documents' own conditions come first (Teams Phone's dual-persona 408/10057): the row they
+    # tie to this kind of event answers it, in its table's context. Without one, the participant's
+    # kind and the subcode decide the context, and no row with conditions answers.
+    documented = _documented_row()(kind, code, subcode, participant_id, message)
+    context, row = documented or (model.context(subcode, participant_kind), "")
+    # An Event Grid delivery names its ACS resource in the topic; a callback's source does not.
+    resource = _resource_of(raw.source) or resource
+    facts = new_facts((kind, context, code, subcode, resource, row, "", ""))
+    return Reading(raw, facts, message, model, event, mask)
 
 
 _new_incident = packed(Incident)  # the shown incidents: see model.packed
@@ -786,6 +790,7 @@ def _shown(reading: Reading, time: datetime | None, ids: dict[str, str], details
             mask_text(text) if mask else text,  # message
             ids,  # ids
             _masked(details) if mask else details,  # details
+            facts.row,  # row
             facts.status,  # status
             facts.scope,  # scope
         )
@@ -796,7 +801,8 @@ def _call_incident(reading: Reading, model: type[CallAutomationEvent], event: An
     """The incident of a Call Automation failure, from its model or its typed record."""
     mask = reading.mask
     ids = _call_ids(event, model.ID_FIELDS, mask)
-    return _shown(reading, _time(reading.raw.time), ids, model.details_of(event, mask))
+    time = _time(reading.raw.time) or _time(event.time)
+    return _shown(reading, time, ids, model.details_of(event, mask))
 
 
 class _SmsFields(Protocol):
@@ -828,9 +834,8 @@ def _sms_reading(
     status, details = fields.delivery_status or "", fields.delivery_status_details
     if status.strip().lower() == "delivered":
         return Skip(raw.id, raw.type, "SMS delivered", "success")
-    facts = new_facts(
-        (kind, "sms", sms_error_code(details), None, _resource_of(raw.source) or resource, "", "")
-    )
+    resource = _resource_of(raw.source) or resource
+    facts = new_facts((kind, "sms", sms_error_code(details), None, resource, "", "", ""))
     return Reading(raw, facts, details or "", SmsDeliveryReport, report, mask)
 
 
@@ -967,7 +972,7 @@ class CallEnded(_StatusEvent):
             return Skip(raw.id, raw.type, "call ended without a reason code", "success")
         # The Calling SDK's call-end table, looked up as `call.callEndReason` would be; the catalog
         # labels the answer as assumed (fallbacks.toml [assumed]) and Success codes do not alert.
-        facts = new_facts((kind, "calling-sdk", reason.code, reason.sub_code, resource, "", ""))
+        facts = new_facts((kind, "calling-sdk", reason.code, reason.sub_code, resource, "", "", ""))
         return facts, reason.phrase or ""
 
     @classmethod
@@ -1044,7 +1049,7 @@ class EmailDeliveryReport(_StatusEvent):
         details = event.delivery_status_details
         message = (details.status_message if details else None) or ""
         # A bad mailing list is one burst per status and recipient domain, not one per address.
-        facts = new_facts((kind, "email", None, None, resource, status, _domain(event.recipient)))
+        facts = new_facts((kind, "email", None, None, resource, "", status, _domain(event.recipient)))
         return facts, message
 
     @classmethod
@@ -1107,7 +1112,7 @@ class MessageDeliveryStatus(_StatusEvent):
         message = (error.channel_message if error else None) or ""
         if code is None and channel_code:
             message = f"channelCode {channel_code}: {message}" if message else f"channelCode {channel_code}"
-        facts = new_facts((kind, "whatsapp", code, None, resource, "", ""))
+        facts = new_facts((kind, "whatsapp", code, None, resource, "", "", ""))
         return facts, message or "no error code given: the event carried no error.channelCode"
 
     @classmethod
@@ -1153,7 +1158,7 @@ class RouterJobFailure(_StatusEvent):
     def facts_of(cls, raw: RawEvent, kind: str, event: Any, resource: str) -> tuple[Facts, str] | Skip:
         said = [e.message or e.code or "" for e in event.errors or ()]
         message = "; ".join(m for m in [*said, event.failure_reason or ""] if m)
-        facts = new_facts((kind, "job-router", None, None, resource, "", ""))
+        facts = new_facts((kind, "job-router", None, None, resource, "", "", ""))
         return facts, message or "no reason given: the event carried no errors or failureReason"
 
     @classmethod

@@ -166,6 +166,9 @@ class Facts(NamedTuple):
     code: int | None
     subcode: int | None
     resource: str
+    # The catalog row the source's conditions chose for this event ("teams-phone:408/10057"), or
+    # "" when no row's conditions held: see `catalog.documented_row`.
+    row: str = ""
     # Events that report a status word instead of a code (an email's `Bounced`) carry it here,
     # with what their bursts are told apart by (the recipient's domain); "" for coded failures.
     status: str = ""
@@ -177,7 +180,8 @@ class Facts(NamedTuple):
         return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
 
 
-new_facts = packed(Facts)  # Facts((kind, context, code, subcode, resource, status, scope))
+# Facts((kind, context, code, subcode, resource, row, status, scope)): all eight, always
+new_facts = packed(Facts)
 
 
 class Incident(NamedTuple):
@@ -202,6 +206,7 @@ class Incident(NamedTuple):
     message: str  # the event's own text (resultInformation.message, deliveryStatusDetails)
     ids: dict[str, str]
     details: dict[str, str]
+    row: str = ""  # as Facts.row: the catalog row the source's conditions chose, if any
     status: str = ""  # see Facts.status
     scope: str = ""
 
@@ -226,6 +231,8 @@ class Alert(Struct, frozen=True):
     # the burst's total). silenced: what a silence held back, told once when the silence ends.
     status: Literal["firing", "resolved", "silenced"] = "firing"
     note: str = ""  # for a silenced notice: which silence (id, matchers, by whom, why)
+    # A firing alert's "Silence…" link (triage.silence_link), when the app has a public address.
+    silence_url: str = ""
 
     @property
     def severity(self) -> Severity:

@@ -38,7 +38,7 @@ __all__ = ["Lookup", "Report", "StatusLookup", "Triage"]
 
 log = logging.getLogger("triage")
 
-Lookup = Callable[[int | None, int | None, Context | None, str | None], Guidance]
+Lookup = Callable[[int | None, int | None, Context | None, str | None, str], Guidance]
 # (status word, context, event kind) → Guidance: for events that report a status, not a code.
 StatusLookup = Callable[[str, Context, str | None], Guidance]
 _KNOWN_FACTS = 4096
@@ -72,12 +72,13 @@ class Triage:
         self._known: dict[Facts, tuple[Guidance, str]] = {}
         self._render = render
         self._route = Route(settings)
-        enqueue = Enqueue(store, self._renderer)
+        enqueue = Enqueue(store, self._renderer, settings.silence_links())
+        self._silence = Silence(store)
         self.event_stages: tuple[Stage, ...] = (
             SuppressSuccesses(),
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
             CountHourly(store),  # the daily report's counters: one write per batch
-            Silence(store),
+            self._silence,
             Recover(store, timedelta(seconds=settings.group_window_seconds)),
             Group(store, timedelta(seconds=settings.group_window_seconds)),
             self._route,
@@ -129,15 +130,21 @@ class Triage:
         with self.store.unit():  # counts taken and their digests written together, where it can
             return run(self.digest_stages, Batch(now, Report()))
 
+    def silences_changed(self) -> None:
+        """A silence was started or ended in this process: read the silences afresh on the next
+        batch (other instances read them within their few seconds' cache)."""
+        self._silence.forget()
+
     def destinations(self, alert: Alert) -> list[Destination]:
         """Where an alert goes: every matching route's destinations; with no routes, all."""
         return self._route.destinations(alert)
 
     def _guidance(self, facts: Facts | Incident) -> Guidance:
-        """The catalog's answer for a failure: by its status word where it has one, else by its code."""
+        """The catalog's answer for a failure: by its status word where it has one, else by its
+        code (and the row the source's conditions chose)."""
         if facts.status:
             return self._status_lookup(facts.status, facts.context, facts.kind)
-        return self._lookup(facts.code, facts.subcode, facts.context, facts.kind)
+        return self._lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row)
 
     def _learn(self, facts: Facts) -> tuple[Guidance, str]:
         """Guidance and fingerprint of facts not seen before (a batch repeats a few facts)."""

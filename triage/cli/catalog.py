@@ -14,7 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..catalog import CATALOG_DIR, COMPILED_NAME, CatalogError, lookup, lookup_name, search, table_sizes
+from ..catalog import (
+    CATALOG_DIR,
+    COMPILED_NAME,
+    CatalogError,
+    condition_text,
+    conditions_of,
+    lookup,
+    lookup_name,
+    search,
+    table_sizes,
+)
 from ..model import CONTEXTS, Guidance
 
 __all__ = [
@@ -38,7 +48,10 @@ def add_commands(subparsers: Any) -> None:
     explain.add_argument("subcode", nargs="?", type=int, help="the subcode (3112)")
     explain.add_argument("--context", choices=CONTEXTS, help="where the code came from (default: any)")
     explain.add_argument(
-        "--event", metavar="KIND", help="the event that carried it (PlayFailed): adds its advice"
+        "--event",
+        metavar="KIND|FILE",
+        help="the event that carried it: its kind (PlayFailed) adds its advice; an event file (a body"
+        " as ACS posts it) is read whole, each failure explained with the row that answers it and why",
     )
     explain.add_argument("--search", metavar="TEXT", help="list entries whose text contains these words")
     explain.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -74,8 +87,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
             for g in found:
                 print(f"- {_code(g):<12} {g.table:<20} {_one_line(g.message)}")
         return 0
+    if args.event and Path(args.event).is_file():
+        if args.code is not None or args.context:
+            print("explain: --event FILE takes the codes and context from the events", file=sys.stderr)
+            return 2
+        return _explain_events(Path(args.event), as_json=args.json)
     if args.code is None:
-        print("explain: give a CODE [SUBCODE], or --search TEXT", file=sys.stderr)
+        print("explain: give a CODE [SUBCODE], --event FILE, or --search TEXT", file=sys.stderr)
         return 2
     code = args.code.strip()
     guidance = (
@@ -187,6 +205,52 @@ def cmd_catalog_sync(args: argparse.Namespace) -> int:
     return built or (1 if result.review else 0)  # what needs a person still fails the run
 
 
+def _explain_events(path: Path, *, as_json: bool) -> int:
+    """Explain every event in an event file as the pipeline reads it: its facts, the context and
+    row its participant, action and message chose (and which documented condition did), and the
+    guidance an alert would carry. Exit 1 when the file is not a body the app accepts."""
+    from ..errors import TriageError
+    from ..events import Skip, read
+    from ..ingest import parse_body
+
+    body = path.read_bytes()
+    try:
+        envelope = parse_body(body, "application/json", max(len(body), 1))
+    except TriageError as err:
+        print(f"explain: {path}: {err}", file=sys.stderr)
+        return 1
+    found: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for raw in envelope.events:
+        reading = read(raw)
+        if isinstance(reading, Skip):
+            found.append({"event_id": raw.id, "type": raw.type, "skipped": reading.reason})
+            texts.append(f"{raw.type} (id {raw.id}): no alert ({reading.outcome}): {reading.reason}")
+            continue
+        facts = reading.facts
+        g = lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row)
+        when = conditions_of(facts.row) if facts.row else None
+        why = (
+            f"the source's condition for row {facts.row}: {condition_text(when)}"
+            if when is not None
+            else "no documented condition holds: the event's own context and the usual order"
+        )
+        found.append(
+            {"event_id": raw.id, "type": raw.type, "context": facts.context, "row": facts.row,
+             "chosen_by": condition_text(when) if when is not None else None, "guidance": g.as_dict()}
+        )  # fmt: skip
+        head = f"{facts.kind} {_code(g)} (id {raw.id}) · context {facts.context}\nChosen by: {why}"
+        texts.append(f"{head}\n\n{explain_text(g)}")
+    for rejected in envelope.rejected:
+        found.append({"index": rejected.index, "rejected": rejected.reason})
+        texts.append(f"event #{rejected.index}: rejected: {rejected.reason}")
+    if as_json:
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+    else:
+        print(("\n\n" + "-" * 72 + "\n\n").join(texts) if texts else f"{path}: no events")
+    return 0
+
+
 def explain_text(g: Guidance) -> str:
     """The guidance as a person reads it in a terminal."""
     lines = [
@@ -202,8 +266,14 @@ def explain_text(g: Guidance) -> str:
     lines += [f"Note:   {flag}" for flag in g.flags]
     if g.related:
         lines += ["", "Also documented as:"]
-        lines += [f"  - {r.table}: {_code(r)} {_one_line(r.message)}" for r in g.related]
+        lines += [f"  - {r.table}: {_code(r)} {_one_line(r.message)}{_only_when(r)}" for r in g.related]
     return "\n".join(lines)
+
+
+def _only_when(g: Guidance) -> str:
+    """The conditions, for a related row that answers only the events meeting them ("" otherwise)."""
+    when = conditions_of(f"{g.table}:{_code(g)}")
+    return f" (only when: {condition_text(when)})" if when is not None else ""
 
 
 def _code(g: Guidance) -> str:

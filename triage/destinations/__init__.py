@@ -57,8 +57,12 @@ def _as_stored(payload: dict[str, Any], destination: Destination) -> dict[str, A
     return payload
 
 
-def _no_headers(body: bytes, destination: Destination, now: float) -> dict[str, str]:
+def _no_headers(body: bytes, destination: Destination, now: float, message_id: str) -> dict[str, str]:
     return {}
+
+
+def _any_secret(value: str) -> str | None:
+    return None
 
 
 class Kind(Struct, frozen=True):
@@ -77,12 +81,14 @@ class Kind(Struct, frozen=True):
     # signing key): the setting that holds it, and whether the destination cannot work without it.
     secret_setting: str | None = None
     secret_required: bool = False
+    check_secret: Callable[[str], str | None] = _any_secret  # a problem with the secret's value, or None
     default_url: str | None = None  # a service with one endpoint: configured by its secret alone
     # The outbox stores what `render` made, without secrets; just before the POST, `finish` adds
     # what only the send may know (a routing key), and `headers` what the exact body bytes earn
-    # (a signature over them, with the send time `now` in seconds).
+    # (a signature over them, with the send time `now` in seconds and the outbox message's id,
+    # which every retry of the message shares).
     finish: Callable[[dict[str, Any], Destination], dict[str, Any]] = _as_stored
-    headers: Callable[[bytes, Destination, float], dict[str, str]] = _no_headers
+    headers: Callable[[bytes, Destination, float, str], dict[str, str]] = _no_headers
     # The Alert statuses this kind is told about: a pager pages on firing and resolves on
     # resolved; what a silence held back is chat news, not an incident.
     statuses: frozenset[str] = STATUSES
