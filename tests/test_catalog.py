@@ -154,6 +154,8 @@ def test_10057_is_dual_persona_only_for_an_8_acs_participant_and_callee_setup_fa
         assert documented_row("AddParticipantFailed", 408, 10057, participant, "") is None, participant
     assert documented_row("RemoveParticipantFailed", 408, 10057, "8:acs:6c0d", "") is None
     for context in CONTEXTS:  # no event met the condition: the row answers none of them
+        if context in catalog._OWN_NUMBERING:
+            continue  # email, WhatsApp, Job Router: no ACS call code means anything there
         assert lookup(408, 10057, context, "AddParticipantFailed").table == "call-end", context
     sdk = lookup(408, 10057, "calling-sdk")
     assert (sdk.table, sdk.match) == ("call-end", Match.EXACT_IN_CONTEXT)

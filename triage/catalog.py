@@ -64,10 +64,10 @@ _LOST_LINK = re.compile(r"\bhere\.$", re.MULTILINE)
 # The only events whose code may mean "all went well": a call that ended normally, a delivered
 # SMS. Every other event (the *Failed ones) reports a failure, whatever code it carries.
 _MAY_SUCCEED = frozenset({"CallDisconnected", "SMSDeliveryReportReceived", "CallEnded"})
-# Areas whose codes are not ACS's own: Meta's WhatsApp codes and email status words. A number from
-# them means nothing in another area's tables (Meta's 100 is no SIP 100), so only the area's own
-# tables answer them, then its fallback.
-_OWN_NUMBERING = frozenset({"email", "whatsapp"})
+# Areas whose codes are not ACS's own: Meta's WhatsApp codes, email status words, Job Router (whose
+# failures carry no code at all). A number from them means nothing in another area's tables (Meta's
+# 100 is no SIP 100), so only the area's own tables answer them, then its fallback.
+_OWN_NUMBERING = frozenset({"email", "whatsapp", "job-router"})
 
 
 class CatalogError(TriageError):
