@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from factories import make_alert
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_cli import run
 
 from samples import SAMPLES
@@ -523,3 +525,67 @@ def test_job_router_errors_without_messages_still_say_something() -> None:
     (raw,) = parse_body(json.dumps([event]).encode(), "application/json", 1 << 20).events
     incident = to_incident(raw)
     assert isinstance(incident, Incident) and incident.message.startswith("no reason given")
+
+
+# -- bad input: a logged skip or an alert, never an exception ------------------------------------------
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+_KEYS = st.sampled_from(
+    [
+        "reason",
+        "Reason",
+        "code",
+        "subCode",
+        "endedBy",
+        "communicationIdentifier",
+        "rawId",
+        "status",
+        "recipient",
+        "deliveryStatusDetails",
+        "statusMessage",
+        "error",
+        "channelCode",
+        "to",
+        "errors",
+        "failureReason",
+        "callDurationInSeconds",
+        "deliveryAttemptTimeStamp",
+        "message",
+        "jobId",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(
+        [
+            "CallEnded",
+            "EmailDeliveryReportReceived",
+            "AdvancedMessageDeliveryStatusUpdated",
+            "RouterJobClassificationFailed",
+            "RouterJobSchedulingFailed",
+        ]
+    ),
+    data=st.dictionaries(_KEYS, _VALUES, max_size=8),
+)
+def test_any_data_of_the_new_events_reads_as_a_skip_or_an_incident(kind: str, data: dict[str, Any]) -> None:
+    raw = RawEvent("eventgrid", "f1", f"Microsoft.Communication.{kind}", "", "", None, data)
+    reading = read(raw)
+    if isinstance(reading, Reading):
+        assert isinstance(reading.incident(), Incident) and isinstance(reading.ids(), dict)
+    else:
+        assert reading.outcome in ("success", "skipped", "invalid")
+
+
+def test_a_recipient_without_a_domain_never_becomes_the_bursts_scope() -> None:
+    event = json.loads((SAMPLES / "eventgrid/email-bounced-550-5.1.1.json").read_text())[0]
+    event["data"]["recipient"] = "jane.doe"
+    (raw,) = parse_body(json.dumps([event]).encode(), "application/json", 1 << 20).events
+    reading = read(raw)
+    assert isinstance(reading, Reading) and reading.facts.scope == ""
+    assert "jane.doe" not in reading.facts.fingerprint and "jane" not in str(reading.incident().details)

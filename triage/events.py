@@ -1022,7 +1022,9 @@ def smtp_code(message: str | None) -> str:
 
 
 def _domain(address: str | None) -> str:
-    return (address or "").rpartition("@")[2].strip().lower()
+    """The recipient's domain, or "" when the address has none (its local part never goes further)."""
+    local, at, domain = (address or "").rpartition("@")
+    return domain.strip().lower() if at and local else ""
 
 
 class EmailDeliveryReport(_StatusEvent):
@@ -1108,7 +1110,8 @@ class MessageDeliveryStatus(_StatusEvent):
             return Skip(raw.id, raw.type, f"{why}: logged, not alerted", "skipped")
         error = event.error
         channel_code = ((error.channel_code if error else None) or "").strip()
-        code = int(channel_code) if channel_code.isdigit() and len(channel_code) <= 9 else None
+        numeric = channel_code.isascii() and channel_code.isdigit() and len(channel_code) <= 9
+        code = int(channel_code) if numeric else None
         message = (error.channel_message if error else None) or ""
         if code is None and channel_code:
             message = f"channelCode {channel_code}: {message}" if message else f"channelCode {channel_code}"
