@@ -1199,6 +1199,12 @@ _STATUS_EVENTS: dict[str, type[_StatusEvent]] = {
     "RouterJobClassificationFailed": RouterJobFailure,
     "RouterJobSchedulingFailed": RouterJobFailure,
 }
+# The Event Grid system event types acs-triage reads (Call Automation's events come as callbacks,
+# not through a subscription): what the deploy hooks may subscribe (ACS_TRIAGE_EVENT_TYPES).
+SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = (
+    SMS_DELIVERY_REPORT,
+    *(ACS_PREFIX + kind for kind in _STATUS_EVENTS),
+)
 # What Job Router sends that no alert reads: the job's labels and tags (the application's own
 # data), its priority, schedule and worker selectors, and an error's inner details.
 _UNREAD_KEYS[RouterJobFailure] = (
