@@ -73,6 +73,16 @@ def test_negative_operators_and_the_empty_value_of_a_missing_code() -> None:
     assert matches(PLAY, 'kind=~"Play.*|Recognize.*"')  # a quoted value
 
 
+@pytest.mark.parametrize(
+    "kind",
+    ["SMSDeliveryReportReceived", "EmailDeliveryReportReceived", "AdvancedMessageDeliveryStatusUpdated",
+     "RouterJobSchedulingFailed", "CallEnded", "PlayFailed", "SomeFutureActionFailed"],
+)  # fmt: skip
+def test_every_event_kind_the_app_reads_is_a_kind_a_route_may_name(kind: str) -> None:
+    routes = json.dumps([{"kinds": [kind], "to": ["slack"]}, {"matchers": [f"kind={kind}"], "to": ["slack"]}])
+    assert Settings.read({"ACS_TRIAGE_SLACK_URL": SLACK, "ACS_TRIAGE_ROUTES": routes})[1] == []
+
+
 def test_lists_and_matchers_combine_every_condition_must_hold() -> None:
     matcher = Matcher(kinds=["PlayFailed", "RecognizeFailed"], matchers=["resource=~prod-.*"])
     assert matcher.matches(PLAY)

@@ -93,9 +93,11 @@ def _number(value: str) -> int | None:
 
 def _known_kinds() -> frozenset[str]:
     # Imported when asked (configuration checks), not when a request's matchers are built.
-    from .events import CALL_AUTOMATION_FAILURES
+    from .events import ACS_PREFIX, CALL_AUTOMATION_FAILURES, SUBSCRIBABLE_EVENT_TYPES
 
-    return frozenset({*CALL_AUTOMATION_FAILURES, _SMS_KIND})
+    return frozenset(
+        {*CALL_AUTOMATION_FAILURES, *(t.removeprefix(ACS_PREFIX) for t in SUBSCRIBABLE_EVENT_TYPES)}
+    )
 
 
 def _is_kind(value: str) -> bool:
