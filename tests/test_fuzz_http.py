@@ -198,7 +198,9 @@ def test_an_item_nested_deeper_than_any_parser_allows_is_refused_alone_with_a_re
     for body in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
         doc = check(post(body.encode()))
         assert doc["received"] == doc["invalid"] == 1, depth
-        assert "nested deeper" in doc["rejected"][0]["reason"]
+        reason = doc["rejected"][0]["reason"]
+        # The array's one item, 1,024 deep, is within orjson's reach: it is read, and is no event.
+        assert "nested deeper" in reason or (depth == 1_025 and "not an event object" in reason), reason
 
 
 def nested(depth: int) -> dict[str, Any]:
