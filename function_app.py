@@ -97,15 +97,16 @@ def deliver(msg: func.QueueMessage) -> None:
     message = OutboxMessage.from_dict(orjson.loads(msg.get_body()))
     logging.info("delivering %s (dequeue count %s)", message.id, msg.dequeue_count)
     try:
-        service().deliver(message, msg.dequeue_count or 1)
+        posted = service().deliver(message, msg.dequeue_count or 1)
     except DeliveryError as err:
         if err.retry:
             raise
         # The webhook refused this payload (a 4xx): posting it again cannot help.
         service().store.dead_letter(message, str(err))
         return
-    # The destination takes posts again: what an outage poisoned goes back to the outbox.
-    service().redrive_after_success(message.destination)
+    if posted:  # (else its destination holds it off: a copy waits in the queue, this one is done)
+        # The destination takes posts again: what an outage poisoned goes back to the outbox.
+        service().redrive_after_success(message.destination)
 
 
 @app.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)

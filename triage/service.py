@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from . import telemetry as telemetry_module
 from .auth import check_shared_secret
 from .clock import utcnow
 from .deliver import Deliverer
 from .doctor import Problem, check_settings, storage_failure, store_refusal
-from .errors import ConfigurationError, DeliveryError, TriageError
+from .errors import ConfigurationError, DeliveryDeferred, DeliveryError, TriageError
 from .gcpause import paused
 from .ingest import header, options_handshake, stream_body
 from .pipeline import Report, Triage
@@ -206,21 +207,31 @@ class Service:
         self.telemetry.events(report)
         return report
 
-    def deliver(self, message: OutboxMessage, dequeue_count: int = 1) -> None:
-        """Deliver one outbox message (queue trigger); raises DeliveryError to retry. Counted by
-        destination: delivered, failed, or poisoned when this was the host's last try."""
+    def deliver(self, message: OutboxMessage, dequeue_count: int = 1) -> bool:
+        """Deliver one outbox message (queue trigger); raises DeliveryError to retry. True when it
+        was posted; False when its destination holds posts off for longer than a worker waits:
+        it is back in the outbox with that delay (the caller settles its lease as done). Counted
+        by destination: delivered, deferred, failed, or poisoned when this was the host's last try."""
         if self.unavailable is not None:
             raise ConfigurationError(self.unavailable.message)
         started = time.perf_counter()
         with self.telemetry.span("acs_triage.deliver", destination=message.destination):
             try:
                 self.deliverer.deliver(message)
+            except DeliveryDeferred as err:
+                # Not a failure: the destination said when. A copy waits out the hold in the queue
+                # (its dequeue count starts again: holds never poison a message).
+                self.store.defer(replace(message, attempts=message.attempts + 1), err.delay)
+                log.warning("%s", err)
+                self.telemetry.delivery(message.destination, "deferred", time.perf_counter() - started)
+                return False
             except DeliveryError as err:
                 last = not err.retry or dequeue_count >= MAX_DEQUEUE_COUNT
                 outcome = "poisoned" if last else "failed"
                 self.telemetry.delivery(message.destination, outcome, time.perf_counter() - started)
                 raise
         self.telemetry.delivery(message.destination, "delivered", time.perf_counter() - started)
+        return True
 
     def redrive_after_success(self, destination: str) -> int:
         """A post to `destination` just succeeded: re-queue its poisoned messages younger than

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from msgspec import Struct
@@ -20,7 +20,7 @@ from pydantic import BaseModel, SecretStr, field_validator
 
 from ..model import Alert
 
-__all__ = ["REGISTRY", "STATUSES", "Destination", "Kind", "check_https", "kind", "names"]
+__all__ = ["REGISTRY", "STATUSES", "Destination", "Headers", "Kind", "check_https", "kind", "names"]
 
 # name → module. One line per destination; modules are imported when first used.
 REGISTRY: dict[str, str] = {
@@ -57,7 +57,17 @@ def _as_stored(payload: dict[str, Any], destination: Destination) -> dict[str, A
     return payload
 
 
-def _no_headers(body: bytes, destination: Destination, now: float) -> dict[str, str]:
+class Headers(Protocol):
+    """What a kind adds to the headers of one POST of `body` at `now` (seconds): a signature over
+    the exact bytes, for one. `message_id` is the outbox message's id, the same on every attempt,
+    dequeue and re-drive of one alert: an idempotency key for destinations that take one."""
+
+    def __call__(
+        self, body: bytes, destination: Destination, now: float, *, message_id: str
+    ) -> dict[str, str]: ...
+
+
+def _no_headers(body: bytes, destination: Destination, now: float, *, message_id: str) -> dict[str, str]:
     return {}
 
 
@@ -82,7 +92,7 @@ class Kind(Struct, frozen=True):
     # what only the send may know (a routing key), and `headers` what the exact body bytes earn
     # (a signature over them, with the send time `now` in seconds).
     finish: Callable[[dict[str, Any], Destination], dict[str, Any]] = _as_stored
-    headers: Callable[[bytes, Destination, float], dict[str, str]] = _no_headers
+    headers: Headers = _no_headers
     # The Alert statuses this kind is told about: a pager pages on firing and resolves on
     # resolved; what a silence held back is chat news, not an incident.
     statuses: frozenset[str] = STATUSES

@@ -90,8 +90,9 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def sign(body: bytes, destination: Destination, now: float) -> dict[str, str]:
-    """The signature headers for one POST of `body` at `now`; none when no secret is set."""
+def sign(body: bytes, destination: Destination, now: float, *, message_id: str = "") -> dict[str, str]:
+    """The signature headers for one POST of `body` at `now`; none when no secret is set.
+    (`message_id`, the stable id of the outbox message, is not part of this scheme.)"""
     if destination.secret is None:
         return {}
     timestamp = str(int(now))
