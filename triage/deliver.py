@@ -148,7 +148,7 @@ class Deliverer:
             )
         if self.store.was_sent(message.id, self.clock()):
             # Posted already; the process died before the queue heard of it. Not again.
-            log.info("%s was delivered to %s before; not posting it again", message.id, destination.name)
+            log.warning("%s was delivered to %s before; not posting it again", message.id, destination.name)
             return
         kind = destination.kind
         payload = message.payload_dict()
