@@ -111,10 +111,12 @@ def deliver(msg: func.QueueMessage) -> None:
 
 @app.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)
 def flush(timer: func.TimerRequest) -> None:
-    """Every minute: one digest per burst whose grouping window has ended."""
+    """Every minute: one digest per burst whose grouping window has ended; then a look at the
+    poison queue (a probe of a destination that failed, a notice before alerts age out)."""
     report = service().flush()
     if report.digests:
         logging.info("posted %d digest(s)", report.digests)
+    service().redrive_tick()
 
 
 # Every 5 minutes, whatever the setting: a timer bound to a missing %SETTING% would fail the

@@ -124,6 +124,7 @@ class RedriveFilter(Struct, frozen=True):
     younger_than: float | None = None  # the automatic re-drive: ACS_TRIAGE_REDRIVE_MAX_AGE_HOURS
     older_than: float | None = None
     refused: bool = False  # refused payloads too (only ever asked for by hand)
+    limit: int | None = None  # at most this many, the oldest (the timer's probe takes one)
 
     def takes(self, poisoned: Poisoned, now: float) -> bool:
         """Whether this re-drive moves `poisoned` back to the outbox."""
@@ -398,6 +399,11 @@ class Outbox(Protocol):
     def redrive(self, now: float, which: RedriveFilter) -> int:
         """Move the poisoned messages `which` takes back to the outbox, oldest first (they are
         posted at the destination's pace, as any message). Returns how many were moved."""
+        ...
+
+    def oldest_poisoned(self, now: float) -> float | None:
+        """Seconds the oldest message of the poison queue has waited there (None: it is empty).
+        Cheap enough for every health check (Azure: the queue's front message, peeked)."""
         ...
 
     def defer(self, message: OutboxMessage, delay: float) -> None:

@@ -1002,6 +1002,7 @@ class AzureStore:
         visible again."""
         held = self._take_poison(visibility_timeout=max(60, self.visibility_timeout))
         taken = sorted(((m, r) for m, r in held if which.takes(r, now)), key=lambda item: item[1].poisoned_at)
+        taken = taken[: which.limit]
         outbox, poison = self._queue(self.queue_name), self._queue(self.poison_queue_name)
         moved = 0
         try:
@@ -1013,6 +1014,14 @@ class AzureStore:
             chosen = {id(message) for message, _ in taken}
             self._release_poison([m for m, _ in held if id(m) not in chosen])
         return moved
+
+    def oldest_poisoned(self, now: float) -> float | None:
+        """The age of the poison queue's front message (a queue hands out roughly in order)."""
+        first = list(self._queue(self.poison_queue_name).peek_messages(max_messages=1))
+        if not first:
+            return None
+        inserted = first[0].inserted_on
+        return max(0.0, now - inserted.timestamp()) if inserted else 0.0
 
     def defer(self, message: OutboxMessage, delay: float) -> None:
         """A new queue message, invisible for `delay` seconds (whole seconds, up to the 7 days

@@ -299,6 +299,7 @@ class MemoryStore:
     def redrive(self, now: float, which: RedriveFilter) -> int:
         with self._lock:
             taken = sorted((p for p in self._poison if which.takes(p, now)), key=lambda p: p.poisoned_at)
+            taken = taken[: which.limit]
             if not taken:
                 return 0
             ids = {id(p) for p in taken}
@@ -325,6 +326,10 @@ class MemoryStore:
     def hold_send(self, destination: str, until: float) -> None:
         with self._lock:
             self._slots[destination] = max(until, self._slots.get(destination, 0.0))
+
+    def oldest_poisoned(self, now: float) -> float | None:
+        with self._lock:
+            return max(0.0, now - min(p.poisoned_at for p in self._poison)) if self._poison else None
 
     def defer(self, message: OutboxMessage, delay: float) -> None:
         queued = _Queued.of(message, self._clock())

@@ -622,13 +622,17 @@ class SqliteStore:
                 (seq, body)
                 for seq, body, *rest in rows.fetchall()
                 if which.takes(_poisoned(body, *rest), now)
-            ]
+            ][: which.limit]
             db.executemany(
                 "INSERT INTO outbox (id, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
                 [(orjson.loads(body)["id"], body, at, at) for _, body in taken],
             )
             db.executemany("DELETE FROM poison WHERE seq = ?", [(seq,) for seq, _ in taken])
         return len(taken)
+
+    def oldest_poisoned(self, now: float) -> float | None:
+        (oldest,) = self._connection().execute("SELECT MIN(poisoned_at) FROM poison").fetchone()
+        return None if oldest is None else max(0.0, now - oldest)
 
     def defer(self, message: OutboxMessage, delay: float) -> None:
         now = self._clock()
