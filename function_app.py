@@ -4,6 +4,8 @@ Routes (the host adds the /api prefix):
   POST, OPTIONS /api/eventgrid   Event Grid deliveries (both schemas) and both handshakes (FUNCTION)
   POST          /api/callbacks   Call Automation callbacks (CloudEvents arrays) (FUNCTION)
   GET           /api/health      settings and storage checked; 200 or 503 (ANONYMOUS, nothing secret)
+  GET, POST     /api/silence/<token>  the "Silence…" page an alert links to (ANONYMOUS: the signed
+                                 token is the credential; 404 without a valid one)
 Plus a queue trigger that delivers the outbox (the queue named by the ACS_TRIAGE_OUTBOX_QUEUE
 app setting), a timer that posts burst digests and one that posts the daily report when
 ACS_TRIAGE_REPORT_SCHEDULE says so.
@@ -20,9 +22,9 @@ import azure.functions as func
 import orjson
 
 from triage import redact
-from triage.doctor import check
+from triage.checks import check
 from triage.errors import ConfigurationError, DeliveryError
-from triage.service import Answer, Service, health_answer, log_once
+from triage.service import Answer, Service, handshake_from_env, health_answer, log_once
 from triage.settings import OUTBOX_QUEUE_SETTING, STORAGE_SETTING
 from triage.store import OutboxMessage
 
@@ -59,6 +61,14 @@ def _handle(route: str, req: func.HttpRequest) -> func.HttpResponse:
     try:
         current = service()
     except ConfigurationError as err:
+        # The handshake needs no destination: a subscription made while a Key Vault reference
+        # is still unresolved must not fail for it.
+        if route == "eventgrid":
+            handshake = handshake_from_env(
+                os.environ, req.method.upper(), req.headers, req.params, req.get_body()
+            )
+            if handshake is not None:
+                return _respond(handshake)
         # Settings that cannot work: 503 with what to fix, so Event Grid retries once it is fixed.
         log_once(str(err))
         return _respond(Answer.error(503, str(err)))
@@ -75,6 +85,19 @@ def eventgrid(req: func.HttpRequest) -> func.HttpResponse:
 def callbacks(req: func.HttpRequest) -> func.HttpResponse:
     """Call Automation callback URI (give it as callbackUri / operationCallbackUri)."""
     return _handle("callbacks", req)
+
+
+# Anonymous: a person opens it from a chat alert, without a function key. The signed token in
+# the path is the credential; anything else answers 404 (triage.silence_page).
+@app.route(route="silence/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def silence(req: func.HttpRequest) -> func.HttpResponse:
+    """The "Silence…" page of an alert: GET shows it, POST starts or expires a silence."""
+    token = req.route_params.get("token", "")
+    try:
+        current = service()
+    except ConfigurationError:
+        return _respond(Answer(404, b"Not found\n", {"Content-Type": "text/plain; charset=utf-8"}))
+    return _respond(current.silence_page(req.method.upper(), token, req.headers, req.get_body()))
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -148,7 +148,7 @@ def stages(items: list[dict[str, Any]], repeat: int) -> dict[str, Samples]:
     def looked_up() -> list[Any]:
         facts = [r.facts for r in read_facts() if not isinstance(r, Skip)]
         with paused():
-            return [lookup(f.code, f.subcode, f.context, f.kind) for f in facts]
+            return [lookup(f.code, f.subcode, f.context, f.kind, f.row) for f in facts]
 
     request_call(settings, body)()  # warm-up
     return in_turns(

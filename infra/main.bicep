@@ -1,7 +1,10 @@
-// acs-triage in one resource group: a Flex Consumption Function App (Linux, Python 3.11) with a
-// user-assigned identity, its storage account (no shared keys), Application Insights + Log
-// Analytics, a Key Vault holding the webhook URLs, and the Event Grid system topic of an existing
-// ACS resource. The event subscription itself is made by scripts/postdeploy.sh once the code runs.
+// acs-triage in one resource group: a Flex Consumption Function App (Linux, Python 3.13) with a
+// user-assigned identity, its storage account (no shared keys; it also keeps Event Grid's
+// dead letters), Application Insights + Log Analytics with diagnostic settings, alerts on poisoned
+// alerts and on /api/health, and a Key Vault holding the webhook URLs.
+// Nothing is deployed outside this resource group: the ACS resource's Event Grid system topic and
+// the subscription live in the ACS resource's group, so the hooks make and remove them
+// (scripts/postdeploy.*, scripts/predown.*), and `azd down` deletes this group alone.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -36,20 +39,41 @@ param genericWebhookUrl string = ''
 @description('Key that signs generic webhook posts (HMAC-SHA256, 16+ characters). Stored in Key Vault.')
 param genericWebhookSecret string = ''
 
-@allowed(['EventGridSchema', 'CloudEventSchemaV1_0'])
-@description('Schema Event Grid delivers SMS delivery reports in (acs-triage reads both).')
-param eventSchema string = 'EventGridSchema'
-
-@description('Name of the ACS resource\'s existing Event Grid system topic, if it has one (a resource can have only one). Empty: create it.')
-param existingSystemTopicName string = ''
-
 @description('Require Call Automation\'s signed JWT on /api/callbacks (audience: the ACS resource\'s immutable id).')
 param requireCallbackToken bool = true
+
+@description('Bumped by scripts/predown.* at each `azd down`: a deleted vault keeps its name for 90 days (purge protection), so the next `azd up` makes a vault of another name.')
+param vaultGeneration string = '1'
+
+// Settings the operator owns. Each `azd provision` replaces every app setting, so a value set in
+// the portal would be erased: set them in the azd environment instead (`azd env set NAME VALUE`),
+// and they are carried through here on every provision. Empty: the app's default.
+@description('ACS_TRIAGE_ROUTES: routing rules (JSON list); empty: every alert to every destination.')
+param routes string = ''
+
+@description('ACS_TRIAGE_GROUP_WINDOW_SECONDS: how long repeats of one failure are grouped; empty: 300.')
+param groupWindowSeconds string = ''
+
+@description('ACS_TRIAGE_SEND_RESOLVED: post a notice when a burst goes quiet; empty: true.')
+param sendResolved string = ''
+
+@description('ACS_TRIAGE_MASK_PII: mask phone numbers and user ids in alerts; empty: true.')
+param maskPii string = ''
+
+@description('ACS_TRIAGE_REPORT_SCHEDULE: cron (UTC) of the daily report; empty: no report.')
+param reportSchedule string = ''
+
+@description('ACS_TRIAGE_REPORT_TO: destinations of the daily report; empty: every chat destination.')
+param reportTo string = ''
+
+@description('E-mail address that receives the alerts on poisoned alerts and on /api/health; empty: the alerts show in the portal only.')
+param alertEmail string = ''
 
 @description('Resource group name; empty for rg-<environmentName>.')
 param resourceGroupName string = ''
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var vaultToken = toLower(uniqueString(subscription().id, environmentName, location, vaultGeneration))
 var tags = { 'azd-env-name': environmentName }
 var appName = 'func-acstriage-${resourceToken}'
 // /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Communication/communicationServices/<name>
@@ -57,6 +81,18 @@ var acsParts = split(acsResourceId, '/')
 var acsSubscriptionId = acsParts[2]
 var acsResourceGroup = acsParts[4]
 var acsName = last(acsParts)
+var deadLetterContainerName = 'eventgrid-deadletter'
+// The operator's settings that are set; an unset one keeps the app's default.
+// operator settings: begin
+var operatorSettings = union(
+  empty(routes) ? {} : { ACS_TRIAGE_ROUTES: routes },
+  empty(groupWindowSeconds) ? {} : { ACS_TRIAGE_GROUP_WINDOW_SECONDS: groupWindowSeconds },
+  empty(sendResolved) ? {} : { ACS_TRIAGE_SEND_RESOLVED: sendResolved },
+  empty(maskPii) ? {} : { ACS_TRIAGE_MASK_PII: maskPii },
+  empty(reportSchedule) ? {} : { ACS_TRIAGE_REPORT_SCHEDULE: reportSchedule },
+  empty(reportTo) ? {} : { ACS_TRIAGE_REPORT_TO: reportTo }
+)
+// operator settings: end
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
@@ -88,6 +124,9 @@ module storage 'core/storage.bicep' = {
     tags: tags
     name: 'stacstriage${take(resourceToken, 11)}'
     deploymentContainerName: 'app-package-${resourceToken}'
+    // Where Event Grid writes what it could not deliver (the topic's identity writes there).
+    deadLetterContainerName: deadLetterContainerName
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
     // The outbox between the HTTP function and the delivering queue trigger, and its poison queue.
     queueNames: ['${appName}-outbox', '${appName}-outbox-poison']
   }
@@ -99,7 +138,8 @@ module vault 'core/keyvault.bicep' = {
   params: {
     location: location
     tags: tags
-    name: 'kv-acstriage-${take(resourceToken, 9)}'
+    name: 'kv-acstriage-${take(vaultToken, 11)}'
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
     secrets: {
       'teams-webhook-url': teamsWebhookUrl
       'slack-webhook-url': slackWebhookUrl
@@ -120,6 +160,7 @@ module app 'app/function.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
     outboxQueueName: '${appName}-outbox'
     acsName: acsName
     callbackAudience: requireCallbackToken ? acs.properties.immutableResourceId : ''
@@ -128,6 +169,7 @@ module app 'app/function.bicep' = {
     pagerDutySecretUri: empty(pagerDutyRoutingKey) ? '' : '${vault.outputs.secretsUri}pagerduty-routing-key'
     webhookSecretUri: empty(genericWebhookUrl) ? '' : '${vault.outputs.secretsUri}generic-webhook-url'
     webhookKeySecretUri: empty(genericWebhookSecret) ? '' : '${vault.outputs.secretsUri}generic-webhook-secret'
+    operatorSettings: operatorSettings
   }
 }
 
@@ -142,23 +184,24 @@ module rbac 'app/rbac.bicep' = {
   }
 }
 
-module systemTopic 'app/eventgrid.bicep' = {
-  name: 'acs-system-topic'
-  scope: resourceGroup(acsSubscriptionId, acsResourceGroup)
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
   params: {
-    acsResourceId: acsResourceId
-    existingSystemTopicName: existingSystemTopicName
-    name: 'evgt-acstriage-${resourceToken}'
+    location: location
     tags: tags
+    name: appName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    healthUrl: 'https://${app.outputs.defaultHostName}/api/health'
+    alertEmail: alertEmail
   }
 }
 
-// Read by azd (and scripts/postdeploy.sh through `azd env get-values`).
+// Read by azd (and by the hooks through `azd env get-values`).
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.name
 output AZURE_FUNCTION_APP_HOSTNAME string = app.outputs.defaultHostName
-output ACS_SYSTEM_TOPIC_NAME string = systemTopic.outputs.name
 output ACS_SYSTEM_TOPIC_RESOURCE_GROUP string = acsResourceGroup
 output ACS_SYSTEM_TOPIC_SUBSCRIPTION_ID string = acsSubscriptionId
-output ACS_TRIAGE_EVENT_SCHEMA string = eventSchema
+output ACS_TRIAGE_DEADLETTER_CONTAINER_ID string = '${storage.outputs.id}/blobServices/default/containers/${deadLetterContainerName}'

@@ -46,6 +46,7 @@ HOSTILE = (
 MARKDOWN_LINES = "\n# Severity: none\n- item\n1. step\n> quote\n---\n===\n+ plus\n12) twelve"
 _MIXED_ADVICE = "1. first\n* star bullet\n• dot bullet\n· middle dot\r\nplain paragraph\n\n- <b>dash</b>"
 _SILENCE_NOTE = "silence s-12 kind=PlayFailed by ops: planned work"
+SILENCE_URL = "https://acs-triage.example/api/silence/eyJ0b2tlbiI6IDF9.c2lnbmF0dXJlLW9mLXRoaXMtbGluaw"
 CONTROLS = "bidi \u202eevil\u202c zero\u200bwidth \x1b[2J ansi\r\nnext\rline \x00nul \ufeffbom"
 
 
@@ -102,7 +103,7 @@ def _time(value: datetime | None) -> str | None:
 
 def alert_to_dict(alert: Alert) -> dict[str, Any]:
     """A JSON-ready dict; `alert_from_dict` reads it back equal."""
-    return {
+    data: dict[str, Any] = {
         "incident": incident_to_dict(alert.incident),
         "guidance": _guidance_to_dict(alert.guidance),
         "count": alert.count,
@@ -114,6 +115,9 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "status": alert.status,
         "note": alert.note,
     }
+    if alert.silence_url:  # only where there is one: the stored sample alerts have none
+        data["silence_url"] = alert.silence_url
+    return data
 
 
 def alert_from_dict(data: dict[str, Any]) -> Alert:
@@ -129,6 +133,7 @@ def alert_from_dict(data: dict[str, Any]) -> Alert:
         window_seconds=data["window_seconds"],
         status=data["status"],
         note=data["note"],
+        silence_url=data.get("silence_url", ""),
     )
 
 
@@ -229,6 +234,15 @@ def built_cases() -> dict[str, Alert]:
         "digest-hours": make_digest(count=123_456, window_seconds=5_400, samples=7),
         "resolved-once": replace(make_alert(), status="resolved", first_seen=T0, last_seen=T0),
         "silenced-no-note": replace(make_alert(), status="silenced", count=3, first_seen=T0, last_seen=T0),
+        # A "Silence…" link (ACS_TRIAGE_PUBLIC_URL set): beside the docs link, alone, on a card
+        # shortened to fit, on a digest.
+        "silence-link": replace(make_alert(), silence_url=SILENCE_URL),
+        "silence-link-no-docs": replace(
+            make_alert(make_incident(ids={}, details={}, message=""), make_guidance(advice="", docs_url="")),
+            silence_url=SILENCE_URL,
+        ),
+        "silence-link-huge": replace(make_huge_alert(), silence_url=SILENCE_URL),
+        "silence-link-digest": replace(make_digest(count=12, samples=3), silence_url=SILENCE_URL),
         "silenced-long-note": replace(
             make_alert(), status="silenced", count=2, first_seen=T0, last_seen=T0, note=HOSTILE * 40
         ),

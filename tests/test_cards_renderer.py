@@ -24,6 +24,8 @@ from factories import (
     make_huge_alert,
     make_incident,
 )
+from msgspec.structs import replace
+from render_golden import SILENCE_URL
 
 from tools import preview
 from tools.replay import SAMPLES, alerts_from_files
@@ -63,6 +65,11 @@ def every_kind_of_card() -> dict[str, dict[str, Any]]:
             )
         ),
         "huge": make_huge_alert(),
+        "silence-link": replace(make_alert(), silence_url=SILENCE_URL),
+        "silence-link-no-docs": replace(
+            make_alert(guidance=make_guidance(docs_url="")), silence_url=SILENCE_URL
+        ),
+        "silence-link-huge": replace(make_huge_alert(), silence_url=SILENCE_URL),
     }
     # Real alerts with "Also documented as" and a fallback's advice, through the whole pipeline.
     for name in (

@@ -12,8 +12,17 @@ from pathlib import Path
 import pytest
 
 from triage import catalog
-from triage.catalog import CatalogError, category_advice, lint, lookup, lookup_name, search, table_sizes
-from triage.catalog_cli import main
+from triage.catalog import (
+    CatalogError,
+    category_advice,
+    documented_row,
+    lookup,
+    lookup_name,
+    search,
+    table_sizes,
+)
+from triage.catalog_files import lint
+from triage.cli.catalog import main
 from triage.model import CONTEXTS, Category, Guidance, Match, Severity
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,16 +140,24 @@ def test_category_advice_by_category() -> None:
 # -- one subcode, several meanings ----------------------------------------------------------------------
 
 
-def test_10057_means_dual_persona_in_teams_phone_and_callee_setup_failure_elsewhere() -> None:
-    teams = lookup(408, 10057, "teams-phone")
+def test_10057_is_dual_persona_only_for_an_8_acs_participant_and_callee_setup_failure_otherwise() -> None:
+    chosen = documented_row("AddParticipantFailed", 408, 10057, "8:acs:6c0d", "addParticipants failed")
+    assert chosen == ("teams-phone", "teams-phone:408/10057")
+    teams = lookup(408, 10057, "teams-phone", "AddParticipantFailed", chosen[1])
     assert (teams.match, teams.table) == (Match.EXACT_IN_CONTEXT, "teams-phone")
     assert "dual persona" in teams.advice
+    assert "chosen by the source's condition: AddParticipantFailed, participant 8:acs:…" in teams.flags
     assert [t for t, _ in _related(teams)] == ["call-end"]
+    for participant in ("8:orgid:1", "28:orgid:1", "4:+14255550123", ""):
+        assert documented_row("AddParticipantFailed", 408, 10057, participant, "") is None, participant
+    assert documented_row("RemoveParticipantFailed", 408, 10057, "8:acs:6c0d", "") is None
+    for context in CONTEXTS:  # no event met the condition: the row answers none of them
+        assert lookup(408, 10057, context, "AddParticipantFailed").table == "call-end", context
     sdk = lookup(408, 10057, "calling-sdk")
     assert (sdk.table, sdk.match) == ("call-end", Match.EXACT_IN_CONTEXT)
     assert sdk.message.startswith("Call failed, callee failed to finalize call setup")
     assert [t for t, _ in _related(sdk)] == ["teams-phone"]
-    assert lookup(408, 10057, "call-automation").table == "call-end"
+    assert sdk.also == ()  # a row whose condition does not hold is related, never shown as a meaning
 
 
 def test_8522_is_resource_not_found_with_404_and_missing_configuration_with_405() -> None:
@@ -163,15 +180,24 @@ def test_510403_is_a_blocked_pstn_call_or_a_spam_block_by_context() -> None:
     assert [t for t, _ in _related(sdk)] == ["pstn-4xx"]
 
 
-def test_8523_is_teams_phones_caller_id_limit_or_the_generic_invalid_request() -> None:
-    teams = lookup(400, 8523, "teams-phone")
+def test_8523_is_teams_phones_caller_id_limit_only_with_its_documented_message() -> None:
+    said = "Invalid request, SourceCallerIdNumber and SourceDisplayName are not supported..."
+    for event in ("AddParticipantFailed", "CreateCallFailed"):
+        chosen = documented_row(event, 400, 8523, "4:+14255550123", said)
+        assert chosen == ("teams-phone", "teams-phone:400/8523")
+    # Compared without case or spacing: the documented text, as a service may print it.
+    assert documented_row("AddParticipantFailed", 400, 8523, "", said.upper().replace(" ", "  ")) is not None
+    teams = lookup(400, 8523, "teams-phone", "AddParticipantFailed", "teams-phone:400/8523")
     assert teams.message == "Invalid request: SourceCallerIdNumber and SourceDisplayName aren't supported"
+    assert "set the second parameter in the CallInvite object to null" in teams.advice
     assert [t for t, _ in _related(teams)] == ["call-automation"]
-    automation = lookup(400, 8523, "call-automation")
-    assert automation.message.startswith(
-        "A generic error code that indicates that something in the request body"
-    )
-    assert [t for t, _ in _related(automation)] == ["teams-phone"]
+    assert documented_row("AddParticipantFailed", 400, 8523, "4:+1", "Invalid request body.") is None
+    for context in ("call-automation", "teams-phone"):
+        automation = lookup(400, 8523, context, "AddParticipantFailed")
+        assert automation.message.startswith(
+            "A generic error code that indicates that something in the request body"
+        )
+        assert "teams-phone" in [t for t, _ in _related(automation)]
 
 
 def test_the_same_pair_in_two_tables_is_answered_in_a_fixed_order_without_context() -> None:
@@ -340,13 +366,15 @@ def test_lookup_is_cached_dictionary_work() -> None:
         lookup(400, 8535, "call-automation")
     loaded = catalog._catalog()
     assert isinstance(loaded.cache, dict) and isinstance(loaded.pairs, dict)
-    assert loaded.cache[(400, 8535, "call-automation", None)] is first
+    assert loaded.cache[(400, 8535, "call-automation", None, "")] is first
     assert lookup(400, 8535, "call-automation") is first
 
 
-def test_every_context_answers_every_documented_pair() -> None:
+def test_every_context_answers_every_documented_pair_with_a_subcode() -> None:
     loaded = catalog._catalog()
-    for code, subcode in loaded.pairs:
+    for (code, subcode), rows in loaded.pairs.items():
+        if subcode is None or all(r.entry.when for r in rows):
+            continue  # code-only lines and rows with conditions: tests/test_advice_in_context.py
         for context in CONTEXTS:
             assert lookup(code, subcode, context).match in (Match.EXACT, Match.EXACT_IN_CONTEXT)
 
@@ -406,6 +434,33 @@ def test_lint_reports_entries_in_no_table_bad_urls_and_unordered_tables(catalog_
     assert lint(catalog_copy) == ["contexts.toml: default does not list table 'extra'"]
 
 
+def test_lint_reports_conditions_that_say_nothing_or_name_a_row_twice_and_unknown_code_only_tables(
+    catalog_copy: Path,
+) -> None:
+    path = catalog_copy / "chat.toml"
+    text = path.read_text()
+    path.write_text(text.replace("code = 401\n", "code = 401\nwhen = {}\n", 1))
+    assert lint(catalog_copy) == [
+        "chat.toml: table.0.entry.0.when: Value error, a [when] needs at least one condition:"
+        " events, participants or message"
+    ]
+    path.write_text(text.replace("code = 401\n", 'code = 401\nwhen = { participants = ["acs"] }\n', 1))
+    assert lint(catalog_copy)[0].startswith(
+        "chat.toml: table.0.entry.0.when.participants.0: String should match"
+    )
+    with path.open("a") as f:  # the same (table, code) with conditions twice: an event could not name one
+        f.write('\n[[table.entry]]\ncode = 401\nmessage = "x"\nknown_duplicate = true\nflags = ["x"]\n'
+                'when = { message = "y" }\n')  # fmt: skip
+    path.write_text(path.read_text().replace('participants = ["acs"]', 'message = "z"', 1))
+    assert lint(catalog_copy) == [
+        "chat:401: two rows with [when] have this table and code; give one of them up"
+    ]
+    path.write_text(text)
+    contexts = catalog_copy / "contexts.toml"
+    contexts.write_text(contexts.read_text().replace('pstn = ["pstn-0",', 'pstn = ["pstn-9",', 1))
+    assert lint(catalog_copy) == ["contexts.toml: no table 'pstn-9'"]
+
+
 def test_lint_reports_a_missing_catalog(tmp_path: Path) -> None:
     assert lint(tmp_path) == [f"{tmp_path}: no catalog files (*.toml)"]
 
@@ -423,9 +478,12 @@ def test_explain_prints_guidance_for_a_person(capsys: pytest.CaptureFixture[str]
 
 
 def test_explain_shows_related_meanings(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["explain", "408", "10057", "--context", "teams-phone"]) == 0
+    assert main(["explain", "408", "10057", "--context", "calling-sdk"]) == 0
     out = capsys.readouterr().out
-    assert "Also documented as:\n  - call-end: 408/10057 Call failed, callee failed" in out
+    assert (
+        "Also documented as:\n  - teams-phone: 408/10057 addParticipants failed for participant 8:acs"
+        " (only when: AddParticipantFailed, participant 8:acs:…)" in out
+    )
 
 
 def test_explain_json_has_the_guidance_fields(capsys: pytest.CaptureFixture[str]) -> None:
@@ -470,7 +528,7 @@ def test_check_seeds_command_without_seeds_fails(tmp_path: Path) -> None:
 
 def test_the_module_runs_as_a_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "triage.catalog_cli", "explain", "410", "3112", "--json"],
+        [sys.executable, "-m", "triage.cli.catalog", "explain", "410", "3112", "--json"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(result.stdout)["table"] == "call-end"

@@ -14,8 +14,8 @@ import pytest
 
 from triage import catalog
 from triage.catalog import COMPILED_NAME, RUNTIME_TYPES, CatalogError, load_compiled
-from triage.catalog_cli import main
 from triage.catalog_files import compile_catalog, read_files, runtime_files
+from triage.cli.catalog import main
 from triage.model import CONTEXTS, Category
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,15 +94,18 @@ def _answers(files: catalog.CatalogFiles) -> list[object]:
         for context in (None, *CONTEXTS)
         for event in events
     ]
-    for e in (e for t in files.tables for e in t.entry):
+    for table, e in ((t, e) for t in files.tables for e in t.entry):
+        if e.when:  # the answer once an event met the row's conditions
+            key = f"{table.id}:{catalog._code_text(e.code, e.subcode)}"
+            found += [catalog.lookup(e.code, e.subcode, c, event, key) for c in CONTEXTS for event in events]
         if e.name:
             found += [catalog.lookup_name(e.name, context) for context in (None, *CONTEXTS)]
         if e.when:
             found += [
-                catalog.documented_context(event, e.code, e.subcode, participant, f"{e.when.message} …")
+                catalog.documented_row(event, e.code, e.subcode, participant, f"{e.when.message} …")
                 for event in events
                 if event
-                for participant in ("8:acs:1", "4:+14255550123", "")
+                for participant in ("8:acs:1", "8:orgid:1", "4:+14255550123", "")
             ]
     found += [catalog.search(text) for text in ("call", "network", "opted out", "licence", "408", "zzz")]
     found += [catalog.category_advice(c) for c in Category]

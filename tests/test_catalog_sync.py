@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tools.seeds import check_seeds, default_seeds_dir
-from triage.catalog_cli import main
+from triage.cli.catalog import main
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_003 = "003_82b23087768919e6.txt"

@@ -90,7 +90,7 @@ def sms_failures(count: int, *, code: int = 4007, start: int = 0) -> list[dict[s
 
 
 def fixed_guidance(
-    code: int | None, subcode: int | None, context: Context | None, kind: str | None = None
+    code: int | None, subcode: int | None, context: Context | None, kind: str | None = None, row: str = ""
 ) -> Guidance:
     """A catalog stand-in: these tests are about state and delivery, not about advice."""
     return make_guidance(

@@ -13,8 +13,8 @@ import pytest
 import function_app
 from samples import sample_bytes
 from tools.localhost import LocalHost, resolve_binding
+from triage.checks import check
 from triage.cli import main
-from triage.doctor import check
 from triage.errors import ConfigurationError
 from triage.service import Service
 from triage.settings import Settings, app_names

@@ -99,7 +99,7 @@ def test_every_attempt_dequeue_and_redrive_of_one_alert_gives_destinations_the_s
 ) -> None:
     seen: list[str] = []
 
-    def record(body: bytes, destination: Any, now: float, *, message_id: str) -> dict[str, str]:
+    def record(body: bytes, destination: Any, now: float, message_id: str) -> dict[str, str]:
         seen.append(message_id)
         return {"X-Message-Id": message_id}
 

@@ -45,8 +45,8 @@ def as_json(response: func.HttpResponse) -> Any:
     return json.loads(response.get_body())
 
 
-def test_the_host_indexes_three_http_routes_a_queue_trigger_and_two_timers() -> None:
-    assert set(FUNCTIONS) == {"eventgrid", "callbacks", "health", "deliver", "flush", "report"}
+def test_the_host_indexes_four_http_routes_a_queue_trigger_and_two_timers() -> None:
+    assert set(FUNCTIONS) == {"eventgrid", "callbacks", "health", "silence", "deliver", "flush", "report"}
     eventgrid = json.loads(FUNCTIONS["eventgrid"].get_function_json())["bindings"][0]
     assert eventgrid["route"] == "eventgrid"
     assert {m.upper() for m in eventgrid["methods"]} == {"POST", "OPTIONS"}
@@ -60,6 +60,13 @@ def test_the_host_indexes_three_http_routes_a_queue_trigger_and_two_timers() -> 
     health = json.loads(FUNCTIONS["health"].get_function_json())["bindings"][0]
     assert (health["route"], health["methods"]) == ("health", ["GET"])
     assert health["authLevel"].upper() == "ANONYMOUS"
+    # Opened from a chat alert, without a function key: the signed token in the path is the credential.
+    silence = json.loads(FUNCTIONS["silence"].get_function_json())["bindings"][0]
+    assert (silence["route"], sorted(m.upper() for m in silence["methods"])) == (
+        "silence/{token}",
+        ["GET", "POST"],
+    )
+    assert silence["authLevel"].upper() == "ANONYMOUS"
     flush = json.loads(FUNCTIONS["flush"].get_function_json())["bindings"][0]
     assert flush["schedule"] == "0 * * * * *"
     # A constant, never %ACS_TRIAGE_REPORT_SCHEDULE%: a missing setting would fail the indexing.

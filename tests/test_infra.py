@@ -1,6 +1,8 @@
-"""The deploy kit (azure.yaml, infra/, scripts/postdeploy.sh) read as text: the Bicep compiler cannot
-run here (checkov checks the templates in .ci/run). These tests hold the templates to the app: every
-app setting they set is one the app reads, every setting the app needs is set, secrets stay secret."""
+"""The deploy kit (azure.yaml, infra/) read as text: the Bicep compiler cannot run here (checkov
+checks the templates in .ci/run; tests/test_hooks.py runs the hooks). These tests hold the
+templates to the app: every app setting they set is one the app reads, every setting the app needs
+is set, secrets stay secret, nothing lands outside the app's resource group, and what the alerts
+read is what the app emits."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 FUNCTION_BICEP = (INFRA / "app" / "function.bicep").read_text(encoding="utf-8")
 MAIN_BICEP = (INFRA / "main.bicep").read_text(encoding="utf-8")
+ALERTS_BICEP = (INFRA / "app" / "alerts.bicep").read_text(encoding="utf-8")
+AZURE_YAML = (ROOT / "azure.yaml").read_text(encoding="utf-8")
 
 # Settings the Functions host (not acs-triage) reads. Flex Consumption sets the runtime in
 # functionAppConfig, and refuses FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION settings.
@@ -51,19 +55,62 @@ def app_settings_read() -> set[str]:
     return set(sample["Values"]) | HOST_SETTINGS
 
 
+def _block(text: str, name: str) -> str:
+    return text.split(f"// {name}: begin", 1)[1].split(f"// {name}: end", 1)[0]
+
+
 def template_settings() -> dict[str, str]:
-    """Setting name → the Bicep expression of its value, from function.bicep's settings block."""
-    block = FUNCTION_BICEP.split("// app settings: begin", 1)[1].split("// app settings: end", 1)[0]
-    return dict(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*): ('[^\n]*'|[a-zA-Z][^\n}]*)", block))
+    """Setting name → the Bicep expression of its value, from function.bicep's settings block and
+    main.bicep's block of the operator's settings."""
+    found: dict[str, str] = {}
+    for block in (_block(FUNCTION_BICEP, "app settings"), _block(MAIN_BICEP, "operator settings")):
+        found |= dict(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*): ('[^\n]*'|[a-zA-Z][^\n}]*)", block))
+    return found
+
+
+def bicep_parameters(text: str) -> dict[str, str | None]:
+    """Parameter name → its default (None: none), of a Bicep file."""
+    return {
+        name: default
+        for name, default in re.findall(r"^param (\w+) \w+(?: = ([^\n]+))?$", text, re.MULTILINE)
+    } | {name: None for name in re.findall(r"^param (\w+) \w+$", text, re.MULTILINE)}
 
 
 def test_the_settings_block_is_found_and_applied() -> None:
     settings = template_settings()
-    assert len(settings) >= 10
+    assert len(settings) >= 16
     assert (
         "union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, "
-        "webhookSettings, webhookKeySettings)" in FUNCTION_BICEP
+        "webhookSettings, webhookKeySettings, operatorSettings)" in FUNCTION_BICEP
     )
+
+
+OPERATOR_SETTINGS = {
+    "ACS_TRIAGE_ROUTES": "routes",
+    "ACS_TRIAGE_GROUP_WINDOW_SECONDS": "groupWindowSeconds",
+    "ACS_TRIAGE_SEND_RESOLVED": "sendResolved",
+    "ACS_TRIAGE_MASK_PII": "maskPii",
+    "ACS_TRIAGE_REPORT_SCHEDULE": "reportSchedule",
+    "ACS_TRIAGE_REPORT_TO": "reportTo",
+}
+
+
+@pytest.mark.parametrize("setting", sorted(OPERATOR_SETTINGS))
+def test_the_operators_settings_survive_a_provision_through_the_azd_environment(setting: str) -> None:
+    """Each `azd provision` replaces every app setting: what the operator owns comes from the azd
+    environment variable of the same name, and is left unset (the app's default) when empty."""
+    parameter = OPERATOR_SETTINGS[setting]
+    assert f"empty({parameter}) ? {{}} : {{ {setting}: {parameter} }}" in MAIN_BICEP
+    assert bicep_parameters(MAIN_BICEP)[parameter] == "''"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters[parameter] == {"value": f"${{{setting}=}}"}
+
+
+def test_every_parameter_without_a_default_is_given_by_azd_and_every_given_one_exists() -> None:
+    declared = bicep_parameters(MAIN_BICEP)
+    given = set(json.loads((INFRA / "main.parameters.json").read_text())["parameters"])
+    assert given <= set(declared)
+    assert {name for name, default in declared.items() if default is None} - given == set()
 
 
 def test_every_setting_the_templates_set_is_one_the_app_or_host_reads() -> None:
@@ -73,6 +120,7 @@ def test_every_setting_the_templates_set_is_one_the_app_or_host_reads() -> None:
 def test_every_setting_the_app_needs_is_set() -> None:
     assert set(REQUIRED) - set(template_settings()) == set()
     assert set(REQUIRED) <= app_settings_read() | HOST_SETTINGS
+    assert set(OPERATOR_SETTINGS) <= app_settings_read()
 
 
 def test_settings_the_app_reads_are_either_set_defaulted_or_local_only() -> None:
@@ -83,7 +131,6 @@ def test_settings_the_app_reads_are_either_set_defaulted_or_local_only() -> None
     # Webhook URLs and the shared secret are optional by design, and the per-service storage URIs
     # are the alternative to the __accountName the templates set; everything else has a default.
     optional = {
-        "ACS_TRIAGE_ROUTES",
         "ACS_TRIAGE_ROUTES_FILE",
         "ACS_TRIAGE_SHARED_SECRET",
         "AzureWebJobsStorage__queueServiceUri",
@@ -92,6 +139,9 @@ def test_settings_the_app_reads_are_either_set_defaulted_or_local_only() -> None
         "ACS_TRIAGE_PAGERDUTY_URL",
         "ACS_TRIAGE_REPORT_SCHEDULE",
         "ACS_TRIAGE_REPORT_TO",
+        # "Silence…" links stay off until both are set (the key belongs in Key Vault)
+        "ACS_TRIAGE_PUBLIC_URL",
+        "ACS_TRIAGE_SILENCE_LINK_KEY",
     }
     assert {name for name in unset if sample[name] == ""} - optional - set(SECRET_SETTINGS) == set()
 
@@ -130,10 +180,97 @@ def test_storage_is_reached_by_identity_with_shared_keys_off() -> None:
     assert "keyVaultSecretsUser" in rbac
 
 
-def test_the_function_app_is_flex_consumption_linux_python_3_11() -> None:
+def test_the_function_app_is_flex_consumption_linux_on_the_python_whose_worker_is_tested() -> None:
     assert "sku: { name: 'FC1', tier: 'FlexConsumption' }" in FUNCTION_BICEP
-    assert "runtime: { name: 'python', version: '3.11' }" in FUNCTION_BICEP
     assert "kind: 'functionapp,linux'" in FUNCTION_BICEP
+    version = re.search(r"runtime: \{ name: 'python', version: '([\d.]+)' \}", FUNCTION_BICEP)
+    assert version is not None and version.group(1) == "3.13"
+    # On 3.13 the worker comes from requirements.txt: pinned, and the one tests/test_worker.py runs.
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert re.search(r'^azure-functions-runtime==[\d.]+; python_version >= "3\.13"$', requirements, re.M)
+    assert re.search(r'^azure-functions>=2[^;]*; python_version >= "3\.13"$', requirements, re.M)
+
+
+def test_nothing_is_deployed_outside_the_apps_resource_group() -> None:
+    """`azd down` deletes every resource group a deployment put a resource in: the ACS resource's
+    must never be one (the hooks make the Event Grid topic and subscription there instead)."""
+    modules = re.findall(r"^module \w+ '[^']+' = \{\n(?:  [^\n]*\n)*?  scope: ([^\n]+)", MAIN_BICEP, re.M)
+    assert len(modules) == len(re.findall(r"^module ", MAIN_BICEP, re.M)) >= 6
+    assert set(modules) == {"rg"}
+    resources = re.findall(r"^resource \w+ '([^']+)' = ", MAIN_BICEP, re.M)
+    assert resources == ["Microsoft.Resources/resourceGroups@2024-03-01"]
+    for path in INFRA.rglob("*.bicep"):
+        assert "Microsoft.EventGrid" not in path.read_text(), path
+    # The ACS resource is read (its immutable id), never deployed.
+    assert re.search(r"^resource acs '[^']+' existing = \{", MAIN_BICEP, re.M)
+
+
+def test_a_down_and_up_gets_a_vault_of_another_name_and_purge_protection_stays_on() -> None:
+    vault = (INFRA / "core" / "keyvault.bicep").read_text()
+    assert "enablePurgeProtection: true" in vault
+    seeds = "subscription().id, environmentName, location, vaultGeneration"
+    assert f"var vaultToken = toLower(uniqueString({seeds}))" in MAIN_BICEP
+    name = re.search(r"name: '(kv-[^']+)'", MAIN_BICEP)
+    assert name is not None and "vaultToken" in name.group(1)
+    # Key Vault names: 3-24 characters; the token is 13, the name takes 11 of them.
+    assert len(name.group(1).replace("${take(vaultToken, 11)}", "x" * 11)) <= 24
+    assert "ACS_TRIAGE_VAULT_GENERATION" in (ROOT / "scripts" / "predown.sh").read_text()
+
+
+def test_events_event_grid_gives_up_on_are_dead_lettered_to_the_apps_storage() -> None:
+    storage = (INFRA / "core" / "storage.bicep").read_text()
+    assert "resource deadLetterContainer " in storage
+    container = "'${storage.outputs.id}/blobServices/default/containers/${deadLetterContainerName}'"
+    assert f"output ACS_TRIAGE_DEADLETTER_CONTAINER_ID string = {container}" in MAIN_BICEP
+    hook = (ROOT / "scripts" / "postdeploy.sh").read_text()
+    endpoint = '--deadletter-identity-endpoint "$ACS_TRIAGE_DEADLETTER_CONTAINER_ID"'
+    assert f"--deadletter-identity systemassigned {endpoint}" in hook
+
+
+def test_the_poison_alert_reads_the_metric_and_outcome_the_app_emits() -> None:
+    telemetry = (ROOT / "triage" / "telemetry.py").read_text()
+    query = re.search(r"query: '([^\n]+)'", ALERTS_BICEP)
+    assert query is not None
+    metric = re.search(r'name == "([^"]+)"', query.group(1))
+    outcome = re.search(r'outcome\) == "([^"]+)"', query.group(1))
+    assert metric is not None and outcome is not None
+    assert f'"{metric.group(1)}"' in telemetry
+    assert outcome.group(1) in re.search(r"acs_triage.deliveries[^\n]*", telemetry).group(0)  # type: ignore[union-attr]
+
+
+def test_the_availability_test_probes_the_anonymous_health_route() -> None:
+    import function_app
+
+    assert "healthUrl: 'https://${app.outputs.defaultHostName}/api/health'" in MAIN_BICEP
+    function_app.app.functions_bindings = {}
+    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    binding = json.loads(functions["health"].get_function_json())["bindings"][0]
+    assert (binding["route"], binding["authLevel"].upper()) == ("health", "ANONYMOUS")
+    assert "ExpectedHttpStatusCode: 200" in ALERTS_BICEP
+    assert "Microsoft.Azure.Monitor.WebtestLocationAvailabilityCriteria" in ALERTS_BICEP
+
+
+@pytest.mark.parametrize(
+    ("path", "scope"),
+    [
+        ("app/function.bicep", "site"),
+        ("core/keyvault.bicep", "vault"),
+        ("core/storage.bicep", "blobService"),
+        ("core/storage.bicep", "queueService"),
+        ("core/storage.bicep", "tableService"),
+    ],
+)
+def test_diagnostic_settings_send_each_services_logs_to_log_analytics(path: str, scope: str) -> None:
+    text = (INFRA / path).read_text()
+    setting = re.search(
+        rf"resource \w+ 'Microsoft.Insights/diagnosticSettings@[^']+' = \{{\n"
+        rf"  name: '[^']+'\n  scope: {scope}\n(.*?)\n\}}",
+        text,
+        re.S,
+    )
+    assert setting is not None, scope
+    assert "workspaceId: logAnalyticsId" in setting.group(0)
+    assert "logs: [" in setting.group(0) or "serviceLogs" in setting.group(0)
 
 
 def test_every_skipped_check_names_a_check_and_says_why() -> None:
@@ -147,16 +284,20 @@ def test_every_skipped_check_names_a_check_and_says_why() -> None:
         assert len(reason.strip()) >= 30, f"{check} needs a reason"
 
 
-def test_the_postdeploy_hook_subscribes_sms_delivery_reports_to_the_eventgrid_route() -> None:
-    azure_yaml = (ROOT / "azure.yaml").read_text(encoding="utf-8")
-    assert "run: ./scripts/postdeploy.sh" in azure_yaml
-    hook = ROOT / "scripts" / "postdeploy.sh"
-    text = hook.read_text(encoding="utf-8")
-    assert "Microsoft.Communication.SMSDeliveryReportReceived" in text
-    assert "/api/eventgrid?code=" in text
-    assert "az functionapp keys list" in text
-    assert hook.stat().st_mode & 0o111
-    subprocess.run(["sh", "-n", str(hook)], check=True)
+@pytest.mark.parametrize("hook", ["postdeploy", "predown"])
+def test_each_hook_runs_on_posix_and_windows_and_stops_azd_when_it_fails(hook: str) -> None:
+    block = AZURE_YAML.split(f"  {hook}:\n", 1)[1].split("\n  # ", 1)[0]
+    assert (
+        f"    posix:\n      shell: sh\n      run: ./scripts/{hook}.sh\n      continueOnError: false" in block
+    )
+    assert (
+        f"    windows:\n      shell: pwsh\n      run: ./scripts/{hook}.ps1\n      continueOnError: false"
+        in block
+    )
+    script = ROOT / "scripts" / f"{hook}.sh"
+    assert script.stat().st_mode & 0o111
+    subprocess.run(["sh", "-n", str(script)], check=True)
+    assert re.search(r'^requiredVersions:\n  # [^\n]*\n  azd: ">= 1\.\d+\.\d+"$', AZURE_YAML, re.M)
 
 
 def _report(passed: int, failed: int, parsing_errors: int) -> dict[str, object]:

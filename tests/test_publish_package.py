@@ -1,12 +1,14 @@
 """What a publish uploads: the files `git ls-files` lists (plus the local environments a developer
-has) with .funcignore applied by git's own matching rules, as `func azure functionapp publish` and
-`azd deploy` apply it. The package must hold what runs and nothing else, and what runs must import
-only what ships: the Python files of the package, the standard library, and the distributions
-requirements.txt installs (with their dependencies)."""
+has) with .funcignore applied twice, by each tool's own matching rules: `azd deploy` reads it as
+a .gitignore (git's rules, through pathspec), `func azure functionapp publish` with Core Tools'
+own parser, whose rules are restated in `func_denies`. Both packages must hold what runs and
+nothing else, and what runs must import only what ships: the Python files of the package, the
+standard library, and the distributions requirements.txt installs (with their dependencies)."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -15,6 +17,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 import pathspec
+import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,9 +26,20 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ENVIRONMENTS = [
     ".venv/lib/python3.11/site-packages/pydantic/__init__.py",
     ".venv-checkov/bin/checkov",
+    ".venv-worker/lib/python3.13/site-packages/azure_functions_runtime/__init__.py",
     "node_modules/azurite/package.json",
     "docs/recipes/express/node_modules/express/index.js",
+    "triage/node_modules/.package-lock.json",
+    "__pycache__/function_app.cpython-313.pyc",
     "triage/__pycache__/settings.cpython-311.pyc",
+    "triage/store/__pycache__/azure.cpython-313.pyc",
+    "triage/render/stale.pyc",
+    # azd's environment: the webhook URLs and the HMAC key given to `azd up`
+    ".azure/prod/.env",
+    ".azure/config.json",
+    "triage/.azure/prod/.env",
+    ".git",  # a git worktree's pointer to its repository (a file)
+    ".git/config",
     "local.settings.json",
     "__azurite_db_table__.json",
     "out/teams/play-failed.png",
@@ -33,10 +47,44 @@ LOCAL_ENVIRONMENTS = [
 NOT_RUN_TIME = ("tools/", "tests/", "bench/", "docs/", "samples/", "infra/", "node_modules/", ".venv")
 
 
+def funcignore_lines() -> list[str]:
+    return (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
+
+
 @cache
-def funcignore() -> pathspec.PathSpec:
-    lines = (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+def git_rules() -> pathspec.PathSpec:
+    return pathspec.GitIgnoreSpec.from_lines(funcignore_lines())
+
+
+def _func_pattern(pattern: str) -> re.Pattern[str]:
+    """One .funcignore line as Core Tools compiles it: punctuation escaped, `**` any text (one
+    character or more, slashes too), `*` any text within one folder; matched at the path's start."""
+    escaped = re.sub(r"[-\[\]/{}()+?.\\^$|]", lambda m: "\\" + m.group(), pattern)
+    return re.compile(escaped.replace("**", "(.+)").replace("*", "([^/]+)"))
+
+
+@cache
+def func_rules(lines: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]:
+    """(patterns that deny, patterns that accept again), as Core Tools reads .funcignore: lines
+    trimmed, `#` lines and blank ones skipped, `!` negates, one leading `/` dropped."""
+    deny: list[re.Pattern[str]] = []
+    accept: list[re.Pattern[str]] = []
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        target = accept if line.startswith("!") else deny
+        target.append(_func_pattern(line.removeprefix("!").removeprefix("/")))
+    return tuple(deny), tuple(accept)
+
+
+def func_denies(path: str, lines: Iterable[str] | None = None) -> bool:
+    """Whether `func azure functionapp publish` leaves out `path` (relative, with forward slashes)."""
+    deny, accept = func_rules(tuple(funcignore_lines() if lines is None else lines))
+    return any(p.match(path) for p in deny) and not any(p.match(path) for p in accept)
+
+
+RULES = {"azd": lambda path: bool(git_rules().match_file(path)), "func": func_denies}
 
 
 @cache
@@ -51,12 +99,46 @@ def tracked_files() -> tuple[str, ...]:
     return tuple(line for line in out.splitlines() if line and (ROOT / line).is_file())
 
 
-def uploaded(paths: Iterable[str]) -> list[str]:
-    return [p for p in paths if not funcignore().match_file(p)]
+def uploaded(paths: Iterable[str], tool: str = "azd") -> list[str]:
+    denies = RULES[tool]
+    return [p for p in paths if not denies(p)]
 
 
-def shipped() -> list[str]:
-    return uploaded([*tracked_files(), *LOCAL_ENVIRONMENTS])
+def shipped(tool: str = "azd") -> list[str]:
+    return uploaded([*tracked_files(), *LOCAL_ENVIRONMENTS], tool)
+
+
+def func_denies_of(lines: list[str], path: str) -> bool:
+    return func_denies(path, lines)
+
+
+def test_func_rules_as_restated_here_match_from_the_root_only() -> None:
+    """The facts of Core Tools' parser this test relies on, shown on patterns of their own."""
+    assert not func_denies_of(["node_modules/"], "docs/recipes/express/node_modules/express/index.js")
+    assert func_denies_of(["node_modules/"], "node_modules/azurite/package.json")
+    assert func_denies_of(["**/node_modules/"], "docs/recipes/express/node_modules/express/index.js")
+    assert not func_denies_of(["**/node_modules/"], "node_modules/azurite/package.json")
+    assert not func_denies_of(["*.pyc"], "triage/__pycache__/x.pyc")
+    assert func_denies_of(["/tests/"], "tests/test_x.py")
+    assert not func_denies_of(["tests/", "!tests/keep.py"], "tests/keep.py")
+    # An unlisted folder ships whatever it holds: the reason .azure/ must be listed.
+    assert not func_denies_of(["local.settings.json"], ".azure/prod/.env")
+
+
+@pytest.mark.parametrize("tool", sorted(RULES))
+def test_both_tools_upload_the_same_package(tool: str) -> None:
+    assert shipped(tool) == shipped("azd")
+
+
+@pytest.mark.parametrize("tool", sorted(RULES))
+def test_no_environment_secret_or_local_cache_ships_under_either_tools_rules(tool: str) -> None:
+    files = shipped(tool)
+    assert not set(LOCAL_ENVIRONMENTS) & set(files)
+    leaked = [
+        p for p in files if ".azure/" in p or "node_modules/" in p or "__pycache__" in p or p.endswith(".pyc")
+    ]
+    assert leaked == []
+    assert {"function_app.py", "host.json", "requirements.txt", "triage/service.py"} <= set(files)
 
 
 def test_the_package_holds_the_app_its_settings_files_and_the_catalog() -> None:
@@ -75,19 +157,21 @@ def test_the_compiled_catalog_the_app_loads_ships_beside_the_toml_files_it_is_ch
 
 
 # The command line is a development tool (it imports tools/); the Function App never loads it.
-COMMAND_LINE = {"triage/__main__.py", "triage/cli.py", "triage/catalog_cli.py"}
+def _command_line(path: str) -> bool:
+    return path == "triage/__main__.py" or path.startswith("triage/cli/")
 
 
 def test_every_runtime_file_that_is_tracked_ships_and_the_command_line_does_not() -> None:
     runtime = [
         p
         for p in tracked_files()
-        if (p.startswith("triage/") and p.endswith(".py") and p not in COMMAND_LINE)
+        if (p.startswith("triage/") and p.endswith(".py") and not _command_line(p))
         or (p.startswith("catalog/") and p.endswith(".toml"))
     ]
     assert runtime
     assert set(runtime) <= set(shipped())
-    assert not COMMAND_LINE & set(shipped())
+    assert [p for p in tracked_files() if _command_line(p)]
+    assert not [p for p in shipped() if _command_line(p)]
 
 
 def test_nothing_from_tools_tests_bench_docs_or_local_environments_ships() -> None:
@@ -133,7 +217,9 @@ def _requirement_closure() -> set[str]:
         line = raw.split("#", 1)[0].strip()
         if line:
             req = Requirement(line)
-            pending.append((_normal(req.name), frozenset(req.extras)))
+            # A line for another Python (the worker of the deployed 3.13) is not this one's.
+            if req.marker is None or req.marker.evaluate():
+                pending.append((_normal(req.name), frozenset(req.extras)))
     visited: set[tuple[str, frozenset[str]]] = set()
     names: set[str] = set()
     while pending:
@@ -207,7 +293,7 @@ def test_serving_a_callback_loads_no_development_module() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
     development = [m for m in out if m.split(".")[0] in {"tools", "tests", "bench", "pytest"}]
-    development += [m for m in out if m in {"triage.cli", "triage.catalog_cli", "azure.eventgrid"}]
+    development += [m for m in out if m.split(".")[:2] == ["triage", "cli"] or m == "azure.eventgrid"]
     assert "triage.service" in out
     assert development == []
     # The catalog is loaded from catalog/compiled.json: its file-format models (pydantic) are not.

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from factories import make_alert, make_digest, make_guidance, make_huge_alert, make_incident
+from msgspec.structs import replace
+from render_golden import SILENCE_URL
 from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block, SectionBlock
 
@@ -67,6 +69,9 @@ ALERTS = {
     "sms": make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=4007, subcode=None)),
     "bare": make_alert(make_incident(ids={}, details={}, message=""), make_guidance(advice="", docs_url="")),
     "huge": huge_alert(),
+    "silence-link": replace(make_alert(), silence_url=SILENCE_URL),
+    "silence-link-no-docs": replace(make_alert(guidance=make_guidance(docs_url="")), silence_url=SILENCE_URL),
+    "silence-link-huge": replace(huge_alert(), silence_url=SILENCE_URL),
 }
 
 
@@ -162,6 +167,14 @@ def test_docs_link_is_a_button() -> None:
     actions = [b for b in all_blocks(slack.render(make_alert())) if b["type"] == "actions"]
     assert actions[0]["elements"][0]["url"].startswith("https://learn.microsoft.com/")
     assert actions[0]["elements"][0]["text"]["text"] == "Troubleshooting docs"
+
+
+def test_a_silence_link_is_a_button_after_the_docs_and_alone_without_docs() -> None:
+    [actions] = [b for b in all_blocks(slack.render(ALERTS["silence-link"])) if b["type"] == "actions"]
+    assert [(e["text"]["text"], e["url"]) for e in actions["elements"]][1] == ("Silence…", SILENCE_URL)
+    [alone] = [b for b in all_blocks(slack.render(ALERTS["silence-link-no-docs"])) if b["type"] == "actions"]
+    assert [e["url"] for e in alone["elements"]] == [SILENCE_URL]
+    assert "Silence…" not in str(slack.render(make_alert()))
 
 
 def test_links_from_events_are_not_unfurled() -> None:

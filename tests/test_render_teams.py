@@ -271,3 +271,24 @@ def test_rendering_is_cheap_enough_to_run_per_alert() -> None:
     for _ in range(200):
         render(alert, "teams")
     assert (time.perf_counter() - start) / 200 < 0.01  # typical cost is well under a millisecond
+
+
+# --- the "Silence…" link --------------------------------------------------------------------------
+def test_a_silence_link_is_an_open_url_action_after_the_docs_and_survives_shortening() -> None:
+    from msgspec.structs import replace
+    from render_golden import SILENCE_URL
+
+    card = card_of(teams.render(replace(make_alert(), silence_url=SILENCE_URL)))
+    assert [(a["type"], a["title"]) for a in card["actions"]] == [
+        ("Action.OpenUrl", "Troubleshooting docs"),
+        ("Action.OpenUrl", "Silence…"),
+    ]
+    assert card["actions"][1]["url"] == SILENCE_URL
+    alone = card_of(
+        teams.render(replace(make_alert(guidance=make_guidance(docs_url="")), silence_url=SILENCE_URL))
+    )
+    assert alone["actions"] == [{"type": "Action.OpenUrl", "title": "Silence…", "url": SILENCE_URL}]
+    huge = teams.render(replace(make_huge_alert(), silence_url=SILENCE_URL))
+    assert len(payload_bytes(huge)) < TEAMS_MAX_BYTES
+    assert card_of(huge)["actions"][-1]["url"] == SILENCE_URL
+    assert "actions" not in card_of(teams.render(make_alert(guidance=make_guidance(docs_url=""))))

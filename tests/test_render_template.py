@@ -135,7 +135,13 @@ _SHAPE_CHANGES: dict[str, Callable[[Alert], Alert]] = {
     "window": lambda a: replace(a, window_seconds=a.window_seconds + 60),
     "note": lambda a: replace(a, note=a.note + "n"),
     "guidance": lambda a: replace(a, guidance=replace(a.guidance, message=a.guidance.message + " (2)")),
+    "a silence link or none": lambda a: replace(a, silence_url="" if a.silence_url else _LINK + "abc.def"),
 }
+_LINK = "https://acs-triage.example/api/silence/"
+# A "Silence…" link differs per alert: put in as it stands, or (too long, not URL-safe) in full.
+_LINKS = st.from_regex(r"[A-Za-z0-9_-]{1,300}\.[A-Za-z0-9_-]{43}", fullmatch=True).map(
+    lambda t: _LINK + t
+) | st.sampled_from([_LINK + "a" * 2000, _LINK + 'quote"d', _LINK + "sp ace", _LINK + "%25"])
 
 
 @st.composite
@@ -167,6 +173,8 @@ def relative(draw: st.DrawFn, base: Alert) -> Alert:
         source=draw(st.text(max_size=20)),
     )
     alert = replace(base, incident=incident, first_seen=seen, last_seen=seen)
+    if base.silence_url:
+        alert = replace(alert, silence_url=draw(_LINKS))
     if change == "shape":
         alert = _SHAPE_CHANGES[draw(st.sampled_from(sorted(_SHAPE_CHANGES)))](alert)
     return alert
@@ -312,3 +320,18 @@ def test_many_threads_rendering_alerts_in_turn_get_their_own_bytes() -> None:
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(each, alerts * 3))
     assert used_templates("teams") and used_templates("slack")
+
+
+def test_alerts_with_silence_links_take_their_shape_s_template_each_with_its_own_link() -> None:
+    base = replace(make_alert(), silence_url=_LINK + "first.token")
+    sight([base])
+    for n in range(3):
+        alert = replace(base, silence_url=f"{_LINK}{n}{'x' * n}.tok-en_{n}")
+        for fmt in TEMPLATED:
+            assert render_json(alert, fmt) == full(alert, fmt)
+            assert alert.silence_url.encode() in render_json(alert, fmt)
+    assert all(used_templates(fmt) == 1 for fmt in TEMPLATED)  # the fast path ran
+    without = replace(base, silence_url="")
+    for fmt in TEMPLATED:
+        assert render_json(without, fmt) == full(without, fmt)
+        assert b"/api/silence/" not in render_json(without, fmt)

@@ -31,7 +31,7 @@ from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the share
 
 import function_app
 from tools.sinks import SlackSink, TeamsSink
-from triage import report
+from triage import report, schedule
 from triage.destinations import slack, teams
 from triage.errors import ConfigurationError
 from triage.settings import Settings
@@ -176,10 +176,10 @@ def test_report_to_naming_an_unconfigured_destination_is_an_error() -> None:
 
 
 def test_a_report_is_due_within_the_hour_after_its_scheduled_time() -> None:
-    assert report.due("0 8 * * *", EIGHT) == EIGHT
-    assert report.due("0 8 * * *", EIGHT + timedelta(minutes=59)) == EIGHT
-    assert report.due("0 8 * * *", EIGHT + timedelta(minutes=61)) is None
-    assert report.due("0 8 * * 1-5", datetime(2026, 11, 22, 8, 3, tzinfo=UTC)) is None  # a Sunday
+    assert schedule.due("0 8 * * *", EIGHT) == EIGHT
+    assert schedule.due("0 8 * * *", EIGHT + timedelta(minutes=59)) == EIGHT
+    assert schedule.due("0 8 * * *", EIGHT + timedelta(minutes=61)) is None
+    assert schedule.due("0 8 * * 1-5", datetime(2026, 11, 22, 8, 3, tzinfo=UTC)) is None  # a Sunday
 
 
 # -- drawing -------------------------------------------------------------------------------------

@@ -56,3 +56,63 @@ print(json.dumps({"tools": tools, "catalog": "triage.catalog" in sys.modules}))
     loaded = json.loads(out.stdout.splitlines()[-1])
     assert loaded["catalog"]  # the request went through the pipeline
     assert loaded["tools"] == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _internal_imports(path: Path, known: set[str]) -> set[str]:
+    """Every triage module `path` imports: at the top, inside functions and under TYPE_CHECKING alike
+    (a deferred import is still a dependency, it only moves the failure to the first call)."""
+    here = _module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("triage"))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            if not base.startswith("triage"):
+                continue
+            # `from . import catalog` names a module; `from .catalog import lookup` names its contents.
+            named = {f"{base}.{alias.name}" for alias in node.names} & known
+            found |= named or {base}
+    return found & known
+
+
+def test_the_runtime_package_has_no_import_circle() -> None:
+    # A package's __init__ may load its own implementations (the store opens its backends):
+    # those edges point down the tree and are left out; every other circle is a design knot.
+    paths = sorted((ROOT / "triage").rglob("*.py"))
+    known = {_module_name(p) for p in paths}
+    graph = {
+        _module_name(p): {
+            m
+            for m in _internal_imports(p, known)
+            if not (p.name == "__init__.py" and m.startswith(_module_name(p) + "."))
+        }
+        for p in paths
+    }
+    circles: list[list[str]] = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        for following in sorted(graph[node]):
+            if following in trail:
+                circles.append([*trail[trail.index(following) :], following])
+            elif following > trail[0]:  # each circle found once, from its smallest module
+                visit(following, [*trail, following])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert circles == []
+
+
+def test_the_circle_check_sees_imports_inside_functions() -> None:
+    # The check above would pass vacuously if it could not see imports inside functions.
+    path = ROOT / "triage" / "settings.py"
+    assert "triage.schedule" in _internal_imports(path, {"triage.schedule", "triage.report"})

@@ -97,7 +97,7 @@ class LocalHost:
             if function.is_http_function():
                 methods = {str(getattr(m, "value", m)).upper() for m in (trigger.methods or [])}
                 route = str(trigger.route or name)
-                pattern = re.compile("^" + re.escape(route.strip("/")) + "/?$")
+                pattern = _route_pattern(route)
                 self.routes.append(_Route(pattern, methods, user, trigger.name))
             elif kind == "queueTrigger":
                 queue_name = resolve_binding(trigger.get_dict_repr()["queueName"], settings, name)
@@ -114,7 +114,8 @@ class LocalHost:
         sub = path[len(self.prefix) :].strip("/")
         allowed: set[str] = set()
         for route in self.routes:
-            if not route.pattern.match(sub):
+            matched = route.pattern.match(sub)
+            if not matched:
                 continue
             allowed |= route.methods
             if method not in route.methods:
@@ -124,7 +125,7 @@ class LocalHost:
                 url=f"http://localhost{path}" + (f"?{query}" if query else ""),
                 headers=headers,
                 params=dict(parse_qsl(query)),
-                route_params={},
+                route_params=matched.groupdict(),
                 body=body,
             )
             try:
@@ -166,6 +167,14 @@ class LocalHost:
                     delivered += 1
                     lease.done()
         return delivered, failed
+
+
+def _route_pattern(route: str) -> re.Pattern[str]:
+    """A route template as the host matches it: `silence/{token}` takes one path segment as the
+    route parameter `token`."""
+    parts = re.split(r"\{(\w+)\}", route.strip("/"))
+    text = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
+    return re.compile("^" + text + "/?$")
 
 
 def _arg_name(function: Callable[..., Any]) -> str:

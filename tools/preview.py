@@ -46,6 +46,7 @@ __all__ = [
     "png_size",
     "screenshot",
     "write_previews",
+    "write_teams_page",
 ]
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,15 @@ def _teams_page(title: str, when: str, payload: dict[str, Any], out_dir: Path, w
         size=f"{size:,}",
         limit=f"{teams.TEAMS_MAX_BYTES:,}",
     )
+
+
+def write_teams_page(payload: dict[str, Any], out_dir: Path, title: str = "Teams card") -> Path:
+    """One Teams request body as a page drawn by Microsoft's renderer (beside its script) in
+    `out_dir`; its Action.OpenUrl buttons open their URL as Teams does."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = out_dir / "teams-card.html"
+    page.write_text(_teams_page(title, "", payload, out_dir, []), encoding="utf-8")
+    return page
 
 
 def _template(name: str) -> Template:

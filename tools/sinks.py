@@ -569,10 +569,13 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 
 class WebhookSink(_Sink):
     """A receiver of acs-triage's generic webhook, written as docs/webhook.md tells receivers to:
-    with `secret`, it answers 401 unless X-ACS-Triage-Signature is the HMAC-SHA256 of
-    `<X-ACS-Triage-Timestamp>.<body>` and the timestamp is within 5 minutes of its clock (a Unix
-    time clock, unlike the other sinks); 400 unless the body is valid against
-    docs/webhook-alert.schema.json; else 200. No rate limit unless one is given."""
+    with `secret` (a `whsec_` key, or a legacy key), it answers 401 unless the standardwebhooks
+    package verifies the request (webhook-id, webhook-timestamp within 5 minutes of the library's
+    clock, a matching `v1,` signature) and, for a legacy key, the old X-ACS-Triage-* headers also
+    verify (within 5 minutes of this sink's clock); 400 unless the body is valid against
+    docs/webhook-alert.schema.json; else 200. A webhook-id it has taken before (a retry of a
+    message it answered, or a replay) is answered 200 and only noted in `duplicates`, as Standard
+    Webhooks asks of receivers. No rate limit unless one is given."""
 
     kind = "webhook"
 
@@ -582,6 +585,8 @@ class WebhookSink(_Sink):
         super().__init__(port, **options)
         self.secret = secret
         self._validator: Any = None
+        self.taken_ids: set[str] = set()
+        self.duplicates: list[str] = []  # webhook-ids received again after being taken
 
     def new_path(self) -> str:
         return f"/hooks/{secrets.token_hex(12)}"
@@ -590,6 +595,10 @@ class WebhookSink(_Sink):
         problem = self.signature_problem(body, headers) if self.secret else None
         if problem:
             return 401, orjson.dumps({"error": problem}), {"Content-Type": "application/json"}
+        message_id = {k.lower(): v for k, v in headers.items()}.get("webhook-id")
+        if message_id is not None and message_id in self.taken_ids:
+            self.duplicates.append(message_id)
+            return 200, b"", {}
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -597,6 +606,8 @@ class WebhookSink(_Sink):
         errors = [e.message for e in self.validator.iter_errors(doc)]
         if errors:
             return 400, orjson.dumps({"error": "; ".join(errors)[:500]}), {"Content-Type": "application/json"}
+        if message_id is not None:
+            self.taken_ids.add(message_id)
         return 200, b"", {}
 
     @property
@@ -613,6 +624,20 @@ class WebhookSink(_Sink):
 
     def signature_problem(self, body: bytes, headers: Mapping[str, str]) -> str | None:
         """Why the request's signature does not verify, or None (how docs/webhook.md says to check)."""
+        from standardwebhooks import Webhook, WebhookVerificationError  # a dev package
+
+        assert self.secret is not None
+        legacy = not self.secret.startswith("whsec_")
+        try:
+            Webhook(self.secret.encode() if legacy else self.secret).verify(
+                body, dict(headers), json_parse=False
+            )
+        except WebhookVerificationError as err:
+            return f"standard webhooks: {err}"
+        return self.legacy_problem(body, headers) if legacy else None
+
+    def legacy_problem(self, body: bytes, headers: Mapping[str, str]) -> str | None:
+        """The scheme before Standard Webhooks: X-ACS-Triage-Signature over `<timestamp>.<body>`."""
         lowered = {k.lower(): v for k, v in headers.items()}
         timestamp = lowered.get("x-acs-triage-timestamp", "")
         given = lowered.get("x-acs-triage-signature", "")
@@ -642,7 +667,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fail-first", type=int, default=0, metavar="N", help="answer the first N posts with --status"
     )
     parser.add_argument("--status", type=int, default=500, help="status for --fail-first (default 500)")
-    parser.add_argument("--secret", help="webhook: verify signatures with this key")
+    parser.add_argument(
+        "--secret",
+        help="webhook: verify Standard Webhooks signatures with this key (whsec_…); a legacy key also "
+        "checks the old X-ACS-Triage-* headers",
+    )
     parser.add_argument("--routing-key", help="pagerduty: the 32-character key it accepts (default: new)")
     args = parser.parse_args(argv)
 

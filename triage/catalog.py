@@ -37,8 +37,9 @@ __all__ = [
     "CatalogError",
     "CatalogFiles",
     "category_advice",
-    "documented_context",
-    "lint",
+    "condition_text",
+    "conditions_of",
+    "documented_row",
     "load_compiled",
     "lookup",
     "lookup_name",
@@ -51,7 +52,7 @@ __all__ = [
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 COMPILED_NAME = "compiled.json"
 # Raised whenever the layout of compiled.json changes, so that a file of the old layout is refused.
-COMPILED_FORMAT = 2
+COMPILED_FORMAT = 3
 _BUILD = "run `python -m triage catalog build` and commit catalog/compiled.json"
 _OTHER_LAYOUT = f"catalog/{COMPILED_NAME} has another layout than this code reads; {_BUILD}"
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
@@ -87,7 +88,7 @@ class Wording(Struct, frozen=True, array_like=True):
 
 class When(Struct, frozen=True, array_like=True):
     events: tuple[str, ...]
-    participant: str
+    participants: tuple[str, ...]
     message: str
 
 
@@ -191,6 +192,7 @@ class FallbacksFile(Struct, frozen=True, array_like=True):
 class ContextsFile(Struct, frozen=True, array_like=True):
     default: tuple[str, ...]
     prefer: dict[str, tuple[str, ...]]
+    code_only: dict[str, tuple[str, ...]]
 
 
 class CatalogFiles(Struct, frozen=True):
@@ -270,6 +272,11 @@ class _Row(Struct, frozen=True, eq=False):
     seq: int
 
     @property
+    def key(self) -> str:
+        """How an event names this row once the source's conditions chose it ("teams-phone:408/10057")."""
+        return f"{self.table.id}:{_code_text(self.entry.code, self.entry.subcode)}"
+
+    @property
     def indexed(self) -> bool:
         # A string code or a setup problem is found by name or search, never by an event's code.
         return self.entry.code is not None and self.entry.name is None and not self.entry.setup
@@ -335,11 +342,21 @@ class _Catalog:
         for context in CONTEXTS:
             own = {t.id for t in files.tables if t.context == context}
             self.area[context] = frozenset({*own, *files.contexts.prefer.get(context, ())})
+        # The tables whose code-only lines (rows without a subcode) may answer an event of a context:
+        # those contexts.toml lists for it, else the context's own tables.
+        self.code_only: dict[str | None, frozenset[str]] = {None: self.area[None]}
+        for context in CONTEXTS:
+            listed = files.contexts.code_only.get(context)
+            self.code_only[context] = frozenset(
+                listed if listed is not None else (t.id for t in files.tables if t.context == context)
+            )
         self.conditions: dict[tuple[int | None, int | None], list[_Row]] = defaultdict(list)
+        self.conditional: dict[str, _Row] = {}
         for row in self.rows:
             if row.entry.when is not None:
                 self.conditions[(row.entry.code, row.entry.subcode)].append(row)
-        self.cache: dict[tuple[int | None, int | None, str | None, str | None], Guidance] = {}
+                self.conditional[row.key] = row
+        self.cache: dict[tuple[int | None, int | None, str | None, str | None, str], Guidance] = {}
 
     @functools.cached_property
     def haystack(self) -> dict[int, str]:
@@ -354,28 +371,50 @@ class _Catalog:
         rank = self.rank[context]
         return sorted(rows, key=lambda r: (r.table.context != context, rank[r.table.id], r.seq))
 
+    def may_head(self, row: _Row, context: str | None, chosen: _Row | None = None) -> bool:
+        """Whether `row` may answer an event of `context`: a row with conditions only when the
+        event met them (`chosen`), a code-only line only for the contexts contexts.toml lets it answer."""
+        if row.entry.when is not None and row is not chosen:
+            return False
+        return row.entry.subcode is not None or row.table.id in self.code_only[context]
+
     def answer(
-        self, code: int | None, subcode: int | None, context: str | None, event: str | None = None
+        self,
+        code: int | None,
+        subcode: int | None,
+        context: str | None,
+        event: str | None = None,
+        row: str = "",
     ) -> Guidance:
         if context is not None and context not in CONTEXTS:
             raise CatalogError(f"unknown context {context!r}; use one of {', '.join(CONTEXTS)}")
+        chosen = self.conditional.get(row) if row else None
+        if chosen is not None and (chosen.entry.code, chosen.entry.subcode) != (code, subcode):
+            chosen = None  # a key for another code: nothing the source said applies
         if code is not None and (rows := self.pairs.get((code, subcode))):
-            best, *others = self.ordered(rows, context)
-            match = Match.EXACT_IN_CONTEXT if best.table.context == context else Match.EXACT
-            return self.guidance(best, code, subcode, match, others, context=context)
+            found = self.first(rows, context, chosen)
+            if found is not None:
+                best, others = found
+                match = Match.EXACT_IN_CONTEXT if best.table.context == context else Match.EXACT
+                return self.guidance(best, code, subcode, match, others, context=context, chosen=chosen)
         if subcode is not None:
             generic = self.generic.get(subcode)
             if generic and self.fits(generic, code):
                 others = self.ordered(self.subcodes.get(subcode, ()), context)
                 return self.guidance(generic, code, subcode, Match.SUBCODE, others, context=context)
-            rows = self.subcodes.get(subcode, [])
+            area = self.area[context]
+            rows = [
+                r for r in self.subcodes.get(subcode, ()) if r.table.id in area and self.may_head(r, context)
+            ]
             if rows and len({r.entry.code for r in rows}) == 1:  # the subcode names one documented pair
                 best, *others = self.ordered(rows, context)
                 if self.fits(best, code):
                     return self.guidance(best, code, subcode, Match.SUBCODE, others, context=context)
         if code is not None and (rows := self.codes.get(code)):
-            best, *others = self.ordered(rows, context)
-            return self.guidance(best, code, subcode, Match.CODE, others, context=context)
+            found = self.first(rows, context, None)
+            if found is not None:
+                best, others = found
+                return self.guidance(best, code, subcode, Match.CODE, others, context=context)
         fallback = self.fallbacks.get(context) if context is not None else None
         if fallback is not None:
             return self.fallback_guidance(fallback, code, subcode, event)
@@ -387,6 +426,17 @@ class _Catalog:
                 "No code or subcode was given: the catalog cannot say what failed.", code, subcode
             )
         return self.unknown(f"Code {_code_text(code, subcode)} is not in the catalog.", code, subcode)
+
+    def first(
+        self, rows: Iterable[_Row], context: str | None, chosen: _Row | None
+    ) -> tuple[_Row, list[_Row]] | None:
+        """The best row that may answer an event of `context` (the one its conditions chose, if
+        any), and the others best first; None when no row may."""
+        ordered = self.ordered(rows, context)
+        if chosen is not None and chosen in ordered:
+            return chosen, [r for r in ordered if r is not chosen]
+        best = next((r for r in ordered if self.may_head(r, context)), None)
+        return None if best is None else (best, [r for r in ordered if r is not best])
 
     def for_event(self, found: Guidance, event: str, code: int | None) -> Guidance:
         """Add the advice of entries written for this event: those documented for the same
@@ -436,14 +486,20 @@ class _Catalog:
         related: Sequence[_Row] = (),
         *,
         context: str | None = None,
+        chosen: _Row | None = None,
     ) -> Guidance:
         e, t = row.entry, row.table
         category = self.category(e, code)
         flags = e.flags
         if match is Match.SUBCODE and e.code is not None and e.code != code:
             flags = (*flags, f"answered by the entry documented as {_code_text(e.code, e.subcode)}")
+        if row is chosen and e.when is not None:
+            flags = (*flags, f"chosen by the source's condition: {condition_text(e.when)}")
         seeds = e.seeds or t.seeds
         others = tuple(self.guidance(r, r.entry.code, r.entry.subcode, match) for r in related)
+        # Shown as "Also documented as": the same documented code and subcode in the context's
+        # area, never a row whose condition this event did not meet.
+        shown = [g for r, g in zip(related, others, strict=True) if self.also_fits(r, row, chosen)]
         return Guidance(
             code=code,
             subcode=subcode,
@@ -458,8 +514,14 @@ class _Catalog:
             flags=flags,
             related=others,
             seeds=seeds,
-            also=self.also(e.message, others, context=context),
+            also=self.also(e.message, shown, context),
         )
+
+    def also_fits(self, other: _Row, answer: _Row, chosen: _Row | None) -> bool:
+        """Whether a related row is another meaning of the answer's own documented code and subcode
+        that may apply to the event (no condition, or the one the event met)."""
+        same = (other.entry.code, other.entry.subcode) == (answer.entry.code, answer.entry.subcode)
+        return same and (other.entry.when is None or other is chosen)
 
     def also(self, message: str, others: Sequence[Guidance], context: str | None) -> tuple[Guidance, ...]:
         """The other documented meanings worth showing: in the context's product area, each once."""
@@ -586,14 +648,16 @@ def lookup(
     subcode: int | None = None,
     context: Context | None = None,
     event: str | None = None,
+    row: str = "",
 ) -> Guidance:
     """The catalog's guidance for an event's (code, subcode) in its context; unknown codes get
-    advice too. `event` (e.g. "PlayFailed") adds the advice written for that event."""
+    advice too. `event` (e.g. "PlayFailed") adds the advice written for that event; `row` is the
+    key `documented_row` gave for the event, when the source's conditions chose a row for it."""
     catalog = _catalog()
-    key = (code, subcode, context, event)
+    key = (code, subcode, context, event, row)
     found = catalog.cache.get(key)
     if found is None:
-        found = catalog.answer(code, subcode, context, event)
+        found = catalog.answer(code, subcode, context, event, row)
         if event is not None:
             found = _failure_alerts(catalog.for_event(found, event, code), event)
         if len(catalog.cache) >= _CACHE_LIMIT:  # codes come from outside: keep memory bounded
@@ -602,22 +666,48 @@ def lookup(
     return found
 
 
-def documented_context(
+def documented_row(
     event: str, code: int | None, subcode: int | None, participant: str, message: str
-) -> Context | None:
-    """The context of a table whose row the source ties to exactly this kind of event (event,
-    code, subcode, participant id prefix, message text), or None: the event's own context holds."""
+) -> tuple[Context, str] | None:
+    """The row the source ties to exactly this kind of event (event, code, subcode, participant
+    raw id, message text), as (its table's context, its key for `lookup`); None when no row's
+    conditions hold, and the event's own context and the usual order decide."""
     rows = _catalog().conditions.get((code, subcode))
     for row in rows or ():
         when = row.entry.when
         assert when is not None  # only rows with conditions are indexed here
-        if (
-            (not when.events or event in when.events)
-            and participant.startswith(when.participant)
-            and when.message.lower() in message.lower()
-        ):
-            return row.table.context
+        if _holds(when, event, participant, message):
+            return row.table.context, row.key
     return None
+
+
+def _holds(when: When, event: str, participant: str, message: str) -> bool:
+    """Whether an event meets every condition given (the participant by raw-id prefix, the
+    message by the documented text it contains; both compared without case or spacing)."""
+    if when.events and event not in when.events:
+        return False
+    who = participant.strip().lower()
+    if when.participants and not any(who.startswith(p.lower()) for p in when.participants):
+        return False
+    return not when.message or _one_line(when.message).lower() in _one_line(message).lower()
+
+
+def condition_text(when: When) -> str:
+    """The conditions of a row as a person reads them."""
+    parts = []
+    if when.events:
+        parts.append(" or ".join(when.events))
+    if when.participants:
+        parts.append("participant " + " or ".join(f"{p}…" for p in when.participants))
+    if when.message:
+        parts.append(f"message containing {when.message!r}")
+    return ", ".join(parts)
+
+
+def conditions_of(row: str) -> When | None:
+    """The conditions of the row an event's key names (`documented_row`), or None."""
+    found = _catalog().conditional.get(row)
+    return found.entry.when if found is not None else None
 
 
 def _failure_alerts(found: Guidance, event: str) -> Guidance:
@@ -668,11 +758,3 @@ def category_advice(category: Category) -> str:
 def table_sizes() -> dict[str, int]:
     """Entries per table, in file order: what `catalog lint` reports when all is well."""
     return {t.id: len(t.entry) for t in _catalog().files.tables}
-
-
-def lint(directory: Path | None = None) -> list[str]:
-    """Every problem in the catalog files: schema errors, duplicates, conflicts, table order, URLs."""
-    from .catalog_files import read_files  # pydantic models: built for lint and build, never for lookups
-
-    _, problems = read_files(directory or CATALOG_DIR)
-    return problems

@@ -33,6 +33,7 @@ from .model import Context
 __all__ = [
     "SourceFiles",
     "compile_catalog",
+    "lint",
     "read_files",
     "runtime_files",
 ]
@@ -67,11 +68,21 @@ class Wording(_Model):
 
 
 class When(_Model):
-    """The conditions under which the source says a row applies (all given ones must hold)."""
+    """The conditions under which the source says a row applies (all given ones must hold). Such
+    a row answers only events that meet them; for other events it is only a related meaning."""
 
+    # The event kinds (the action that failed): "AddParticipantFailed".
     events: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], ...] = ()
-    participant: Text = ""  # the failed participant's raw id starts with this ("8:acs:")
-    message: Text = ""  # the event's message contains this text
+    # The participant's raw id starts with one of these: "8:acs:" (an ACS user), "8:orgid:" (a
+    # Teams user), "28:orgid:" (a Teams app), "4:" (a phone number).
+    participants: tuple[Annotated[str, StringConstraints(pattern=r"^\d+:(\S*:)?$")], ...] = ()
+    message: Text = ""  # the event's message contains this documented text (case and spacing aside)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> When:
+        if not (self.events or self.participants or self.message):
+            raise ValueError("a [when] needs at least one condition: events, participants or message")
+        return self
 
 
 class Entry(_Model):
@@ -94,8 +105,9 @@ class Entry(_Model):
     # Event kinds this entry speaks to (e.g. ["PlayFailed"]): its advice is added to the
     # answer for those events, whatever table answered the code.
     events: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], ...] = ()
-    # When the source ties the row to an event, a code and a kind of participant (Teams Phone's
-    # dual-persona AddParticipantFailed 408/10057), such an event belongs to this table's context.
+    # When the source ties the row to a kind of event (Teams Phone's dual-persona AddParticipantFailed
+    # 408/10057 for an 8:acs participant): only such an event gets this row, and its context becomes
+    # this table's. Any other event never gets it as its answer.
     when: When | None = None
 
     @model_validator(mode="after")
@@ -202,6 +214,9 @@ class FallbacksFile(_Model):
 class ContextsFile(_Model):
     default: tuple[str, ...] = Field(min_length=1)
     prefer: dict[Context, tuple[str, ...]] = {}
+    # The tables whose code-only lines (no subcode) may answer an event of a context; a context
+    # not listed: its own tables only.
+    code_only: dict[Context, tuple[str, ...]] = {}
 
 
 class SourceFiles(Struct, frozen=True):
@@ -232,6 +247,12 @@ def _special(found: dict[str, BaseModel], name: str, kind: type[_M]) -> _M:
 
 
 # -- reading and checking --------------------------------------------------------------------------------
+
+
+def lint(directory: Path | None = None) -> list[str]:
+    """Every problem in the catalog files: schema errors, duplicates, conflicts, table order, URLs."""
+    _, problems = read_files(directory or runtime.CATALOG_DIR)
+    return problems
 
 
 def read_files(directory: Path) -> tuple[SourceFiles | None, list[str]]:
@@ -285,13 +306,15 @@ def _cross_check(files: SourceFiles) -> list[str]:
         f"contexts.toml: default lists {i!r} twice" for i in sorted({i for i in order if order.count(i) > 1})
     ]
     problems += [f"contexts.toml: default does not list table {i!r}" for i in ids if i not in order]
-    named = [*order, *(i for lst in files.contexts.prefer.values() for i in lst)]
+    lists = [*files.contexts.prefer.values(), *files.contexts.code_only.values()]
+    named = [*order, *(i for lst in lists for i in lst)]
     problems += [f"contexts.toml: no table {i!r}" for i in sorted(set(named) - set(ids))]
     for cls in files.classes.class_:
         if cls.first > cls.last:
             problems.append(f"code-classes.toml: class {cls.class_}: first is after last")
     for table in files.tables:
         problems += _duplicates(table)
+    problems += _condition_problems(files)
     problems += _page_problems(files)
     contexts = [f.context for f in files.fallbacks.fallback]
     twice = sorted({c for c in contexts if contexts.count(c) > 1})
@@ -304,6 +327,24 @@ def _cross_check(files: SourceFiles) -> list[str]:
             for c in fb.class_
             if c.first > c.last
         ]
+    return problems
+
+
+def _condition_problems(files: SourceFiles) -> list[str]:
+    """A row with conditions is named by its table and code (`teams-phone:408/10057`): that key
+    must be unique, and the row needs a code for an event to carry."""
+    keys: dict[str, int] = defaultdict(int)
+    problems = []
+    for table in files.tables:
+        for e in table.entry:
+            if e.when is None:
+                continue
+            key = f"{table.id}:{_code_text(e.code, e.subcode)}"
+            keys[key] += 1
+            if e.code is None or e.name or e.setup:
+                problems.append(f"{key}: a row with [when] needs a numeric code an event carries")
+    twice = [k for k, n in keys.items() if n > 1]
+    problems += [f"{k}: two rows with [when] have this table and code; give one of them up" for k in twice]
     return problems
 
 

@@ -25,6 +25,8 @@ def incident_to_dict(incident: Incident) -> dict[str, Any]:
         "message": incident.message,
         "ids": incident.ids,
         "details": incident.details,
+        # Only when a condition chose the row: incidents stored before this key read as "".
+        **({"row": incident.row} if incident.row else {}),
     }
 
 
@@ -44,4 +46,5 @@ def incident_from_dict(data: dict[str, Any]) -> Incident:
         message=data["message"],
         ids=dict(data["ids"]),
         details=dict(data["details"]),
+        row=data.get("row", ""),
     )

@@ -160,7 +160,7 @@ class Deliverer:
             # same on every attempt, dequeue and re-drive: a destination's idempotency key.
             body = payload_bytes(kind.finish(payload, destination))
             try:
-                headers = kind.headers(body, destination, self.clock(), message_id=message.id)
+                headers = kind.headers(body, destination, self.clock(), message.id)
                 post(self.session, destination, body, self.settings.http_timeout_seconds, headers)
             except DeliveryError as err:
                 if err.retry_after is not None:

@@ -186,6 +186,8 @@ class CallAutomationEvent(_Spec):
     correlation_id: str | None
     operation_context: str | None
     result_information: ResultInformation | None
+    # Some senders put the event's time in its data only (a callback forwarded without its envelope).
+    time: str | None
 
     ID_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("correlation_id", "correlationId"),
@@ -720,11 +722,11 @@ def _call_values(event: Any) -> _CallValues:
 
 
 @cache
-def _documented_context() -> Callable[[str, int | None, int | None, str, str], Context | None]:
-    """The catalog's documented_context, imported on the first event (not on import: cold start)."""
-    from .catalog import documented_context
+def _documented_row() -> Callable[[str, int | None, int | None, str, str], tuple[Context, str] | None]:
+    """The catalog's documented_row, imported on the first event (not on import: cold start)."""
+    from .catalog import documented_row
 
-    return documented_context
+    return documented_row
 
 
 def _call_reading(
@@ -748,11 +750,14 @@ def _call_reading(
         if kind == "CallDisconnected":
             return Skip(raw.id, raw.type, "call ended without result information", "success")
         message = message or NO_CODE  # still a failure: it alerts, saying why it has no code
-    # The documents' own conditions come first (Teams Phone's dual-persona 408/10057).
-    context = _documented_context()(kind, code, subcode, participant_id, message) or model.context(
-        subcode, participant_kind
-    )
-    return Reading(raw, new_facts((kind, context, code, subcode, resource)), message, model, event, mask)
+    # The documents' own conditions come first (Teams Phone's dual-persona 408/10057): the row they
+    # tie to this kind of event answers it, in its table's context. Without one, the participant's
+    # kind and the subcode decide the context, and no row with conditions answers.
+    documented = _documented_row()(kind, code, subcode, participant_id, message)
+    context, row = documented or (model.context(subcode, participant_kind), "")
+    # An Event Grid delivery names its ACS resource in the topic; a callback's source does not.
+    resource = _resource_of(raw.source) or resource
+    return Reading(raw, new_facts((kind, context, code, subcode, resource, row)), message, model, event, mask)
 
 
 _new_incident = packed(Incident)  # the shown incidents: see model.packed
@@ -776,6 +781,7 @@ def _shown(reading: Reading, time: datetime | None, ids: dict[str, str], details
             mask_text(text) if mask else text,  # message
             ids,  # ids
             _masked(details) if mask else details,  # details
+            facts.row,  # row
         )
     )
 
@@ -784,7 +790,8 @@ def _call_incident(reading: Reading, model: type[CallAutomationEvent], event: An
     """The incident of a Call Automation failure, from its model or its typed record."""
     mask = reading.mask
     ids = _call_ids(event, model.ID_FIELDS, mask)
-    return _shown(reading, _time(reading.raw.time), ids, model.details_of(event, mask))
+    time = _time(reading.raw.time) or _time(event.time)
+    return _shown(reading, time, ids, model.details_of(event, mask))
 
 
 class _SmsFields(Protocol):
@@ -816,7 +823,7 @@ def _sms_reading(
     status, details = fields.delivery_status or "", fields.delivery_status_details
     if status.strip().lower() == "delivered":
         return Skip(raw.id, raw.type, "SMS delivered", "success")
-    facts = new_facts((kind, "sms", sms_error_code(details), None, _resource_of(raw.source) or resource))
+    facts = new_facts((kind, "sms", sms_error_code(details), None, _resource_of(raw.source) or resource, ""))
     return Reading(raw, facts, details or "", SmsDeliveryReport, report, mask)
 
 

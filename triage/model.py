@@ -144,6 +144,9 @@ class Facts(NamedTuple):
     code: int | None
     subcode: int | None
     resource: str
+    # The catalog row the source's conditions chose for this event ("teams-phone:408/10057"), or
+    # "" when no row's conditions held: see `catalog.documented_row`.
+    row: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -151,7 +154,7 @@ class Facts(NamedTuple):
         return fingerprint(self.kind, self.code, self.subcode, self.resource)
 
 
-new_facts = packed(Facts)  # Facts((kind, context, code, subcode, resource))
+new_facts = packed(Facts)  # Facts((kind, context, code, subcode, resource, row)): all six, always
 
 
 class Incident(NamedTuple):
@@ -176,6 +179,7 @@ class Incident(NamedTuple):
     message: str  # the event's own text (resultInformation.message, deliveryStatusDetails)
     ids: dict[str, str]
     details: dict[str, str]
+    row: str = ""  # as Facts.row: the catalog row the source's conditions chose, if any
 
     @property
     def fingerprint(self) -> str:
@@ -198,6 +202,8 @@ class Alert(Struct, frozen=True):
     # the burst's total). silenced: what a silence held back, told once when the silence ends.
     status: Literal["firing", "resolved", "silenced"] = "firing"
     note: str = ""  # for a silenced notice: which silence (id, matchers, by whom, why)
+    # A firing alert's "Silence…" link (triage.silence_link), when the app has a public address.
+    silence_url: str = ""
 
     @property
     def severity(self) -> Severity:

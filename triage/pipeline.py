@@ -38,7 +38,7 @@ __all__ = ["Lookup", "Report", "Triage"]
 
 log = logging.getLogger("triage")
 
-Lookup = Callable[[int | None, int | None, Context | None, str | None], Guidance]
+Lookup = Callable[[int | None, int | None, Context | None, str | None, str], Guidance]
 _KNOWN_FACTS = 4096
 
 
@@ -64,12 +64,13 @@ class Triage:
         self._known: dict[Facts, tuple[Guidance, str]] = {}
         self._render = render
         self._route = Route(settings)
-        enqueue = Enqueue(store, self._renderer)
+        enqueue = Enqueue(store, self._renderer, settings.silence_links())
+        self._silence = Silence(store)
         self.event_stages: tuple[Stage, ...] = (
             SuppressSuccesses(),
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
             CountHourly(store),  # the daily report's counters: one write per batch
-            Silence(store),
+            self._silence,
             Recover(store, timedelta(seconds=settings.group_window_seconds)),
             Group(store, timedelta(seconds=settings.group_window_seconds)),
             self._route,
@@ -126,19 +127,24 @@ class Triage:
         with self.store.unit():  # counts taken and their digests written together, where it can
             return run(self.digest_stages, Batch(now, Report()))
 
+    def silences_changed(self) -> None:
+        """A silence was started or ended in this process: read the silences afresh on the next
+        batch (other instances read them within their few seconds' cache)."""
+        self._silence.forget()
+
     def destinations(self, alert: Alert) -> list[Destination]:
         """Where an alert goes: every matching route's destinations; with no routes, all."""
         return self._route.destinations(alert)
 
     def _guidance(self, incident: Incident) -> Guidance:
-        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind)
+        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind, incident.row)
 
     def _learn(self, facts: Facts) -> tuple[Guidance, str]:
         """Guidance and fingerprint of facts not seen before (a batch repeats a few facts)."""
         if len(self._known) >= _KNOWN_FACTS:
             self._known.clear()  # only junk codes get here: start over
         known = self._known[facts] = (
-            self._lookup(facts.code, facts.subcode, facts.context, facts.kind),
+            self._lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row),
             facts.fingerprint,
         )
         return known

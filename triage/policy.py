@@ -24,16 +24,20 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import orjson
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from .destinations import Destination
 from .events import Skip
 from .ingest import Rejected
 from .model import Alert, Facts, Guidance, Incident, Severity
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .silence_link import SilenceLinks
 from .store import (
     MAX_SAMPLES,
     Burst,
@@ -331,6 +335,10 @@ class Silence:
         self._cached: list[SilenceRule] = []
         self._fetched: float | None = None
 
+    def forget(self) -> None:
+        """Read the silences from the store on the next batch (one was started or ended here)."""
+        self._fetched = None
+
     def active(self, now: datetime) -> list[SilenceRule]:
         """The silences in force at `now`, from the store or from the last few seconds' copy."""
         moment = self._clock()
@@ -588,15 +596,18 @@ class Enqueue:
     """Render each pending alert for its destinations and write it to the outbox. An alert
     that cannot be written, and every one after it, is given back before the error is raised."""
 
-    def __init__(self, outbox: Outbox, render: Callable[[], Renderer]) -> None:
+    def __init__(
+        self, outbox: Outbox, render: Callable[[], Renderer], links: SilenceLinks | None = None
+    ) -> None:
         self.outbox = outbox
         self._render = render  # resolved on first use: a batch of successes renders nothing
+        self.links = links  # "Silence…" links in firing alerts (ACS_TRIAGE_PUBLIC_URL and its key)
 
     def __call__(self, batch: Batch) -> None:
         report = batch.report
         for index, p in enumerate(batch.pending):
             try:
-                messages = self.messages(p)
+                messages = self.messages(p, batch.now)
                 self.outbox.enqueue(messages)
             except Exception:
                 # Nothing may be lost: give the counts back so a retry (or the next flush) reports them.
@@ -606,13 +617,16 @@ class Enqueue:
             report.message_ids.extend(m.id for m in messages)
         batch.pending = []
 
-    def messages(self, pending: Pending) -> list[OutboxMessage]:
+    def messages(self, pending: Pending, now: datetime) -> list[OutboxMessage]:
         """One outbox message per destination, with an id stable across retries of the same alert."""
         alert = pending.alert
         # A kind is told only the statuses it takes (a pager is not paged for silenced news).
         destinations = [d for d in pending.destinations if alert.status in d.kind.statuses]
         if not destinations:
             return []
+        if self.links is not None and alert.status == "firing":
+            # Not part of the message id: a retry's link (a later expiry) is the same message.
+            alert = replace(alert, silence_url=self.links.url(alert.incident, now))
         render = self._render()
         fingerprint = alert.fingerprint  # a string built from the incident's fields on every read
         basis = f"{fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"

@@ -64,11 +64,17 @@ class Redactor(logging.Filter):
             secrets += _url_secrets(destination.url.get_secret_value())
             key = destination.secret  # a routing key, a signing key
             if key is not None and len(key) >= _MIN_SECRET_CHARS:
-                secrets += _variants(key.get_secret_value())
+                value = key.get_secret_value()
+                secrets += _variants(value)
+                if " " in value:  # several signing keys (a rotation): each one alone too
+                    for part in value.split():
+                        secrets += _variants(part)
         if settings.shared_secret is not None:
             value = settings.shared_secret.get_secret_value()
             if len(value) >= _MIN_SHARED_SECRET_CHARS:
                 secrets += _variants(value)
+        if settings.silence_link_key is not None:
+            secrets += _variants(settings.silence_link_key.get_secret_value())
         if settings.storage_connection is not None:
             secrets.append(settings.storage_connection.get_secret_value())
         return cls(secrets, (*CREDENTIAL_PARAMS, settings.secret_param))

@@ -3,8 +3,8 @@
 `CountHourly` is the pipeline's counting step (one store write per batch, one counter per
 fingerprint). `build` reads two periods of counters (this one and the one before, for the change)
 into a `DailyReport`; `teams_card`, `slack_message` and `text` draw it, the bar chart included
-(Adaptive Card column widths, Block Kit text bars: no image to host). `due` decides from
-ACS_TRIAGE_REPORT_SCHEDULE (cron, UTC) whether a report is due; `Service.report_tick` claims the
+(Adaptive Card column widths, Block Kit text bars: no image to host). `triage.schedule.due`
+decides from ACS_TRIAGE_REPORT_SCHEDULE (cron, UTC) whether a report is due; `Service.report_tick` claims the
 scheduled time in the store so that it is posted once whichever instance's timer sees it first.
 """
 
@@ -29,8 +29,6 @@ __all__ = [
     "DailyReport",
     "Failure",
     "build",
-    "check_schedule",
-    "due",
     "parse_since",
     "slack_message",
     "teams_card",
@@ -42,7 +40,6 @@ log = logging.getLogger("triage")
 TOP = 5  # failures listed and charted
 _BAR_CELLS = 20  # Slack text bar width, in full blocks
 _EIGHTHS = " ▏▎▍▌▋▊▉"
-_CATCH_UP = timedelta(hours=1)  # a timer tick this late still posts the scheduled report
 
 
 class CountHourly:
@@ -337,35 +334,6 @@ def text(report: DailyReport) -> str:
     else:
         lines.append("  No failures in this period.")
     return "\n".join(lines)
-
-
-# -- schedule ------------------------------------------------------------------------------------
-def check_schedule(expression: str) -> str:
-    """A cron expression the report timer can keep (5 fields, UTC, at most once an hour: the
-    minute is one number); raises ConfigurationError naming the setting otherwise."""
-    from croniter import croniter
-
-    fields = expression.split()
-    if len(fields) != 5 or not croniter.is_valid(expression):
-        raise ConfigurationError(
-            f"ACS_TRIAGE_REPORT_SCHEDULE is not a 5-field cron expression: {expression!r}; "
-            "e.g. '0 8 * * *' for 08:00 UTC every day, '0 8 * * 1-5' on weekdays"
-        )
-    if not fields[0].isdigit():
-        raise ConfigurationError(
-            f"ACS_TRIAGE_REPORT_SCHEDULE: the minute field must be one number (the report is at most "
-            f"hourly), not {fields[0]!r}; e.g. '0 8 * * *'"
-        )
-    return expression
-
-
-def due(expression: str, now: datetime) -> datetime | None:
-    """The scheduled time a report is due for at `now`: the latest one at or before `now`, if it
-    is less than an hour old (a late timer tick still posts it); else None."""
-    from croniter import croniter
-
-    latest: datetime = croniter(expression, now + timedelta(microseconds=1)).get_prev(datetime)
-    return latest if now - latest < _CATCH_UP else None
 
 
 def parse_since(value: str) -> timedelta:

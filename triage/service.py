@@ -16,15 +16,15 @@ from msgspec.structs import replace
 
 from . import telemetry as telemetry_module
 from .auth import check_shared_secret
+from .checks import Problem, check_settings, storage_failure, store_refusal
 from .clock import utcnow
 from .deliver import Deliverer
-from .doctor import Problem, check_settings, storage_failure, store_refusal
 from .errors import ConfigurationError, DeliveryDeferred, DeliveryError, TriageError
 from .gcpause import paused
-from .ingest import header, options_handshake, stream_body
+from .ingest import header, options_handshake, parse_body, stream_body
 from .pipeline import Report, Triage
 from .policy import outbox_message
-from .settings import Settings
+from .settings import PREFIX, Settings, unresolved_references
 from .store import Backlog, Claim, OutboxMessage, RedriveFilter, Store, open_configured
 from .telemetry import Telemetry
 
@@ -32,7 +32,16 @@ if TYPE_CHECKING:
     from .model import Alert
     from .report import DailyReport
 
-__all__ = ["MAX_DEQUEUE_COUNT", "Answer", "Service", "health_answer", "log_once", "open_configured_store"]
+__all__ = [
+    "MAX_DEQUEUE_COUNT",
+    "Answer",
+    "Service",
+    "handshake_answer",
+    "handshake_from_env",
+    "health_answer",
+    "log_once",
+    "open_configured_store",
+]
 
 log = logging.getLogger("triage")
 _REPORT_CLAIM_TTL = timedelta(hours=24)  # outlives the hour in which a late tick may still post
@@ -80,6 +89,61 @@ class Answer(Struct, frozen=True):
         return cls.json(status, {"error": reason})
 
 
+_VALIDATION_MARK = b"SubscriptionValidationEvent"
+_HANDSHAKE_MAX_BYTES = Settings.model_fields["max_body_bytes"].default
+
+
+def handshake_answer(
+    method: str,
+    headers: Mapping[str, str],
+    params: Mapping[str, str],
+    body: bytes,
+    *,
+    gate: Settings,
+) -> Answer | None:
+    """The answer to Event Grid's handshake (a SubscriptionValidationEvent POSTed alone, or the
+    CloudEvents OPTIONS), or None when this request is not one or is not authentic (`gate`'s
+    shared secret is set and the query string lacks it). It reads no destination and no storage:
+    a subscription is made right after provisioning, while a Key Vault reference may still be
+    unresolved or storage roles still propagating, and Event Grid gives up on a failed handshake."""
+    if method == "OPTIONS":
+        if not header(headers, "webhook-request-origin"):
+            return None
+    elif method != "POST" or _VALIDATION_MARK not in body:  # the cheap test first: batches pass by
+        return None
+    try:
+        check_shared_secret(gate, params)
+    except TriageError:
+        return None
+    if method == "OPTIONS":
+        status, answer_headers, text = options_handshake(headers)
+        return Answer(status, text.encode(), answer_headers)
+    try:
+        envelope = parse_body(body, header(headers, "content-type"), _HANDSHAKE_MAX_BYTES)
+    except TriageError:
+        return None
+    if envelope.validation_code is None or envelope.events:
+        return None  # events beside it: the pipeline answers both (Event Grid never sends this)
+    log.info("answering Event Grid subscription validation")
+    return Answer.json(200, {"validationResponse": envelope.validation_code})
+
+
+def handshake_from_env(
+    env: Mapping[str, str], method: str, headers: Mapping[str, str], params: Mapping[str, str], body: bytes
+) -> Answer | None:
+    """`handshake_answer` when the settings as a whole do not parse: the shared secret is read
+    alone. An unresolved Key Vault reference in it leaves nothing to authenticate with: None."""
+    secret_setting, param_setting = f"{PREFIX}SHARED_SECRET", f"{PREFIX}SECRET_PARAM"
+    if secret_setting in unresolved_references(env):
+        return None
+    gate: dict[str, str] = {}
+    if env.get(secret_setting):
+        gate["shared_secret"] = env[secret_setting]
+    if env.get(param_setting):
+        gate["secret_param"] = env[param_setting]
+    return handshake_answer(method, headers, params, body, gate=Settings.model_validate(gate))
+
+
 class Service:
     """Settings, store, pipeline and deliverer of one process, with the HTTP entry points."""
 
@@ -109,6 +173,7 @@ class Service:
         self.triage = Triage(settings, self.store)
         self.deliverer = Deliverer(settings, self.store)
         self._redriven_at: dict[str, float] = {}
+        self.links = settings.silence_links()  # "Silence…" links, when configured
 
     @classmethod
     def from_env(cls) -> Service:
@@ -127,7 +192,12 @@ class Service:
         now: datetime | None = None,
     ) -> Answer:
         """One request to /api/eventgrid or /api/callbacks. Bad input is a 4xx with a reason;
-        storage trouble is a 503 so that Event Grid retries; never a bare 500."""
+        storage trouble is a 503 so that Event Grid retries; never a bare 500. The handshake
+        is answered before storage is looked at (handshake_answer)."""
+        if route == "eventgrid":
+            handshake = handshake_answer(method, headers, params, body, gate=self.settings)
+            if handshake is not None:
+                return handshake
         if self.unavailable is not None:
             return Answer.error(503, self.unavailable.message)
         with self.telemetry.span("acs_triage.http", route=route, method=method):
@@ -183,6 +253,36 @@ class Service:
             from .jwt_auth import validate_callback_token
 
             validate_callback_token(self.settings, header(headers, "authorization"))
+
+    def silence_page(
+        self, method: str, token: str, headers: Mapping[str, str], body: bytes, *, now: datetime | None = None
+    ) -> Answer:
+        """GET or POST /api/silence/<token> (triage.silence_page): 404 unless the token is one
+        this app signed, for a time not yet past; never a 500."""
+        from .silence_page import NOT_FOUND, answer
+
+        now = now or self.clock()
+        if self.unavailable is not None:
+            if self.links is None or self.links.read(token, now) is None:
+                return Answer(NOT_FOUND.status, NOT_FOUND.body, NOT_FOUND.headers)
+            return Answer.error(503, self.unavailable.message)
+        try:
+            page, changed = answer(
+                self.links,
+                self.store,
+                method,
+                token,
+                headers=headers,
+                body=body,
+                now=now,
+                mask=self.settings.mask_pii,
+            )
+        except Exception as err:  # a bug must not become a 500 with a trace in the answer
+            log.exception("silence page failed: %s", type(err).__name__)
+            return Answer.error(503, "the silence page failed; try again")
+        if changed:
+            self.triage.silences_changed()  # this instance honours it from its next event
+        return Answer(page.status, page.body, page.headers)
 
     def health(self) -> Answer:
         """GET /api/health: 200 when the settings are valid and storage answers, else 503 with
@@ -366,7 +466,7 @@ class Service:
         schedule = self.settings.report_schedule
         if schedule is None:
             return None
-        from .report import due
+        from .schedule import due
 
         now = now or self.clock()
         scheduled = due(schedule, now)

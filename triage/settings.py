@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -17,8 +18,13 @@ from .errors import ConfigurationError
 from .matchers import MATCHER_FIELDS, Matcher
 from .model import Severity
 
+if TYPE_CHECKING:
+    from .silence_link import SilenceLinks
+
 __all__ = [
     "IN_AZURE_SETTING",
+    "KEY_VAULT_REFERENCE",
+    "MIN_LINK_KEY_CHARS",
     "MIN_SECRET_CHARS",
     "OUTBOX_QUEUE_SETTING",
     "STORAGE_SETTING",
@@ -27,6 +33,7 @@ __all__ = [
     "StorageConnection",
     "app_names",
     "in_azure",
+    "unresolved_references",
 ]
 
 PREFIX = "ACS_TRIAGE_"
@@ -40,6 +47,27 @@ SITE_NAME_SETTING = "WEBSITE_SITE_NAME"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SITE_TAG_MAX = 32  # keeps "acs-triage-<tag>-outbox-poison" within a queue name's 63 characters
 MIN_SECRET_CHARS = 16  # a destination's own key (PagerDuty's are 32): shorter is guessable
+MIN_LINK_KEY_CHARS = 32  # the key that signs "Silence…" links: a bearer capability to silence
+# App Service replaces a Key Vault reference with the secret once its identity may read it; until
+# then (or when it may not) the app sees the reference itself, which is no URL and no key.
+KEY_VAULT_REFERENCE = "@microsoft.keyvault("
+
+
+def unresolved_references(env: Mapping[str, str]) -> list[str]:
+    """The settings acs-triage reads whose value is still a Key Vault reference, each named in
+    a problem of its own: checked as a URL it would only say "must start with https://"."""
+    return sorted(
+        key
+        for key, value in env.items()
+        if key.startswith((PREFIX, STORAGE_SETTING)) and value.strip().lower().startswith(KEY_VAULT_REFERENCE)
+    )
+
+
+def _unresolved(name: str) -> str:
+    return (
+        f"Key Vault reference for {name} is not resolved: check the app's identity has Key Vault "
+        f"Secrets User on the vault (and the app's keyVaultReferenceIdentity names it), then restart the app"
+    )
 
 
 def in_azure(env: Mapping[str, str]) -> bool:
@@ -182,6 +210,35 @@ class Settings(BaseModel):
     report_schedule: str | None = None  # cron (UTC); unset: no scheduled daily report
     report_period_hours: int = Field(24, ge=1, le=24 * 31)
     report_to: list[str] = []  # empty: every destination with a report form
+    # "Silence…" links in Teams and Slack alerts (triage.silence_link): the app's public address
+    # and the key that signs the links. Both or neither: one alone is a configuration error.
+    public_url: str | None = None
+    silence_link_key: SecretStr | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from .destinations import check_https
+
+        value = value.strip().rstrip("/")
+        problem = check_https(value)
+        if problem:
+            raise ValueError(f"the app's public address {problem}, e.g. https://<app>.azurewebsites.net")
+        if "?" in value or "#" in value:
+            raise ValueError("must be the app's address alone, without a query or fragment")
+        return value
+
+    @field_validator("silence_link_key")
+    @classmethod
+    def _link_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_LINK_KEY_CHARS:
+            raise ValueError(
+                f"is too short to sign links: use at least {MIN_LINK_KEY_CHARS} random characters "
+                "(e.g. a Key Vault secret made with `openssl rand -base64 48`)"
+            )
+        return value
 
     @field_validator("resource")
     @classmethod
@@ -200,7 +257,7 @@ class Settings(BaseModel):
     def _cron(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        from .report import check_schedule  # croniter is imported only when a schedule is set
+        from .schedule import check_schedule  # croniter is imported only when a schedule is set
 
         return check_schedule(" ".join(value.split()))
 
@@ -208,6 +265,14 @@ class Settings(BaseModel):
     @classmethod
     def _names(cls, value: object) -> object:
         return [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else value
+
+    def silence_links(self) -> SilenceLinks | None:
+        """What makes and reads "Silence…" links, when ACS_TRIAGE_PUBLIC_URL and its key are set."""
+        if self.public_url is None or self.silence_link_key is None:
+            return None
+        from .silence_link import SilenceLinks
+
+        return SilenceLinks(self.public_url, self.silence_link_key.get_secret_value())
 
     def report_destinations(self) -> list[Destination]:
         """Where the daily report goes: ACS_TRIAGE_REPORT_TO, else every destination whose kind
@@ -233,6 +298,10 @@ class Settings(BaseModel):
         """The settings and every problem found, each naming its setting and the fix; the
         settings are None when a problem leaves nothing to build them from."""
         problems: list[str] = []
+        unresolved = unresolved_references(env)
+        if unresolved:  # read as unset, with one problem each instead of what their text would cause
+            problems += [_unresolved(name) for name in unresolved]
+            env = {k: v for k, v in env.items() if k not in unresolved}
 
         def get(name: str) -> str | None:
             value = env.get(PREFIX + name)
@@ -262,6 +331,8 @@ class Settings(BaseModel):
             "report_schedule",
             "report_period_hours",
             "report_to",
+            "public_url",
+            "silence_link_key",
         ):
             value = get(field_name.upper())
             if value is not None:
@@ -289,6 +360,17 @@ class Settings(BaseModel):
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
             problems.append(f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}")
+        if (settings.public_url is None) != (settings.silence_link_key is None):
+            given, missing = (
+                ("PUBLIC_URL", "SILENCE_LINK_KEY")
+                if settings.silence_link_key is None
+                else ("SILENCE_LINK_KEY", "PUBLIC_URL")
+            )
+            problems.append(
+                f'{PREFIX}{missing} is not set: "Silence…" links need both {PREFIX}PUBLIC_URL and '
+                f"{PREFIX}SILENCE_LINK_KEY; {PREFIX}{given} alone does nothing. "
+                f"Set it, or remove {PREFIX}{given}"
+            )
         unknown = set(settings.report_to) - set(settings.destinations)
         if unknown:
             problems.append(
@@ -366,6 +448,10 @@ def _destination(
         problems.append(
             f"{secret_setting} is too short to be a key: use at least {MIN_SECRET_CHARS} random characters"
         )
+        return None
+    problem = spec.check_secret(secret) if secret else None
+    if problem:
+        problems.append(f"{secret_setting} {problem}")
         return None
     if spec.secret_required and not secret:
         problems.append(

@@ -1,11 +1,15 @@
-// The Function App: Flex Consumption plan (Linux), Python 3.11, a user-assigned identity for
-// storage, telemetry and Key Vault references, and acs-triage's app settings.
+// The Function App: Flex Consumption plan (Linux), Python 3.13, a user-assigned identity for
+// storage, telemetry and Key Vault references, and acs-triage's app settings. On Python 3.13 the
+// Python worker is the azure-functions-runtime version requirements.txt pins: the one
+// tests/test_worker.py runs the app in.
 param location string
 param tags object
 param name string
 param storageAccountName string
 param deploymentContainerUrl string
 param applicationInsightsName string
+@description('Log Analytics workspace that receives the function logs.')
+param logAnalyticsId string
 param outboxQueueName string
 param acsName string
 @description('The ACS resource\'s immutable id, or empty to accept callbacks without a token.')
@@ -15,6 +19,8 @@ param slackSecretUri string
 param pagerDutySecretUri string = ''
 param webhookSecretUri string = ''
 param webhookKeySecretUri string = ''
+@description('Settings the operator owns (name → value), carried through azd\'s parameters (main.bicep leaves out the empty ones).')
+param operatorSettings object = {}
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 
@@ -98,7 +104,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
-      runtime: { name: 'python', version: '3.11' }
+      runtime: { name: 'python', version: '3.13' }
     }
   }
 }
@@ -115,7 +121,18 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_66: failed request tracing is an App Service feature; functions log to Application Insights
   // checkov:skip=CKV_AZURE_80: a Python app: no .NET Framework version to set
   // checkov:skip=CKV_AZURE_88: the app keeps no files; Flex Consumption deploys from a blob container
-  properties: union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, webhookSettings, webhookKeySettings)
+  properties: union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, webhookSettings, webhookKeySettings, operatorSettings)
+}
+
+// The function logs (each invocation's log lines and errors) in the workspace as well.
+resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsId
+    logs: [{ category: 'FunctionAppLogs', enabled: true }]
+    metrics: [{ category: 'AllMetrics', enabled: true }]
+  }
 }
 
 output name string = site.name

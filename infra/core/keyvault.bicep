@@ -3,6 +3,8 @@
 param location string
 param tags object
 param name string
+@description('Log Analytics workspace that receives the vault\'s audit log.')
+param logAnalyticsId string
 
 @secure()
 @description('Secret name → value; a secret with an empty value is not created.')
@@ -42,6 +44,17 @@ resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for item in it
     // every alert without a word.
   }
 }]
+
+// Every read of a webhook secret (and every refusal: an unresolved Key Vault reference shows here).
+resource vaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsId
+    logs: [{ categoryGroup: 'audit', enabled: true }]
+    metrics: [{ category: 'AllMetrics', enabled: true }]
+  }
+}
 
 output name string = vault.name
 // Base of the version-less secret URIs (…/secrets/<name>): the app follows the current version

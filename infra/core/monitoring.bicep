@@ -28,3 +28,4 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output applicationInsightsName string = appInsights.name
+output logAnalyticsId string = workspace.id

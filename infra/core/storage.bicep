@@ -1,10 +1,14 @@
-// The app's storage account: host state, the deployment package, and acs-triage's dedup/group
-// tables and outbox queue. Shared-key access is off; the app reaches it with its managed identity.
+// The app's storage account: host state, the deployment package, acs-triage's dedup/group
+// tables and outbox queue, and Event Grid's dead letters. Shared-key access is off; the app
+// reaches it with its managed identity, Event Grid with the system topic's.
 param location string
 param tags object
 param name string
 param deploymentContainerName string
+param deadLetterContainerName string
 param queueNames array
+@description('Log Analytics workspace that receives the storage services\' logs and metrics.')
+param logAnalyticsId string
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -44,9 +48,51 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   properties: { publicAccess: 'None' }
 }
 
+// Events Event Grid gave up on (after its retries, or refused by the endpoint), one blob each:
+// kept 30 days, where a lost alert can still be found and replayed (python -m triage replay).
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
+  properties: { publicAccess: 'None' }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: account
   name: 'default'
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+// Reads, writes and deletes of each service, with their metrics: who touched the outbox, the
+// dead letters and the state tables, and when storage refused the app.
+var serviceLogs = {
+  logs: [
+    { category: 'StorageRead', enabled: true }
+    { category: 'StorageWrite', enabled: true }
+    { category: 'StorageDelete', enabled: true }
+  ]
+  metrics: [{ category: 'Transaction', enabled: true }]
+}
+
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: blobService
+  properties: union(serviceLogs, { workspaceId: logAnalyticsId })
+}
+
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: queueService
+  properties: union(serviceLogs, { workspaceId: logAnalyticsId })
+}
+
+resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: tableService
+  properties: union(serviceLogs, { workspaceId: logAnalyticsId })
 }
 
 resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queue in queueNames: {
@@ -55,4 +101,5 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-
 }]
 
 output name string = account.name
+output id string = account.id
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from msgspec import Struct
@@ -20,7 +20,7 @@ from pydantic import BaseModel, SecretStr, field_validator
 
 from ..model import Alert
 
-__all__ = ["REGISTRY", "STATUSES", "Destination", "Headers", "Kind", "check_https", "kind", "names"]
+__all__ = ["REGISTRY", "STATUSES", "Destination", "Kind", "check_https", "kind", "names"]
 
 # name → module. One line per destination; modules are imported when first used.
 REGISTRY: dict[str, str] = {
@@ -57,18 +57,12 @@ def _as_stored(payload: dict[str, Any], destination: Destination) -> dict[str, A
     return payload
 
 
-class Headers(Protocol):
-    """What a kind adds to the headers of one POST of `body` at `now` (seconds): a signature over
-    the exact bytes, for one. `message_id` is the outbox message's id, the same on every attempt,
-    dequeue and re-drive of one alert: an idempotency key for destinations that take one."""
-
-    def __call__(
-        self, body: bytes, destination: Destination, now: float, *, message_id: str
-    ) -> dict[str, str]: ...
-
-
-def _no_headers(body: bytes, destination: Destination, now: float, *, message_id: str) -> dict[str, str]:
+def _no_headers(body: bytes, destination: Destination, now: float, message_id: str) -> dict[str, str]:
     return {}
+
+
+def _any_secret(value: str) -> str | None:
+    return None
 
 
 class Kind(Struct, frozen=True):
@@ -87,12 +81,14 @@ class Kind(Struct, frozen=True):
     # signing key): the setting that holds it, and whether the destination cannot work without it.
     secret_setting: str | None = None
     secret_required: bool = False
+    check_secret: Callable[[str], str | None] = _any_secret  # a problem with the secret's value, or None
     default_url: str | None = None  # a service with one endpoint: configured by its secret alone
     # The outbox stores what `render` made, without secrets; just before the POST, `finish` adds
     # what only the send may know (a routing key), and `headers` what the exact body bytes earn
-    # (a signature over them, with the send time `now` in seconds).
+    # (a signature over them, with the send time `now` in seconds and the outbox message's id,
+    # which every retry of the message shares).
     finish: Callable[[dict[str, Any], Destination], dict[str, Any]] = _as_stored
-    headers: Headers = _no_headers
+    headers: Callable[[bytes, Destination, float, str], dict[str, str]] = _no_headers
     # The Alert statuses this kind is told about: a pager pages on firing and resolves on
     # resolved; what a silence held back is chat news, not an incident.
     statuses: frozenset[str] = STATUSES

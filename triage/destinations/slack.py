@@ -104,19 +104,25 @@ def render(alert: Alert) -> dict[str, Any]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": guided.advice}})
     if guided.also is not None:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": guided.also}})
+    buttons = []
     if guided.docs_url:
-        blocks.append(
+        buttons.append(
             {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Troubleshooting docs"},
-                        "url": guided.docs_url,
-                    }
-                ],
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Troubleshooting docs"},
+                "url": guided.docs_url,
             }
         )
+    if alert.silence_url:
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": content.SILENCE_TITLE},
+                "url": alert.silence_url,
+            }
+        )
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
     notes += guided.notes_after_samples
     elements = [{"type": "mrkdwn", "text": text} for text in guided.context]
     if notes:

@@ -254,10 +254,17 @@ class _Card:
             "msteams": {"width": "Full"},
             "body": body,
         }
+        actions = []
         if guided.docs_url:
-            card["actions"] = [
+            actions.append(
                 {"type": "Action.OpenUrl", "title": "Troubleshooting docs", "url": guided.docs_url}
-            ]
+            )
+        if self.alert.silence_url:
+            actions.append(
+                {"type": "Action.OpenUrl", "title": content.SILENCE_TITLE, "url": self.alert.silence_url}
+            )
+        if actions:
+            card["actions"] = actions
         return card
 
     def banner(self) -> dict[str, Any]:

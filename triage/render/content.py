@@ -22,6 +22,7 @@ __all__ = [
     "ALSO_TITLE",
     "IDENTITY_TITLES",
     "SEVERITY_LABEL",
+    "SILENCE_TITLE",
     "AdviceLine",
     "advice_lines",
     "also_documented",
@@ -201,6 +202,7 @@ def advice_lines(advice: str) -> list[AdviceLine]:
 
 
 ALSO_TITLE = "Also documented as"
+SILENCE_TITLE = "Silence…"  # the link to the page that silences alerts like this one
 
 
 def also_documented(guidance: Guidance, limit: int = 5) -> list[str]:

@@ -4,8 +4,9 @@ Alerts of one failure differ in a few values only: the time, the values of the I
 the event's own message. Teams and Slack show each of these values as it stands, in one place,
 whenever escaping and shortening leave it as it is (inert text, short); everything else on the
 card depends on the shape: the catalog's answer, the kind, code, resource and context, the names
-of the IDs and details, whether the event's message is shown. The second alert of a shape renders
-it once more with a marker in place of each value; that JSON, cut at the markers, is the shape's
+of the IDs and details, whether the event's message is shown, whether the alert has a "Silence…"
+link (its URL, which differs per alert, is a value too). The second alert of a shape renders it
+once more with a marker in place of each value; that JSON, cut at the markers, is the shape's
 template. Every later alert of the shape is its template with its own values put in, which costs
 about a sixth of building the payload and serializing it. An alert with a value a renderer would
 change, a card its size limit would shorten, a digest, a notice, or a kind without a template
@@ -18,6 +19,7 @@ turn, values a renderer changes, cards near Teams' size limit, many threads.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -39,6 +41,10 @@ SLOT_CHARS = 200
 _SHAPES = 1024  # shapes kept; emptied when full (a flood of new shapes renders in full)
 _SHAPE_CHARS = 2048  # event text in a shape's key: longer shapes are rendered in full, not kept
 _SLOT_ENTRIES = 4096
+# A "Silence…" link is put in as it stands when it is this short and made of these characters
+# (triage.silence_link makes base64url tokens); each link is new, so none is remembered.
+_LINK_CHARS = 1000
+_URL_SAFE = re.compile(r"[A-Za-z0-9:/._~-]+")
 
 # A time no event has: its formatted text marks where an alert's time stands.
 _MARK_TIME = datetime(1901, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -144,10 +150,15 @@ def _read_shape(alert: Alert) -> _Shape | None:
         if value is None:
             return None
         values.append(value)
+    link = alert.silence_url
+    if link:
+        if len(link) > _LINK_CHARS or not _URL_SAFE.fullmatch(link):
+            return None
+        values.append(link.encode())  # URL-safe ASCII: its JSON is itself; renderers show it as it is
     ids, details = tuple(inc.ids), tuple(inc.details)
     key = (
         id(alert.guidance), inc.kind, inc.code, inc.subcode, inc.resource, inc.context,
-        said != "", ids, details, alert.count, alert.window_seconds, alert.note,
+        said != "", ids, details, alert.count, alert.window_seconds, alert.note, link != "",
     )  # fmt: skip
     known = _KNOWN.get(key)
     if known is None:
@@ -192,9 +203,13 @@ def _build(alert: Alert, found: Kind, count: int) -> _Template | None:
         ids={name: next(named) for name in inc.ids},
         details={name: next(named) for name in inc.details},
     )
-    if len(inc.ids) + len(inc.details) + 1 < count:  # the event's message is shown: a value too
+    link = alert.silence_url != ""  # the last value, after the event's message
+    if len(inc.ids) + len(inc.details) + 1 + link < count:  # the event's message is shown: a value too
         marked = marked._replace(message=next(named))
-    text = payload_bytes(found.template(replace(alert, incident=marked)))
+    shown = replace(alert, incident=marked)
+    if link:
+        shown = replace(shown, silence_url=next(named))
+    text = payload_bytes(found.template(shown))
     cuts = [mark.encode() for mark in marks]  # plain text: its JSON is itself
     found_at: list[tuple[int, int]] = []
     for index, cut in enumerate(cuts):

@@ -1,4 +1,4 @@
-"""`python -m triage doctor`: the settings a Function App has, checked before they bite.
+"""The settings a Function App has, checked before they bite (`python -m triage doctor` prints them).
 
 Every problem names its setting and says how to fix it. Errors are settings that would lose or
 misroute alerts; warnings are choices that work but deserve a second look. The same checks run
@@ -7,13 +7,10 @@ when the app starts (`Service`) and feed `GET /api/health`.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import sys
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from msgspec import Struct
 
@@ -27,12 +24,17 @@ from .settings import (
     in_azure,
 )
 
-if TYPE_CHECKING:  # the command line's type only: the app imports this module at start, argparse not
-    import argparse
+__all__ = [
+    "Problem",
+    "check",
+    "check_settings",
+    "probe",
+    "problems_block",
+    "storage_failure",
+    "store_refusal",
+]
 
-__all__ = ["Problem", "check", "check_settings", "main", "storage_failure", "store_refusal"]
-
-_SETTING = re.compile(r"^[A-Za-z][A-Za-z0-9_]*")
+_SETTING = re.compile(r"^(?:Key Vault reference for )?([A-Za-z][A-Za-z0-9_]*)")
 _ROLES = "Storage Queue Data Contributor and Storage Table Data Contributor"
 
 
@@ -50,7 +52,7 @@ class Problem(Struct, frozen=True):
 
 def _error(message: str) -> Problem:
     found = _SETTING.match(message)
-    return Problem("error", found.group() if found else "settings", message)
+    return Problem("error", found.group(1) if found else "settings", message)
 
 
 def store_refusal(settings: Settings) -> str | None:
@@ -99,6 +101,7 @@ def check_settings(settings: Settings) -> list[Problem]:
                 f"in this process only (fine for a local run; in Azure it is refused)",
             )
         )
+    problems += _legacy_webhook_keys(settings)
     if not settings.mask_pii:
         problems.append(
             Problem(
@@ -111,12 +114,39 @@ def check_settings(settings: Settings) -> list[Problem]:
     return problems
 
 
+def _legacy_webhook_keys(settings: Settings) -> list[Problem]:
+    """A webhook signed with a key of the scheme before Standard Webhooks: it works until the
+    migration date, and then the key is refused."""
+    from .destinations import webhook
+
+    problems = []
+    for destination in settings.destinations.values():
+        secret = destination.secret.get_secret_value() if destination.secret is not None else ""
+        if destination.format != "webhook" or not secret or secret.startswith(webhook.SECRET_PREFIX):
+            continue
+        setting = (
+            f"{PREFIX}WEBHOOK_SECRET"
+            if destination.name == "webhook"
+            else f"{PREFIX}DEST_{destination.name.upper()}_SECRET"
+        )
+        problems.append(
+            Problem(
+                "warning",
+                setting,
+                f"{setting} is a legacy key (not {webhook.SECRET_PREFIX}): posts also carry the old "
+                f"X-ACS-Triage-* headers, until {webhook.LEGACY_UNTIL}; then the key is refused. Move the "
+                f"receiver to Standard Webhooks and set a {webhook.SECRET_PREFIX} key (docs/webhook.md)",
+            )
+        )
+    return problems
+
+
 def check(env: Mapping[str, str]) -> tuple[Settings | None, list[Problem]]:
     """The settings in `env` and every problem with them, without touching storage."""
     settings, found = Settings.read(env)
     problems = [_error(text) for text in found]
     if settings is not None:
-        unreadable_url = any(p.setting.endswith("_URL") for p in problems)
+        unreadable_url = any(p.setting.endswith("_URL") or "Key Vault" in p.message for p in problems)
         problems += [  # "no destination" would only repeat that a URL setting is wrong
             p for p in check_settings(settings) if not (unreadable_url and "no destination" in p.message)
         ]
@@ -162,56 +192,6 @@ def storage_failure(err: BaseException, settings: Settings) -> Problem | None:
     else:
         return None
     return Problem("error", setting, f"{setting}: storage is unusable: {how}")
-
-
-def _read_settings_file(path: str) -> dict[str, str]:
-    try:
-        document: Any = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigurationError(f"--settings {path}: cannot be read as JSON ({err})") from None
-    values = document.get("Values") if isinstance(document, dict) else None
-    if not isinstance(values, dict):
-        raise ConfigurationError(f"--settings {path}: has no Values object (local.settings.json form)")
-    return {str(k): str(v) for k, v in values.items()}
-
-
-def add_command(sub: Any) -> None:
-    """Register `doctor` on the CLI's subcommands."""
-    doctor = sub.add_parser("doctor", help="check the settings; exit 1 on any error")
-    doctor.add_argument("--settings", metavar="FILE", help="a local.settings.json (default: the environment)")
-    doctor.add_argument("--offline", action="store_true", help="do not contact storage")
-    doctor.add_argument("--json", action="store_true", help="print the problems as JSON")
-    doctor.set_defaults(func=main)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Print each problem with its setting and fix; 1 when any is an error, else 0."""
-    env: Mapping[str, str] = _read_settings_file(args.settings) if args.settings else os.environ
-    settings, problems = check(env)
-    depths: tuple[int, int] | None = None
-    if (
-        settings is not None
-        and settings.storage is not None
-        and not args.offline
-        and not problems_block(problems)
-    ):
-        depths, failure = probe(settings)
-        if failure is not None:
-            problems.append(failure)
-    errors = [p for p in problems if p.level == "error"]
-    if args.json:
-        doc: dict[str, Any] = {"problems": [p.as_dict() for p in problems]}
-        if depths is not None:
-            doc["outbox"] = {"depth": depths[0], "poison": depths[1]}
-        print(json.dumps(doc, indent=2))
-    else:
-        for problem in problems:
-            print(f"{problem.level}: {problem.message}")
-        if depths is not None:
-            print(f"storage answers: outbox {depths[0]} message(s), poison {depths[1]}")
-        if not problems:
-            print("ok: no problems found")
-    return 1 if errors else 0
 
 
 def problems_block(problems: list[Problem]) -> bool:

@@ -16,12 +16,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .clock import utcnow
-from .errors import ConfigurationError, TriageError
-from .matchers import MATCHER_FIELDS, Matcher
-from .render.content import format_time
-from .settings import Settings
-from .store import SilenceRule, Store, configured_spec, open_configured
+from ..clock import utcnow
+from ..errors import ConfigurationError, TriageError
+from ..matchers import MATCHER_FIELDS, Matcher
+from ..render.content import format_time
+from ..settings import Settings
+from ..store import SilenceRule, Store, configured_spec, open_configured
 
 __all__ = ["add_commands", "parse_duration", "parse_matcher"]
 

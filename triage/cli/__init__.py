@@ -9,8 +9,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from .destinations import names
-from .errors import TriageError
+from ..destinations import names
+from ..errors import TriageError
 
 __all__ = ["main"]
 
@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--post", action="store_true", help="post it now to the report's destinations")
     report.set_defaults(func=cmd_report)
 
-    from .catalog_cli import add_commands
-    from .outbox_cli import add_commands as add_outbox_commands
-    from .silence_cli import add_commands as add_silence_commands
+    from .catalog import add_commands
+    from .outbox import add_commands as add_outbox_commands
+    from .silence import add_commands as add_silence_commands
 
     add_commands(sub)
     add_outbox_commands(sub)
@@ -82,9 +82,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     import json
     from datetime import timedelta
 
-    from .destinations import kind
-    from .report import parse_since
-    from .service import Service
+    from ..destinations import kind
+    from ..report import parse_since
+    from ..service import Service
 
     period = parse_since(args.since)
     spec = kind(args.format) if args.format in names() else None

@@ -1,7 +1,7 @@
 """`explain` and `catalog` commands: what a code means, and whether the catalog files are sound.
 
 `add_commands(subparsers)` plugs them into `python -m triage`; `main(argv)` runs them alone
-(`python -m triage.catalog_cli explain 410 3112`).
+(`python -m triage.cli.catalog explain 410 3112`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import CATALOG_DIR, COMPILED_NAME, CatalogError, lint, lookup, lookup_name, search, table_sizes
-from .model import CONTEXTS, Guidance
+from ..catalog import (
+    CATALOG_DIR,
+    COMPILED_NAME,
+    CatalogError,
+    condition_text,
+    conditions_of,
+    lookup,
+    lookup_name,
+    search,
+    table_sizes,
+)
+from ..model import CONTEXTS, Guidance
 
 __all__ = [
     "add_commands",
@@ -38,7 +48,10 @@ def add_commands(subparsers: Any) -> None:
     explain.add_argument("subcode", nargs="?", type=int, help="the subcode (3112)")
     explain.add_argument("--context", choices=CONTEXTS, help="where the code came from (default: any)")
     explain.add_argument(
-        "--event", metavar="KIND", help="the event that carried it (PlayFailed): adds its advice"
+        "--event",
+        metavar="KIND|FILE",
+        help="the event that carried it: its kind (PlayFailed) adds its advice; an event file (a body"
+        " as ACS posts it) is read whole, each failure explained with the row that answers it and why",
     )
     explain.add_argument("--search", metavar="TEXT", help="list entries whose text contains these words")
     explain.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -74,8 +87,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
             for g in found:
                 print(f"- {_code(g):<12} {g.table:<20} {_one_line(g.message)}")
         return 0
+    if args.event and Path(args.event).is_file():
+        if args.code is not None or args.context:
+            print("explain: --event FILE takes the codes and context from the events", file=sys.stderr)
+            return 2
+        return _explain_events(Path(args.event), as_json=args.json)
     if args.code is None:
-        print("explain: give a CODE [SUBCODE], or --search TEXT", file=sys.stderr)
+        print("explain: give a CODE [SUBCODE], --event FILE, or --search TEXT", file=sys.stderr)
         return 2
     code = args.code.strip()
     guidance = (
@@ -92,6 +110,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_catalog_lint(args: argparse.Namespace) -> int:
     """Validate the catalog files; exit 1 on any problem."""
+    from ..catalog_files import lint  # pydantic models: built for lint and build, never for lookups
+
     problems = lint()
     for problem in problems:
         print(problem)
@@ -112,7 +132,7 @@ def cmd_catalog_lint(args: argparse.Namespace) -> int:
 def cmd_catalog_build(args: argparse.Namespace) -> int:
     """Write compiled.json from the TOML files (the form the Function App loads); with --check,
     exit 1 when it is not what the TOML files give. Exit 1 when the TOML files do not pass lint."""
-    from .catalog_files import build, compile_catalog  # pydantic models: never on the request path
+    from ..catalog_files import build, compile_catalog  # pydantic models: never on the request path
 
     directory = Path(args.catalog) if args.catalog else CATALOG_DIR
     path = directory / COMPILED_NAME
@@ -155,6 +175,8 @@ def cmd_catalog_sync(args: argparse.Namespace) -> int:
     from tools.catalog_sync import sync  # a development tool, never on the request path
     from tools.seeds import SeedError
 
+    from ..catalog_files import lint
+
     directory = Path(args.catalog) if args.catalog else CATALOG_DIR
     try:
         result = sync([Path(p) for p in args.paths], directory)
@@ -181,6 +203,52 @@ def cmd_catalog_sync(args: argparse.Namespace) -> int:
     return cmd_catalog_build(argparse.Namespace(check=False, catalog=str(directory)))
 
 
+def _explain_events(path: Path, *, as_json: bool) -> int:
+    """Explain every event in an event file as the pipeline reads it: its facts, the context and
+    row its participant, action and message chose (and which documented condition did), and the
+    guidance an alert would carry. Exit 1 when the file is not a body the app accepts."""
+    from ..errors import TriageError
+    from ..events import Skip, read
+    from ..ingest import parse_body
+
+    body = path.read_bytes()
+    try:
+        envelope = parse_body(body, "application/json", max(len(body), 1))
+    except TriageError as err:
+        print(f"explain: {path}: {err}", file=sys.stderr)
+        return 1
+    found: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for raw in envelope.events:
+        reading = read(raw)
+        if isinstance(reading, Skip):
+            found.append({"event_id": raw.id, "type": raw.type, "skipped": reading.reason})
+            texts.append(f"{raw.type} (id {raw.id}): no alert ({reading.outcome}): {reading.reason}")
+            continue
+        facts = reading.facts
+        g = lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row)
+        when = conditions_of(facts.row) if facts.row else None
+        why = (
+            f"the source's condition for row {facts.row}: {condition_text(when)}"
+            if when is not None
+            else "no documented condition holds: the event's own context and the usual order"
+        )
+        found.append(
+            {"event_id": raw.id, "type": raw.type, "context": facts.context, "row": facts.row,
+             "chosen_by": condition_text(when) if when is not None else None, "guidance": g.as_dict()}
+        )  # fmt: skip
+        head = f"{facts.kind} {_code(g)} (id {raw.id}) · context {facts.context}\nChosen by: {why}"
+        texts.append(f"{head}\n\n{explain_text(g)}")
+    for rejected in envelope.rejected:
+        found.append({"index": rejected.index, "rejected": rejected.reason})
+        texts.append(f"event #{rejected.index}: rejected: {rejected.reason}")
+    if as_json:
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+    else:
+        print(("\n\n" + "-" * 72 + "\n\n").join(texts) if texts else f"{path}: no events")
+    return 0
+
+
 def explain_text(g: Guidance) -> str:
     """The guidance as a person reads it in a terminal."""
     lines = [
@@ -196,8 +264,14 @@ def explain_text(g: Guidance) -> str:
     lines += [f"Note:   {flag}" for flag in g.flags]
     if g.related:
         lines += ["", "Also documented as:"]
-        lines += [f"  - {r.table}: {_code(r)} {_one_line(r.message)}" for r in g.related]
+        lines += [f"  - {r.table}: {_code(r)} {_one_line(r.message)}{_only_when(r)}" for r in g.related]
     return "\n".join(lines)
+
+
+def _only_when(g: Guidance) -> str:
+    """The conditions, for a related row that answers only the events meeting them ("" otherwise)."""
+    when = conditions_of(f"{g.table}:{_code(g)}")
+    return f" (only when: {condition_text(when)})" if when is not None else ""
 
 
 def _code(g: Guidance) -> str:
@@ -212,7 +286,7 @@ def _one_line(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `explain` or `catalog` on their own; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m triage.catalog_cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m triage.cli.catalog", description=__doc__)
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -9,8 +9,8 @@ import re
 import time
 from typing import Any
 
-from .errors import ConfigurationError
-from .store import Backlog, RedriveFilter
+from ..errors import ConfigurationError
+from ..store import Backlog, RedriveFilter
 
 __all__ = ["add_commands", "parse_duration"]
 
@@ -52,8 +52,8 @@ def add_commands(sub: Any) -> None:
 def _store() -> Any:
     """The store the Function App uses, from the same settings. The in-memory store lives in
     one process only: there is nothing for another process to look at."""
-    from .service import Service
-    from .settings import Settings
+    from ..service import Service
+    from ..settings import Settings
 
     settings = Settings.from_env()
     if settings.store == "memory" or (settings.store == "auto" and not settings.storage_connection):

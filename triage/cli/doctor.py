@@ -1,0 +1,66 @@
+"""`python -m triage doctor`: print every problem with the settings, its setting and its fix;
+exit 1 on any error. The checks themselves live in `triage.checks` (the app runs them at start)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..checks import check, probe, problems_block
+from ..errors import ConfigurationError
+
+__all__ = ["add_command", "main"]
+
+
+def _read_settings_file(path: str) -> dict[str, str]:
+    try:
+        document: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigurationError(f"--settings {path}: cannot be read as JSON ({err})") from None
+    values = document.get("Values") if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigurationError(f"--settings {path}: has no Values object (local.settings.json form)")
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def add_command(sub: Any) -> None:
+    """Register `doctor` on the CLI's subcommands."""
+    doctor = sub.add_parser("doctor", help="check the settings; exit 1 on any error")
+    doctor.add_argument("--settings", metavar="FILE", help="a local.settings.json (default: the environment)")
+    doctor.add_argument("--offline", action="store_true", help="do not contact storage")
+    doctor.add_argument("--json", action="store_true", help="print the problems as JSON")
+    doctor.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print each problem with its setting and fix; 1 when any is an error, else 0."""
+    env: Mapping[str, str] = _read_settings_file(args.settings) if args.settings else os.environ
+    settings, problems = check(env)
+    depths: tuple[int, int] | None = None
+    if (
+        settings is not None
+        and settings.storage is not None
+        and not args.offline
+        and not problems_block(problems)
+    ):
+        depths, failure = probe(settings)
+        if failure is not None:
+            problems.append(failure)
+    errors = [p for p in problems if p.level == "error"]
+    if args.json:
+        doc: dict[str, Any] = {"problems": [p.as_dict() for p in problems]}
+        if depths is not None:
+            doc["outbox"] = {"depth": depths[0], "poison": depths[1]}
+        print(json.dumps(doc, indent=2))
+    else:
+        for problem in problems:
+            print(f"{problem.level}: {problem.message}")
+        if depths is not None:
+            print(f"storage answers: outbox {depths[0]} message(s), poison {depths[1]}")
+        if not problems:
+            print("ok: no problems found")
+    return 1 if errors else 0
