@@ -1,7 +1,8 @@
 """One event is the unit of failure: whatever one item of a valid batch holds (bytes that are not
-UTF-8, a number out of range, nesting past every parser, values of the wrong type), that item
-alone is refused with its reason, the batch answers 200 and every other event counts exactly as
-it would without it. Posted over a socket to the local server, on both routes."""
+UTF-8, a number out of range, NaN or a lone surrogate escape, nesting past every parser, values
+of the wrong type), that item alone is refused with its reason, the batch answers 200 and every
+other event counts exactly as it would without it. Posted over a socket to the local server, on
+both routes."""
 
 from __future__ import annotations
 
@@ -117,7 +118,14 @@ def wrong_type(item: bytes, draw: st.DrawFn) -> bytes:
     return inside_data(item, b'"resultInformation": ' + other + b", ")
 
 
+def not_json(item: bytes, draw: st.DrawFn) -> bytes:
+    # What Python's json writes and reads but JSON does not allow (nor our parsers).
+    value = draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b'"\\ud800"', b'"x\\udc00"']))
+    return inside_data(item, b'"extra": ' + value + b", ")
+
+
 CORRUPTIONS: dict[str, Corruption] = {
+    "values JSON does not allow": not_json,
     "bytes that are not UTF-8": not_utf8,
     "a number out of range": out_of_range,
     "nesting past every parser": too_deep,

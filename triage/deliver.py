@@ -199,6 +199,9 @@ class Deliverer:
                 retry_after=held,
             )
         wait = self.store.reserve_send(name, interval, self.clock()) if interval else held
+        if wait > limit:  # other workers booked the slots in between: the slot goes unused
+            reason = f"{name}: next send slot in {wait:.0f}s; back to the queue until then"
+            raise DeliveryDeferred(reason, retry_after=wait)
         if wait > 0:
             self.sleep(wait)
 

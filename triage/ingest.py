@@ -9,6 +9,7 @@ JSON numbers are read as Python's json reads them: integers exactly, whatever th
 
 from __future__ import annotations
 
+import json
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -338,7 +339,13 @@ def _damage(piece: bytes, error: str) -> str | None:
         return "event is nested deeper than the parser allows (1,024 levels)"
     if "number" in error.lower():
         return "event holds a number out of range"
-    return None
+    try:
+        # Python's reader takes what ours refuse inside well-formed items: NaN, Infinity and
+        # escapes of lone UTF-16 surrogates. What it cannot read either is JSON written wrong.
+        json.loads(piece)
+    except (ValueError, RecursionError):
+        return None
+    return "event holds values JSON does not allow (NaN, Infinity or a lone surrogate escape)"
 
 
 _ID = re.compile(rb'^\{\s*"id"\s*:\s*"([^"\\\x00-\x1f]{1,200})"')
