@@ -108,6 +108,7 @@ def http_figures(events: int = 5_000, rounds: int = 5, per_round: int = 10) -> t
 
     (first,) = batches(1)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
+    clean["ACS_TRIAGE_LOCAL_SETTINGS"] = ""  # never a developer's local.settings.json
     with (
         SlackSink(rate_limit=False) as slack,
         TeamsSink(rate_limit=False) as teams,

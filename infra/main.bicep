@@ -1,7 +1,7 @@
 // acs-triage in one resource group: a Flex Consumption Function App (Linux, Python 3.13) with a
 // user-assigned identity, its storage account (no shared keys; it also keeps Event Grid's
 // dead letters), Application Insights + Log Analytics with diagnostic settings, alerts on poisoned
-// alerts and on /api/health, and a Key Vault holding the webhook URLs.
+// alerts and on /api/health, and a Key Vault holding the webhook URLs and keys.
 // Nothing is deployed outside this resource group: the ACS resource's Event Grid system topic and
 // the subscription live in the ACS resource's group, so the hooks make and remove them
 // (scripts/postdeploy.*, scripts/predown.*), and `azd down` deletes this group alone.
@@ -36,8 +36,12 @@ param pagerDutyRoutingKey string = ''
 param genericWebhookUrl string = ''
 
 @secure()
-@description('Key that signs generic webhook posts (HMAC-SHA256, 16+ characters). Stored in Key Vault.')
+@description('Standard Webhooks key that signs generic webhook posts: whsec_ + 24 to 64 random bytes in base64 (docs/webhook.md); several separated by spaces while rotating. Stored in Key Vault; empty: unsigned.')
 param genericWebhookSecret string = ''
+
+@secure()
+@description('Key that signs the "Silence…" links in Teams and Slack alerts: at least 32 random characters (openssl rand -base64 48). Stored in Key Vault; set, it also sets ACS_TRIAGE_PUBLIC_URL to the app\'s address. Empty: no links.')
+param silenceLinkKey string = ''
 
 @description('Require Call Automation\'s signed JWT on /api/callbacks (audience: the ACS resource\'s immutable id).')
 param requireCallbackToken bool = true
@@ -146,6 +150,7 @@ module vault 'core/keyvault.bicep' = {
       'pagerduty-routing-key': pagerDutyRoutingKey
       'generic-webhook-url': genericWebhookUrl
       'generic-webhook-secret': genericWebhookSecret
+      'silence-link-key': silenceLinkKey
     }
   }
 }
@@ -169,6 +174,7 @@ module app 'app/function.bicep' = {
     pagerDutySecretUri: empty(pagerDutyRoutingKey) ? '' : '${vault.outputs.secretsUri}pagerduty-routing-key'
     webhookSecretUri: empty(genericWebhookUrl) ? '' : '${vault.outputs.secretsUri}generic-webhook-url'
     webhookKeySecretUri: empty(genericWebhookSecret) ? '' : '${vault.outputs.secretsUri}generic-webhook-secret'
+    silenceKeySecretUri: empty(silenceLinkKey) ? '' : '${vault.outputs.secretsUri}silence-link-key'
     operatorSettings: operatorSettings
   }
 }

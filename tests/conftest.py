@@ -21,6 +21,9 @@ for _key in [
 ]:
     del os.environ[_key]
 os.environ.pop("AzureWebJobsStorage", None)
+# Nor a developer's local.settings.json, which the command line reads: no file, in this process
+# and in every command it starts (a test that wants one names it).
+os.environ["ACS_TRIAGE_LOCAL_SETTINGS"] = ""
 
 
 def require_tools() -> bool:

@@ -130,6 +130,7 @@ def run_storm(env: dict[str, str], tmp_path: Path) -> tuple[list[int], list[Outb
 
 def base_env() -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
+    clean["ACS_TRIAGE_LOCAL_SETTINGS"] = ""  # never a developer's local.settings.json
     clean.pop("AzureWebJobsStorage", None)
     # Rendered for Slack; never posted (the crashing server does not deliver).
     return {**clean, "ACS_TRIAGE_SLACK_URL": "http://127.0.0.1:9/services/T0/B0/never-posted"}

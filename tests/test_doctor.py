@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from azurite_server import azurite_fixture  # noqa: F401 - a pytest fixture
 
 import function_app
 from samples import sample_bytes
 from tools.localhost import LocalHost, resolve_binding
-from triage.checks import check
+from triage.checks import check, storage_failure, unknown_names
 from triage.cli import main
 from triage.errors import ConfigurationError
 from triage.service import Service
@@ -152,3 +155,184 @@ def test_the_local_host_resolves_binding_expressions_from_the_app_settings() -> 
     assert set(host.queue_functions) == {"contoso-out"}
     with pytest.raises(ConfigurationError, match=r"ACS_TRIAGE_OUTBOX_QUEUE is not set.*'deliver'"):
         LocalHost(function_app.app, app_settings={})
+
+
+# -- names nothing reads, stores that cannot work, settings that contradict each other ----------------
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("ACS_TRIAGE_TEAMS_WEBHOOK_URL", "did you mean ACS_TRIAGE_TEAMS_URL?"),
+        ("ACS_TRIAGE_GROUP_WINDOW", "did you mean ACS_TRIAGE_GROUP_WINDOW_SECONDS?"),
+        ("ACS_TRIAGE_MASK_PIi", "did you mean ACS_TRIAGE_MASK_PII? (names are case-sensitive)"),
+        ("ACS_TRIAGE_ZZZ", "remove it, or see local.settings.sample.json for every setting"),
+    ],
+)
+def test_a_misspelt_setting_is_an_error_with_the_name_it_was_meant_to_be(name: str, suggestion: str) -> None:
+    _, problems = check({"ACS_TRIAGE_SLACK_URL": SLACK_URL, name: "300"})
+    [problem] = [p for p in problems if p.level == "error"]
+    assert problem.setting == name
+    assert problem.message == f"{name} is not a setting acs-triage reads: {suggestion}"
+
+
+def test_a_custom_destinations_format_without_its_url_is_named() -> None:
+    _, problems = check({"ACS_TRIAGE_SLACK_URL": SLACK_URL, "ACS_TRIAGE_DEST_ONCALL_FORMAT": "slack"})
+    assert [p.message for p in problems if p.level == "error"] == [
+        "ACS_TRIAGE_DEST_ONCALL_FORMAT is set but ACS_TRIAGE_DEST_ONCALL_URL is not: set "
+        "ACS_TRIAGE_DEST_ONCALL_URL, or remove ACS_TRIAGE_DEST_ONCALL_FORMAT"
+    ]
+
+
+def test_every_acs_triage_name_the_repository_uses_is_known_to_doctor() -> None:
+    # A setting read anywhere (the app, the tools, infra, the sample, the recipes) and not known
+    # would make doctor call a correct setting unknown.
+    root = SETTINGS.parent.parent
+    files = [root / "function_app.py", root / "local.settings.sample.json"]
+    for folder in ("triage", "tools", "infra", "scripts", "docs"):
+        files += [
+            p
+            for p in (root / folder).rglob("*")
+            if p.is_file() and p.suffix in {".py", ".json", ".bicep", ".sh", ".ps1"}
+        ]
+    used = {
+        m
+        for p in files
+        for m in re.findall(
+            r"\bACS_TRIAGE_[A-Z0-9_]*[A-Z0-9]\b", p.read_text(encoding="utf-8", errors="replace")
+        )
+    }
+    assert len(used) > 20
+    unknown = {
+        n for n in unknown_names(dict.fromkeys(used, "x")) if not n.setting.startswith("ACS_TRIAGE_DEST_")
+    }
+    assert unknown == set()
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ("bogus", "ACS_TRIAGE_STORE: must be auto, memory, azure or sqlite:PATH, not 'bogus'"),
+        ("sqlite", "ACS_TRIAGE_STORE: sqlite needs a file path after 'sqlite:'"),
+        ("sqlite:", "ACS_TRIAGE_STORE: sqlite needs a file path after 'sqlite:'"),
+        ("memory:x", "ACS_TRIAGE_STORE: must be auto, memory, azure or sqlite:PATH, not 'memory:x'"),
+        ("azure", "ACS_TRIAGE_STORE=azure needs storage: set AzureWebJobsStorage__accountName"),
+    ],
+)
+def test_a_store_that_cannot_work_is_an_error_naming_the_setting(store: str, message: str) -> None:
+    _, problems = check({"ACS_TRIAGE_SLACK_URL": SLACK_URL, "ACS_TRIAGE_STORE": store})
+    errors = [p for p in problems if p.level == "error"]
+    assert [p.setting for p in errors] == ["ACS_TRIAGE_STORE"]
+    assert errors[0].message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("env", "level", "setting", "words"),
+    [
+        (
+            {"ACS_TRIAGE_ROUTES": '[{"to": ["slack"]}]', "ACS_TRIAGE_ROUTES_FILE": "routes.json"},
+            "error",
+            "ACS_TRIAGE_ROUTES",
+            "both set, and only the file is read",
+        ),
+        (
+            {"ACS_TRIAGE_PAGERDUTY_ROUTING_KEY": "k" * 32, "ACS_TRIAGE_REPORT_TO": "pagerduty"},
+            "error",
+            "ACS_TRIAGE_REPORT_TO",
+            "names pagerduty, which takes alerts but not the daily report",
+        ),
+        (
+            {"ACS_TRIAGE_STORE": "memory", "AzureWebJobsStorage__accountName": "contoso"},
+            "warning",
+            "ACS_TRIAGE_STORE",
+            "the storage account is not used",
+        ),
+        (
+            {"ACS_TRIAGE_CALLBACK_ISSUER": "https://issuer.example"},
+            "warning",
+            "ACS_TRIAGE_CALLBACK_AUDIENCE",
+            "checked only when ACS_TRIAGE_CALLBACK_AUDIENCE is set too",
+        ),
+    ],
+)
+def test_settings_that_contradict_each_other_are_named(  # noqa: PLR0917 - the parameters of one case
+    env: dict[str, str], level: str, setting: str, words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "routes.json").write_text('[{"to": ["slack"]}]', encoding="utf-8")
+    _, problems = check({"ACS_TRIAGE_SLACK_URL": SLACK_URL, **env})
+    found = [p for p in problems if p.setting == setting and words in p.message]
+    assert [p.level for p in found] == [level]
+
+
+def test_in_azure_a_misspelt_setting_turns_health_to_503_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACS_TRIAGE_TEAMS_URL", TEAMS_URL)
+    monkeypatch.setenv("ACS_TRIAGE_GROUP_WINDOW", "60")
+    service = Service.from_env()
+    answer = service.health()
+    assert answer.status == 503
+    assert "did you mean ACS_TRIAGE_GROUP_WINDOW_SECONDS?" in answer.body.decode()
+
+
+def test_in_azure_no_destination_is_a_503_from_health_naming_every_destination_setting() -> None:
+    settings = Settings.from_env(
+        {"WEBSITE_INSTANCE_ID": "abc", "AzureWebJobsStorage__accountName": "contoso"}
+    )
+    answer = Service(settings, MemoryStore()).health()
+    assert answer.status == 503
+    [problem] = [p for p in json.loads(answer.body)["problems"] if p["level"] == "error"]
+    for name in (
+        "ACS_TRIAGE_TEAMS_URL",
+        "ACS_TRIAGE_SLACK_URL",
+        "ACS_TRIAGE_PAGERDUTY_ROUTING_KEY",
+        "ACS_TRIAGE_WEBHOOK_URL",
+        "ACS_TRIAGE_DEST_<NAME>_URL",
+    ):
+        assert name in problem["message"]
+    assert "no destination is configured" in problem["message"]
+
+
+# -- the storage probe only looks -------------------------------------------------------------------
+@pytest.mark.azurite
+def test_doctor_says_what_storage_lacks_and_creates_nothing(
+    azurite: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    queue, prefix = azurite.names()
+    for name, value in {
+        "AzureWebJobsStorage": azurite.connection,
+        "ACS_TRIAGE_SLACK_URL": SLACK_URL,
+        "ACS_TRIAGE_OUTBOX_QUEUE": queue,
+        "ACS_TRIAGE_TABLE_PREFIX": prefix,
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["doctor"]) == 0  # a warning: the app creates what is missing on first use
+    out = capsys.readouterr().out
+    assert (
+        f"table {prefix}dedup, table {prefix}state, queue {queue}, queue {queue}-poison do(es) not exist yet"
+        in out
+    )
+    tables = [t.name for t in TableServiceClient.from_connection_string(azurite.connection).list_tables()]
+    queues = [q.name for q in QueueServiceClient.from_connection_string(azurite.connection).list_queues()]
+    assert (
+        not [t for t in tables if t.startswith(prefix)]
+        and queue not in queues
+        and f"{queue}-poison" not in queues
+    )
+
+    from triage.store.azure import AzureStore
+
+    with AzureStore(azurite.connection, queue_name=queue, table_prefix=prefix) as store:
+        store.probe()  # the app's own first use creates them
+    assert main(["doctor"]) == 0
+    assert "storage answers: outbox 0 message(s), poison 0" in capsys.readouterr().out
+
+
+def test_development_storage_that_does_not_answer_says_to_start_azurite_or_empty_the_setting() -> None:
+    from azure.core.exceptions import ServiceRequestError
+
+    settings = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    problem = storage_failure(ServiceRequestError("connection refused"), settings)
+    assert problem is not None and problem.setting == "AzureWebJobsStorage"
+    assert "start it (node_modules/.bin/azurite" in problem.message
+    assert "empty AzureWebJobsStorage to keep state in memory" in problem.message

@@ -6,14 +6,17 @@ read is what the app emits."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tools.checkov_report import verdict
+from triage.settings import MIN_LINK_KEY_CHARS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -46,6 +49,7 @@ SECRET_SETTINGS = {
     "ACS_TRIAGE_PAGERDUTY_ROUTING_KEY": "pagerDutyRoutingKey",
     "ACS_TRIAGE_WEBHOOK_URL": "genericWebhookUrl",
     "ACS_TRIAGE_WEBHOOK_SECRET": "genericWebhookSecret",
+    "ACS_TRIAGE_SILENCE_LINK_KEY": "silenceLinkKey",
 }
 
 
@@ -81,7 +85,7 @@ def test_the_settings_block_is_found_and_applied() -> None:
     assert len(settings) >= 16
     assert (
         "union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, "
-        "webhookSettings, webhookKeySettings, operatorSettings)" in FUNCTION_BICEP
+        "webhookSettings, webhookKeySettings, silenceSettings, operatorSettings)" in FUNCTION_BICEP
     )
 
 
@@ -139,9 +143,6 @@ def test_settings_the_app_reads_are_either_set_defaulted_or_local_only() -> None
         "ACS_TRIAGE_PAGERDUTY_URL",
         "ACS_TRIAGE_REPORT_SCHEDULE",
         "ACS_TRIAGE_REPORT_TO",
-        # "Silence…" links stay off until both are set (the key belongs in Key Vault)
-        "ACS_TRIAGE_PUBLIC_URL",
-        "ACS_TRIAGE_SILENCE_LINK_KEY",
     }
     assert {name for name in unset if sample[name] == ""} - optional - set(SECRET_SETTINGS) == set()
 
@@ -167,6 +168,101 @@ def test_webhook_urls_are_key_vault_references_to_secure_parameters(setting: str
     assert parameter not in FUNCTION_BICEP
     assert not re.search(rf"output [^\n]*{parameter}", MAIN_BICEP)
     assert "keyVaultReferenceIdentity: identity.id" in FUNCTION_BICEP
+
+
+HOST_NAME = "func-acstriage-abc123.azurewebsites.net"  # what the platform gives as defaultHostName
+
+
+def provisioned_settings(parameters: dict[str, str]) -> dict[str, str]:
+    """The conditional app settings a provision with these main.bicep parameters leaves (every
+    other secure parameter empty), as the app reads them once Key Vault references are resolved.
+
+    Follows the templates' own wiring: main.bicep stores each non-empty secret in the vault and
+    hands function.bicep the secret's URI only when the parameter is set; function.bicep adds a
+    group of settings only when that URI is given."""
+    vault_secrets = dict(re.findall(r"^      '([a-z-]+)': (\w+)$", MAIN_BICEP, re.M))
+    uris = {
+        uri: (parameter, secret)
+        for uri, parameter, secret in re.findall(
+            r"^    (\w+SecretUri): empty\((\w+)\) \? '' : '\$\{vault\.outputs\.secretsUri\}([a-z-]+)'$",
+            MAIN_BICEP,
+            re.M,
+        )
+    }
+    keyvault = (INFRA / "core" / "keyvault.bicep").read_text(encoding="utf-8")
+    assert "[for item in items(secrets): if (!empty(item.value)) {" in keyvault
+    applied = FUNCTION_BICEP.split("properties: union(", 1)[1].split(")", 1)[0].split(", ")
+    found: dict[str, str] = {}
+    block = _block(FUNCTION_BICEP, "app settings")
+    for var, uri, body in re.findall(r"^var (\w+) = empty\((\w+)\) \? \{\} : \{(.*?)\}$", block, re.M | re.S):
+        if uri not in uris or not parameters.get(uris[uri][0]):
+            continue
+        assert var in applied, f"{var} is never applied"
+        parameter, secret = uris[uri]
+        assert vault_secrets[secret] == parameter, f"{uri} names a secret that holds another parameter"
+        for setting, expression in re.findall(r"\b([A-Z][A-Z0-9_]*): '([^'\n]*)'", body):
+            reference = re.fullmatch(r"@Microsoft\.KeyVault\(SecretUri=\$\{(\w+)\}\)", expression)
+            value = parameters[vault_secrets[uris[reference.group(1)][1]]] if reference else expression
+            value = value.replace("${site.properties.defaultHostName}", HOST_NAME)
+            assert "${" not in value, f"{setting}: {value} is not modelled here"
+            found[setting] = value
+    return found
+
+
+@pytest.mark.parametrize("setting", sorted(SECRET_SETTINGS))
+def test_a_secret_reaches_the_app_through_key_vault_only_when_its_parameter_is_set(setting: str) -> None:
+    parameter = SECRET_SETTINGS[setting]
+    value = f"the value of {parameter}"
+    assert provisioned_settings({parameter: value})[setting] == value
+    assert setting not in provisioned_settings({parameter: ""})
+    assert setting not in provisioned_settings(
+        {other: "set" for other in SECRET_SETTINGS.values() if other != parameter}
+    )
+    # azd takes it from the environment variable of the setting's own name; unset: empty.
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters[parameter] == {"value": f"${{{setting}=}}"}
+
+
+def test_silence_links_work_after_a_provision_with_the_key_and_are_off_without_it() -> None:
+    """`azd env set ACS_TRIAGE_SILENCE_LINK_KEY "$(openssl rand -base64 48)"`: the key goes to Key
+    Vault, and the app gets it with its own public address; the two are both or neither, as the
+    app requires."""
+    key = base64.b64encode(secrets.token_bytes(48)).decode()  # what `openssl rand -base64 48` gives
+    given = provisioned_settings({"silenceLinkKey": key})
+    assert given == {"ACS_TRIAGE_SILENCE_LINK_KEY": key, "ACS_TRIAGE_PUBLIC_URL": f"https://{HOST_NAME}"}
+    settings, problems = Settings.read(given)
+    assert problems == [] and settings is not None
+    links = settings.silence_links()
+    assert links is not None and links.public_url == f"https://{HOST_NAME}"
+    assert provisioned_settings({"silenceLinkKey": ""}) == {}
+    assert Settings.read(provisioned_settings({"silenceLinkKey": ""}))[1] == []
+    # The address is the one Azure gives the app (which may carry a random suffix and a region),
+    # the same one azd reports, never one built from the app's name.
+    assert "output defaultHostName string = site.properties.defaultHostName" in FUNCTION_BICEP
+    assert "output AZURE_FUNCTION_APP_HOSTNAME string = app.outputs.defaultHostName" in MAIN_BICEP
+
+
+def test_the_secure_parameters_describe_the_keys_the_app_takes() -> None:
+    descriptions = {
+        name: text
+        for text, name in re.findall(r"^@description\('((?:[^'\\]|\\.)*)'\)\nparam (\w+) ", MAIN_BICEP, re.M)
+    }
+    link_key = descriptions["silenceLinkKey"]
+    assert f"at least {MIN_LINK_KEY_CHARS} random characters" in link_key
+    assert "openssl rand -base64 48" in link_key and "ACS_TRIAGE_PUBLIC_URL" in link_key
+    # The generic webhook signs as Standard Webhooks: its key is a whsec_ one (docs/webhook.md).
+    webhook_key = descriptions["genericWebhookSecret"]
+    assert "whsec_" in webhook_key and "docs/webhook.md" in webhook_key
+    assert "whsec_" in (ROOT / "docs" / "webhook.md").read_text(encoding="utf-8")
+
+
+def test_the_vault_labels_urls_as_urls_and_keys_as_text() -> None:
+    keyvault = (INFRA / "core" / "keyvault.bicep").read_text(encoding="utf-8")
+    assert "contentType: endsWith(item.key, '-url') ? 'text/uri-list' : 'text/plain'" in keyvault
+    vault_secrets = re.findall(r"^      '([a-z-]+)': (\w+)$", MAIN_BICEP, re.M)
+    assert len(vault_secrets) == len(SECRET_SETTINGS)
+    for secret, parameter in vault_secrets:
+        assert secret.endswith("-url") == parameter.endswith("Url"), secret
 
 
 def test_storage_is_reached_by_identity_with_shared_keys_off() -> None:

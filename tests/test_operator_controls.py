@@ -246,6 +246,7 @@ def test_the_silence_list_is_read_from_the_store_at_most_once_per_cache_period()
 # -- the silence command -------------------------------------------------------------------------
 def triage_cli(*args: str, store: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACS_TRIAGE_")}
+    env["ACS_TRIAGE_LOCAL_SETTINGS"] = ""  # never a developer's local.settings.json
     env["ACS_TRIAGE_STORE"] = store
     return subprocess.run(
         [sys.executable, "-m", "triage", *args],

@@ -9,33 +9,52 @@ poison after max dequeue count), not its exact timing.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 import logging
 import os
 import re
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
+from pydantic import SecretStr
 
-from triage.errors import ConfigurationError
-from triage.settings import OUTBOX_QUEUE_SETTING, app_names
+from triage import telemetry
+from triage.checks import check, env_problems, is_no_destination, probe, problems_block
+from triage.deliver import Deliverer
+from triage.destinations import Destination
+from triage.errors import ConfigurationError, TriageError
+from triage.service import Service
+from triage.settings import OUTBOX_QUEUE_SETTING, Settings, app_names, destination_settings
+from triage.store import OutboxMessage, configured_spec
 
-__all__ = ["LocalHost", "LocalServer", "resolve_binding", "serve"]
+__all__ = [
+    "TERMINAL",
+    "LocalHost",
+    "LocalServer",
+    "TerminalDeliverer",
+    "resolve_binding",
+    "serve",
+    "start_checked",
+]
 
 log = logging.getLogger("triage.localhost")
 ROOT = Path(__file__).resolve().parent.parent
 MAX_DEQUEUE_COUNT = 8  # host.json extensions.queues.maxDequeueCount
 _EXPRESSION = re.compile(r"%([^%]+)%")
+TERMINAL_URL = "http://terminal.invalid/"  # never posted to: TerminalDeliverer prints instead
 
 
 def resolve_binding(value: str, app_settings: Mapping[str, str], function: str) -> str:
@@ -309,15 +328,91 @@ def _handler(local: LocalHost, max_body: int, read_timeout: float) -> type[BaseH
     return Handler
 
 
+TERMINAL = "terminal"  # the destination `serve` prints alerts to when none is configured
+
+
+class TerminalDeliverer(Deliverer):
+    """Prints each outbox message in its text form instead of posting it: `serve` without a
+    destination shows the alerts it would have sent, rather than dropping them unseen."""
+
+    def __init__(self, settings: Settings, store: Any, out: TextIO) -> None:
+        super().__init__(settings, store)
+        self.out = out
+        self._lock = threading.Lock()
+
+    def deliver(self, message: OutboxMessage) -> None:
+        """Print the message's text (the text kind renders alerts as plain lines)."""
+        text = message.payload_dict()["text"]
+        with self._lock:  # one alert's lines never interleave with another's
+            print(f"{text}\n", file=self.out, flush=True)
+
+
+def start_checked(host: str, port: int, out: TextIO = sys.stdout, note: TextIO = sys.stderr) -> LocalServer:
+    """Start serving once the settings pass the checks `doctor` makes; with no destination the
+    alerts are printed to `out`. Raises ConfigurationError (settings) or TriageError (the port)."""
+    import function_app
+
+    settings_read, problems = check(os.environ)
+    # Storage that does not answer would make every request a 503: found before listening.
+    if (
+        settings_read is not None
+        and settings_read.storage is not None
+        and configured_spec(settings_read) == "azure"
+        and not problems_block(problems)
+    ):
+        problems += probe(settings_read)[1]
+    errors = [p for p in problems if p.level == "error" and not is_no_destination(p)]
+    for problem in problems:
+        if problem not in errors and not is_no_destination(problem):
+            print(f"{problem.level}: {problem.message}", file=note)
+    if errors:
+        for problem in errors:
+            print(f"error: {problem.message}", file=note)
+        raise ConfigurationError(
+            f"serve did not start: {len(errors)} setting(s) above cannot work; fix them "
+            f"(`./dev triage doctor` checks them again)"
+        )
+    settings = Settings.from_env()
+    terminal = not [d for d in settings.destinations.values() if d.kind.postable]
+    if terminal:
+        printed = Destination(name=TERMINAL, format="text", url=SecretStr(TERMINAL_URL))
+        settings = settings.model_copy(update={"destinations": {TERMINAL: printed}})
+    service = Service(settings, telemetry=telemetry.from_env())
+    service.problems += env_problems(os.environ)
+    if terminal:
+        service.deliverer = TerminalDeliverer(settings, service.store, out)
+    function_app.configure(service)
+    try:
+        server = LocalServer(host, port).start()
+    except OSError as err:
+        raise TriageError(_bind_failure(err, host, port)) from None
+    print(
+        f"acs-triage listening on {server.url}{server.local.prefix}/eventgrid and "
+        f"{server.local.prefix}/callbacks (health: {server.local.prefix}/health)",
+        file=note,
+    )
+    if terminal:
+        print(
+            f"no destination is configured ({', '.join(destination_settings())}): each alert is "
+            f"printed here instead of posted",
+            file=note,
+        )
+    return server
+
+
+def _bind_failure(err: OSError, host: str, port: int) -> str:
+    if err.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use (another `serve`?): stop that one or choose --port N"
+    if err.errno == errno.EACCES:
+        return f"port {port} needs privileges to listen on: choose --port 1024 or above (default 7071)"
+    if err.errno == errno.EADDRNOTAVAIL or isinstance(err, socket.gaierror):
+        return f"--host {host} is not an address of this machine: use 127.0.0.1 (the default) or 0.0.0.0"
+    return f"cannot listen on {host}:{port}: {err.strerror or err}"
+
+
 def serve(host: str = "127.0.0.1", port: int = 7071) -> None:
     """Serve until interrupted (`python -m triage serve`)."""
-    server = LocalServer(host, port).start()
-    log.warning(
-        "acs-triage listening on %s%s/eventgrid and %s/callbacks",
-        server.url,
-        server.local.prefix,
-        server.local.prefix,
-    )
+    server = start_checked(host, port)
     try:
         while True:
             time.sleep(3600)

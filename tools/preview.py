@@ -4,9 +4,10 @@ Teams pages draw the card with Microsoft's own Adaptive Cards renderer (the `ada
 package from the repo's node_modules) under a Teams-like host config. Slack has no public
 renderer, so Slack pages are an HTML approximation of how Block Kit shows the message, and say so.
 
-    python -m tools.preview --demo --out DIR
+    python -m tools.preview --demo --out DIR          the built-in demo alerts
+    python -m tools.preview --readme --out docs/img   README's pictures, each with its card JSON
 
-renders the built-in demo alerts (until `python -m triage render samples/ --out DIR` is wired).
+(`python -m triage render samples/ --out DIR` draws the alerts of event files.)
 Only local files are loaded: every page forbids network access in its Content-Security-Policy.
 """
 
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,14 +39,18 @@ from triage.report import DailyReport, build, slack_message, teams_card
 from triage.store.memory import MemoryStore
 
 __all__ = [
+    "README_PICTURES",
+    "card_file_text",
     "demo_alerts",
     "find_adaptivecards",
     "find_chromium",
     "main",
     "png_is_blank",
     "png_size",
+    "readme_cards",
     "screenshot",
     "write_previews",
+    "write_readme_pictures",
     "write_teams_page",
 ]
 
@@ -80,11 +85,13 @@ def write_previews(
     *,
     png: bool = True,
     scale: float = 1.0,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Write `<n>-<kind>-<code>.<format>.json/.html/.png` per alert into `out_dir`; return the paths.
 
     PNGs need Chromium (`find_chromium`); without it only JSON and HTML are written and a warning
     says so. Teams pages need node_modules/adaptivecards (`npm install` at the repo root).
+    `progress` is told how far the pictures are (each takes a browser start, about a second).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     chromium = find_chromium() if png else None
@@ -109,13 +116,19 @@ def write_previews(
             html_path.write_text(page, encoding="utf-8")
             written += [json_path, html_path]
             pictures.append((html_path, _WIDTH[fmt]))
+    if progress is not None:
+        progress(f"{len(pictures)} card(s) written as JSON and HTML")
     if chromium is not None and pictures:
         # Chromium spends most of its time starting up; two at a time halves the wall clock.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            written += pool.map(
+            shots = pool.map(
                 lambda job: screenshot(job[0], job[0].with_suffix(".png"), width=job[1], scale=scale),
                 pictures,
             )
+            for done, picture in enumerate(shots, start=1):
+                written.append(picture)
+                if progress is not None:
+                    progress(f"picture {done}/{len(pictures)}: {picture.name}")
     return written
 
 
@@ -144,6 +157,64 @@ def write_report_previews(
             written.append(
                 screenshot(html_path, html_path.with_suffix(".png"), width=_WIDTH[fmt], scale=scale)
             )
+    return written
+
+
+# README's pictures: the file names in docs/img, each drawn from a sample event through today's
+# pipeline (or a demo digest and the demo report), its card JSON written beside the picture.
+README_PICTURES = ("teams-card", "slack-message", "teams-digest", "teams-report", "slack-report")
+_SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def readme_cards() -> dict[str, tuple[str, str, str, dict[str, Any]]]:
+    """Each README picture's (format, title, clock, payload), rendered now from the samples with
+    the default settings (the environment's are left out: a picture shows the defaults)."""
+    from triage.settings import Settings
+
+    from .replay import alerts_from_files
+
+    defaults = Settings.from_env({})
+    [play] = alerts_from_files([str(_SAMPLES / "callbacks" / "play-failed-400-8535.json")], defaults)
+    [sms] = alerts_from_files(
+        [str(_SAMPLES / "eventgrid" / "sms-delivery-failed-4007-opt-out.json")], defaults
+    )
+    burst = demo_alerts()[3]
+    report = demo_report()
+    when = report.end.strftime("%H:%M")
+    return {
+        "teams-card": ("teams", play.title, _clock(play), teams.render(play)),
+        "slack-message": ("slack", sms.title, _clock(sms), slack.render(sms)),
+        "teams-digest": ("teams", burst.title, _clock(burst), teams.render(burst)),
+        "teams-report": ("teams", "Daily report", when, teams_card(report)),
+        "slack-report": ("slack", "Daily report", when, slack_message(report)),
+    }
+
+
+def card_file_text(payload: dict[str, Any]) -> str:
+    """A payload as the .json file beside its picture holds it."""
+    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_readme_pictures(out_dir: Path, *, scale: float = 2.0) -> list[Path]:
+    """Write `<name>.png` and `<name>.json` into `out_dir` for every README picture (Chromium and
+    node_modules/adaptivecards needed); the pages they are taken from are left in a temporary folder."""
+    if find_chromium() is None:
+        raise FileNotFoundError("Chromium not found: install 'chromium' or set ACS_TRIAGE_CHROMIUM")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory() as pages:
+        folder = Path(pages)
+        for name, (fmt, title, when, payload) in readme_cards().items():
+            if fmt == "teams":
+                page = _teams_page(title, when, payload, folder, [])
+            else:
+                page = _slack_page(title, when, payload)
+            html_path = folder / f"{name}.html"
+            html_path.write_text(page, encoding="utf-8")
+            written.append(screenshot(html_path, out_dir / f"{name}.png", width=_WIDTH[fmt], scale=scale))
+            json_path = out_dir / f"{name}.json"
+            json_path.write_text(card_file_text(payload), encoding="utf-8")
+            written.append(json_path)
     return written
 
 
@@ -547,12 +618,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--demo", action="store_true", help="render the built-in demo alerts")
     what.add_argument("--report", action="store_true", help="render a demo daily report (Teams and Slack)")
+    what.add_argument("--readme", action="store_true", help="README's pictures and their card JSON")
     parser.add_argument("--out", type=Path, required=True, help="directory for the .json/.html/.png files")
     parser.add_argument("--format", default="teams,slack", help="comma-separated: teams, slack")
     parser.add_argument("--no-png", action="store_true", help="skip Chromium, write JSON and HTML only")
     parser.add_argument("--scale", type=float, default=1.0, help="device pixel ratio of the PNGs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.readme:
+        for path in write_readme_pictures(args.out, scale=args.scale if args.scale != 1.0 else 2.0):
+            print(path)
+        return 0
     if args.report:
         for path in write_report_previews(demo_report(), args.out, png=not args.no_png, scale=args.scale):
             print(path)

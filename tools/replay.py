@@ -85,6 +85,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     local = LocalHost(function_app.app)
 
     totals: dict[str, int] = {}
+    refused = 0
     files = list(_json_files(args.paths or [str(SAMPLES)]))
     for path in files:
         body = path.read_bytes()
@@ -96,6 +97,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             note = "subscription validation answered"
         elif status != 200:
             note = f"refused: {doc.get('error', '')}"
+            refused += 1
         else:
             for key in ("received", "alerted", "grouped", "duplicates", "successes", "skipped", "invalid"):
                 totals[key] = totals.get(key, 0) + int(doc.get(key, 0))
@@ -125,22 +127,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
         shown = store.take_outbox()
         for message in shown:
             payload = message.payload_dict()
-            text = payload["text"] if fmt == "text" else json.dumps(payload, indent=2, ensure_ascii=False)
-            print(text)
-            print()
+            if fmt == "text":
+                print(payload["text"], end="\n\n")
+            else:  # JSON Lines: one document per line, for jq or a line-by-line reader
+                print(json.dumps(payload, ensure_ascii=False))
         totals["alerts"] = len(shown)
     summary = " · ".join(f"{k} {v}" for k, v in totals.items())
     print(f"replayed {len(files)} file(s): {summary}", file=sys.stderr)
-    return 1 if totals.get("dead") else 0
+    invalid = totals.get("invalid", 0)
+    if refused or invalid:
+        print(
+            f"error: {refused} file(s) refused and {invalid} invalid event(s) (see the lines above): "
+            f"fix or remove them",
+            file=sys.stderr,
+        )
+    return 1 if totals.get("dead") or refused or invalid else 0
 
 
-def alerts_from_files(paths: Sequence[str]) -> list[Alert]:
-    """Every alert the files produce, one per failing event (grouping off)."""
+def alerts_from_files(paths: Sequence[str], settings: Settings | None = None) -> list[Alert]:
+    """Every alert the files produce, one per failing event (grouping off), with `settings`
+    (default: the environment's)."""
     from triage.ingest import parse_body
     from triage.pipeline import Triage
     from triage.store.memory import MemoryStore
 
-    settings = Settings.from_env().model_copy(update={"group_window_seconds": 0, "destinations": {}})
+    base = settings or Settings.from_env()
+    settings = base.model_copy(update={"group_window_seconds": 0, "destinations": {}})
     triage = Triage(settings, MemoryStore())
     alerts: list[Alert] = []
     for path in _json_files(paths):
@@ -155,7 +167,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     alerts = alerts_from_files(args.paths or [str(SAMPLES)])
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    written = write_previews(alerts, Path(args.out), formats=formats, scale=args.scale)
+    written = write_previews(
+        alerts,
+        Path(args.out),
+        formats=formats,
+        scale=args.scale,
+        progress=lambda line: print(f"render: {line}", file=sys.stderr, flush=True),
+    )
     print(f"{len(alerts)} alert(s), {len(written)} file(s) written to {args.out}", file=sys.stderr)
     return 0
 

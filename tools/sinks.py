@@ -21,6 +21,7 @@ import hmac
 import math
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -696,7 +697,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kind == "pagerduty":
         options["routing_key"] = args.routing_key
     sink = kind(args.port, **options)
-    sink.start()
+    try:
+        sink.start()
+    except OSError as err:  # one line with the fix, not a traceback
+        said = f"error: cannot listen on port {args.port} ({err.strerror}): choose another --port"
+        print(said, file=sys.stderr)
+        return 2
     if args.fail_first:
         sink.fail_first(args.fail_first, status=args.status)
     print(f"{args.kind} webhook listening: {sink.url}  (Ctrl-C stops)", flush=True)

@@ -4,6 +4,7 @@ status, headers and body out. function_app.py and the local server are thin adap
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from msgspec.structs import replace
 
 from . import telemetry as telemetry_module
 from .auth import check_shared_secret
-from .checks import Problem, check_settings, storage_failure, store_refusal
+from .checks import Problem, check_settings, env_problems, storage_failure, store_refusal
 from .clock import utcnow
 from .deliver import Deliverer
 from .errors import ConfigurationError, DeliveryDeferred, DeliveryError, TriageError
@@ -179,7 +180,10 @@ class Service:
     def from_env(cls) -> Service:
         """Build everything from the environment (Function App settings), with telemetry when
         APPLICATIONINSIGHTS_CONNECTION_STRING is set."""
-        return cls(Settings.from_env(), telemetry=telemetry_module.from_env())
+        service = cls(Settings.from_env(), telemetry=telemetry_module.from_env())
+        # Misspelt or contradicting names show in /api/health: they parse, but do not do what was meant.
+        service.problems += env_problems(os.environ)
+        return service
 
     def handle_http(
         self,

@@ -32,7 +32,9 @@ __all__ = [
     "Settings",
     "StorageConnection",
     "app_names",
+    "destination_settings",
     "in_azure",
+    "known_names",
     "unresolved_references",
 ]
 
@@ -240,6 +242,17 @@ class Settings(BaseModel):
             )
         return value
 
+    @field_validator("store")
+    @classmethod
+    def _store_spec(cls, v: str) -> str:
+        # A store that cannot open would turn every request into a 503: refused where it is set.
+        name, colon, path = v.strip().partition(":")
+        if name not in ("auto", "memory", "azure", "sqlite") or (colon and name != "sqlite"):
+            raise ValueError(f"must be auto, memory, azure or sqlite:PATH, not {v!r}")
+        if name == "sqlite" and not path.strip():
+            raise ValueError("sqlite needs a file path after 'sqlite:', e.g. sqlite:triage.db")
+        return v.strip()
+
     @field_validator("resource")
     @classmethod
     def _resource_not_blank(cls, v: str) -> str:
@@ -388,7 +401,7 @@ def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
             known = ", ".join([*MATCHER_FIELDS, "min_severity", "to", "continue"])
             return f"{where}: unknown key {key!r} (known keys: {known})"
         return f"{where}, {key!r}: {message}"
-    return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message}"
+    return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message.removeprefix('Value error, ')}"
 
 
 def _destinations(env: Mapping[str, str], problems: list[str]) -> dict[str, Destination]:
@@ -483,3 +496,48 @@ def _routes(inline: str | None, path: str | None) -> list[object]:
     if not isinstance(routes, list):
         raise ConfigurationError(f"{PREFIX}ROUTES must be a JSON list of rules")
     return routes
+
+
+# Settings the runtime reads outside `Settings`, and ACS_TRIAGE_* names of the tools around it,
+# which may share a shell or a local.settings.json with the app's own: known, so never "unknown".
+_OTHER_NAMES = {
+    "ROUTES": "the routes as JSON",
+    "ROUTES_FILE": "a file holding the routes",
+    "SEEDS": "tools/seeds.py: the seed documents' folder",
+    "REQUIRE_SEEDS": "the tests: a missing seed folder fails",
+    "REQUIRE_TOOLS": "the tests: a missing tool fails",
+    "CHROMIUM": "tools/preview.py: the browser that draws card pictures",
+    "EVENT_SCHEMA": "azd: the Event Grid subscription's schema (scripts/postdeploy)",
+    "EVENT_TYPES": "azd: the event types the subscription takes (scripts/postdeploy)",
+    "DEADLETTER_CONTAINER_ID": "azd: where Event Grid dead-letters (infra/, scripts/postdeploy)",
+    "TOPIC_NAME": "azd: the ACS system topic the hooks use (scripts/postdeploy)",
+    "TOPIC_GROUP": "azd: that topic's resource group (scripts/postdeploy)",
+    "TOPIC_MADE": "azd: whether the hooks made that topic (scripts/postdeploy)",
+    "REQUIRE_CALLBACK_TOKEN": "azd: whether callbacks must carry a token (infra/)",
+    "VAULT_GENERATION": "azd: the Key Vault's generation (infra/)",
+    "ALERT_EMAIL": "azd: who the Azure Monitor alerts mail (infra/)",
+    "FORWARD_URL": "docs/recipes: where the forwarding recipe posts",
+    "FORWARD_TIMEOUT_SECONDS": "docs/recipes: the forwarding recipe's timeout",
+    "LOCAL_SETTINGS": "the command line: the local.settings.json to read (empty: none)",
+}
+_NOT_SETTINGS = {"destinations", "routes", "storage", "in_azure"}  # built from other settings
+DEST_PARTS = ("URL", "FORMAT", "SECRET")  # ACS_TRIAGE_DEST_<NAME>_<PART>
+
+
+def destination_settings() -> list[str]:
+    """The settings that each configure a destination on their own, for messages that say how
+    to add one (PagerDuty: its routing key; the service URL has a default)."""
+    found: list[str] = []
+    for name in names():
+        spec = kind(name)
+        setting = spec.secret_setting if spec.default_url else spec.url_setting
+        if spec.postable and setting:
+            found.append(setting)
+    return [*found, f"{PREFIX}DEST_<NAME>_URL"]
+
+
+def known_names() -> set[str]:
+    """Every ACS_TRIAGE_* name something here reads, except the ACS_TRIAGE_DEST_<NAME>_* family."""
+    fields = {PREFIX + f.upper() for f in Settings.model_fields if f not in _NOT_SETTINGS}
+    kinds = {s for n in names() for s in (kind(n).url_setting, kind(n).secret_setting) if s}
+    return fields | kinds | {PREFIX + n for n in _OTHER_NAMES}

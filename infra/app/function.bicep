@@ -19,6 +19,8 @@ param slackSecretUri string
 param pagerDutySecretUri string = ''
 param webhookSecretUri string = ''
 param webhookKeySecretUri string = ''
+@description('Key Vault URI of the key that signs "Silence…" links, or empty for no links.')
+param silenceKeySecretUri string = ''
 @description('Settings the operator owns (name → value), carried through azd\'s parameters (main.bicep leaves out the empty ones).')
 param operatorSettings object = {}
 param maximumInstanceCount int = 40
@@ -44,7 +46,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   properties: { reserved: true }
 }
 
-// The settings the app reads. tests/test_infra_settings.py compares these names with
+// The settings the app reads. tests/test_infra.py compares these names with
 // local.settings.sample.json and the host's own settings: keep them in this one block.
 // app settings: begin
 var baseSettings = {
@@ -64,6 +66,13 @@ var slackSettings = empty(slackSecretUri) ? {} : { ACS_TRIAGE_SLACK_URL: '@Micro
 var pagerDutySettings = empty(pagerDutySecretUri) ? {} : { ACS_TRIAGE_PAGERDUTY_ROUTING_KEY: '@Microsoft.KeyVault(SecretUri=${pagerDutySecretUri})' }
 var webhookSettings = empty(webhookSecretUri) ? {} : { ACS_TRIAGE_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${webhookSecretUri})' }
 var webhookKeySettings = empty(webhookKeySecretUri) ? {} : { ACS_TRIAGE_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${webhookKeySecretUri})' }
+// "Silence…" links need both settings (one alone is a configuration error), so both come with the
+// key. The address is the host name the platform gives the app, never one made from the app's
+// name (Azure may give new apps a host name with a random suffix and a region).
+var silenceSettings = empty(silenceKeySecretUri) ? {} : {
+  ACS_TRIAGE_SILENCE_LINK_KEY: '@Microsoft.KeyVault(SecretUri=${silenceKeySecretUri})'
+  ACS_TRIAGE_PUBLIC_URL: 'https://${site.properties.defaultHostName}'
+}
 // app settings: end
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
@@ -121,7 +130,7 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_66: failed request tracing is an App Service feature; functions log to Application Insights
   // checkov:skip=CKV_AZURE_80: a Python app: no .NET Framework version to set
   // checkov:skip=CKV_AZURE_88: the app keeps no files; Flex Consumption deploys from a blob container
-  properties: union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, webhookSettings, webhookKeySettings, operatorSettings)
+  properties: union(baseSettings, callbackSettings, teamsSettings, slackSettings, pagerDutySettings, webhookSettings, webhookKeySettings, silenceSettings, operatorSettings)
 }
 
 // The function logs (each invocation's log lines and errors) in the workspace as well.

@@ -1,5 +1,7 @@
-// Key Vault holding the webhook URLs (they are the credentials of the webhooks). Access is by
-// Azure RBAC only; the app reads them through Key Vault references with its managed identity.
+// Key Vault holding the app's secrets: the webhook URLs (they are the credentials of the webhooks)
+// and the keys (PagerDuty's routing key, the generic webhook's signing key, the key of the
+// "Silence…" links). Access is by Azure RBAC only; the app reads them through Key Vault references
+// with its managed identity.
 param location string
 param tags object
 param name string
@@ -7,7 +9,7 @@ param name string
 param logAnalyticsId string
 
 @secure()
-@description('Secret name → value; a secret with an empty value is not created.')
+@description('Secret name → value; a secret with an empty value is not created. A name ending in -url holds a URL.')
 param secrets object
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -36,12 +38,12 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for item in items(secrets): if (!empty(item.value)) {
   parent: vault
   name: item.key
-  // checkov:skip=CKV_AZURE_41: a webhook URL is valid until revoked; an expiry would stop every alert silently
+  // checkov:skip=CKV_AZURE_41: a webhook URL or key is valid until revoked or rotated; an expiry would stop alerts (or links) silently
   properties: {
     value: item.value
-    contentType: 'text/uri-list'
-    // No expiry: a webhook URL is valid until it is revoked, and an expired secret would stop
-    // every alert without a word.
+    contentType: endsWith(item.key, '-url') ? 'text/uri-list' : 'text/plain'
+    // No expiry: a webhook URL or key is valid until it is revoked or rotated, and an expired
+    // secret would stop every alert (or every "Silence…" link) without a word.
   }
 }]
 

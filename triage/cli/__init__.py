@@ -6,13 +6,39 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from ..destinations import names
 from ..errors import TriageError
+from .app_settings import applied
 
-__all__ = ["main"]
+__all__ = ["READS_SETTINGS", "build_parser", "main"]
+
+# The commands that read settings: each reads local.settings.json as `func start` does.
+READS_SETTINGS = ("replay", "serve", "render", "doctor", "report", "outbox", "silence")
+_SIGPIPE_EXIT = 141  # what a shell reports for a command killed by SIGPIPE: the reader went away
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line complaint: what was wrong and where help is, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the mistake and the help to read; exit 2."""
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
+def _port(text: str) -> int:
+    """A TCP port to listen on: 1-65535 (0 would pick a random one the user cannot know)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; use 1-65535, e.g. 7071") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number; use 1-65535, e.g. 7071")
+    return port
 
 
 def _tool(name: str) -> Callable[[argparse.Namespace], int]:
@@ -28,7 +54,7 @@ def _tool(name: str) -> Callable[[argparse.Namespace], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m triage`."""
-    parser = argparse.ArgumentParser(prog="python -m triage", description=__doc__)
+    parser = _Parser(prog="python -m triage", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -37,17 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     target = replay.add_mutually_exclusive_group()
     target.add_argument("--to", metavar="URL", help="post the alerts to this webhook")
     target.add_argument("--dry-run", action="store_true", help="print the alerts (the default)")
-    replay.add_argument("--format", choices=names(), help="text (default) or a destination's payload")
+    replay.add_argument(
+        "--format",
+        choices=names(),
+        help="text (default), or a destination's payload, printed as JSON Lines (one document per line)",
+    )
     replay.add_argument("--window", type=int, help="grouping window in seconds (0: every event alerts)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no per-file lines")
     replay.add_argument(
         "--resolved", action="store_true", help="also print the resolved notice each burst ends with"
     )
-    replay.set_defaults(func=_tool("cmd_replay"))
+    replay.set_defaults(func=_tool("cmd_replay"))  # exit 1 when a file is refused or an event invalid
 
     serve = sub.add_parser("serve", help="run the Function App's routes on a local server")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7071)
+    serve.add_argument("--port", type=_port, default=7071, help="1-65535 (default 7071)")
     serve.set_defaults(func=_tool("cmd_serve"))
 
     render = sub.add_parser("render", help="write card previews (JSON, HTML, PNG) for event files")
@@ -63,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="the daily report from the store's hourly counters")
     report.add_argument("--since", default="24h", help="the period up to now: 24h (default), 7d, …")
-    report.add_argument("--format", default="text", help="text (default) or a destination's (teams, slack)")
+    report.add_argument(
+        "--format", default="text", choices=_report_formats(), help="text (default) or a chat's card"
+    )
     report.add_argument("--post", action="store_true", help="post it now to the report's destinations")
     report.set_defaults(func=cmd_report)
 
@@ -74,7 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)
     add_outbox_commands(sub)
     add_silence_commands(sub)
+    for name in READS_SETTINGS:
+        sub.choices[name].set_defaults(reads_settings=True)
     return parser
+
+
+def _report_formats() -> list[str]:
+    """The formats the daily report has (the chat kinds and text; pagers take alerts only)."""
+    from ..destinations import kind
+
+    return [n for n in names() if kind(n).report is not None]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -85,12 +126,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..destinations import kind
     from ..report import parse_since
     from ..service import Service
+    from ..settings import Settings
+    from .stores import durable_store
 
     period = parse_since(args.since)
     spec = kind(args.format) if args.format in names() else None
     if spec is None or spec.report is None:
-        raise TriageError(f"--format must be one of text, teams, slack, not {args.format!r}")
-    service = Service.from_env()
+        raise TriageError(f"--format must be one of {', '.join(_report_formats())}, not {args.format!r}")
+    settings = Settings.from_env()
+    service = Service(settings, durable_store(settings, "report (it reads the app's hourly counters)"))
     try:
         end = service.clock().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         report = service.report(end, period)
@@ -120,7 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if getattr(args, "reads_settings", False) and not getattr(args, "settings", None):
+            with applied(os.environ) as line:
+                print(line, file=sys.stderr)
+                return int(args.func(args))
         return int(args.func(args))
     except TriageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader (head, a closed pager) stopped early: say so once, and keep Python from
+        # printing a second error when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("error: the output was closed before the command finished", file=sys.stderr)
+        return _SIGPIPE_EXIT

@@ -6,31 +6,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..checks import check, probe, problems_block
-from ..errors import ConfigurationError
+from .app_settings import read_values
 
 __all__ = ["add_command", "main"]
-
-
-def _read_settings_file(path: str) -> dict[str, str]:
-    try:
-        document: Any = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigurationError(f"--settings {path}: cannot be read as JSON ({err})") from None
-    values = document.get("Values") if isinstance(document, dict) else None
-    if not isinstance(values, dict):
-        raise ConfigurationError(f"--settings {path}: has no Values object (local.settings.json form)")
-    return {str(k): str(v) for k, v in values.items()}
 
 
 def add_command(sub: Any) -> None:
     """Register `doctor` on the CLI's subcommands."""
     doctor = sub.add_parser("doctor", help="check the settings; exit 1 on any error")
-    doctor.add_argument("--settings", metavar="FILE", help="a local.settings.json (default: the environment)")
+    doctor.add_argument(
+        "--settings",
+        metavar="FILE",
+        help="check this local.settings.json alone (default: the environment and the app's own)",
+    )
     doctor.add_argument("--offline", action="store_true", help="do not contact storage")
     doctor.add_argument("--json", action="store_true", help="print the problems as JSON")
     doctor.set_defaults(func=main)
@@ -38,7 +32,10 @@ def add_command(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Print each problem with its setting and fix; 1 when any is an error, else 0."""
-    env: Mapping[str, str] = _read_settings_file(args.settings) if args.settings else os.environ
+    env: Mapping[str, str] = os.environ
+    if args.settings:
+        env = read_values(Path(args.settings))
+        print(f"settings: {args.settings} (--settings: the environment is not read)", file=sys.stderr)
     settings, problems = check(env)
     depths: tuple[int, int] | None = None
     if (
@@ -47,9 +44,8 @@ def main(args: argparse.Namespace) -> int:
         and not args.offline
         and not problems_block(problems)
     ):
-        depths, failure = probe(settings)
-        if failure is not None:
-            problems.append(failure)
+        depths, found = probe(settings)
+        problems += found
     errors = [p for p in problems if p.level == "error"]
     if args.json:
         doc: dict[str, Any] = {"problems": [p.as_dict() for p in problems]}

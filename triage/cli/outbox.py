@@ -9,7 +9,6 @@ import re
 import time
 from typing import Any
 
-from ..errors import ConfigurationError
 from ..store import Backlog, RedriveFilter
 
 __all__ = ["add_commands", "parse_duration"]
@@ -50,18 +49,11 @@ def add_commands(sub: Any) -> None:
 
 
 def _store() -> Any:
-    """The store the Function App uses, from the same settings. The in-memory store lives in
-    one process only: there is nothing for another process to look at."""
-    from ..service import Service
+    """The store the Function App uses, from the same settings."""
     from ..settings import Settings
+    from .stores import durable_store
 
-    settings = Settings.from_env()
-    if settings.store == "memory" or (settings.store == "auto" and not settings.storage_connection):
-        raise ConfigurationError(
-            "the outbox commands need the app's durable store: set AzureWebJobsStorage (Azure) "
-            "or ACS_TRIAGE_STORE=sqlite:PATH (the file `serve` uses)"
-        )
-    return Service(settings).store
+    return durable_store(Settings.from_env(), "the outbox commands")
 
 
 def _age(seconds: float | None) -> str:

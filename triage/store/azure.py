@@ -293,23 +293,24 @@ class AzureStore:
             with self._lock:
                 queue = self._queues.get(name)
                 if queue is None:
-                    options: dict[str, Any] = {"api_version": self._api_version} if self._api_version else {}
-                    options.update(
-                        self._client_options,
-                        message_encode_policy=TextBase64EncodePolicy(),
-                        message_decode_policy=TextBase64DecodePolicy(),
-                    )
-                    secret = self._storage.connection_string
-                    if secret is not None:
-                        queue = QueueClient.from_connection_string(secret.get_secret_value(), name, **options)
-                    else:
-                        queue = QueueClient(
-                            str(self._storage.queue_service_uri), name, credential=self._credential, **options
-                        )
+                    queue = self._queue_client(name)
                     with contextlib.suppress(ResourceExistsError):
                         queue.create_queue()
                     self._queues[name] = queue
         return queue
+
+    def _queue_client(self, name: str) -> QueueClient:
+        """A client of the queue `name`, which may not exist (nothing is created here)."""
+        options: dict[str, Any] = {"api_version": self._api_version} if self._api_version else {}
+        options.update(
+            self._client_options,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+        )
+        secret = self._storage.connection_string
+        if secret is not None:
+            return QueueClient.from_connection_string(secret.get_secret_value(), name, **options)
+        return QueueClient(str(self._storage.queue_service_uri), name, credential=self._credential, **options)
 
     def _table_service(self) -> TableServiceClient:
         secret = self._storage.connection_string
@@ -1097,6 +1098,28 @@ class AzureStore:
         outbox = self._queue(self.queue_name).get_queue_properties().approximate_message_count
         poison = self._queue(self.poison_queue_name).get_queue_properties().approximate_message_count
         return int(outbox or 0), int(poison or 0)
+
+    def look(self) -> tuple[tuple[int, int] | None, list[str]]:
+        """Like `probe`, but reading only: ((outbox depth, poison depth) or None, the tables and
+        queues that do not exist). Creates nothing, so `doctor` can look at an account it must
+        not change. Raises the SDK's error when storage does not answer or refuses access."""
+        missing: list[str] = []
+        service = self._table_service()
+        for name in (self._dedup_name, self._state_name):
+            try:
+                service.get_table_client(name).get_entity("probe", "probe")
+            except ResourceNotFoundError as err:
+                if getattr(err, "error_code", None) == "TableNotFound":
+                    missing.append(f"table {name}")
+        depths: list[int] = []
+        for name in (self.queue_name, self.poison_queue_name):
+            try:
+                count = self._queue_client(name).get_queue_properties().approximate_message_count
+            except ResourceNotFoundError:
+                missing.append(f"queue {name}")
+            else:
+                depths.append(int(count or 0))
+        return ((depths[0], depths[1]) if len(depths) == 2 else None), missing
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
