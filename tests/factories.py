@@ -36,6 +36,8 @@ def ids_for(context: Context, seed: str = "1") -> dict[str, str]:
     """The IDs an event of `context` carries, in the order support asks for them."""
     if context == "sms":
         return {"messageId": f"Outgoing_20260915113613{_guid('msg' + seed)[:8]}"}
+    if context in ("email", "whatsapp"):  # both name a message by a GUID
+        return {"messageId": _guid("msg" + seed)}
     return {
         "correlationId": _guid("corr" + seed),
         "callConnectionId": _guid("conn" + seed),

@@ -34,11 +34,13 @@ from .report import CountHourly
 from .settings import Settings
 from .store import Store
 
-__all__ = ["Lookup", "Report", "Triage"]
+__all__ = ["Lookup", "Report", "StatusLookup", "Triage"]
 
 log = logging.getLogger("triage")
 
 Lookup = Callable[[int | None, int | None, Context | None, str | None, str], Guidance]
+# (status word, context, event kind) → Guidance: for events that report a status, not a code.
+StatusLookup = Callable[[str, Context, str | None], Guidance]
 _KNOWN_FACTS = 4096
 
 
@@ -52,6 +54,7 @@ class Triage:
         store: Store,
         lookup: Lookup | None = None,
         render: Renderer | None = None,
+        status_lookup: StatusLookup | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -60,6 +63,11 @@ class Triage:
 
             lookup = catalog_lookup
         self._lookup = lookup
+        if status_lookup is None:
+            from .catalog import lookup_status
+
+            status_lookup = lookup_status
+        self._status_lookup = status_lookup
         # Guidance and fingerprint per distinct facts: a batch repeats a few.
         self._known: dict[Facts, tuple[Guidance, str]] = {}
         self._render = render
@@ -136,17 +144,18 @@ class Triage:
         """Where an alert goes: every matching route's destinations; with no routes, all."""
         return self._route.destinations(alert)
 
-    def _guidance(self, incident: Incident) -> Guidance:
-        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind, incident.row)
+    def _guidance(self, facts: Facts | Incident) -> Guidance:
+        """The catalog's answer for a failure: by its status word where it has one, else by its
+        code (and the row the source's conditions chose)."""
+        if facts.status:
+            return self._status_lookup(facts.status, facts.context, facts.kind)
+        return self._lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row)
 
     def _learn(self, facts: Facts) -> tuple[Guidance, str]:
         """Guidance and fingerprint of facts not seen before (a batch repeats a few facts)."""
         if len(self._known) >= _KNOWN_FACTS:
             self._known.clear()  # only junk codes get here: start over
-        known = self._known[facts] = (
-            self._lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row),
-            facts.fingerprint,
-        )
+        known = self._known[facts] = (self._guidance(facts), facts.fingerprint)
         return known
 
     def _renderer(self) -> Renderer:

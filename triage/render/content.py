@@ -51,6 +51,7 @@ SEVERITY_LABEL: dict[Severity, str] = {
 
 _MATCH_LABEL: dict[Match, str] = {
     Match.EXACT_IN_CONTEXT: "exact code and subcode for this context",
+    Match.STATUS: "the event's status",
     Match.EXACT: "exact code and subcode",
     Match.SUBCODE: "subcode only",
     Match.CODE: "code only",
