@@ -3,6 +3,7 @@
     python tests/crashing_serve.py --port N            (arguments as `python -m triage serve`)
     CRASH_AT=claim:3   SIGKILL right after the 3rd dedup claim returned (hit:N, enqueue:N alike)
     CRASH_AT=          no crash of its own (the test may still kill it)
+    CRASH_DELIVERS=1   keep the queue trigger (the outbox is delivered, as `serve` does)
 
 The store's methods are wrapped here, in the test's process only; nothing in `triage/` knows.
 The outbox is not drained (the queue trigger is left out), so that the test reads every alert
@@ -58,5 +59,6 @@ if __name__ == "__main__":
     if point:
         method, _, nth = point.partition(":")
         crash_after(method, int(nth))
-    LocalHost.run_queue = no_delivery  # type: ignore[method-assign]
+    if not os.environ.get("CRASH_DELIVERS"):
+        LocalHost.run_queue = no_delivery  # type: ignore[method-assign]
     sys.exit(main(["serve", *sys.argv[1:]]))

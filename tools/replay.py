@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -121,6 +122,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         while store.queued():
             ok, bad = local.run_queue(store)
             delivered, failed = delivered + ok, failed + bad
+            if not ok and not bad:
+                time.sleep(0.5)  # what is queued waits out a destination's Retry-After (deferred)
         totals["delivered"] = delivered
         totals["failed_posts"] = failed
         totals["dead"] = len(store.poison)

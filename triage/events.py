@@ -610,7 +610,9 @@ class Reading(Struct):
                 return _status_record(self.model, payload)
             return _model(self.model).model_validate(payload)
         record = _typed(self.model, payload)
-        return record if record is not None else _model(self.model).model_validate_json(bytes(payload))
+        # Else the model reads the same Python values `read` checked (`_fit`): pydantic's own
+        # JSON parser has limits of its own (nesting past 200 levels in a key no model reads).
+        return record if record is not None else _model(self.model).model_validate(self.raw.data)
 
 
 # What a Call Automation event's facts are made of, however it was read: (code, subcode,
@@ -639,7 +641,12 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         typed = _typed_reading(raw, kind, data, resource, mask)
         if typed is not None:
             return typed
-        data = raw.data
+        try:
+            data = raw.data
+        except (ValueError, RecursionError) as exc:  # msgspec's DecodeError is a ValueError
+            # Bytes that are not UTF-8 or a number out of range inside this event's data: the
+            # envelope pass only skimmed it. This event is refused; its batch goes on.
+            return Skip(raw.id, raw.type, f"event data is not readable JSON: {exc}", "invalid")
     if not isinstance(data, dict):
         return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
     try:

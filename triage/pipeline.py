@@ -106,7 +106,12 @@ class Triage:
         for raw in raws:
             received += 1
             # Only the facts: the few incidents that are shown are built by Candidate.shown.
-            reading = read(raw, resource=resource, mask=mask)
+            try:
+                reading = read(raw, resource=resource, mask=mask)
+            except (ValueError, TypeError, RecursionError) as exc:
+                # One event is the unit of failure: whatever its data holds, it alone is refused.
+                reason = f"event data could not be read ({type(exc).__name__})"
+                reading = Skip(raw.id, raw.type, reason, "invalid")
             if isinstance(reading, Skip):
                 self._count_skip(report, reading)
                 continue

@@ -18,6 +18,7 @@ claim, so a batch of successes costs no store write.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from collections import Counter
@@ -75,6 +76,7 @@ log = logging.getLogger("triage")
 
 # (alert, format) → its payload: a dict, text (the text format), or the payload's JSON text (bytes).
 Renderer = Callable[[Alert, str], Any]
+MAX_LISTED_REJECTIONS = 20  # rejections an HTTP answer lists; the rest are counted
 _SEVERITY_RANK = {Severity.NONE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
@@ -116,7 +118,20 @@ class Report(Struct):
         self.outcomes[(outcome, kind, code)] += count
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON body the HTTP routes answer with (no personal data, no secrets)."""
+        """The JSON body the HTTP routes answer with (no personal data, no secrets). It lists the
+        first MAX_LISTED_REJECTIONS rejections and counts the rest (`rejected_unlisted`): a
+        megabyte of bad items must not make an answer many times its size."""
+        listed: list[dict[str, Any]] = [
+            {"index": r.index, "id": r.event_id, "reason": r.reason}
+            for r in self.rejected[:MAX_LISTED_REJECTIONS]
+        ]
+        room = MAX_LISTED_REJECTIONS - len(listed)
+        invalid_skips = (s for s in self.skips if s.outcome == "invalid")
+        listed += [
+            {"id": s.event_id, "type": s.event_type, "reason": s.reason}
+            for s in itertools.islice(invalid_skips, room)
+        ]
+        invalid = self.invalid + len(self.rejected)
         return {
             "received": self.received,
             "alerted": self.alerted,
@@ -129,13 +144,9 @@ class Report(Struct):
             "muted": self.muted,
             "successes": self.successes,
             "skipped": self.skipped,
-            "invalid": self.invalid + len(self.rejected),
-            "rejected": [{"index": r.index, "id": r.event_id, "reason": r.reason} for r in self.rejected]
-            + [
-                {"id": s.event_id, "type": s.event_type, "reason": s.reason}
-                for s in self.skips
-                if s.outcome == "invalid"
-            ],
+            "invalid": invalid,
+            "rejected": listed,
+            "rejected_unlisted": invalid - len(listed),
             "unrouted": self.unrouted,
             "messages": len(self.message_ids),
         }

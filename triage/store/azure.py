@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import math
 import random
 import re
 import threading
@@ -58,6 +59,7 @@ from ..model import Incident
 from ..settings import StorageConnection
 from . import (
     MAX_SAMPLES,
+    SENT_TTL,
     Backlog,
     Burst,
     Claim,
@@ -95,6 +97,8 @@ _PARTITION_DIGITS = 1  # hex digits of a key's SHA-256 that name its partition: 
 _GROUPS = "group"
 _UNITS = "unit"  # completion markers of finished units (see `AzureStore.unit`)
 _SLOTS = "slot"
+_SENT = "sent"  # dedup table: ids of posted outbox messages (event keys' partitions are hex digits)
+_VISIBILITY_MAX = 7 * 24 * 3600  # seconds a queue message may be hidden
 _SILENCES = "silence"
 _BURST = ("total", "started", "latest", "example")  # a group's whole-burst properties
 _HOURLY = "hourly-"  # + YYYYMMDDHH: one partition per hour, so a period is one range query
@@ -891,6 +895,8 @@ class AzureStore:
 
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        if not interval:
+            return self.send_wait(destination, now)  # nothing to book: one read, no write
         table = self._state()
         rk = row_key(destination)
         for attempt in range(_ATTEMPTS):
@@ -907,6 +913,27 @@ class AzureStore:
                 table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
                 return slot - now
             except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+        raise StoreContention(f"send slot of {destination!r} kept changing; try again")
+
+    def send_wait(self, destination: str, now: float) -> float:
+        entity = self._get(self._state(), _SLOTS, row_key(destination))
+        return 0.0 if entity is None else max(0.0, float(entity["next"]) - now)
+
+    def hold_send(self, destination: str, until: float) -> None:
+        """The slot entity's `next` raised to `until` (ETag-conditional, retried)."""
+        table = self._state()
+        rk = row_key(destination)
+        for attempt in range(_ATTEMPTS):
+            entity = self._get(table, _SLOTS, rk)
+            try:
+                if entity is None:
+                    table.create_entity({"PartitionKey": _SLOTS, "RowKey": rk, "next": float(until)})
+                elif float(entity["next"]) < until:
+                    entity["next"] = float(until)
+                    table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 _backoff(attempt)
         raise StoreContention(f"send slot of {destination!r} kept changing; try again")
 
@@ -1006,6 +1033,7 @@ class AzureStore:
         visible again."""
         held = self._take_poison(visibility_timeout=max(60, self.visibility_timeout))
         taken = sorted(((m, r) for m, r in held if which.takes(r, now)), key=lambda item: item[1].poisoned_at)
+        taken = taken[: which.limit]
         outbox, poison = self._queue(self.queue_name), self._queue(self.poison_queue_name)
         moved = 0
         try:
@@ -1017,6 +1045,34 @@ class AzureStore:
             chosen = {id(message) for message, _ in taken}
             self._release_poison([m for m, _ in held if id(m) not in chosen])
         return moved
+
+    def oldest_poisoned(self, now: float) -> float | None:
+        """The age of the poison queue's front message (a queue hands out roughly in order)."""
+        first = list(self._queue(self.poison_queue_name).peek_messages(max_messages=1))
+        if not first:
+            return None
+        inserted = first[0].inserted_on
+        return max(0.0, now - inserted.timestamp()) if inserted else 0.0
+
+    def defer(self, message: OutboxMessage, delay: float) -> None:
+        """A new queue message, invisible for `delay` seconds (whole seconds, up to the 7 days
+        a queue message may be hidden)."""
+        hidden = min(_VISIBILITY_MAX, max(0, math.ceil(delay)))
+        self._queue(self.queue_name).send_message(_queue_body(message), visibility_timeout=hidden)
+
+    def mark_sent(self, message_id: str, now: float) -> None:
+        """One row in the dedup table's `sent` partition, with an expiry as the event keys have
+        (so the same purge removes it). No event key's partition is named so."""
+        row = {
+            "PartitionKey": _SENT,
+            "RowKey": row_key(message_id),
+            "expires": datetime.fromtimestamp(now + SENT_TTL, UTC),
+        }
+        self._dedup().upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    def was_sent(self, message_id: str, now: float) -> bool:
+        entity = self._get(self._dedup(), _SENT, row_key(message_id))
+        return entity is not None and _utc(entity["expires"]).timestamp() > now
 
     def _take_poison(self, visibility_timeout: int) -> list[tuple[QueueMessage, Poisoned]]:
         """Every message of the poison queue, hidden for `visibility_timeout` seconds, with its
