@@ -120,23 +120,26 @@ def deliver(msg: func.QueueMessage) -> None:
     message = OutboxMessage.from_dict(orjson.loads(msg.get_body()))
     logging.info("delivering %s (dequeue count %s)", message.id, msg.dequeue_count)
     try:
-        service().deliver(message, msg.dequeue_count or 1)
+        posted = service().deliver(message, msg.dequeue_count or 1)
     except DeliveryError as err:
         if err.retry:
             raise
         # The webhook refused this payload (a 4xx): posting it again cannot help.
         service().store.dead_letter(message, str(err))
         return
-    # The destination takes posts again: what an outage poisoned goes back to the outbox.
-    service().redrive_after_success(message.destination)
+    if posted:  # (else its destination holds it off: a copy waits in the queue, this one is done)
+        # The destination takes posts again: what an outage poisoned goes back to the outbox.
+        service().redrive_after_success(message.destination)
 
 
 @app.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)
 def flush(timer: func.TimerRequest) -> None:
-    """Every minute: one digest per burst whose grouping window has ended."""
+    """Every minute: one digest per burst whose grouping window has ended; then a look at the
+    poison queue (a probe of a destination that failed, a notice before alerts age out)."""
     report = service().flush()
     if report.digests:
         logging.info("posted %d digest(s)", report.digests)
+    service().redrive_tick()
 
 
 # Every 5 minutes, whatever the setting: a timer bound to a missing %SETTING% would fail the

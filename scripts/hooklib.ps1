@@ -9,7 +9,9 @@ $AllowedEventTypes = @(
     'Microsoft.Communication.SMSDeliveryReportReceived',
     'Microsoft.Communication.CallEnded',
     'Microsoft.Communication.EmailDeliveryReportReceived',
-    'Microsoft.Communication.AdvancedMessageDeliveryStatusUpdated'
+    'Microsoft.Communication.AdvancedMessageDeliveryStatusUpdated',
+    'Microsoft.Communication.RouterJobClassificationFailed',
+    'Microsoft.Communication.RouterJobSchedulingFailed'
 )
 $DefaultEventTypes = 'Microsoft.Communication.SMSDeliveryReportReceived'
 

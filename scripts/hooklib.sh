@@ -4,7 +4,7 @@
 # infra/main.bicep output from the azd environment. No secret is ever printed.
 
 # The event types acs-triage reads; ACS_TRIAGE_EVENT_TYPES (comma-separated) picks among them.
-ALLOWED_EVENT_TYPES="Microsoft.Communication.SMSDeliveryReportReceived Microsoft.Communication.CallEnded Microsoft.Communication.EmailDeliveryReportReceived Microsoft.Communication.AdvancedMessageDeliveryStatusUpdated"
+ALLOWED_EVENT_TYPES="Microsoft.Communication.SMSDeliveryReportReceived Microsoft.Communication.CallEnded Microsoft.Communication.EmailDeliveryReportReceived Microsoft.Communication.AdvancedMessageDeliveryStatusUpdated Microsoft.Communication.RouterJobClassificationFailed Microsoft.Communication.RouterJobSchedulingFailed"
 DEFAULT_EVENT_TYPES=Microsoft.Communication.SMSDeliveryReportReceived
 
 fail() {

@@ -7,6 +7,7 @@
     CRASH_AT=before._settle_taken:1   SIGKILL as the 1st call starts, before it does anything
     CRASH_AT=          no crash of its own (the test may still kill it)
     TIMER_SECONDS=0.5  how often the digest timer fires (serve's default: 60)
+    CRASH_DELIVERS=1   keep the queue trigger (the outbox is delivered, as `serve` does)
 
 The store's methods are wrapped here, in the test's process only; nothing in `triage/` knows.
 The outbox is not drained (the queue trigger is left out), so that the test reads every alert
@@ -92,5 +93,6 @@ if __name__ == "__main__":
         crash_after(method, int(nth))
     if os.environ.get("TIMER_SECONDS"):
         timer_every(float(os.environ["TIMER_SECONDS"]))
-    LocalHost.run_queue = no_delivery  # type: ignore[method-assign]
+    if not os.environ.get("CRASH_DELIVERS"):
+        LocalHost.run_queue = no_delivery  # type: ignore[method-assign]
     sys.exit(main(["serve", *sys.argv[1:]]))

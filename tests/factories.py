@@ -5,7 +5,7 @@ so a test names only what it is about:
 
     make_alert(make_incident(message="<!channel>"))
     make_alert(make_incident("CallDisconnected", code=410, subcode=3112), count=42, digest=True)
-    make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=None, subcode=4007))
+    make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=4007, subcode=None))
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def ids_for(context: Context, seed: str = "1") -> dict[str, str]:
     """The IDs an event of `context` carries, in the order support asks for them."""
     if context == "sms":
         return {"messageId": f"Outgoing_20260915113613{_guid('msg' + seed)[:8]}"}
+    if context in ("email", "whatsapp"):  # both name a message by a GUID
+        return {"messageId": _guid("msg" + seed)}
     return {
         "correlationId": _guid("corr" + seed),
         "callConnectionId": _guid("conn" + seed),

@@ -313,7 +313,7 @@ def test_send_dtmf_tones_failed_200_0_lists_no_meanings_of_other_codes() -> None
 
 def test_a_callback_whose_time_is_only_in_its_data_shows_that_time() -> None:
     alert = _replayed(ADVICE / "add-participant-failed-time-in-data-only.json")
-    assert "Time:       2026-11-20 09:14:10 UTC" in text.render(alert)
+    assert "Event time: 2026-11-20 09:14:10 UTC" in text.render(alert)
 
 
 def test_an_event_grid_call_automation_event_shows_the_topics_resource_name() -> None:

@@ -75,6 +75,11 @@ def every_kind_of_card() -> dict[str, dict[str, Any]]:
     for name in (
         "callbacks/add-participant-failed-408-10057.json",
         "eventgrid/sms-delivery-failed-4999-unlisted.json",
+        # CallEnded, email, WhatsApp, Job Router: their details, the SMTP code, the fallbacks
+        "eventgrid/call-ended-490-4502.json",
+        "eventgrid/email-bounced-550-5.1.1.json",
+        "cloudevents/whatsapp-failed-131047.json",
+        "eventgrid/router-job-classification-failed.json",
     ):
         alerts[name] = alerts_from_files([str(SAMPLES / name)])[0]
     cards = {name: teams.render(alert) for name, alert in alerts.items()}

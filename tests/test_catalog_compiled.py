@@ -184,7 +184,7 @@ def test_a_compiled_catalog_with_a_value_of_another_kind_is_refused_with_the_fix
 ) -> None:
     path = catalog_copy / COMPILED_NAME
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    data["tables"][0][2] = "email"  # a context the code does not know
+    data["tables"][0][2] = "fax"  # a context the code does not know
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(CatalogError, match=rf"is corrupt .*tables.*{FIX}"):
         load_compiled(catalog_copy)
@@ -221,7 +221,7 @@ def test_catalog_build_writes_what_the_edited_toml_files_say_and_check_sees_it(
 def test_catalog_build_refuses_toml_files_that_do_not_pass_lint(
     catalog_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _edit(catalog_copy / "chat.toml", 'context = "chat"', 'context = "email"')
+    _edit(catalog_copy / "chat.toml", 'context = "chat"', 'context = "fax"')
     before = (catalog_copy / COMPILED_NAME).read_bytes()
     assert main(["catalog", "build", "--catalog", str(catalog_copy)]) == 1
     assert "chat.toml: table.0.context:" in capsys.readouterr().err

@@ -112,10 +112,24 @@ def test_replay_prints_pagerduty_events_without_a_routing_key() -> None:
         "replay", "--quiet", "--format", "pagerduty", str(SAMPLES / "callbacks" / "play-failed-400-8535.json")
     )
     assert result.returncode == 0, result.stderr
-    event = json.loads(result.stdout)
+    event, closing = (json.loads(line) for line in result.stdout.splitlines())  # JSON Lines
     assert event["event_action"] == "trigger"
     assert event["dedup_key"].startswith("PlayFailed|400|8535|")
     assert "routing_key" not in event  # added only when posting, from ACS_TRIAGE_PAGERDUTY_ROUTING_KEY
+    # The end of the replay is a quiet window: a pager's incident is resolved even without
+    # --resolved (chat notices need it), since an incident left open pages for nothing.
+    assert closing == {"event_action": "resolve", "dedup_key": event["dedup_key"]}
+
+
+@pytest.mark.parametrize("window", ["0", "300"])
+def test_replay_resolved_resolves_every_alert_whatever_the_window(window: str) -> None:
+    sample = str(SAMPLES / "eventgrid" / "sms-delivery-failed-4007-opt-out.json")
+    result = run("replay", "--resolved", "--window", window, sample)
+    assert result.returncode == 0, result.stderr
+    alerts = result.stdout.count("SMSDeliveryReportReceived 4007 on ")
+    [notice] = [line for line in result.stdout.splitlines() if line.startswith("Resolved:")]
+    assert alerts == 2 and notice.startswith("Resolved: SMSDeliveryReportReceived 4007 on ")
+    assert "resolved 1" in result.stderr
 
 
 def test_replay_prints_versioned_webhook_documents() -> None:

@@ -101,8 +101,10 @@ def post_until_every_batch_succeeds(
             index = pending[0]
             try:
                 answer = requests.post(url, data=batches[index], headers=headers, timeout=60)
-            except requests.ConnectionError:
-                break  # killed mid-request: no answer, so Event Grid delivers the batch again
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                # Killed mid-request, or while its answer was being written (cut off): no 2xx,
+                # so Event Grid delivers the batch again.
+                break
             if answer.status_code // 100 == 2:
                 pending.pop(0)
                 time.sleep(pace)

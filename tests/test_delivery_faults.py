@@ -190,7 +190,9 @@ def test_a_webhook_that_answers_500_then_recovers_gets_the_alert_exactly_once(
     assert app.deliver() == (1, 0)
     assert [r.status for r in slack.received] == [500, 500, 200]
     assert len(slack.accepted) == 1
-    assert waited_in_order(clock, [0.5, 2.0])  # the deliverer's backoff between attempts
+    # The deliverer's back-off between attempts (at least; Slack's 1 s pace may add to it).
+    first, second, third = (r.at for r in slack.received)
+    assert second - first >= 0.5 and third - second >= 2.0
 
 
 def test_an_outage_longer_than_the_in_process_retries_is_delivered_on_a_later_dequeue(
@@ -258,31 +260,6 @@ def test_pacing_through_the_store_keeps_instances_under_a_one_per_second_limit(
         assert [r.status for r in sink.received] == [200] * 6
         times = [r.at for r in sink.received]
         assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(times))
-
-
-@pytest.mark.parametrize("kind", STORE_KINDS)
-@pytest.mark.parametrize(
-    ("retry_after", "posts"),
-    [(20, 3), (120, 1)],  # 3: the in-process retries all got a 429; 1: longer than a worker waits
-    ids=["after-the-last-attempt", "too-long-to-wait-in-process"],
-)
-def test_every_429_holds_the_destination_for_its_retry_after_across_messages_and_instances(
-    kind: str, retry_after: int, posts: int, make_store: Callable[[str], Any], clock: FakeClock
-) -> None:
-    with SlackSink(clock=clock.time) as sink:
-        sink.fail_first(posts, status=429, body=b"rate_limited", headers={"Retry-After": str(retry_after)})
-        config = Settings.from_env({"ACS_TRIAGE_SLACK_URL": sink.url})
-        first, second = (
-            Deliverer(config, make_store(kind), sleep=clock.sleep, clock=clock.time) for _ in range(2)
-        )
-        with pytest.raises(DeliveryError, match="rate limited"):
-            first.deliver(OutboxMessage("m1", "slack", {"text": "alert 1"}))
-        assert [r.status for r in sink.received] == [429] * posts
-        last_429 = sink.received[-1].at
-
-        second.deliver(OutboxMessage("m2", "slack", {"text": "alert 2"}))  # another message, instance
-        assert sink.received[-1].status == 200
-        assert sink.received[-1].at - last_429 >= retry_after
 
 
 # -- status codes --------------------------------------------------------------------------------

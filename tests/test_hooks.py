@@ -319,3 +319,13 @@ def test_the_windows_hooks_run_the_same_az_commands_with_the_same_options() -> N
         assert set(re.findall(flags, posix)) == set(re.findall(flags, windows)), hook
         for name in re.findall(r"\b(ACS_TRIAGE_[A-Z_]+|AZURE_[A-Z_]+)", posix):
             assert name in windows, (hook, name)
+
+
+def test_the_hooks_offer_exactly_the_event_types_the_app_reads() -> None:
+    from triage.events import SUBSCRIBABLE_EVENT_TYPES
+
+    sh = re.search(r'^ALLOWED_EVENT_TYPES="([^"]*)"', (SCRIPTS / "hooklib.sh").read_text(), re.M)
+    ps1 = re.search(r"\$AllowedEventTypes = @\((.*?)\)", (SCRIPTS / "hooklib.ps1").read_text(), re.S)
+    assert sh is not None and ps1 is not None
+    assert sh.group(1).split() == list(SUBSCRIBABLE_EVENT_TYPES)
+    assert re.findall(r"'([^']+)'", ps1.group(1)) == list(SUBSCRIBABLE_EVENT_TYPES)

@@ -101,7 +101,6 @@ def test_empty_array_is_a_valid_empty_batch() -> None:
         (b'"a string"', "JSON str"),
         (b"42", "JSON int"),
         (b"null", "JSON NoneType"),
-        (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
     ],
 )
 def test_bodies_that_are_not_event_envelopes_are_invalid_with_a_reason(raw: bytes, message: str) -> None:

@@ -159,6 +159,7 @@ def test_a_burst_digest_adds_to_the_open_alert_and_the_resolved_notice_resolves_
     key = incident.fingerprint
     assert actions == [("trigger", key), ("trigger", key), ("resolve", key)]
     assert pd.incidents == {key: "resolved"}
+    pd.assert_every_trigger_resolved()
     assert pd.accepted[-1] == {"routing_key": pd.routing_key, "event_action": "resolve", "dedup_key": key}
 
 

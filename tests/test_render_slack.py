@@ -12,6 +12,7 @@ from render_golden import SILENCE_URL
 from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block, SectionBlock
 
+from tools.replay import SAMPLES, alerts_from_files
 from triage.destinations import slack
 from triage.destinations.slack import FIELD_TEXT_MAX, HEADER_TEXT_MAX, MAX_BLOCKS, SECTION_TEXT_MAX
 from triage.model import Alert, Category, Severity
@@ -69,6 +70,16 @@ ALERTS = {
     "sms": make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=4007, subcode=None)),
     "bare": make_alert(make_incident(ids={}, details={}, message=""), make_guidance(advice="", docs_url="")),
     "huge": huge_alert(),
+    # The events read since: a call that ended badly, a bounced email, WhatsApp, Job Router.
+    **{
+        name: alerts_from_files([str(SAMPLES / name)])[0]
+        for name in (
+            "eventgrid/call-ended-490-4502.json",
+            "eventgrid/email-bounced-550-5.1.1.json",
+            "eventgrid/whatsapp-failed-131026.json",
+            "eventgrid/router-job-scheduling-failed.json",
+        )
+    },
     "silence-link": replace(make_alert(), silence_url=SILENCE_URL),
     "silence-link-no-docs": replace(make_alert(guidance=make_guidance(docs_url="")), silence_url=SILENCE_URL),
     "silence-link-huge": replace(huge_alert(), silence_url=SILENCE_URL),
@@ -130,7 +141,7 @@ def test_facts_ids_and_details_are_fields() -> None:
     alert = make_alert()
     shown = field_map(slack.render(alert))
     assert shown["Event"] == "PlayFailed" and shown["Code"] == "400/8535"
-    assert shown["Resource"] == "contoso-acs" and shown["Time"] == "2026-09-15 11:36:13 UTC"
+    assert shown["Resource"] == "contoso-acs" and shown["Event time"] == "2026-09-15 11:36:13 UTC"
     for key, value in alert.incident.ids.items():
         assert shown[key] == f"`{value}`"
     assert shown["failedPlaySourceIndex"] == "0"

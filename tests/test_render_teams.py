@@ -86,14 +86,14 @@ def test_says_what_failed_in_the_catalogs_words() -> None:
     assert "{" not in json.dumps(texts(body))  # no raw JSON anywhere
 
 
-def test_factset_names_event_code_category_severity_resource_and_time() -> None:
+def test_factset_names_event_code_category_severity_resource_and_the_events_own_time() -> None:
     shown = facts(teams.render(make_alert()))
     assert shown["Event"] == "PlayFailed"
     assert shown["Code"] == "400/8535"
     assert shown["Category"] == "UnexpectedClientError"
     assert shown["Severity"] == "Error"
     assert shown["Resource"] == "contoso-acs"
-    assert shown["Time"] == "2026-09-15 11:36:13 UTC"
+    assert shown["Event time"] == "2026-09-15 11:36:13 UTC"
 
 
 def test_factset_lists_every_id_in_the_incidents_order_then_the_details() -> None:
@@ -152,12 +152,12 @@ def test_digest_shows_count_and_window_prominently() -> None:
     assert banner["items"][2]["size"] == "Medium"
 
 
-def test_digest_shows_first_and_last_seen_and_a_few_sample_ids() -> None:
+def test_digest_shows_when_its_first_and_last_occurrences_arrived_and_a_few_sample_ids() -> None:
     alert = make_digest(count=42, samples=8)
     payload = teams.render(alert)
     shown = facts(payload)
-    assert shown["First seen"] == "2026-09-15 11:36:13 UTC"
-    assert shown["Last seen"] == "2026-09-15 11:41:12 UTC"
+    assert shown["First arrived"] == "2026-09-15 11:36:13 UTC"
+    assert shown["Last arrived"] == "2026-09-15 11:41:12 UTC"
     body = texts(card_of(payload)["body"])
     assert "**Sample occurrences** (5 of 42)" in body
     sample_lines = next(t for t in body if t.startswith("- correlationId")).split("\n")

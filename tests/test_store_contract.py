@@ -34,7 +34,7 @@ from factories import T0, make_incident
 from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.matchers import Matcher
 from triage.model import Incident
-from triage.store import MAX_SAMPLES, Burst, Claim, Held, OutboxMessage, SilenceRule, hour_of
+from triage.store import MAX_SAMPLES, SENT_TTL, Burst, Claim, Held, OutboxMessage, SilenceRule, hour_of
 from triage.store.azure import OutboxMessageTooLarge, _partition, row_key
 
 TTL = timedelta(hours=48)
@@ -350,6 +350,41 @@ def test_reserve_send_spaces_posts_to_one_destination_by_the_interval(store: Any
     assert store.reserve_send("slack", 1.0, 1010.0) == 0.0  # idle: the next post goes at once
 
 
+def test_a_hold_starts_the_next_slot_where_it_ends_and_is_never_shortened(store: Any) -> None:
+    assert store.send_wait("webhook", 1000.0) == 0.0  # never held
+    store.hold_send("webhook", 1120.0)  # Retry-After: 120
+    store.hold_send("webhook", 1010.0)  # an earlier, shorter one does not shorten it
+    assert store.send_wait("webhook", 1000.0) == 120.0
+    assert store.send_wait("webhook", 1000.0) == 120.0  # asking books nothing
+    assert store.reserve_send("webhook", 0.0, 1100.0) == 20.0  # interval 0: the hold alone
+    assert store.reserve_send("slack", 1.0, 1000.0) == 0.0  # destinations are held apart
+    store.hold_send("slack", 1005.0)
+    assert [store.reserve_send("slack", 1.0, 1000.0) for _ in range(2)] == [5.0, 6.0]
+    assert store.send_wait("webhook", 1200.0) == 0.0  # passed
+
+
+def test_a_deferred_message_is_polled_only_once_its_delay_has_passed(store: Any) -> None:
+    store.enqueue([message(1)])
+    [lease] = store.poll("acs-triage-outbox", 32)
+    store.defer(lease.message, 2.0)
+    lease.done()  # the queue function returned: the host deletes the message it was given
+    assert store.poll("acs-triage-outbox", 32) == []
+    assert sum(row.queued or 0 for row in store.outbox_status(time.time())) == 1  # waiting, not lost
+    time.sleep(2.2)  # the stores' own clocks (Azurite's visibility timeout is real time)
+    [again] = store.poll("acs-triage-outbox", 32)
+    assert again.message == message(1) and again.dequeue_count == 1
+
+
+def test_a_posted_message_id_is_remembered_until_its_time_to_live_passes(store: Any) -> None:
+    now = time.time()
+    assert not store.was_sent("message-1", now)
+    store.mark_sent("message-1", now)
+    store.mark_sent("message-1", now)  # a second record is no error
+    assert store.was_sent("message-1", now + 60)
+    assert not store.was_sent("message-2", now)
+    assert not store.was_sent("message-1", now + SENT_TTL + 1)
+
+
 # -- memory store --------------------------------------------------------------------------------
 def test_the_memory_store_forgets_expired_keys_without_scanning_the_live_ones() -> None:
     from triage.store.memory import MemoryStore
@@ -541,6 +576,21 @@ def test_a_burst_total_counts_a_whole_batch_that_opened_it(store: Any) -> None:
     resolved: list[Burst] = []
     store.take_due(T0 + 2 * WINDOW, resolved)
     assert [b.count for b in resolved] == [40]
+
+
+def test_alerts_that_fired_alone_are_one_burst_resolved_once_quiet_since_the_last(store: Any) -> None:
+    quiet = timedelta(minutes=2)
+    first, later = occurrences(1)[0], occurrences(1, start=1)[0]
+    store.alerted(FINGERPRINT, 3, first, T0, quiet)
+    store.alerted(FINGERPRINT, 1, later, T0 + timedelta(minutes=1), quiet)
+    resolved: list[Burst] = []
+    assert store.take_due(T0 + quiet, resolved) == [] and resolved == []  # 1 min since the last
+    assert store.take_due(T0 + timedelta(minutes=3), resolved) == []  # nothing held: no digest
+
+    assert resolved == [
+        Burst(FINGERPRINT, 4, T0, T0 + timedelta(minutes=1), first, int(quiet.total_seconds()))
+    ]
+    assert store.take_due(T0 + timedelta(hours=1), resolved) == [] and len(resolved) == 1  # once
 
 
 @pytest.mark.parametrize("kind", DURABLE_STORE_KINDS)

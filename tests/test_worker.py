@@ -133,14 +133,14 @@ def outbox_messages(azurite: Azurite, outbox: str) -> list[tuple[Any, str]]:
     return taken
 
 
-def test_the_worker_on_python_3_13_indexes_six_functions_and_loads_each(worker: Worker) -> None:
+def test_the_worker_on_python_3_13_indexes_seven_functions_and_loads_each(worker: Worker) -> None:
     started = worker.started
     assert (started["init"], started["init_error"]) == ("Success", "")
     assert started["runtime_version"] == "3.13"
     assert started["worker_version"] == pinned_worker_version()
     assert started["metadata"] == "Success" and started["use_default_metadata_indexing"] is False
     functions = started["functions"]
-    assert set(functions) == {"eventgrid", "callbacks", "health", "deliver", "flush", "report"}
+    assert set(functions) == {"eventgrid", "callbacks", "silence", "health", "deliver", "flush", "report"}
     assert started["loads"] == dict.fromkeys(functions, "Success")
     eventgrid = functions["eventgrid"]["bindings"][0]
     assert (eventgrid["type"], eventgrid["authLevel"], sorted(eventgrid["methods"])) == (
@@ -151,6 +151,8 @@ def test_the_worker_on_python_3_13_indexes_six_functions_and_loads_each(worker: 
     deliver = functions["deliver"]["bindings"][0]
     assert (deliver["type"], deliver["queueName"]) == ("queueTrigger", "%ACS_TRIAGE_OUTBOX_QUEUE%")
     assert functions["health"]["bindings"][0]["authLevel"] == "ANONYMOUS"
+    silence = functions["silence"]["bindings"][0]
+    assert (silence["route"], silence["authLevel"]) == ("silence/{token}", "ANONYMOUS")
     assert functions["flush"]["directions"] == {"timer": "in"}
 
 

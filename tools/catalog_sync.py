@@ -35,6 +35,8 @@ class SyncResult:
 
     diff: list[str] = field(default_factory=list)
     files: dict[Path, str] = field(default_factory=dict)
+    # What sync cannot write: a written table's page no longer says what its rows rest on.
+    review: list[str] = field(default_factory=list)
 
 
 def sync(paths: Sequence[Path], catalog_dir: Path = CATALOG_DIR) -> SyncResult:
@@ -42,14 +44,18 @@ def sync(paths: Sequence[Path], catalog_dir: Path = CATALOG_DIR) -> SyncResult:
     pages = tomllib.loads((catalog_dir / "pages.toml").read_text(encoding="utf-8"))["page"]
     by_title = {p["title"].casefold(): p for p in pages}
     rows: dict[tuple[str, str], list[SeedRow]] = defaultdict(list)  # (seed, table id) → rows
+    written = _written_tables(catalog_dir)
+    result = SyncResult()
     for path in _pages(paths):
         text = path.read_text(encoding="utf-8")
         page = by_title.get(page_title(text).casefold())
         if page is None:
             raise SeedError(f"{path}: title {page_title(text)!r} is no page in pages.toml")
+        if page["seed"] in written:  # prose, no code table: check what the rows rest on
+            result.review += _evidence_missing(page, text, written[page["seed"]])
+            continue
         for row in parse_seed(page["seed"], text):
             rows[(page["seed"], row.table_id)].append(row)
-    result = SyncResult()
     known: set[str] = set()
     for path in sorted(catalog_dir.glob("*.toml")):
         text = path.read_text(encoding="utf-8")
@@ -65,6 +71,29 @@ def sync(paths: Sequence[Path], catalog_dir: Path = CATALOG_DIR) -> SyncResult:
         if table_id not in known and new:
             _new_table(catalog_dir, table_id, pages_by_seed[seed], new, result)
     return result
+
+
+def _written_tables(catalog_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Seed (page) → the written tables put together from it (`written = true`)."""
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted(catalog_dir.glob("*.toml")):
+        for table in tomllib.loads(path.read_text(encoding="utf-8")).get("table", ()):
+            if table.get("written"):
+                for seed in table["seeds"]:
+                    found[seed].append(table)
+    return found
+
+
+def _evidence_missing(page: dict[str, Any], text: str, tables: list[dict[str, Any]]) -> list[str]:
+    """A line for each phrase a written table rests on that the page no longer says."""
+    said = normalize(text).casefold()
+    return [
+        f"! {table['id']}: {page['title']!r} no longer says {evidence['says']!r}:"
+        " review the rows written from it (and its evidence)"
+        for table in tables
+        for evidence in table.get("evidence", ())
+        if evidence["seed"] == page["seed"] and normalize(evidence["says"]).casefold() not in said
+    ]
 
 
 def _pages(paths: Sequence[Path]) -> Iterable[Path]:

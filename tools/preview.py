@@ -225,7 +225,7 @@ def demo_report() -> DailyReport:
     end = datetime(2026, 11, 21, 8, tzinfo=UTC)
     day = [  # fingerprint, failures per hour today, per hour the day before
         ("PlayFailed|400|8535|contoso-acs-prod", 54, 37),
-        ("SMSDeliveryReportReceived|None|4007|contoso-acs-prod", 25, 27),
+        ("SMSDeliveryReportReceived|4007|None|contoso-acs-prod", 25, 27),
         ("AddParticipantFailed|408|10057|contoso-acs-prod", 9, 0),
         ("CallDisconnected|410|3112|contoso-acs-eu", 4, 4),
         ("RecognizeFailed|400|8510|contoso-acs-eu", 1, 2),

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -112,14 +113,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     end = utcnow() + window
     flushed = service.flush(end)
     totals["digests"] = flushed.digests
-    if args.resolved:  # one more quiet window: every burst is resolved
-        totals["resolved"] = flushed.resolved + service.flush(end + window).resolved
+    if args.resolved:  # one more quiet period (grouping off too): every burst is resolved
+        quiet = timedelta(seconds=settings.quiet_seconds + 1)
+        totals["resolved"] = flushed.resolved + service.flush(end + quiet).resolved
 
     if args.to:
         delivered = failed = 0
         while store.queued():
             ok, bad = local.run_queue(store)
             delivered, failed = delivered + ok, failed + bad
+            if not ok and not bad:
+                time.sleep(0.5)  # what is queued waits out a destination's Retry-After (deferred)
         totals["delivered"] = delivered
         totals["failed_posts"] = failed
         totals["dead"] = len(store.poison)

@@ -510,6 +510,22 @@ class PagerDutySink(_Sink):
         answer = {"status": "success", "message": "Event processed", "dedup_key": key}
         return 202, orjson.dumps(answer), {"Content-Type": "application/json"}
 
+    def open_incidents(self) -> list[str]:
+        """The dedup keys triggered and not resolved since: what PagerDuty would still page about."""
+        with self._lock:
+            return sorted(key for key, state in self.incidents.items() if state == "triggered")
+
+    def assert_every_trigger_resolved(self) -> None:
+        """Raise AssertionError naming each incident still open (and when nothing was triggered:
+        a resolve test that triggered nothing proves nothing)."""
+        with self._lock:
+            triggered = bool(self.incidents)
+        if not triggered:
+            raise AssertionError("no PagerDuty incident was triggered")
+        still_open = self.open_incidents()
+        if still_open:
+            raise AssertionError(f"PagerDuty incidents still open: {still_open}")
+
 
 def pagerduty_errors(event: Any) -> list[str]:
     """Why the Events API v2 would refuse `event` ([] when it would accept it)."""

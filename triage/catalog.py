@@ -43,6 +43,7 @@ __all__ = [
     "load_compiled",
     "lookup",
     "lookup_name",
+    "lookup_status",
     "normalize",
     "search",
     "sources_digest",
@@ -62,7 +63,11 @@ _CACHE_LIMIT = 50_000  # real traffic has a few hundred distinct keys; this only
 _LOST_LINK = re.compile(r"\bhere\.$", re.MULTILINE)
 # The only events whose code may mean "all went well": a call that ended normally, a delivered
 # SMS. Every other event (the *Failed ones) reports a failure, whatever code it carries.
-_MAY_SUCCEED = frozenset({"CallDisconnected", "SMSDeliveryReportReceived"})
+_MAY_SUCCEED = frozenset({"CallDisconnected", "SMSDeliveryReportReceived", "CallEnded"})
+# Areas whose codes are not ACS's own: Meta's WhatsApp codes, email status words, Job Router (whose
+# failures carry no code at all). A number from them means nothing in another area's tables (Meta's
+# 100 is no SIP 100), so only the area's own tables answer them, then its fallback.
+_OWN_NUMBERING = frozenset({"email", "whatsapp", "job-router"})
 
 
 class CatalogError(TriageError):
@@ -113,6 +118,11 @@ class Entry(Struct, frozen=True, array_like=True):
     when: When | None
 
 
+class Evidence(Struct, frozen=True, array_like=True):
+    seed: str
+    says: str
+
+
 class Table(Struct, frozen=True, array_like=True):
     id: str
     title: str
@@ -122,6 +132,8 @@ class Table(Struct, frozen=True, array_like=True):
     columns: str
     notes: str
     links: tuple[Link, ...]
+    written: bool
+    evidence: tuple[Evidence, ...]
     entry: tuple[Entry, ...]  # last: compiled.json writes each entry on a line of its own
 
 
@@ -186,6 +198,7 @@ class Fallback(Struct, frozen=True, array_like=True):
 
 class FallbacksFile(Struct, frozen=True, array_like=True):
     actions: dict[str, str]
+    assumed: dict[str, str]
     fallback: tuple[Fallback, ...]
 
 
@@ -210,7 +223,7 @@ class CatalogFiles(Struct, frozen=True):
 # The file format's model names → the runtime's types (the build converts one into the other).
 RUNTIME_TYPES: dict[str, type[Any]] = {
     kind.__name__: kind
-    for kind in (Link, Wording, When, Entry, Table, FallbackClass, CodeClass, CodeClassFile, Advice,
+    for kind in (Link, Wording, When, Entry, Evidence, Table, FallbackClass, CodeClass, CodeClassFile, Advice,
                  AdviceFile, Page, PagesFile, Fallback, FallbacksFile, ContextsFile)
 }  # fmt: skip
 # Written into compiled.json and compared on load: a field added here without a rebuild is refused.
@@ -318,6 +331,7 @@ class _Catalog:
         self.generic: dict[int, _Row] = {}  # rows with a subcode and no code: the generic subcodes
         self.names: dict[str, list[_Row]] = defaultdict(list)
         self.events: dict[str, list[_Row]] = defaultdict(list)
+        self.own_pairs: dict[tuple[int, int | None], list[_Row]] = defaultdict(list)
         for row in self.rows:
             e = row.entry
             for event in e.events:
@@ -329,6 +343,9 @@ class _Catalog:
             if not row.indexed:
                 continue
             assert e.code is not None  # for mypy: `indexed` implies it
+            if row.table.context in _OWN_NUMBERING:  # answers its own area only: never another's
+                self.own_pairs[(e.code, e.subcode)].append(row)
+                continue
             self.pairs[(e.code, e.subcode)].append(row)
             if e.subcode is None:
                 self.codes[e.code].append(row)
@@ -388,6 +405,8 @@ class _Catalog:
     ) -> Guidance:
         if context is not None and context not in CONTEXTS:
             raise CatalogError(f"unknown context {context!r}; use one of {', '.join(CONTEXTS)}")
+        if context in _OWN_NUMBERING:
+            return self.own_numbering(code, subcode, context, event)
         chosen = self.conditional.get(row) if row else None
         if chosen is not None and (chosen.entry.code, chosen.entry.subcode) != (code, subcode):
             chosen = None  # a key for another code: nothing the source said applies
@@ -426,6 +445,29 @@ class _Catalog:
                 "No code or subcode was given: the catalog cannot say what failed.", code, subcode
             )
         return self.unknown(f"Code {_code_text(code, subcode)} is not in the catalog.", code, subcode)
+
+    def own_numbering(
+        self, code: int | None, subcode: int | None, context: Context, event: str | None
+    ) -> Guidance:
+        """The answer in an area with its own numbering (see _OWN_NUMBERING): its own tables, else
+        its fallback."""
+        found = self.own_pairs.get((code, subcode), ()) if code is not None else ()
+        rows = [r for r in found if r.table.context == context]
+        if rows:
+            best, *others = self.ordered(rows, context)
+            return self.guidance(best, code, subcode, Match.EXACT_IN_CONTEXT, others, context=context)
+        fallback = self.fallbacks.get(context)
+        if fallback is not None:
+            return self.fallback_guidance(fallback, code, subcode, event)
+        return self.unknown(f"Code {_code_text(code, subcode)} is not in the catalog.", code, subcode)
+
+    def assumed(self, found: Guidance, event: str) -> Guidance:
+        """A table row answering an event the documents do not tie it to says so in its source
+        (fallbacks.toml [assumed])."""
+        label = self.files.fallbacks.assumed.get(event)
+        if label is None or not found.table:
+            return found
+        return replace(found, source=f"{found.source} · {label}")
 
     def first(
         self, rows: Iterable[_Row], context: str | None, chosen: _Row | None
@@ -659,7 +701,7 @@ def lookup(
     if found is None:
         found = catalog.answer(code, subcode, context, event, row)
         if event is not None:
-            found = _failure_alerts(catalog.for_event(found, event, code), event)
+            found = _failure_alerts(catalog.assumed(catalog.for_event(found, event, code), event), event)
         if len(catalog.cache) >= _CACHE_LIMIT:  # codes come from outside: keep memory bounded
             catalog.cache.clear()
         catalog.cache[key] = found
@@ -719,6 +761,18 @@ def _failure_alerts(found: Guidance, event: str) -> Guidance:
         severity=Severity.WARNING,
         flags=(*found.flags, f"{event} reports a failure although its code means success"),
     )
+
+
+def lookup_status(status: str, context: Context, event: str | None = None) -> Guidance:
+    """Guidance for an event that reports a status word instead of a code (an email's `Bounced`):
+    the row of that name in the context's own tables, compared without case."""
+    catalog = _catalog()
+    rows = [r for r in catalog.names.get(status.strip().lower(), ()) if r.table.context == context]
+    if not rows:
+        return catalog.unknown(f"Status {status!r} is not in the catalog.", None, None)
+    best, *others = catalog.ordered(rows, context)
+    found = catalog.guidance(best, None, None, Match.STATUS, others, context=context)
+    return catalog.assumed(found, event) if event is not None else found
 
 
 def lookup_name(name: str, context: Context | None = None) -> Guidance:

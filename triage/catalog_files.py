@@ -121,6 +121,13 @@ class Entry(_Model):
         return self
 
 
+class Evidence(_Model):
+    """A phrase a written table rests on, as its page words it: `catalog sync` checks it is still there."""
+
+    seed: SeedName
+    says: Required
+
+
 class Table(_Model):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
     title: Required
@@ -130,10 +137,19 @@ class Table(_Model):
     columns: Text = ""
     notes: Text = ""  # the source's text for the whole table, shown after each entry's advice
     links: tuple[Link, ...] = ()
+    # Written from pages that have no table to copy (email statuses, Meta's codes): `check-seeds`
+    # does not look for its rows; `catalog sync` checks its evidence on its pages instead.
+    written: bool = False
+    evidence: tuple[Evidence, ...] = ()
     entry: tuple[Entry, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _seeds_known(self) -> Table:
+        if self.evidence and not self.written:
+            raise ValueError("evidence is for written tables: add written = true, or remove it")
+        unknown_pages = {ev.seed for ev in self.evidence} - set(self.seeds)
+        if unknown_pages:
+            raise ValueError(f"evidence names seeds not in the table's seeds: {unknown_pages}")
         for e in self.entry:
             unknown = {*e.seeds, *(w.seed for w in e.wording)} - set(self.seeds)
             if unknown:
@@ -208,6 +224,9 @@ class Fallback(_Model):
 
 class FallbacksFile(_Model):
     actions: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], Required] = {}
+    # Events answered from a table that the documents do not tie to them (CallEnded's reason from
+    # the Calling SDK's call-end table): what the alert says about that assumption.
+    assumed: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z]\w+$")], Required] = {}
     fallback: tuple[Fallback, ...] = Field(min_length=1)
 
 

@@ -12,7 +12,7 @@ __all__ = ["incident_from_dict", "incident_to_dict"]
 
 def incident_to_dict(incident: Incident) -> dict[str, Any]:
     """A JSON-ready dict; `incident_from_dict` reads it back."""
-    return {
+    out: dict[str, Any] = {
         "kind": incident.kind,
         "event_type": incident.event_type,
         "event_id": incident.event_id,
@@ -28,6 +28,10 @@ def incident_to_dict(incident: Incident) -> dict[str, Any]:
         # Only when a condition chose the row: incidents stored before this key read as "".
         **({"row": incident.row} if incident.row else {}),
     }
+    # Only status-reporting events (email) have these: other incidents are stored as before.
+    if incident.status or incident.scope:
+        out["status"], out["scope"] = incident.status, incident.scope
+    return out
 
 
 def incident_from_dict(data: dict[str, Any]) -> Incident:
@@ -47,4 +51,6 @@ def incident_from_dict(data: dict[str, Any]) -> Incident:
         ids=dict(data["ids"]),
         details=dict(data["details"]),
         row=data.get("row", ""),
+        status=data.get("status", ""),
+        scope=data.get("scope", ""),
     )

@@ -16,11 +16,11 @@ from datetime import UTC
 from typing import TYPE_CHECKING
 
 from .destinations import Destination
-from .errors import DeliveryError
+from .errors import DeliveryDeferred, DeliveryError
 from .redact import REDACTED, redact_url
 from .render.content import payload_bytes
 from .settings import Settings
-from .store import OutboxMessage, SendPacing
+from .store import OutboxMessage, Store
 
 if TYPE_CHECKING:  # requests costs ~60 ms to import: only a delivery pays for it
     import requests
@@ -103,12 +103,19 @@ def _reason(response: requests.Response, destination: Destination) -> str:
 
 class Deliverer:
     """Sends OutboxMessages: paces per destination, retries briefly in process, then
-    raises so that the queue (or the local drain loop) tries again later."""
+    raises so that the queue (or the local drain loop) tries again later.
+
+    The destination's pace lives here, in one place, for every kind: before each attempt the
+    worker asks the store how long the destination is held (booked send slots and Retry-After
+    holds, shared by every instance); it waits that long when the wait is within
+    ACS_TRIAGE_MAX_RETRY_AFTER_SECONDS, and otherwise raises DeliveryDeferred, so the message goes
+    back to the queue with that delay. Every Retry-After a destination answers is booked in the
+    store before anything else happens, the last attempt's included."""
 
     def __init__(
         self,
         settings: Settings,
-        store: SendPacing,
+        store: Store,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
@@ -129,7 +136,9 @@ class Deliverer:
         return self._session
 
     def deliver(self, message: OutboxMessage) -> None:
-        """Post one message or raise DeliveryError (retry=True: try again later)."""
+        """Post one message or raise DeliveryError (retry=True: try again later; DeliveryDeferred:
+        put it back in the outbox with its delay). A message posted before (the store remembers
+        each posted id, see Outbox.mark_sent) is not posted again."""
         destination = self.settings.destinations.get(message.destination)
         if destination is None:
             raise DeliveryError(
@@ -137,20 +146,27 @@ class Deliverer:
                 f"{message.destination.upper()}_URL (the message stays in the queue)",
                 retry=True,
             )
+        if self.store.was_sent(message.id, self.clock()):
+            # Posted already; the process died before the queue heard of it. Not again.
+            log.warning("%s was delivered to %s before; not posting it again", message.id, destination.name)
+            return
         kind = destination.kind
         payload = message.payload_dict()
         attempt = 0
         while True:
+            self._wait_for_slot(destination)
             # Secrets join the body only here, never the outbox; headers are made per attempt,
-            # so a signature's timestamp is the time of this very send.
+            # so a signature's timestamp is the time of this very send. The message id is the
+            # same on every attempt, dequeue and re-drive: a destination's idempotency key.
             body = payload_bytes(kind.finish(payload, destination))
-            self._pace(destination)
             try:
                 headers = kind.headers(body, destination, self.clock(), message.id)
                 post(self.session, destination, body, self.settings.http_timeout_seconds, headers)
-                log.info("delivered %s to %s", message.id, destination.name)
-                return
             except DeliveryError as err:
+                if err.retry_after is not None:
+                    # Booked first: every sender of this destination, on every instance, holds
+                    # off until then, whether or not this worker tries again.
+                    self.store.hold_send(destination.name, self.clock() + err.retry_after)
                 if not err.retry:
                     smaller = kind.fallback(payload, str(err))
                     if smaller is not None and smaller != payload:
@@ -158,30 +174,43 @@ class Deliverer:
                         log.warning("%s; resending in the destination's fallback form", err)
                         payload = smaller
                         continue
-                if err.retry_after is not None:
-                    # Every 429 holds the destination for its Retry-After, for every message and
-                    # instance, whether this worker waits here or hands the message back.
-                    self.store.reserve_send(destination.name, err.retry_after, self.clock())
-                if not err.retry or attempt >= len(_BACKOFF):
                     raise
-                wait = err.retry_after if err.retry_after is not None else _BACKOFF[attempt]
-                if wait > self.settings.max_retry_after_seconds:
-                    raise  # too long to hold the worker: the queue's visibility timeout takes over
-                log.warning("%s; retrying in %.1fs", err, wait)
+                if attempt >= len(_BACKOFF):
+                    raise
                 if err.retry_after is None:
-                    self._hold(destination, wait)
-                else:
-                    self.sleep(wait)  # the hold is booked above; the next post's pacing respects it
+                    # No word from the destination: a short back-off, for every sender alike.
+                    self.store.hold_send(destination.name, self.clock() + _BACKOFF[attempt])
+                log.warning("%s; retrying", err)
                 attempt += 1
+                continue
+            log.info("delivered %s to %s", message.id, destination.name)
+            self._mark_sent(message, destination)
+            return
 
-    def _pace(self, destination: Destination) -> None:
-        interval = destination.kind.send_interval
-        if interval:
-            wait = self.store.reserve_send(destination.name, interval, self.clock())
-            if wait > 0:
-                self.sleep(wait)
+    def _wait_for_slot(self, destination: Destination) -> None:
+        """Wait for the destination's next send slot (its interval and any hold), or raise
+        DeliveryDeferred when that is longer than a worker may wait."""
+        name, interval = destination.name, destination.kind.send_interval
+        limit = self.settings.max_retry_after_seconds
+        held = self.store.send_wait(name, self.clock())
+        if held > limit:  # nothing booked: the message comes back when the hold has passed
+            raise DeliveryDeferred(
+                f"{name}: held off for {held:.0f}s (Retry-After); back to the queue until then",
+                retry_after=held,
+            )
+        wait = self.store.reserve_send(name, interval, self.clock()) if interval else held
+        if wait > limit:  # other workers booked the slots in between: the slot goes unused
+            reason = f"{name}: next send slot in {wait:.0f}s; back to the queue until then"
+            raise DeliveryDeferred(reason, retry_after=wait)
+        if wait > 0:
+            self.sleep(wait)
 
-    def _hold(self, destination: Destination, seconds: float) -> None:
-        # A 429 holds every sender of this destination, not just this one.
-        self.store.reserve_send(destination.name, seconds, self.clock())
-        self.sleep(seconds)
+    def _mark_sent(self, message: OutboxMessage, destination: Destination) -> None:
+        try:
+            self.store.mark_sent(message.id, self.clock())
+        except Exception as err:  # posted already: failing now would only post it again
+            log.error(
+                "%s was delivered to %s but could not be recorded as sent (%s); a redelivery of it "
+                "would post it again",
+                message.id, destination.name, type(err).__name__,
+            )  # fmt: skip

@@ -57,3 +57,12 @@ class DeliveryError(TriageError):
         super().__init__(message)
         self.retry = retry
         self.retry_after = retry_after
+
+
+class DeliveryDeferred(DeliveryError):
+    """The destination holds posts off (its Retry-After) for `retry_after` seconds, longer than a
+    worker may wait: the message goes back to the outbox with that delay instead of a sleep."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry=True, retry_after=retry_after)
+        self.delay = retry_after

@@ -27,11 +27,14 @@ from msgspec import Struct
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError, create_model
 
 from .ingest import DELETED_EVENT, RawEvent
-from .mask import mask_identifier, mask_phone, mask_text
+from .mask import mask_email, mask_emails_in, mask_identifier, mask_phone, mask_text
 from .model import Context, Facts, Incident, new_facts, packed
 
 __all__ = [
     "CALL_AUTOMATION_FAILURES",
+    "CALL_ENDED",
+    "EMAIL_DELIVERY_REPORT",
+    "MESSAGE_DELIVERY_STATUS",
     "NO_CODE",
     "SMS_DELIVERY_REPORT",
     "Reading",
@@ -43,6 +46,9 @@ __all__ = [
 
 ACS_PREFIX = "Microsoft.Communication."
 SMS_DELIVERY_REPORT = ACS_PREFIX + "SMSDeliveryReportReceived"
+CALL_ENDED = ACS_PREFIX + "CallEnded"
+EMAIL_DELIVERY_REPORT = ACS_PREFIX + "EmailDeliveryReportReceived"
+MESSAGE_DELIVERY_STATUS = ACS_PREFIX + "AdvancedMessageDeliveryStatusUpdated"
 _DIAG = re.compile(r"DiagCode:\s*(\d+)#(\d+)")
 _SMS_CODE = re.compile(r"ErrorCode:\s*(\d+)", re.IGNORECASE)
 _FOUR_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
@@ -507,7 +513,7 @@ _UNREAD_KEYS: dict[type[_Spec], tuple[str, ...]] = {
 def _record_type(annotation: Any, pascal: bool) -> Any:
     """The msgspec type of a spec's field: the same type, nested specs as records."""
     kind = _inner(annotation)
-    if kind in (str, int):
+    if kind in (str, int, float, bool):
         return kind | None
     inner = _spec_of(kind)
     if inner is None:
@@ -576,6 +582,8 @@ class Reading(Struct):
         event, model = self._event(), self.model
         if model is SmsDeliveryReport:
             return _sms_incident(self, event)
+        if issubclass(model, _StatusEvent):
+            return model.incident_of(self, event)
         assert issubclass(model, CallAutomationEvent)
         return _call_incident(self, model, event)
 
@@ -585,6 +593,8 @@ class Reading(Struct):
         event, model = self._event(), self.model
         if model is SmsDeliveryReport:
             return _sms_ids(self.raw, event.message_id, self.mask)
+        if issubclass(model, _StatusEvent):
+            return model.ids_of(self.raw, event, self.mask)
         assert issubclass(model, CallAutomationEvent)
         return _call_ids(event, model.ID_FIELDS, self.mask)
 
@@ -596,9 +606,13 @@ class Reading(Struct):
             return self.event
         payload = self.raw.payload
         if type(payload) is not msgspec.Raw:
+            if issubclass(self.model, _StatusEvent):  # read as `_status_event_reading` read it
+                return _status_record(self.model, payload)
             return _model(self.model).model_validate(payload)
         record = _typed(self.model, payload)
-        return record if record is not None else _model(self.model).model_validate_json(bytes(payload))
+        # Else the model reads the same Python values `read` checked (`_fit`): pydantic's own
+        # JSON parser has limits of its own (nesting past 200 levels in a key no model reads).
+        return record if record is not None else _model(self.model).model_validate(self.raw.data)
 
 
 # What a Call Automation event's facts are made of, however it was read: (code, subcode,
@@ -619,12 +633,20 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
             return Skip(raw.id, raw.type, "Event Grid subscription deleted", "skipped")
         return Skip(raw.id, raw.type, "not an Azure Communication Services event", "skipped")
     kind = raw.type[len(ACS_PREFIX) :]
+    status_event = _STATUS_EVENTS.get(kind)
+    if status_event is not None:
+        return _status_event_reading(raw, kind, status_event, resource, mask)
     data = raw.payload
     if type(data) is msgspec.Raw:
         typed = _typed_reading(raw, kind, data, resource, mask)
         if typed is not None:
             return typed
-        data = raw.data
+        try:
+            data = raw.data
+        except (ValueError, RecursionError) as exc:  # msgspec's DecodeError is a ValueError
+            # Bytes that are not UTF-8 or a number out of range inside this event's data: the
+            # envelope pass only skimmed it. This event is refused; its batch goes on.
+            return Skip(raw.id, raw.type, f"event data is not readable JSON: {exc}", "invalid")
     if not isinstance(data, dict):
         return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
     try:
@@ -750,7 +772,8 @@ def _call_reading(
     context, row = documented or (model.context(subcode, participant_kind), "")
     # An Event Grid delivery names its ACS resource in the topic; a callback's source does not.
     resource = _resource_of(raw.source) or resource
-    return Reading(raw, new_facts((kind, context, code, subcode, resource, row)), message, model, event, mask)
+    facts = new_facts((kind, context, code, subcode, resource, row, "", ""))
+    return Reading(raw, facts, message, model, event, mask)
 
 
 _new_incident = packed(Incident)  # the shown incidents: see model.packed
@@ -775,6 +798,8 @@ def _shown(reading: Reading, time: datetime | None, ids: dict[str, str], details
             ids,  # ids
             _masked(details) if mask else details,  # details
             facts.row,  # row
+            facts.status,  # status
+            facts.scope,  # scope
         )
     )
 
@@ -816,7 +841,8 @@ def _sms_reading(
     status, details = fields.delivery_status or "", fields.delivery_status_details
     if status.strip().lower() == "delivered":
         return Skip(raw.id, raw.type, "SMS delivered", "success")
-    facts = new_facts((kind, "sms", sms_error_code(details), None, _resource_of(raw.source) or resource, ""))
+    resource = _resource_of(raw.source) or resource
+    facts = new_facts((kind, "sms", sms_error_code(details), None, resource, "", "", ""))
     return Reading(raw, facts, details or "", SmsDeliveryReport, report, mask)
 
 
@@ -843,3 +869,389 @@ def _sms_incident(reading: Reading, report: Any) -> Incident:
     ids = _sms_ids(raw, report.message_id, mask)
     time = _time(raw.time) or _time(report.received_timestamp)
     return _shown(reading, time, ids, details)
+
+
+# -- events that report a status or a reason: CallEnded, email and WhatsApp delivery -----------------
+#
+# Calling events (CallEnded), email delivery reports and Advanced Messaging (WhatsApp) delivery
+# statuses are read like the others: straight into a typed record where the data is spelled as ACS
+# spells it (camelCase or PascalCase, values of the fields' types), else, from Python values, into
+# the same record, else by the spec's pydantic model from keys folded to lower case. The last way
+# takes every spelling the documents show (`communicationidentifier`, `deliveryAttemptTimeStamp`,
+# `receivedTimeStamp`) and strings for numbers.
+
+
+class GroupRef(_Spec):
+    id: str | None
+
+
+class CallParty(_Spec):
+    """startedBy / endedBy of a calling event. The 2021 Learn sample flattens the identifier into
+    the party (`rawId`); SDKs call `type` `kind`."""
+
+    communication_identifier: Identifier | None
+    role: str | None
+    type: str | None
+    kind: str | None
+    name: str | None
+    raw_id: str | None
+
+
+class CallEndReason(_Spec):
+    code: int | None
+    sub_code: int | None
+    phrase: str | None
+
+
+class EmailStatusDetails(_Spec):
+    status_message: str | None
+    recipient_mail_server_host_name: str | None
+
+
+class ChannelError(_Spec):
+    channel_code: str | None
+    channel_message: str | None
+
+
+class _StatusEvent(_Spec):
+    """An event type read by `_status_event_reading`: its spec says how its failure is found
+    (`facts_of`) and shown (`incident_of`, `ids_of`)."""
+
+    @classmethod
+    def facts_of(cls, raw: RawEvent, kind: str, event: Any, resource: str) -> tuple[Facts, str] | Skip:
+        """The failure's facts and the event's own text, or a Skip saying why it is none."""
+        raise NotImplementedError
+
+    @classmethod
+    def incident_of(cls, reading: "Reading", event: Any) -> Incident:
+        """The shown incident (masked where masking is on)."""
+        raise NotImplementedError
+
+    @classmethod
+    def ids_of(cls, raw: RawEvent, event: Any, mask: bool) -> dict[str, str]:
+        """The IDs support asks for."""
+        raise NotImplementedError
+
+
+def _party(party: Any, mask: bool) -> str:
+    """Who started or ended a call: the identifier (masked), its type, and, unmasked, the name."""
+    if party is None:
+        return ""
+    who = party.communication_identifier
+    shown = _display(who, mask) if who is not None and (who.raw_id or who.phone_number) else ""
+    if not shown and party.raw_id:
+        shown = mask_identifier(party.raw_id) if mask else party.raw_id
+    role = party.type or party.kind or party.role
+    parts = [shown, f"({role})" if role else ""]
+    if party.name and not mask:  # a display name is personal data: shown only unmasked
+        parts.insert(0, party.name)
+    return " ".join(p for p in parts if p)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    whole = int(value)
+    minutes, seconds = divmod(whole, 60)
+    exact = f"{value:g} s"
+    return f"{minutes} min {seconds} s ({exact})" if minutes else exact
+
+
+class CallEnded(_StatusEvent):
+    """Microsoft.Communication.CallEnded (Event Grid calling events, VoIP calls)."""
+
+    started_by: CallParty | None
+    ended_by: CallParty | None
+    server_call_id: str | None
+    correlation_id: str | None
+    group: GroupRef | None
+    room: GroupRef | None
+    is_two_party: bool | None
+    is_rooms_call: bool | None
+    reason: CallEndReason | None
+    call_duration_in_seconds: float | None
+    duration_of_call: float | None  # the 2021 Learn sample's name for it
+
+    @classmethod
+    def facts_of(cls, raw: RawEvent, kind: str, event: Any, resource: str) -> tuple[Facts, str] | Skip:
+        reason = event.reason
+        if reason is None or (reason.code is None and reason.sub_code is None):
+            return Skip(raw.id, raw.type, "call ended without a reason code", "success")
+        # The Calling SDK's call-end table, looked up as `call.callEndReason` would be; the catalog
+        # labels the answer as assumed (fallbacks.toml [assumed]) and Success codes do not alert.
+        facts = new_facts((kind, "calling-sdk", reason.code, reason.sub_code, resource, "", "", ""))
+        return facts, reason.phrase or ""
+
+    @classmethod
+    def incident_of(cls, reading: "Reading", event: Any) -> Incident:
+        mask = reading.mask
+        details: dict[str, str] = {}
+        duration = event.call_duration_in_seconds
+        duration = event.duration_of_call if duration is None else duration
+        if duration is not None:
+            details["Duration"] = _seconds(duration)
+        for label, party in (("Ended by", event.ended_by), ("Started by", event.started_by)):
+            shown = _party(party, mask)
+            if shown:
+                details[label] = shown
+        if event.is_rooms_call and event.room and event.room.id:
+            details["Call"] = f"room {event.room.id}"
+        elif event.group and event.group.id:
+            details["Call"] = f"group call {event.group.id}"
+        elif event.is_two_party:
+            details["Call"] = "two-party call"
+        return _shown(reading, _time(reading.raw.time), cls.ids_of(reading.raw, event, mask), details)
+
+    @classmethod
+    def ids_of(cls, raw: RawEvent, event: Any, mask: bool) -> dict[str, str]:
+        ids = {"correlationId": event.correlation_id, "serverCallId": event.server_call_id}
+        shown = {label: value for label, value in ids.items() if value}
+        return _masked(shown) if mask else shown
+
+
+# The statuses the Event Grid schema lists for an email delivery report, folded to lower case → as
+# the schema spells them. Everything but Delivered is a failure (the schema says so); `Expanded`,
+# which a 2022 page lists without saying what it means, and any status not here are logged only.
+_EMAIL_FAILURES = {s.lower(): s for s in ("Bounced", "Suppressed", "Failed", "FilteredSpam", "Quarantined")}
+# An SMTP reply code and its enhanced status code, as a statusMessage quotes them: "550 5.1.1".
+_SMTP = re.compile(r"(?<![\d.])([245]\d\d)(?:[ -]+([245]\.\d{1,3}\.\d{1,3}))?(?![\d.])")
+
+
+@lru_cache(maxsize=1024)
+def smtp_code(message: str | None) -> str:
+    """The SMTP reply in an email status message ("550 5.1.1 …" → "550 5.1.1"), or ""."""
+    if not message:
+        return ""
+    found = _SMTP.search(message)
+    if found is None:
+        return ""
+    return " ".join(part for part in found.groups() if part)
+
+
+def _domain(address: str | None) -> str:
+    """The recipient's domain, or "" when the address has none (its local part never goes further)."""
+    local, at, domain = (address or "").rpartition("@")
+    return domain.strip().lower() if at and local else ""
+
+
+class EmailDeliveryReport(_StatusEvent):
+    """Microsoft.Communication.EmailDeliveryReportReceived."""
+
+    sender: str | None
+    recipient: str | None
+    internet_message_id: str | None
+    message_id: str | None
+    status: str | None
+    delivery_status_details: EmailStatusDetails | None
+    delivery_attempt_timestamp: str | None  # also spelled deliveryAttemptTimeStamp: folded
+
+    @classmethod
+    def facts_of(cls, raw: RawEvent, kind: str, event: Any, resource: str) -> tuple[Facts, str] | Skip:
+        said = (event.status or "").strip()
+        folded = said.lower()
+        if folded == "delivered":
+            return Skip(raw.id, raw.type, "email delivered", "success")
+        status = _EMAIL_FAILURES.get(folded)
+        if status is None:
+            why = f"email status {said!r} is not a documented failure" if said else "no email status"
+            return Skip(raw.id, raw.type, f"{why}: logged, not alerted", "skipped")
+        details = event.delivery_status_details
+        message = (details.status_message if details else None) or ""
+        # A bad mailing list is one burst per status and recipient domain, not one per address.
+        facts = new_facts((kind, "email", None, None, resource, "", status, _domain(event.recipient)))
+        return facts, message
+
+    @classmethod
+    def incident_of(cls, reading: "Reading", event: Any) -> Incident:
+        mask = reading.mask
+        details: dict[str, str] = {}
+        said = event.delivery_status_details
+        smtp = smtp_code(said.status_message if said else None)
+        if smtp:
+            details["SMTP"] = smtp
+        if event.recipient:
+            details["Recipient"] = mask_email(event.recipient) if mask else event.recipient
+        if event.sender:
+            details["Sender"] = event.sender  # the application's own address
+        if said and said.recipient_mail_server_host_name:
+            details["Recipient mail server"] = said.recipient_mail_server_host_name
+        time = _time(reading.raw.time) or _time(event.delivery_attempt_timestamp)
+        incident = _shown(reading, time, cls.ids_of(reading.raw, event, mask), details)
+        if mask:  # an SMTP reply quotes the recipient's address
+            incident = incident._replace(message=mask_emails_in(incident.message))
+        return incident
+
+    @classmethod
+    def ids_of(cls, raw: RawEvent, event: Any, mask: bool) -> dict[str, str]:
+        ids = {"messageId": event.message_id or raw.id}
+        if event.internet_message_id:
+            ids["internetMessageId"] = event.internet_message_id
+        # internetMessageId looks like an address but names the message: masked as ids are, no more.
+        return _masked(ids) if mask else ids
+
+
+# WhatsApp statuses, folded to lower case: those that say the message went on its way, and the
+# failure. Warning and Unknown are in the schema's enum without a documented meaning: logged only.
+_MESSAGE_OK = frozenset({"sent", "delivered", "read"})
+
+
+class MessageDeliveryStatus(_StatusEvent):
+    """Microsoft.Communication.AdvancedMessageDeliveryStatusUpdated (WhatsApp)."""
+
+    message_id: str | None
+    status: str | None
+    channel_type: str | None
+    from_: str | None
+    to: str | None
+    received_timestamp: str | None  # also spelled receivedTimeStamp: folded
+    error: ChannelError | None
+
+    @classmethod
+    def facts_of(cls, raw: RawEvent, kind: str, event: Any, resource: str) -> tuple[Facts, str] | Skip:
+        said = (event.status or "").strip()
+        folded = said.lower()
+        if folded in _MESSAGE_OK:
+            return Skip(raw.id, raw.type, f"message {folded}", "success")
+        if folded != "failed":
+            why = f"message status {said!r} is not a documented failure" if said else "message status missing"
+            return Skip(raw.id, raw.type, f"{why}: logged, not alerted", "skipped")
+        error = event.error
+        channel_code = ((error.channel_code if error else None) or "").strip()
+        numeric = channel_code.isascii() and channel_code.isdigit() and len(channel_code) <= 9
+        code = int(channel_code) if numeric else None
+        message = (error.channel_message if error else None) or ""
+        if code is None and channel_code:
+            message = f"channelCode {channel_code}: {message}" if message else f"channelCode {channel_code}"
+        facts = new_facts((kind, "whatsapp", code, None, resource, "", "", ""))
+        return facts, message or "no error code given: the event carried no error.channelCode"
+
+    @classmethod
+    def incident_of(cls, reading: "Reading", event: Any) -> Incident:
+        mask = reading.mask
+        details: dict[str, str] = {}
+        if event.to:
+            details["To"] = mask_phone(event.to) if mask else event.to
+        if event.channel_type:
+            details["Channel"] = event.channel_type
+        if event.from_:
+            details["From channel"] = event.from_
+        time = _time(reading.raw.time) or _time(event.received_timestamp)
+        return _shown(reading, time, cls.ids_of(reading.raw, event, mask), details)
+
+    @classmethod
+    def ids_of(cls, raw: RawEvent, event: Any, mask: bool) -> dict[str, str]:
+        ids = {"messageId": event.message_id or raw.id}
+        return _masked(ids) if mask else ids
+
+
+class RouterError(_Spec):
+    """An item of RouterJobClassificationFailed's `errors` (a CommunicationError)."""
+
+    code: str | None
+    message: str | None
+    target: str | None
+
+
+class RouterJobFailure(_StatusEvent):
+    """Job Router's RouterJobClassificationFailed (`errors`) and RouterJobSchedulingFailed
+    (`failureReason`): no code, the event's own words say what failed."""
+
+    job_id: str | None
+    channel_reference: str | None
+    channel_id: str | None
+    classification_policy_id: str | None
+    queue_id: str | None
+    errors: list[RouterError] | None
+    failure_reason: str | None
+
+    @classmethod
+    def facts_of(cls, raw: RawEvent, kind: str, event: Any, resource: str) -> tuple[Facts, str] | Skip:
+        said = [e.message or e.code or "" for e in event.errors or ()]
+        message = "; ".join(m for m in [*said, event.failure_reason or ""] if m)
+        facts = new_facts((kind, "job-router", None, None, resource, "", "", ""))
+        return facts, message or "no reason given: the event carried no errors or failureReason"
+
+    @classmethod
+    def incident_of(cls, reading: "Reading", event: Any) -> Incident:
+        mask = reading.mask
+        details: dict[str, str] = {}
+        for label, value in (
+            ("Classification policy", event.classification_policy_id),
+            ("Queue", event.queue_id),
+            ("Channel", event.channel_id),
+        ):
+            if value:
+                details[label] = value
+        codes = [e.code for e in event.errors or () if e.code]
+        if codes:
+            details["Error code"] = ", ".join(codes)
+        targets = [e.target for e in event.errors or () if e.target]
+        if targets:
+            details["Target"] = ", ".join(targets)
+        return _shown(reading, _time(reading.raw.time), cls.ids_of(reading.raw, event, mask), details)
+
+    @classmethod
+    def ids_of(cls, raw: RawEvent, event: Any, mask: bool) -> dict[str, str]:
+        # channelReference is the application's own reference (a call id, a phone number): masked.
+        ids = {"jobId": event.job_id or raw.id}
+        if event.channel_reference:
+            ids["channelReference"] = event.channel_reference
+        return _masked(ids) if mask else ids
+
+
+_STATUS_EVENTS: dict[str, type[_StatusEvent]] = {
+    "CallEnded": CallEnded,
+    "EmailDeliveryReportReceived": EmailDeliveryReport,
+    "AdvancedMessageDeliveryStatusUpdated": MessageDeliveryStatus,
+    "RouterJobClassificationFailed": RouterJobFailure,
+    "RouterJobSchedulingFailed": RouterJobFailure,
+}
+# The Event Grid system event types acs-triage reads (Call Automation's events come as callbacks,
+# not through a subscription): what the deploy hooks may subscribe (ACS_TRIAGE_EVENT_TYPES).
+SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = (
+    SMS_DELIVERY_REPORT,
+    *(ACS_PREFIX + kind for kind in _STATUS_EVENTS),
+)
+# What Job Router sends that no alert reads: the job's labels and tags (the application's own
+# data), its priority, schedule and worker selectors, and an error's inner details.
+_UNREAD_KEYS[RouterJobFailure] = (
+    "labels", "tags", "priority", "scheduledOn", "expiredAttachedWorkerSelectors",
+    "expiredRequestedWorkerSelectors",
+)  # fmt: skip
+_UNREAD_KEYS[RouterError] = ("innerError", "details")
+
+
+def _status_record(spec: type[_StatusEvent], data: dict[str, Any]) -> Any:
+    """Python values as `spec`'s typed record where they are spelled and typed as ACS sends them,
+    else as its pydantic model from keys folded to lower case (any spelling, strings for numbers)."""
+    for pascal in (False, True):
+        try:
+            return msgspec.convert(data, _record(spec, pascal))
+        except (msgspec.ValidationError, RecursionError):
+            continue
+    return _model(spec).model_validate(_fold(data))
+
+
+def _status_event_reading(
+    raw: RawEvent, kind: str, spec: type[_StatusEvent], resource: str, mask: bool
+) -> Reading | Skip:
+    payload = raw.payload
+    event: Any = _typed(spec, payload) if type(payload) is msgspec.Raw else None
+    if event is None:
+        data = raw.data
+        if not isinstance(data, dict):
+            return Skip(raw.id, raw.type, "event data is not a JSON object", "invalid")
+        try:
+            event = _status_record(spec, data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return Skip(raw.id, raw.type, f"invalid data.{where}: {first['msg']}", "invalid")
+    found = spec.facts_of(raw, kind, event, _resource_of(raw.source) or resource)
+    if isinstance(found, Skip):
+        return found
+    facts, message = found
+    # The pydantic model, where the data needed it, is kept for the shown incident; a record is
+    # read again from the data when shown (few are).
+    model = event if isinstance(event, _Model) else None
+    return Reading(raw, facts, message, spec, model, mask)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
@@ -141,16 +141,16 @@ def stream_body(body: bytes, content_type: str | None, max_bytes: int) -> tuple[
     sent = _sent_items(body)
     if sent is not None:
         return envelope, _read_items(sent, _NONE_DAMAGED, envelope, _read_sent)
-    damaged: set[int] = set()
+    damaged: Mapping[int, Rejected] = _NONE_DAMAGED
     try:
         doc = _parse(body)
     except orjson.JSONDecodeError as exc:
-        # Event Grid never retries a 400: bytes that are not UTF-8 in one event must not cost
-        # the whole batch. Only that event is refused.
-        lenient = _parse_lenient(body)
-        if lenient is None:
+        # Event Grid never retries a 400: one event's bytes (not UTF-8, a number out of range,
+        # nesting past the parser's limit) must not cost the whole batch. Only that event is refused.
+        split = _read_one_by_one(body)
+        if split is None:
             raise InvalidEnvelope(f"body is not valid JSON: {exc}") from None
-        doc, damaged = lenient
+        doc, damaged = split
     if isinstance(doc, dict):
         items: list[Any] = [doc]
     elif isinstance(doc, list):
@@ -197,7 +197,7 @@ class _Sent(Struct, forbid_unknown_fields=True):
 
 _SENT = msgspec.json.Decoder(list[_Sent])
 _ANY = msgspec.json.Decoder()
-_NONE_DAMAGED: frozenset[int] = frozenset()
+_NONE_DAMAGED: Mapping[int, Rejected] = {}
 
 
 def _sent_items(body: bytes) -> list[_Sent] | None:
@@ -232,28 +232,25 @@ def _read_sent(index: int, item: _Sent, envelope: Envelope) -> RawEvent | None:
 
 def _read_items(
     items: list[Any],
-    damaged: Collection[int],
+    damaged: Mapping[int, Rejected],
     envelope: Envelope,
     read_item: Callable[[int, Any, Envelope], RawEvent | None],
 ) -> Iterator[RawEvent]:
     """The events of `items`, each added to `envelope.events` as it is handed on; bad items
     and the validation code go into the envelope instead."""
     for index, item in enumerate(items):
-        if index in damaged:
-            event_id = _get(item, "id") if isinstance(item, dict) else None
-            envelope.rejected.append(
-                Rejected(
-                    index,
-                    "event holds bytes that are not UTF-8 (shown as U+FFFD); it was not processed",
-                    event_id if isinstance(event_id, str) else None,
-                )
-            )
+        if damaged and index in damaged:
+            envelope.rejected.append(damaged[index])
             continue
         event = read_item(index, item, envelope)
         if event is None:
             continue
         if event.type == VALIDATION_EVENT:
-            data = event.data
+            try:
+                data = event.data
+            except (ValueError, RecursionError) as exc:  # msgspec's DecodeError is a ValueError
+                envelope.rejected.append(Rejected(index, f"event data is not readable: {exc}", event.id))
+                continue
             code = data.get("validationCode") if isinstance(data, dict) else None
             if isinstance(code, str) and code:
                 envelope.validation_code = code
@@ -264,52 +261,106 @@ def _read_items(
         yield event
 
 
-_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of each byte that is not UTF-8
+# The tokens that give a JSON text its structure: whole strings (whatever bytes they hold, so a
+# bracket inside one is not one), brackets and commas. Numbers, literals and space lie between.
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+_OPENS, _CLOSES, _COMMA = frozenset(b"[{"), frozenset(b"]}"), ord(",")
 
 
-def _parse_lenient(body: bytes) -> tuple[Any, set[int]] | None:
-    """A body with bytes that are not UTF-8, read with U+FFFD in their place: (the document,
-    the indexes of the top-level items that held such bytes). None when the body is valid
-    UTF-8 (so its JSON is at fault) or still not JSON once repaired."""
-    try:
-        body.decode("utf-8")
+def _read_one_by_one(body: bytes) -> tuple[list[Any], dict[int, Rejected]] | None:
+    """A body the whole-body parsers refused, read item by item: (the items, with None for each
+    damaged one; why each damaged one was refused, by index). An item is damaged when it alone
+    cannot be read for what its bytes hold: bytes that are not UTF-8, a number out of range,
+    nesting deeper than the parser allows. None when the body is not a JSON array or object of
+    items as a whole, or an item's JSON is wrong in another way: the body is refused then."""
+    pieces = _top_level_items(body)
+    if pieces is None:
         return None
+    items: list[Any] = []
+    damaged: dict[int, Rejected] = {}
+    for index, piece in enumerate(pieces):
+        try:
+            items.append(_parse(piece))
+            continue
+        except orjson.JSONDecodeError as exc:
+            reason = _damage(piece, str(exc))
+        if reason is None:
+            return None
+        items.append(None)
+        damaged[index] = Rejected(index, f"{reason}; it was not processed", _event_id(piece))
+    return items, damaged
+
+
+def _top_level_items(body: bytes) -> list[bytes] | None:
+    """The texts of a JSON array's items (or of a single object, as one item), cut at their
+    commas by structure alone, without reading them; None when the brackets do not pair up."""
+    text = body.strip()
+    if text[:1] == b"{":
+        return [text]
+    if text[:1] != b"[":
+        return None
+    pieces: list[bytes] = []
+    depth, start = 0, 1
+    for token in _STRUCTURE.finditer(text):
+        first = text[token.start()]
+        if first in _OPENS:
+            depth += 1
+        elif first in _CLOSES:
+            depth -= 1
+            if depth == 0:
+                last = text[start : token.start()].strip()
+                if last or pieces:
+                    pieces.append(last)
+                # The array must end the body and close with the bracket that opened it.
+                return pieces if first == ord("]") and token.end() == len(text) else None
+            if depth < 0:
+                return None
+        elif first == _COMMA and depth == 1:
+            pieces.append(text[start : token.start()].strip())
+            start = token.end()
+    return None
+
+
+def _damage(piece: bytes, error: str) -> str | None:
+    """Why one item's JSON cannot be read, when that is what its bytes hold rather than JSON
+    written wrong (None then)."""
+    try:
+        piece.decode("utf-8")
     except UnicodeDecodeError:
-        pass
-    # Valid UTF-8 never decodes to a lone surrogate: each one marks a bad byte, exactly.
-    text = body.decode("utf-8", errors="surrogateescape")
-    bad = [m.start() for m in _NOT_UTF8.finditer(text)]
-    text = _NOT_UTF8.sub("\ufffd", text)
-    decoder = json.JSONDecoder()
+        # Only where the item is JSON once each such byte reads as U+FFFD: bad bytes, not bad JSON.
+        repaired = piece.decode("utf-8", errors="replace").encode()
+        try:
+            _parse(repaired)
+        except orjson.JSONDecodeError as exc:
+            if _damage(repaired, str(exc)) is None:
+                return None
+        return "event holds bytes that are not UTF-8"
+    if "depth limit" in error or "recursion" in error:
+        return "event is nested deeper than the parser allows (1,024 levels)"
+    if "number" in error.lower():
+        return "event holds a number out of range"
     try:
-        start = len(text) - len(text.lstrip())
-        if not text.startswith("[", start):
-            doc, end = decoder.raw_decode(text, start)
-            return (doc, {0}) if not text[end:].strip() else None
-        items: list[Any] = []
-        damaged: set[int] = set()
-        position = _skip_space(text, start + 1)
-        while not text.startswith("]", position):
-            if items:
-                if not text.startswith(",", position):
-                    return None
-                position = _skip_space(text, position + 1)
-            item, end = decoder.raw_decode(text, position)
-            if any(position <= b < end for b in bad):
-                damaged.add(len(items))
-            items.append(item)
-            position = _skip_space(text, end)
-        return (items, damaged) if not text[position + 1 :].strip() else None
-    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; deep nesting recurses
+        # Python's reader takes what ours refuse inside well-formed items: NaN, Infinity and
+        # escapes of lone UTF-16 surrogates. What it cannot read either is JSON written wrong.
+        json.loads(piece)
+    except (ValueError, RecursionError):
         return None
+    return "event holds values JSON does not allow (NaN, Infinity or a lone surrogate escape)"
 
 
-def _skip_space(text: str, position: int) -> int:
-    while position < len(text) and text[position] in " \t\r\n":
-        position += 1
-    if position >= len(text):
-        raise ValueError("unexpected end of the body")
-    return position
+_ID = re.compile(rb'^\{\s*"id"\s*:\s*"([^"\\\x00-\x1f]{1,200})"')
+
+
+def _event_id(piece: bytes) -> str | None:
+    """The id of a damaged item when it is its first attribute, as both schemas' senders write
+    it (the item cannot be read, so nothing else is looked at)."""
+    found = _ID.match(piece)
+    if found is None:
+        return None
+    try:
+        return found.group(1).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _get(item: dict[str, Any], key: str) -> Any:

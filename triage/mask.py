@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["mask_identifier", "mask_phone", "mask_text"]
+__all__ = ["mask_email", "mask_emails_in", "mask_identifier", "mask_phone", "mask_text"]
 
 _ONE_DIGIT = {"1", "7"}
 _TWO_DIGIT = {
@@ -85,6 +85,26 @@ def mask_identifier(raw_id: str) -> str:
         prefix, rest = match.groups()
         return f"{prefix}…{rest[-4:]}" if len(rest) > 4 else prefix + _DOT * len(rest)
     return f"…{raw_id[-4:]}" if len(raw_id) > 4 else _DOT * len(raw_id)
+
+
+# An email address in free text (an SMTP reply quoting the recipient): local part, '@', domain.
+_EMAIL_IN_TEXT = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@(?=[\w-]+\.)([\w.-]*\w)")
+
+
+def mask_email(address: str) -> str:
+    """'john.doe@fabrikam.example' → 'j•••@fabrikam.example': the local part names the person, the
+    domain is what support and grouping need."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return f"{address[:1]}{_DOT * 3}" if address else address
+    return f"{local[:1]}{_DOT * 3}@{domain}"
+
+
+def mask_emails_in(text: str) -> str:
+    """Every email address inside free text masked as `mask_email` does."""
+    if "@" not in text:
+        return text
+    return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)
 
 
 def _mask_run(match: re.Match[str]) -> str:

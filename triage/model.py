@@ -30,7 +30,9 @@ __all__ = [
     "Severity",
 ]
 
-Context = Literal["call-automation", "calling-sdk", "pstn", "sms", "chat", "teams-phone"]
+Context = Literal[
+    "call-automation", "calling-sdk", "pstn", "sms", "chat", "teams-phone", "email", "whatsapp", "job-router"
+]
 CONTEXTS: tuple[Context, ...] = (
     "call-automation",
     "calling-sdk",
@@ -38,6 +40,9 @@ CONTEXTS: tuple[Context, ...] = (
     "sms",
     "chat",
     "teams-phone",
+    "email",
+    "whatsapp",
+    "job-router",
 )
 
 
@@ -72,6 +77,7 @@ class Match(StrEnum):
     """Which precedence level of the catalog lookup answered."""
 
     EXACT_IN_CONTEXT = "exact-in-context"
+    STATUS = "status"  # a status word (email) named by a row of the context's table
     EXACT = "exact"
     SUBCODE = "subcode"
     CODE = "code"
@@ -118,9 +124,25 @@ class Guidance(Struct, frozen=True):
         }
 
 
-def fingerprint(kind: str, code: int | None, subcode: int | None, resource: str) -> str:
-    """Failures with the same fingerprint are one problem: grouped, counted, digested."""
-    return f"{kind}|{code}|{subcode}|{resource}"
+def fingerprint(kind: str, code: int | None, subcode: int | None, resource: str, *extra: str) -> str:
+    """Failures with the same fingerprint are one problem: grouped, counted, digested. A status
+    and scope (`extra`: an email's `Bounced` to one recipient domain) are added only when given,
+    so the fingerprints of coded failures stay what they were (stored groups and counts)."""
+    base = f"{kind}|{code}|{subcode}|{resource}"
+    return "|".join((base, *extra)) if any(extra) else base
+
+
+def code_text(code: int | None, subcode: int | None, status: str = "", scope: str = "") -> str:
+    """'410/3112', '4007', 'no code', or for a status word 'Bounced (@fabrikam.example)'."""
+    if status:
+        return f"{status} (@{scope})" if scope else status
+    if code is None and subcode is None:
+        return "no code"
+    if subcode is None:
+        return str(code)
+    if code is None:
+        return f"?/{subcode}"
+    return f"{code}/{subcode}"
 
 
 _Tuple = TypeVar("_Tuple", bound=tuple[Any, ...])
@@ -147,14 +169,19 @@ class Facts(NamedTuple):
     # The catalog row the source's conditions chose for this event ("teams-phone:408/10057"), or
     # "" when no row's conditions held: see `catalog.documented_row`.
     row: str = ""
+    # Events that report a status word instead of a code (an email's `Bounced`) carry it here,
+    # with what their bursts are told apart by (the recipient's domain); "" for coded failures.
+    status: str = ""
+    scope: str = ""
 
     @property
     def fingerprint(self) -> str:
         """See `fingerprint`."""
-        return fingerprint(self.kind, self.code, self.subcode, self.resource)
+        return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
 
 
-new_facts = packed(Facts)  # Facts((kind, context, code, subcode, resource, row)): all six, always
+# Facts((kind, context, code, subcode, resource, row, status, scope)): all eight, always
+new_facts = packed(Facts)
 
 
 class Incident(NamedTuple):
@@ -180,11 +207,13 @@ class Incident(NamedTuple):
     ids: dict[str, str]
     details: dict[str, str]
     row: str = ""  # as Facts.row: the catalog row the source's conditions chose, if any
+    status: str = ""  # see Facts.status
+    scope: str = ""
 
     @property
     def fingerprint(self) -> str:
         """See `fingerprint`."""
-        return fingerprint(self.kind, self.code, self.subcode, self.resource)
+        return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
 
 
 class Alert(Struct, frozen=True):
@@ -202,6 +231,9 @@ class Alert(Struct, frozen=True):
     # the burst's total). silenced: what a silence held back, told once when the silence ends.
     status: Literal["firing", "resolved", "silenced"] = "firing"
     note: str = ""  # for a silenced notice: which silence (id, matchers, by whom, why)
+    # The burst's key when a route groups it otherwise than by fingerprint (`route:<name>|…`):
+    # what ties its first alert, digests and resolve together at an incident tracker.
+    group: str = ""
     # A firing alert's "Silence…" link (triage.silence_link), when the app has a public address.
     silence_url: str = ""
 
@@ -215,15 +247,9 @@ class Alert(Struct, frozen=True):
 
     @property
     def code_text(self) -> str:
-        """'410/3112', '4007' or 'no code'."""
+        """'410/3112', '4007', 'no code' or 'Bounced (@fabrikam.example)' (see `code_text`)."""
         inc = self.incident
-        if inc.code is None and inc.subcode is None:
-            return "no code"
-        if inc.subcode is None:
-            return str(inc.code)
-        if inc.code is None:
-            return f"?/{inc.subcode}"
-        return f"{inc.code}/{inc.subcode}"
+        return code_text(inc.code, inc.subcode, inc.status, inc.scope)
 
     @property
     def title(self) -> str:

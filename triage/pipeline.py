@@ -31,14 +31,17 @@ from .policy import (
     run,
 )
 from .report import CountHourly
+from .routing import Routing
 from .settings import Settings
 from .store import Store
 
-__all__ = ["Lookup", "Report", "Triage"]
+__all__ = ["Lookup", "Report", "StatusLookup", "Triage"]
 
 log = logging.getLogger("triage")
 
 Lookup = Callable[[int | None, int | None, Context | None, str | None, str], Guidance]
+# (status word, context, event kind) → Guidance: for events that report a status, not a code.
+StatusLookup = Callable[[str, Context, str | None], Guidance]
 _KNOWN_FACTS = 4096
 
 
@@ -52,6 +55,7 @@ class Triage:
         store: Store,
         lookup: Lookup | None = None,
         render: Renderer | None = None,
+        status_lookup: StatusLookup | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -60,10 +64,16 @@ class Triage:
 
             lookup = catalog_lookup
         self._lookup = lookup
+        if status_lookup is None:
+            from .catalog import lookup_status
+
+            status_lookup = lookup_status
+        self._status_lookup = status_lookup
         # Guidance and fingerprint per distinct facts: a batch repeats a few.
         self._known: dict[Facts, tuple[Guidance, str]] = {}
         self._render = render
-        self._route = Route(settings)
+        routing = Routing(settings)
+        self._route = Route(settings, routing)
         enqueue = Enqueue(store, self._renderer, settings.silence_links())
         self._silence = Silence(store)
         self.event_stages: tuple[Stage, ...] = (
@@ -71,13 +81,13 @@ class Triage:
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
             CountHourly(store),  # the daily report's counters: one write per batch
             self._silence,
-            Recover(store, timedelta(seconds=settings.group_window_seconds)),
-            Group(store, timedelta(seconds=settings.group_window_seconds)),
+            Recover(store, routing),
+            Group(store, routing),
             self._route,
             enqueue,
         )
         self.digest_stages: tuple[Stage, ...] = (
-            Digests(store, self._guidance, settings.send_resolved),
+            Digests(store, self._guidance),
             SilenceSummaries(store, self._guidance),
             self._route,
             enqueue,
@@ -96,7 +106,12 @@ class Triage:
         for raw in raws:
             received += 1
             # Only the facts: the few incidents that are shown are built by Candidate.shown.
-            reading = read(raw, resource=resource, mask=mask)
+            try:
+                reading = read(raw, resource=resource, mask=mask)
+            except (ValueError, TypeError, RecursionError) as exc:
+                # One event is the unit of failure: whatever its data holds, it alone is refused.
+                reason = f"event data could not be read ({type(exc).__name__})"
+                reading = Skip(raw.id, raw.type, reason, "invalid")
             if isinstance(reading, Skip):
                 self._count_skip(report, reading)
                 continue
@@ -122,6 +137,11 @@ class Triage:
         with self.store.unit():  # counts taken and their digests written together, where it can
             return run(self.digest_stages, Batch(now, Report()))
 
+    @property
+    def unrouted(self) -> int:
+        """Alerts no route matched since this process started (they went to the default route)."""
+        return self._route.unrouted
+
     def silences_changed(self) -> None:
         """A silence was started or ended in this process: read the silences afresh on the next
         batch (other instances read them within their few seconds' cache)."""
@@ -131,17 +151,18 @@ class Triage:
         """Where an alert goes: every matching route's destinations; with no routes, all."""
         return self._route.destinations(alert)
 
-    def _guidance(self, incident: Incident) -> Guidance:
-        return self._lookup(incident.code, incident.subcode, incident.context, incident.kind, incident.row)
+    def _guidance(self, facts: Facts | Incident) -> Guidance:
+        """The catalog's answer for a failure: by its status word where it has one, else by its
+        code (and the row the source's conditions chose)."""
+        if facts.status:
+            return self._status_lookup(facts.status, facts.context, facts.kind)
+        return self._lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row)
 
     def _learn(self, facts: Facts) -> tuple[Guidance, str]:
         """Guidance and fingerprint of facts not seen before (a batch repeats a few facts)."""
         if len(self._known) >= _KNOWN_FACTS:
             self._known.clear()  # only junk codes get here: start over
-        known = self._known[facts] = (
-            self._lookup(facts.code, facts.subcode, facts.context, facts.kind, facts.row),
-            facts.fingerprint,
-        )
+        known = self._known[facts] = (self._guidance(facts), facts.fingerprint)
         return known
 
     def _renderer(self) -> Renderer:

@@ -18,6 +18,7 @@ claim, so a batch of successes costs no store write.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from collections import Counter
@@ -33,7 +34,8 @@ from .destinations import Destination
 from .events import Skip
 from .ingest import Rejected
 from .model import Alert, Facts, Guidance, Incident, Severity
-from .settings import Settings
+from .routing import MUTE_PREFIX, Lane, Routing, tracker_key
+from .settings import DEFAULT_QUIET_SECONDS, Settings
 
 if TYPE_CHECKING:
     from .silence_link import SilenceLinks
@@ -50,6 +52,7 @@ from .store import (
     OutboxMessage,
     SilenceRule,
     Silences,
+    Store,
 )
 
 __all__ = [
@@ -75,6 +78,7 @@ log = logging.getLogger("triage")
 
 # (alert, format) → its payload: a dict, text (the text format), or the payload's JSON text (bytes).
 Renderer = Callable[[Alert, str], Any]
+MAX_LISTED_REJECTIONS = 20  # rejections an HTTP answer lists; the rest are counted
 _SEVERITY_RANK = {Severity.NONE: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
@@ -88,6 +92,8 @@ class Report(Struct):
     resolved: int = 0  # resolved notices produced (flush): bursts that went quiet
     silenced: int = 0  # events a silence held back (counted for its summary, not alerted)
     silence_summaries: int = 0  # summaries of silences that ended (flush)
+    unrouted: int = 0  # alerts no route matched: sent to the default route
+    muted: int = 0  # events a muted route held back (counted for the summary when it ends)
     duplicates: int = 0
     # Azure: events another delivery is counting right now (the request answers 503: retry),
     # and events taken over from a delivery that died mid-unit (held for a digest).
@@ -114,7 +120,20 @@ class Report(Struct):
         self.outcomes[(outcome, kind, code)] += count
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON body the HTTP routes answer with (no personal data, no secrets)."""
+        """The JSON body the HTTP routes answer with (no personal data, no secrets). It lists the
+        first MAX_LISTED_REJECTIONS rejections and counts the rest (`rejected_unlisted`): a
+        megabyte of bad items must not make an answer many times its size."""
+        listed: list[dict[str, Any]] = [
+            {"index": r.index, "id": r.event_id, "reason": r.reason}
+            for r in self.rejected[:MAX_LISTED_REJECTIONS]
+        ]
+        room = MAX_LISTED_REJECTIONS - len(listed)
+        invalid_skips = (s for s in self.skips if s.outcome == "invalid")
+        listed += [
+            {"id": s.event_id, "type": s.event_type, "reason": s.reason}
+            for s in itertools.islice(invalid_skips, room)
+        ]
+        invalid = self.invalid + len(self.rejected)
         return {
             "received": self.received,
             "alerted": self.alerted,
@@ -124,15 +143,13 @@ class Report(Struct):
             "busy": self.busy,
             "recovered": self.recovered,
             "silenced": self.silenced,
+            "muted": self.muted,
             "successes": self.successes,
             "skipped": self.skipped,
-            "invalid": self.invalid + len(self.rejected),
-            "rejected": [{"index": r.index, "id": r.event_id, "reason": r.reason} for r in self.rejected]
-            + [
-                {"id": s.event_id, "type": s.event_type, "reason": s.reason}
-                for s in self.skips
-                if s.outcome == "invalid"
-            ],
+            "invalid": invalid,
+            "rejected": listed,
+            "rejected_unlisted": invalid - len(listed),
+            "unrouted": self.unrouted,
             "messages": len(self.message_ids),
         }
 
@@ -187,6 +204,10 @@ class Pending(Struct):
     keys: list[str] = field(default_factory=list)
     held: Held | None = None
     destinations: list[Destination] = field(default_factory=list)
+    # Where it goes, when the stage that made it knows: the route lanes that took it (events),
+    # or the store key it reports (a digest's or resolved burst's, a mute's silence id).
+    lanes: list[Lane] | None = None
+    key: str = ""
 
 
 def _keep(keys: Sequence[str]) -> None:
@@ -334,7 +355,8 @@ class Silence:
         """The silences in force at `now`, from the store or from the last few seconds' copy."""
         moment = self._clock()
         if self._fetched is None or moment - self._fetched >= self.cache_seconds:
-            self._cached = self.store.list_silences(now)
+            # A route's mute (triage.routing) holds back only what that route takes: not here.
+            self._cached = [s for s in self.store.list_silences(now) if not s.id.startswith(MUTE_PREFIX)]
             self._fetched = moment
         return [s for s in self._cached if s.active(now)]
 
@@ -393,34 +415,36 @@ class SilenceSummaries:
             if silence.comment:
                 note += f" · {silence.comment}"
             alert = _counted(self.lookup, silence, status="silenced", note=note)
-            batch.pending.append(Pending(alert))
+            batch.pending.append(Pending(alert, key=silence.id))
             batch.report.silence_summaries += 1
 
 
 class Recover:
     """Events taken over from a delivery that died before its unit finished (Azure). That
     delivery may have alerted them already, or not: so they never alert on their own; each
-    fingerprint's recovered events are put into its group as held occurrences, due at once
+    burst's recovered events are put into its group as held occurrences, due at once
     (`restore`), and the next flush reports them in a digest. Counted at least once, alerted
     at most once, with grouping on or off. A failure gives nothing back: the keys stay this
     unit's, and the next delivery recovers them again once the lease has passed."""
 
-    def __init__(self, store: BurstGroups, window: timedelta) -> None:
+    def __init__(self, store: BurstGroups, lanes: Routing | timedelta) -> None:
         self.store = store
-        self.window = window
+        self.lanes = _lanes(lanes)
 
     def __call__(self, batch: Batch) -> None:
         recovered = [c for c in batch.candidates if c.recovered]
         if not recovered:
             return
         batch.candidates = [c for c in batch.candidates if not c.recovered]
-        by_fingerprint: dict[str, list[Candidate]] = {}
+        by_key: dict[str, tuple[Lane, list[Candidate]]] = {}
         for c in recovered:
-            by_fingerprint.setdefault(c.fingerprint, []).append(c)
-        now, seconds = batch.now, int(self.window.total_seconds())
-        for fingerprint, cs in by_fingerprint.items():
+            for lane in self.lanes(c):
+                by_key.setdefault(lane.key(c.facts, c.fingerprint), (lane, []))[1].append(c)
+        now = batch.now
+        for key, (lane, cs) in by_key.items():
             shown = [c.shown() for c in cs[:MAX_SAMPLES]]
-            held = Held(fingerprint, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
+            seconds = int((lane.window or lane.quiet).total_seconds())
+            held = Held(key, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
             # The dead delivery may not have counted them into the burst: add them to its
             # total too, so that its resolved notice reports at least every event.
             self.store.restore(held, now, counted=False)
@@ -428,42 +452,86 @@ class Recover:
             batch.report.tally("recovered", shown[0].kind, shown[0], len(cs))
 
 
-class Group:
-    """Bursts: the first occurrence of a fingerprint alerts at once, repeats inside the window
-    are counted for one digest. With a window of 0, every failure alerts on its own."""
+def _lanes(lanes: Routing | timedelta) -> Callable[[Candidate], list[Lane]]:
+    """Which lanes take a candidate: the routes' (decided once per distinct facts and
+    severity), or, given a bare window, one lane routed later by `Route`."""
+    if isinstance(lanes, timedelta):
+        only = [Lane("", None, lanes, lanes)]
+        return lambda candidate: only
+    routing = lanes
+    if not routing.settings.routes:
+        everything = [routing.default]
+        return lambda candidate: everything
+    decided: dict[tuple[Any, ...], list[Lane]] = {}
 
-    def __init__(self, store: BurstGroups, window: timedelta) -> None:
+    def of(candidate: Candidate) -> list[Lane]:
+        facts, severity = candidate.facts, candidate.guidance.severity
+        key = (facts.kind, facts.context, facts.code, facts.subcode, facts.resource, severity)
+        found = decided.get(key)
+        if found is None:
+            if len(decided) >= 4096:
+                decided.clear()  # only junk codes get here: start over
+            found = decided[key] = routing.lanes_for(facts, severity)
+        return found
+
+    return of
+
+
+class Group:
+    """Bursts, per route lane (triage.routing): the first occurrence of a burst alerts at once,
+    repeats inside the lane's window (`group_interval`) are counted for one digest. With a window
+    of 0, every failure alerts on its own, and its burst is still recorded (nothing held), so
+    that once it has been quiet for the lane's quiet period the flush resolves it: every alert
+    that fired is resolved. While a lane is muted (its time intervals), what it takes is counted
+    in the mute's store silence, summarised when the muted period ends."""
+
+    def __init__(self, store: Store, lanes: Routing | timedelta, quiet: timedelta | None = None) -> None:
         self.store = store
-        self.window = window
+        if isinstance(lanes, timedelta):  # one window for all, routed afterwards by `Route`
+            lane = Lane("", None, lanes, quiet or lanes or timedelta(seconds=DEFAULT_QUIET_SECONDS))
+            self.lanes: Callable[[Candidate], list[Lane]] = lambda candidate: [lane]
+            self.routed = False
+        else:
+            self.lanes = _lanes(lanes)
+            self.routed = True
 
     def __call__(self, batch: Batch) -> None:
         report, now = batch.report, batch.now
-        if not self.window:
-            for c in batch.candidates:
-                report.alerted += 1
-                report.tally("alerted", c.facts.kind, c.facts)
-                batch.pending.append(Pending(new_alert(c.shown(), c.guidance, now), [c.key]))
-            batch.candidates = []
-            return
+        # Keyed by burst key alone: each lane's keys are its own (see triage.routing).
         groups: dict[str, _BatchGroup] = {}
+        lanes = self.lanes
         for c in batch.candidates:
-            fingerprint = c.fingerprint
-            group = groups.get(fingerprint)
-            if group is None:
-                groups[fingerprint] = _BatchGroup(c)
-            else:
-                group.add(c)
+            for lane in lanes(c):
+                until = None if lane.muted is None else lane.muted_until(now)
+                if until is not None:
+                    key = lane.mute_id(until)
+                elif lane.plain:  # the default lane, by fingerprint: most events, no routes
+                    key = c.fingerprint
+                else:
+                    key = lane.key(c.facts, c.fingerprint)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = _BatchGroup(c, lane, key, until)
+                else:
+                    group.add(c)
         batch.candidates = []
-        ordered = list(groups.items())
-        hits = [(fingerprint, group.count, group.first) for fingerprint, group in ordered]
-        try:
-            answers = self.store.hit_many(hits, now, self.window)  # the whole batch in few round trips
-        except HitsFailed as failed:
-            # These events were claimed but not counted: let Event Grid's retry count them.
-            lost = [group for n, (_, group) in enumerate(ordered) if n not in failed.counted]
-            batch.give_back([Pending(group.alert(now), group.keys) for group in lost])
-            raise failed.__cause__ or failed from None
-        for (_, group), opened in zip(ordered, answers, strict=True):
+        ordered = list(groups.values())
+        counting: list[_BatchGroup] = []  # counted below, the whole batch at once
+        for done, group in enumerate(ordered):
+            try:
+                if group.muted_until is not None and self._mute(group, now, report):
+                    continue
+                if not group.lane.window:
+                    self._each_alone(group, batch)
+                    continue
+            except Exception:
+                # These events were claimed but not counted: let Event Grid's retry count them.
+                batch.give_back([Pending(g.alert(now), g.keys) for g in [*counting, *ordered[done:]]])
+                raise
+            counting.append(group)
+        opened_by = self._hit(counting, batch)
+        for group in counting:
+            opened = opened_by[id(group)]
             held = group.count - 1 if opened else group.count
             report.grouped += held
             first = group.earliest[0].facts
@@ -471,25 +539,95 @@ class Group:
             if opened:
                 report.alerted += 1
                 report.tally("alerted", first.kind, first)
-                batch.pending.append(Pending(group.alert(now), group.keys[:1]))
+                batch.pending.append(self._pending(group, group.alert(now), group.keys[:1]))
+
+    def _hit(self, counting: list[_BatchGroup], batch: Batch) -> dict[int, bool]:
+        """Count every group of the batch, one `hit_many` per window (a store writes them in as
+        few round trips as it can): id(group) → whether its burst opened. On an error, every
+        group not counted is given back before the store's error is raised."""
+        by_window: dict[timedelta, list[_BatchGroup]] = {}
+        for group in counting:
+            by_window.setdefault(group.lane.window, []).append(group)
+        opened: dict[int, bool] = {}
+        now = batch.now
+        for window, groups in by_window.items():
+            try:
+                answers = self.store.hit_many([(g.key, g.count, g.first) for g in groups], now, window)
+            except HitsFailed as failed:
+                counted = {id(groups[n]) for n in failed.counted} | set(opened)
+                lost = [g for g in counting if id(g) not in counted]
+                batch.give_back([Pending(g.alert(now), g.keys) for g in lost])
+                raise failed.__cause__ or failed from None
+            opened.update((id(g), answer) for g, answer in zip(groups, answers, strict=True))
+        return opened
+
+    def _pending(self, group: _BatchGroup, alert: Alert, keys: list[str]) -> Pending:
+        tracked = tracker_key(group.key, alert.incident)
+        if tracked:
+            alert = replace(alert, group=tracked)
+        return Pending(alert, keys, lanes=[group.lane] if self.routed else None)
+
+    def _each_alone(self, group: _BatchGroup, batch: Batch) -> None:
+        """Grouping off in this lane: every failure alerts; its burst is recorded once per batch."""
+        report, now = batch.report, batch.now
+        alerts = [self._pending(group, new_alert(c.shown(), c.guidance, now), [c.key]) for c in group.every]
+        self.store.alerted(group.key, group.count, alerts[0].alert.incident, now, group.lane.quiet)
+        for p in alerts:
+            report.alerted += 1
+            report.tally("alerted", p.alert.incident.kind, p.alert.incident)
+        batch.pending.extend(alerts)
+
+    def _mute(self, group: _BatchGroup, now: datetime, report: Report) -> bool:
+        """Count a muted lane's occurrences in its mute silence (made by the first that needs
+        it); False when the silence is over (or just summarised): they alert instead."""
+        first = group.earliest[0].shown()
+        if not self.store.count_silenced(group.key, group.count, first, now):
+            lane, until = group.lane, group.muted_until
+            assert until is not None and lane.matcher is not None  # only a route's lane is muted
+            intervals = (
+                [*lane.route.mute_time_intervals, *lane.route.active_time_intervals] if lane.route else []
+            )
+            rule = SilenceRule(
+                id=group.key,
+                matcher=lane.matcher,
+                starts=now,
+                ends=until,
+                comment=f"route {lane.name} muted by its time intervals ({', '.join(intervals)})",
+                created_by="time intervals",
+            )
+            try:
+                self.store.add_silence(rule)
+            except Exception:  # another instance made it first: count in theirs
+                log.info("mute silence %s exists already", group.key)
+            if not self.store.count_silenced(group.key, group.count, first, now):
+                return False
+        report.muted += group.count
+        report.tally("muted", first.kind, first, group.count)
+        return True
 
 
 class _BatchGroup:
-    """Occurrences of one fingerprint within a batch: counted once, stored once."""
+    """Occurrences of one burst (a lane's key) within a batch: counted once, stored once."""
 
-    __slots__ = ("count", "earliest", "guidance", "keys")
+    __slots__ = ("count", "earliest", "every", "guidance", "key", "keys", "lane", "muted_until")
 
-    def __init__(self, candidate: Candidate) -> None:
+    def __init__(self, candidate: Candidate, lane: Lane, key: str, muted_until: datetime | None) -> None:
         self.count = 1
         self.earliest = [candidate]  # the earliest few: the alert, the digest's example, samples
+        self.every = [candidate]  # grouping off: each alerts
         self.guidance = candidate.guidance
         self.keys = [candidate.key]  # every event's dedup key, to release them if counting fails
+        self.lane = lane
+        self.key = key
+        self.muted_until = muted_until
 
     def add(self, candidate: Candidate) -> None:
         self.count += 1
         self.keys.append(candidate.key)
         if len(self.earliest) <= MAX_SAMPLES:
             self.earliest.append(candidate)
+        if not self.lane.window:
+            self.every.append(candidate)
 
     @property
     def first(self) -> Shown:
@@ -529,24 +667,29 @@ class Shown(Sequence[Incident]):
 
 
 class Digests:
-    """One digest per burst whose window has ended (the timer's flush); with `send_resolved`,
-    one resolved notice per burst that stayed quiet for a whole window (its group closed)."""
+    """One digest per burst whose window has ended (the timer's flush), and one resolved notice
+    per burst that stayed quiet for a whole window (its group closed). `Route` decides who hears
+    of it: without ACS_TRIAGE_SEND_RESOLVED only incident trackers (PagerDuty), whose incidents
+    would otherwise never close."""
 
-    def __init__(
-        self, store: BurstGroups, lookup: Callable[[Incident], Guidance], send_resolved: bool = True
-    ) -> None:
+    def __init__(self, store: BurstGroups, lookup: Callable[[Incident], Guidance]) -> None:
         self.store = store
         self.lookup = lookup
-        self.send_resolved = send_resolved
 
     def __call__(self, batch: Batch) -> None:
         batch.restore = self.store.restore
-        ended: list[Burst] | None = [] if self.send_resolved else None
+        ended: list[Burst] = []
         taken = self.store.take_due(batch.now, ended)
-        for burst in ended or ():
-            resolved = _counted(self.lookup, burst, window_seconds=burst.window_seconds, status="resolved")
-            batch.pending.append(Pending(resolved))
-        batch.report.resolved += len(ended or ())
+        for burst in ended:
+            resolved = _counted(
+                self.lookup,
+                burst,
+                window_seconds=burst.window_seconds,
+                status="resolved",
+                group=_group(burst),
+            )
+            batch.pending.append(Pending(resolved, key=burst.fingerprint))
+        batch.report.resolved += len(ended)
         for held in taken:
             alert = _counted(
                 self.lookup,
@@ -554,37 +697,53 @@ class Digests:
                 samples=tuple(held.samples),
                 digest=True,
                 window_seconds=held.window_seconds,
+                group=_group(held),
             )
-            batch.pending.append(Pending(alert, held=held))
+            batch.pending.append(Pending(alert, held=held, key=held.fingerprint))
             batch.report.digests += 1
             batch.report.tally("digest", held.incident.kind, held.incident)
 
 
+def _group(tally: Held | Burst) -> str:
+    """A route's group key, which an incident tracker keys the burst by (else: the fingerprint)."""
+    return tracker_key(tally.fingerprint, tally.incident)
+
+
 class Route:
     """Where each alert goes, as Alertmanager routes: rules in order, the first that matches
-    wins unless it says `continue`; with no routes, every destination."""
+    wins unless it says `continue`; with no routes, every destination. An alert no rule matches
+    goes to the default route (ACS_TRIAGE_DEFAULT_ROUTE, else every destination) and is counted:
+    no configuration makes an alert vanish. An alert whose lanes are known (the events'), or
+    whose stored key names a route (digests, resolved notices, a mute's summary) goes to that
+    route's destinations. Resolved notices without ACS_TRIAGE_SEND_RESOLVED go only to incident
+    trackers, whose incidents must close."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, routing: Routing | None = None) -> None:
         self.settings = settings
+        self.routing = routing or Routing(settings)
+
+    @property
+    def unrouted(self) -> int:
+        """Alerts no rule matched, since this process started (/api/health)."""
+        return self.routing.unrouted
 
     def __call__(self, batch: Batch) -> None:
+        routing = self.routing
         for p in batch.pending:
-            p.destinations = self.destinations(p.alert)
+            lanes = p.lanes
+            if lanes is None:
+                lane = routing.lane_of_key(p.key, p.alert.incident) if p.key else None
+                lanes = [lane] if lane is not None else routing.lanes_for(p.alert.incident, p.alert.severity)
+            if self.settings.routes and lanes == [routing.default]:
+                batch.report.unrouted += 1
+                routing.unrouted += 1
+                log.warning("no route matches %s: sent to the default route", p.alert.fingerprint)
+            p.destinations = routing.destinations(lanes, p.alert.status)
 
     def destinations(self, alert: Alert) -> list[Destination]:
         """The configured destinations `alert` is routed to, in order."""
-        settings = self.settings
-        if not settings.routes:
-            return list(settings.destinations.values())
-        names: list[str] = []
-        rank = _SEVERITY_RANK[alert.severity]
-        for route in settings.routes:
-            if rank < _SEVERITY_RANK[route.min_severity] or not route.matches(alert.incident):
-                continue
-            names.extend(n for n in route.to if n not in names)
-            if not route.continue_:
-                break
-        return settings.destinations_for(names)
+        lanes = self.routing.lanes_for(alert.incident, alert.severity)
+        return self.routing.destinations(lanes, alert.status)
 
 
 class Enqueue:
@@ -632,7 +791,7 @@ class Enqueue:
             alert = replace(alert, silence_url=self.links.url(alert.incident, now))
         render = self._render()
         fingerprint = alert.fingerprint  # a string built from the incident's fields on every read
-        basis = f"{fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
+        basis = f"{alert.group or fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
         if alert.status != "firing":  # a notice about the same example is another message
             basis += f"|{alert.status}|{alert.last_seen}"
         return [outbox_message(basis, d, render(alert, d.format), fingerprint) for d in destinations]

@@ -94,8 +94,11 @@ class DailyReport(Struct, frozen=True):
         return int((self.end - self.start).total_seconds() // 3600)
 
 
-def _code_text(code: str, subcode: str) -> str:
-    # The fingerprint writes None for a missing code: show it as the alerts do.
+def _code_text(code: str, subcode: str, status: str = "") -> str:
+    # The fingerprint writes None for a missing code: show it as the alerts do. A status word
+    # (email) is the failure across its recipient domains: the report counts them together.
+    if status:
+        return status
     if code == "None" and subcode == "None":
         return "no code"
     if subcode == "None":
@@ -113,8 +116,8 @@ def build(counts: HourlyCounts, end: datetime, period: timedelta) -> DailyReport
     before_by: Counter[tuple[str, str]] = Counter()
     by_resource: Counter[str] = Counter()
     for hour, fingerprint, count in counts.hourly(start - period, end):
-        kind, code, subcode, resource = [*fingerprint.split("|", 3), "", "", ""][:4]
-        key = (kind, _code_text(code, subcode))
+        kind, code, subcode, resource, status = [*fingerprint.split("|", 5), "", "", "", ""][:5]
+        key = (kind, _code_text(code, subcode, status))
         if hour >= start:
             now_by[key] += count
             by_resource[resource] += count

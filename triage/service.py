@@ -8,27 +8,29 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from . import telemetry as telemetry_module
 from .auth import check_shared_secret
 from .checks import Problem, check_settings, env_problems, storage_failure, store_refusal
 from .clock import utcnow
 from .deliver import Deliverer
-from .errors import ConfigurationError, DeliveryError, TriageError
+from .errors import ConfigurationError, DeliveryDeferred, DeliveryError, TriageError
 from .gcpause import paused
 from .ingest import header, options_handshake, parse_body, stream_body
 from .pipeline import Report, Triage
 from .policy import outbox_message
 from .settings import PREFIX, Settings, unresolved_references
-from .store import Claim, OutboxMessage, RedriveFilter, Store, open_configured
+from .store import Backlog, Claim, OutboxMessage, RedriveFilter, Store, open_configured
 from .telemetry import Telemetry
 
 if TYPE_CHECKING:
+    from .model import Alert
     from .report import DailyReport
 
 __all__ = [
@@ -45,6 +47,9 @@ __all__ = [
 log = logging.getLogger("triage")
 _REPORT_CLAIM_TTL = timedelta(hours=24)  # outlives the hour in which a late tick may still post
 _REDRIVE_PAUSE = 60.0  # seconds between two looks at the poison queue for one destination
+_PROBE_PAUSE_MIN, _PROBE_PAUSE_MAX = 60.0, 1800.0  # seconds between probes of a failing destination
+_NOTICE_LEAD = 3600.0  # how long before poisoned alerts leave the re-drive window they are announced
+_NOTICE_CLAIM_TTL = timedelta(days=8)  # outlives any poison queue message (7 days)
 MAX_DEQUEUE_COUNT = 8  # host.json extensions.queues.maxDequeueCount: then the host poisons it
 
 _logged: set[str] = set()
@@ -285,7 +290,8 @@ class Service:
 
     def health(self) -> Answer:
         """GET /api/health: 200 when the settings are valid and storage answers, else 503 with
-        the problems; the outbox and poison depths when storage is Azure. Nothing secret."""
+        the problems; the outbox and poison depths when storage is Azure, and on every store the
+        age of the oldest poisoned alert (`poison_oldest_seconds`, null when none). Nothing secret."""
         problems = list(self.problems)
         doc: dict[str, Any] = {}
         if self.unavailable is not None:
@@ -300,6 +306,17 @@ class Service:
                 problems.append(problem)
             else:
                 doc["outbox"] = {"depth": outbox, "poison": poison}
+        # Alerts no route matched (sent to the default route), on this instance since it started:
+        # a rule set with a gap shows here before anyone misses an alert.
+        doc["unrouted"] = self.triage.unrouted
+        if self.unavailable is None:
+            try:
+                oldest = self.store.oldest_poisoned(self.deliverer.clock())
+            except Exception as err:  # storage trouble: already a problem above (Azure) or next
+                log.warning("reading the poison queue's age failed: %s", type(err).__name__)
+            else:
+                # How long the oldest undelivered alert has waited: nothing there ages out unseen.
+                doc["poison_oldest_seconds"] = None if oldest is None else round(oldest)
         return health_answer(problems, doc)
 
     def flush(self, now: datetime | None = None) -> Report:
@@ -310,21 +327,31 @@ class Service:
         self.telemetry.events(report)
         return report
 
-    def deliver(self, message: OutboxMessage, dequeue_count: int = 1) -> None:
-        """Deliver one outbox message (queue trigger); raises DeliveryError to retry. Counted by
-        destination: delivered, failed, or poisoned when this was the host's last try."""
+    def deliver(self, message: OutboxMessage, dequeue_count: int = 1) -> bool:
+        """Deliver one outbox message (queue trigger); raises DeliveryError to retry. True when it
+        was posted; False when its destination holds posts off for longer than a worker waits:
+        it is back in the outbox with that delay (the caller settles its lease as done). Counted
+        by destination: delivered, deferred, failed, or poisoned when this was the host's last try."""
         if self.unavailable is not None:
             raise ConfigurationError(self.unavailable.message)
         started = time.perf_counter()
         with self.telemetry.span("acs_triage.deliver", destination=message.destination):
             try:
                 self.deliverer.deliver(message)
+            except DeliveryDeferred as err:
+                # Not a failure: the destination said when. A copy waits out the hold in the queue
+                # (its dequeue count starts again: holds never poison a message).
+                self.store.defer(replace(message, attempts=message.attempts + 1), err.delay)
+                log.warning("%s", err)
+                self.telemetry.delivery(message.destination, "deferred", time.perf_counter() - started)
+                return False
             except DeliveryError as err:
                 last = not err.retry or dequeue_count >= MAX_DEQUEUE_COUNT
                 outcome = "poisoned" if last else "failed"
                 self.telemetry.delivery(message.destination, outcome, time.perf_counter() - started)
                 raise
         self.telemetry.delivery(message.destination, "delivered", time.perf_counter() - started)
+        return True
 
     def redrive_after_success(self, destination: str) -> int:
         """A post to `destination` just succeeded: re-queue its poisoned messages younger than
@@ -344,6 +371,86 @@ class Service:
         if moved:
             log.warning("%r accepts posts again: %d poisoned message(s) re-queued", destination, moved)
         return moved
+
+    def redrive_tick(self, now: float | None = None) -> int:
+        """The timer's look at the poison queue, so that nothing there waits for luck. Per
+        configured destination with poisoned alerts: once its oldest is within an hour of
+        leaving ACS_TRIAGE_REDRIVE_MAX_AGE_HOURS (or at once when that is 0), one short notice,
+        "N alerts could not be delivered to X", goes to every other destination; and, after a
+        back-off that grows with the outage (shared by every instance through the store), its
+        oldest re-drivable alert goes back to the outbox as a probe. Once a post succeeds, the
+        queue function re-drives the rest (`redrive_after_success`), at the destination's pace.
+        Returns how many messages went back. Never raises: the digests come first."""
+        now = self.deliverer.clock() if now is None else now
+        try:
+            if self.store.oldest_poisoned(now) is None:
+                return 0
+            rows = self.store.outbox_status(now)
+        except Exception as err:
+            log.warning("reading the poison queue failed: %s", type(err).__name__)
+            return 0
+        moved = 0
+        for row in rows:
+            if row.destination not in self.settings.destinations or not row.poisoned:
+                continue
+            try:
+                self._announce_undelivered(row, now)
+                moved += self._probe(row, now)
+            except Exception as err:  # the next tick tries again
+                log.warning("the poison queue of %r: %s", row.destination, type(err).__name__)
+        return moved
+
+    def _probe(self, row: Backlog, now: float) -> int:
+        """Re-drive the destination's oldest re-drivable poisoned alert, unless a probe of it ran
+        within the back-off: the longer the outage, the rarer the probes (1 to 30 minutes)."""
+        max_age = self.settings.redrive_max_age_hours * 3600
+        if not max_age or row.poisoned <= row.refused:
+            return 0
+        key = f"probe|{row.destination}"
+        if self.store.send_wait(key, now) > 0:
+            return 0
+        pause = min(_PROBE_PAUSE_MAX, max(_PROBE_PAUSE_MIN, (row.oldest_poisoned or 0.0) / 8))
+        self.store.hold_send(key, now + pause)
+        which = RedriveFilter(destination=row.destination, younger_than=max_age, limit=1)
+        moved = self.store.redrive(now, which)
+        if moved:
+            log.warning("probing %r with one of its %d poisoned alert(s)", row.destination, row.poisoned)
+        return moved
+
+    def _announce_undelivered(self, row: Backlog, now: float) -> None:
+        """Tell the other destinations, once per oldest stuck alert, that alerts for this one
+        are stuck, before they leave the automatic re-drive window."""
+        max_age = self.settings.redrive_max_age_hours * 3600
+        age = row.oldest_poisoned or 0.0
+        if age < max_age - min(_NOTICE_LEAD, max_age / 4):
+            return
+        since = now - age
+        key = f"undelivered|{row.destination}|{int(since // 60)}"  # the oldest's minute: once each
+        if self.store.claim([key], utcnow(), _NOTICE_CLAIM_TTL)[0] is not Claim.NEW:
+            return
+        others = [
+            d for name, d in self.settings.destinations.items()
+            if name != row.destination and d.kind.postable and "firing" in d.kind.statuses
+        ]  # fmt: skip
+        if not others:
+            log.error(
+                "%d alert(s) could not be delivered to %r and there is no other destination to tell",
+                row.poisoned, row.destination,
+            )  # fmt: skip
+            return
+        alert = undelivered_alert(row, now, max_age)
+        messages = [outbox_message(key, d, d.kind.render(alert), alert.fingerprint) for d in others]
+        try:
+            self.store.enqueue(messages)
+        except Exception:
+            self.store.release([key])  # the next tick tries again
+            raise
+        log.error(
+            "%d alert(s) could not be delivered to %r: told %d other destination(s)",
+            row.poisoned,
+            row.destination,
+            len(others),
+        )
 
     def report(self, end: datetime, period: timedelta) -> DailyReport:
         """The daily report of the hours in [end - period, end), from the store's counters."""
@@ -383,6 +490,51 @@ class Service:
             raise
         log.info("daily report for %s queued", scheduled.isoformat())
         return report
+
+
+def undelivered_alert(row: Backlog, now: float, max_age: float) -> Alert:
+    """The notice that alerts for `row.destination` are stuck in its poison queue, as an alert
+    every destination kind renders: what, since when, and what to do."""
+    from .model import Alert, Category, Guidance, Incident, Match, Severity
+
+    age = row.oldest_poisoned or 0.0
+    since = datetime.fromtimestamp(now - age, UTC)
+    count = f"{row.poisoned} alert{'s' if row.poisoned != 1 else ''}"
+    text = f"{count} could not be delivered to {row.destination}"
+    hours = f"{max_age / 3600:g} h"
+    advice = (
+        f"Check {row.destination}'s webhook (its URL, the service's status); once it answers, the "
+        f"alerts poisoned less than {hours} ago are re-driven automatically. Older ones wait in "
+        f"the poison queue: python -m triage outbox redrive --destination {row.destination}"
+    )
+    refused = f"; {row.refused} refused by it (4xx)" if row.refused else ""
+    incident = Incident(
+        kind="AlertsNotDelivered",
+        event_type="acs-triage.AlertsNotDelivered",
+        event_id=f"undelivered|{row.destination}|{int((now - age) // 60)}",
+        source="acs-triage",
+        resource=row.destination,
+        time=since,
+        # The schema's contexts are ACS areas; a notice about our own delivery is in none of
+        # them, so it carries the one most alerts come from.
+        context="call-automation",
+        code=None,
+        subcode=None,
+        message=f"{text} (the oldest waits since {since:%Y-%m-%d %H:%M} UTC{refused})",
+        ids={},
+        details={"destination": row.destination, "poisoned": str(row.poisoned), "refused": str(row.refused)},
+    )
+    guidance = Guidance(
+        code=None,
+        subcode=None,
+        message=text,
+        category=Category.UNEXPECTED_SERVER,
+        severity=Severity.ERROR,
+        advice=advice,
+        source="acs-triage outbox",
+        match=Match.UNKNOWN,
+    )
+    return Alert(incident=incident, guidance=guidance, count=row.poisoned, first_seen=since, last_seen=since)
 
 
 def health_answer(problems: list[Problem], extra: Mapping[str, Any] | None = None) -> Answer:

@@ -9,12 +9,21 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
+from .intervals import NamedInterval, parse_time_intervals
 from .matchers import MATCHER_FIELDS, Matcher
 from .model import Severity
 
@@ -48,6 +57,7 @@ IN_AZURE_SETTING = "WEBSITE_INSTANCE_ID"  # set by App Service on every instance
 SITE_NAME_SETTING = "WEBSITE_SITE_NAME"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SITE_TAG_MAX = 32  # keeps "acs-triage-<tag>-outbox-poison" within a queue name's 63 characters
+DEFAULT_QUIET_SECONDS = 300  # grouping off, ACS_TRIAGE_RESOLVE_AFTER_SECONDS unset
 MIN_SECRET_CHARS = 16  # a destination's own key (PagerDuty's are 32): shorter is guessable
 MIN_LINK_KEY_CHARS = 32  # the key that signs "Silence…" links: a bearer capability to silence
 # App Service replaces a Key Vault reference with the secret once its identity may read it; until
@@ -150,6 +160,22 @@ class StorageConnection(BaseModel):
         )
 
 
+GroupLabel = Literal["kind", "code", "subcode", "resource", "context"]
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_seconds(text: str) -> int:
+    """'5m' → 300, '1h30m' → 5400, '90' → 90 (Alertmanager's durations, in whole seconds)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 4h or 1h30m")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
 class Route(Matcher):
     """Send alerts that match every given condition (see `Matcher`) and are at least
     `min_severity` to `to` (destination names). Routes are tried in order and the first that
@@ -163,6 +189,34 @@ class Route(Matcher):
     min_severity: Severity = Severity.WARNING
     to: list[str]
     continue_: bool = Field(False, alias="continue")
+    # Timing, with Alertmanager's names. `name` keys the route's bursts and names it in notices
+    # (default: its position, "1" for the first rule).
+    name: str = ""
+    group_by: list[GroupLabel] | None = None  # default: kind, code, subcode, resource
+    group_interval: int | None = Field(None, ge=0, le=86_400)  # seconds, or "5m"; 0: no grouping
+    mute_time_intervals: list[str] = Field(default=[])
+    active_time_intervals: list[str] = Field(default=[])
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        # The name is part of its bursts' keys (`route:<name>|…`, `mute:<name>:<end>`).
+        if re.search(r"[|:\s]", value):
+            raise ValueError(f"{value!r}: a route's name holds no '|', ':' or spaces")
+        return value
+
+    @field_validator("group_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return duration_seconds(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _can_match(self) -> Route:
+        # A rule that can never match sends nothing where its author meant it to: refused.
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class Settings(BaseModel):
@@ -171,6 +225,7 @@ class Settings(BaseModel):
     # `{}` and `[]` are copied for every instance (see Matcher), like a default_factory.
     destinations: dict[str, Destination] = {}
     routes: list[Route] = []
+    time_intervals: dict[str, NamedInterval] = {}  # ACS_TRIAGE_TIME_INTERVALS, by name
     resource: str = "acs"  # shown for callbacks, which do not name their ACS resource
     group_window_seconds: int = Field(300, ge=0, le=86_400)
     dedup_ttl_hours: int = Field(48, ge=24, le=24 * 30)
@@ -209,9 +264,21 @@ class Settings(BaseModel):
         return v.strip() if v else v
 
     send_resolved: bool = True  # post a short notice when a burst has been quiet for a window
+    # Grouping off: how long a fingerprint must be quiet before its alerts are resolved (unset:
+    # 300 s). Grouping on, a burst resolves after a quiet group window, so it can only equal it.
+    resolve_after_seconds: int | None = Field(None, ge=1, le=86_400)
+
+    @property
+    def quiet_seconds(self) -> int:
+        """How long a burst must be quiet to be resolved: ACS_TRIAGE_RESOLVE_AFTER_SECONDS, else
+        the group window, else (grouping off) 5 minutes."""
+        return self.resolve_after_seconds or self.group_window_seconds or DEFAULT_QUIET_SECONDS
+
     report_schedule: str | None = None  # cron (UTC); unset: no scheduled daily report
     report_period_hours: int = Field(24, ge=1, le=24 * 31)
     report_to: list[str] = []  # empty: every destination with a report form
+    # Where an alert no route matches goes; empty: every destination. Never nowhere.
+    default_route: list[str] = []
     # "Silence…" links in Teams and Slack alerts (triage.silence_link): the app's public address
     # and the key that signs the links. Both or neither: one alone is a configuration error.
     public_url: str | None = None
@@ -274,7 +341,7 @@ class Settings(BaseModel):
 
         return check_schedule(" ".join(value.split()))
 
-    @field_validator("report_to", mode="before")
+    @field_validator("report_to", "default_route", mode="before")
     @classmethod
     def _names(cls, value: object) -> object:
         return [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else value
@@ -341,9 +408,11 @@ class Settings(BaseModel):
             "max_retry_after_seconds",
             "redrive_max_age_hours",
             "send_resolved",
+            "resolve_after_seconds",
             "report_schedule",
             "report_period_hours",
             "report_to",
+            "default_route",
             "public_url",
             "silence_link_key",
         ):
@@ -360,6 +429,10 @@ class Settings(BaseModel):
         except ConfigurationError as err:
             problems.append(str(err))
         try:
+            raw["time_intervals"] = parse_time_intervals(get("TIME_INTERVALS"), f"{PREFIX}TIME_INTERVALS")
+        except ValueError as err:
+            problems.append(str(err))
+        try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:
             problems += [_problem(e["loc"], e["type"], e["msg"]) for e in exc.errors()]
@@ -370,9 +443,23 @@ class Settings(BaseModel):
                 return cls.model_validate({k: v for k, v in raw.items() if k not in failed}), problems
             except ValidationError:
                 return None, problems
+        window, quiet = settings.group_window_seconds, settings.resolve_after_seconds
+        if window and quiet is not None and quiet != window:
+            problems.append(
+                f"{PREFIX}RESOLVE_AFTER_SECONDS ({quiet}) applies when grouping is off: with "
+                f"{PREFIX}GROUP_WINDOW_SECONDS={window} a burst is resolved after one quiet group window; "
+                f"unset {PREFIX}RESOLVE_AFTER_SECONDS, or set it to {window}"
+            )
+        problems += _route_timing(settings)
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
             problems.append(f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}")
+        unknown = set(settings.default_route) - set(settings.destinations)
+        if unknown:
+            problems.append(
+                f"{PREFIX}DEFAULT_ROUTE names destinations that are not configured: {sorted(unknown)}; "
+                "name configured ones, or unset it to send alerts no route matches everywhere"
+            )
         if (settings.public_url is None) != (settings.silence_link_key is None):
             given, missing = (
                 ("PUBLIC_URL", "SILENCE_LINK_KEY")
@@ -394,14 +481,42 @@ class Settings(BaseModel):
 
 def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
     """One validation error, naming the setting (and for routes, the rule and its key)."""
+    if loc and loc[0] == "routes" and len(loc) == 2 and isinstance(loc[1], int):
+        return f"{PREFIX}ROUTES rule {loc[1] + 1}: {message.removeprefix('Value error, ')}"
     if loc and loc[0] == "routes" and len(loc) >= 3:
         rule, key = loc[1], loc[2]
         where = f"{PREFIX}ROUTES rule {int(rule) + 1}" if isinstance(rule, int) else f"{PREFIX}ROUTES"
         if kind == "extra_forbidden":
-            known = ", ".join([*MATCHER_FIELDS, "min_severity", "to", "continue"])
+            known = ", ".join([*MATCHER_FIELDS, "min_severity", "to", "continue", *_TIMING_KEYS])
             return f"{where}: unknown key {key!r} (known keys: {known})"
         return f"{where}, {key!r}: {message}"
     return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message.removeprefix('Value error, ')}"
+
+
+_TIMING_KEYS = ("name", "group_by", "group_interval", "mute_time_intervals", "active_time_intervals")
+
+
+def _route_timing(settings: Settings) -> list[str]:
+    """Name every route (its position when it gives none) and check what its timing names:
+    each time interval must be defined, each name given once."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, route in enumerate(settings.routes):
+        where = f"{PREFIX}ROUTES rule {index + 1}"
+        if not route.name:
+            route.name = str(index + 1)
+        if route.name in seen:
+            problems.append(f"{where}: the name {route.name!r} is given to another rule too")
+        seen.add(route.name)
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            for name in getattr(route, key):
+                if name not in settings.time_intervals:
+                    defined = ", ".join(settings.time_intervals) or "none"
+                    problems.append(
+                        f"{where}, {key!r}: no time interval is named {name!r} in {PREFIX}TIME_INTERVALS "
+                        f"(defined: {defined})"
+                    )
+    return problems
 
 
 def _destinations(env: Mapping[str, str], problems: list[str]) -> dict[str, Destination]:

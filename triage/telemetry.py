@@ -5,7 +5,8 @@ Without that setting nothing of OpenTelemetry is imported (cold start stays as i
 call here is a no-op. Metric names and attributes (what a Kusto query groups by):
 
   acs_triage.events            outcome (received is not an outcome: alerted, grouped, duplicate,
-                               invalid, success, skipped, digest; on Azure also busy and
+                               invalid, success, skipped, digest, muted (a route's
+                               time interval held it back); on Azure also busy and
                                recovered), kind, code ("410/3112")
   acs_triage.deliveries        destination, outcome (delivered, failed, poisoned)
   acs_triage.delivery.duration destination, outcome; seconds, from dequeue to the webhook's answer

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..checks import check, probe, problems_block
+from ..checks import Problem, check, probe, problems_block
+from ..settings import Settings
 from .app_settings import read_values
 
-__all__ = ["add_command", "main"]
+__all__ = ["add_command", "main", "silence_problems"]
 
 
 def add_command(sub: Any) -> None:
@@ -46,6 +47,11 @@ def main(args: argparse.Namespace) -> int:
     ):
         depths, found = probe(settings)
         problems += found
+        complete = depths is not None and not found  # every table there: reading creates nothing
+    else:
+        complete = settings is not None and settings.storage is None
+    if settings is not None and complete and not args.offline and not problems_block(problems):
+        problems += silence_problems(settings)
     errors = [p for p in problems if p.level == "error"]
     if args.json:
         doc: dict[str, Any] = {"problems": [p.as_dict() for p in problems]}
@@ -60,3 +66,37 @@ def main(args: argparse.Namespace) -> int:
         if not problems:
             print("ok: no problems found")
     return 1 if errors else 0
+
+
+def silence_problems(settings: Settings) -> list[Problem]:
+    """A warning naming each silence in force that can never match (one stored before such
+    silences were refused, e.g. `kinds=~Play.*` kept as the literal kind '~Play.*'): it holds
+    nothing back, so the failures it was meant for still alert."""
+    from ..clock import utcnow
+    from ..store import configured_spec, open_configured
+
+    spec = configured_spec(settings)
+    if spec == "memory":
+        return []  # nothing outlives a process there: no silence to check
+    if spec.startswith("sqlite:") and not Path(spec.removeprefix("sqlite:")).is_file():
+        return []  # no file yet: no silence, and doctor creates nothing
+    try:
+        store = open_configured(settings)
+    except Exception:  # a storage problem is reported by the checks above
+        return []
+    try:
+        silences = store.list_silences(utcnow())
+    except Exception:
+        return []
+    finally:
+        store.close()
+    return [
+        Problem(
+            "warning",
+            f"silence {silence.id}",
+            f"silence {silence.id} ({silence.matcher.describe()}) can never match: {'; '.join(never)}; "
+            f"expire it (python -m triage silence expire {silence.id}) and add it again",
+        )
+        for silence in silences
+        if (never := silence.matcher.problems())
+    ]

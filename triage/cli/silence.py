@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ..clock import utcnow
 from ..errors import ConfigurationError, TriageError
-from ..matchers import MATCHER_FIELDS, Matcher
+from ..matchers import MATCHER_FIELDS, Matcher, parse_conditions
 from ..render.content import format_time
 from ..settings import Settings
 from ..store import SilenceRule, Store, configured_spec, open_configured
@@ -41,7 +41,8 @@ def add_commands(subparsers: Any) -> None:
         nargs="+",
         required=True,
         metavar="KEY=VALUE[,VALUE]",
-        help=f"conditions, as routes have them: {', '.join(MATCHER_FIELDS)}",
+        help="conditions, as routes have them: KEY=VALUE[,VALUE] (one of), KEY!=VALUE[,VALUE] (none of), "
+        "KEY=~REGEX, KEY!~REGEX (anchored); KEY: kind(s), context(s), code(s), subcode(s), resource(s)",
     )
     add.add_argument("--for", dest="duration", required=True, help="how long: 30m, 4h, 2d, 1h30m")
     add.add_argument("--comment", required=True, help="why (shown in its summary)")
@@ -71,14 +72,13 @@ def parse_duration(text: str) -> timedelta:
 
 
 def parse_matcher(pairs: list[str]) -> Matcher:
-    """`kinds=PlayFailed codes=400,408` → a Matcher. Unknown keys and bad values are errors
-    naming them; a silence with no condition (silence everything) is refused."""
-    conditions: dict[str, list[str]] = {}
-    for pair in pairs:
-        key, equals, values = pair.partition("=")
-        if not equals or not values:
-            raise TriageError(f"--match {pair!r}: write KEY=VALUE[,VALUE], e.g. kinds=PlayFailed")
-        conditions.setdefault(key.strip(), []).extend(v.strip() for v in values.split(",") if v.strip())
+    """`kinds=PlayFailed codes=400,408 kind=~Play.* resources!=test-acs` → a Matcher (see
+    matchers.parse_conditions). Unknown keys, bad values and conditions that can never match
+    are errors naming them; a silence with no condition (silence everything) is refused."""
+    try:
+        conditions = parse_conditions(pairs)
+    except ValueError as err:
+        raise TriageError(f"--match {err}") from None
     try:
         matcher = Matcher.model_validate(conditions)
     except ValidationError as exc:
@@ -92,6 +92,9 @@ def parse_matcher(pairs: list[str]) -> Matcher:
         raise TriageError(f"--match: {'; '.join(problems)}") from None
     if not matcher.conditions():
         raise TriageError("--match: give at least one condition; a silence of everything is refused")
+    never = matcher.problems()
+    if never:
+        raise TriageError(f"--match {matcher.describe()}: this silence could never match: {'; '.join(never)}")
     return matcher
 
 
@@ -114,9 +117,11 @@ def describe(silence: SilenceRule, now: datetime) -> str:
         state = f"from {format_time(silence.starts)} until {format_time(silence.ends)}"
     else:
         state = f"ended {format_time(silence.ends)}"
+    never = silence.matcher.problems()
     return (
         f"{silence.id}  {silence.matcher.describe()}  {state}  by {silence.created_by}: {silence.comment}"
         f"  ({silence.count:,} silenced)"
+        + (f"  CAN NEVER MATCH: {'; '.join(never)}; expire it and add it again" if never else "")
     )
 
 

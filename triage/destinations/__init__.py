@@ -92,6 +92,9 @@ class Kind(Struct, frozen=True):
     # The Alert statuses this kind is told about: a pager pages on firing and resolves on
     # resolved; what a silence held back is chat news, not an incident.
     statuses: frozenset[str] = STATUSES
+    # An incident tracker (a pager): what it was told fired stays open until it is told resolved,
+    # so it gets resolved notices even with ACS_TRIAGE_SEND_RESOLVED=false.
+    keeps_incidents: bool = False
     # The daily report (triage.report.DailyReport) as this kind's payload; None: not sent there.
     report: Callable[[Any], dict[str, Any] | str] | None = None
     # A kind that shows each value of an alert (its time, the values of its IDs and details, the

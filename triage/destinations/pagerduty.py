@@ -44,9 +44,10 @@ SEVERITY: dict[Severity, str] = {Severity.ERROR: "error", Severity.WARNING: "war
 
 
 def dedup_key(alert: Alert) -> str:
-    """The burst's fingerprint, the key that ties trigger, digests and resolve together
-    (hashed when a very long resource name would pass PagerDuty's 255 characters)."""
-    fingerprint = alert.fingerprint
+    """The burst's key (its fingerprint, or a route's group_by key): what ties trigger, digests
+    and resolve together (hashed when a very long resource name would pass PagerDuty's 255
+    characters)."""
+    fingerprint = alert.group or alert.fingerprint
     if len(fingerprint) <= DEDUP_KEY_MAX:
         return fingerprint
     return "sha256:" + hashlib.sha256(fingerprint.encode()).hexdigest()
@@ -102,6 +103,7 @@ def _details(alert: Alert) -> dict[str, Any]:
         "count": alert.count,
         "first_seen": content.format_time(alert.first_seen or inc.time),
         "last_seen": content.format_time(alert.last_seen or inc.time),
+        "times": content.clock_of(alert),  # the event's own time, or when it arrived here
     }
     said = content.event_message(alert)
     if said:
@@ -134,4 +136,5 @@ KIND = Kind(
     default_url=EVENTS_URL,
     finish=finish,
     statuses=frozenset({"firing", "resolved"}),
+    keeps_incidents=True,
 )

@@ -66,7 +66,7 @@ def render(alert: Alert) -> dict[str, Any]:
     """The acs-triage.alert/v1 document for `alert`. Values are as the event gave them (IDs
     masked as in chat), unescaped: the receiver decides how to show them."""
     inc, guide = alert.incident, alert.guidance
-    return {
+    document: dict[str, Any] = {
         "schema": SCHEMA,
         "status": alert.status,
         "title": content.headline(alert),
@@ -104,6 +104,10 @@ def render(alert: Alert) -> dict[str, Any]:
         "details": dict(inc.details),
         "samples": [dict(sample) for sample in alert.samples[:MAX_SAMPLES]],
     }
+    if inc.status:  # events that report a status word instead of a code (email)
+        document["alert"]["event_status"] = inc.status
+        document["alert"]["scope"] = inc.scope
+    return document
 
 
 def secret_keys(value: str) -> list[tuple[bytes, bool]]:

@@ -27,6 +27,7 @@ __all__ = [
     "advice_lines",
     "also_documented",
     "catalog_note",
+    "clock_of",
     "digest_line",
     "docs_url",
     "event_message",
@@ -51,6 +52,7 @@ SEVERITY_LABEL: dict[Severity, str] = {
 
 _MATCH_LABEL: dict[Match, str] = {
     Match.EXACT_IN_CONTEXT: "exact code and subcode for this context",
+    Match.STATUS: "the event's status",
     Match.EXACT: "exact code and subcode",
     Match.SUBCODE: "subcode only",
     Match.CODE: "code only",
@@ -104,12 +106,13 @@ def notice(alert: Alert) -> tuple[str, str]:
     inc = alert.incident
     what = f"{inc.kind} {alert.code_text} on {inc.resource}"
     events = f"{format_count(alert.count)} {'event' if alert.count == 1 else 'events'}"
+    # A store counts occurrences as they arrive: a notice's times are arrival times, and say so.
     first, last = format_time(alert.first_seen), format_time(alert.last_seen)
     if alert.status == "silenced":
-        details = f"between {first} and {last}"
+        details = f"arrived between {first} and {last}"
         return f"Silenced: {events}, first {what}", f"{details} · {alert.note}" if alert.note else details
     quiet = f"; quiet for {format_window(alert.window_seconds)} since" if alert.window_seconds else ""
-    when = f" at {first}" if first == last else f", first {first}, last {last}"
+    when = f", arrived at {first}" if first == last else f", first arrived {first}, last arrived {last}"
     return f"Resolved: {what}", f"{events}{when}{quiet}"
 
 
@@ -160,13 +163,21 @@ def identity(alert: Alert) -> tuple[str, ...]:
 
 
 def time_facts(alert: Alert) -> list[tuple[str, str]]:
-    """When: first and last seen for a digest, the event's time otherwise."""
+    """When, naming its clock: a first alert shows the time the event itself gives (when ACS saw
+    the failure); a digest the times its occurrences arrived here (what the burst counted by).
+    The two can differ by Event Grid's delivery delay and retries, so neither is left unnamed."""
     if alert.digest:
         return [
-            ("First seen", format_time(alert.first_seen or alert.incident.time)),
-            ("Last seen", format_time(alert.last_seen)),
+            ("First arrived", format_time(alert.first_seen or alert.incident.time)),
+            ("Last arrived", format_time(alert.last_seen)),
         ]
-    return [("Time", format_time(alert.incident.time))]
+    return [("Event time", format_time(alert.incident.time))]
+
+
+def clock_of(alert: Alert) -> str:
+    """Which clock an alert's times are on: 'event time' (a first alert) or 'arrival time'
+    (digests, resolved and silenced notices: what a store counted as it arrived)."""
+    return "event time" if alert.status == "firing" and not alert.digest else "arrival time"
 
 
 def summary_facts(alert: Alert) -> list[tuple[str, str]]:

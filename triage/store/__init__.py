@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "SENT_TTL",
     "Backlog",
     "Burst",
     "BurstGroups",
@@ -57,6 +58,9 @@ __all__ = [
 ]
 
 MAX_SAMPLES = 5
+# How long a posted message's id is remembered (Outbox.mark_sent): a Storage queue message lives
+# at most 7 days, so no delivery of it can come later.
+SENT_TTL = 7 * 24 * 3600.0
 # AzureWebJobsStorage: a connection string, or the identity-based settings.
 Connection: TypeAlias = "str | StorageConnection | None"
 
@@ -123,6 +127,7 @@ class RedriveFilter(Struct, frozen=True):
     younger_than: float | None = None  # the automatic re-drive: ACS_TRIAGE_REDRIVE_MAX_AGE_HOURS
     older_than: float | None = None
     refused: bool = False  # refused payloads too (only ever asked for by hand)
+    limit: int | None = None  # at most this many, the oldest (the timer's probe takes one)
 
     def takes(self, poisoned: Poisoned, now: float) -> bool:
         """Whether this re-drive moves `poisoned` back to the outbox."""
@@ -328,6 +333,13 @@ class BurstGroups(Protocol):
         HitsFailed says which were counted."""
         ...
 
+    def alerted(self, fingerprint: str, count: int, first: Incident, now: datetime, quiet: timedelta) -> None:
+        """Record `count` occurrences that each alerted on their own (grouping off), `first` the
+        earliest: the fingerprint's burst opens (with `first` as its example) or grows, nothing is
+        held, and it is due `quiet` after `now`. Once it has been quiet that long, `take_due`
+        closes it and reports it resolved, so every alert that fired is resolved."""
+        ...
+
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         """Atomically take the held counts of every group whose window has ended.
         A group with nothing held is closed; one with held counts starts a new window.
@@ -452,13 +464,44 @@ class Outbox(Protocol):
         posted at the destination's pace, as any message). Returns how many were moved."""
         ...
 
+    def oldest_poisoned(self, now: float) -> float | None:
+        """Seconds the oldest message of the poison queue has waited there (None: it is empty).
+        Cheap enough for every health check (Azure: the queue's front message, peeked)."""
+        ...
+
+    def defer(self, message: OutboxMessage, delay: float) -> None:
+        """Put `message` in the outbox again, visible only `delay` seconds from now: a
+        destination holds it off (Retry-After) for longer than a worker may wait. The caller
+        then settles its own lease as done."""
+        ...
+
+    def mark_sent(self, message_id: str, now: float) -> None:
+        """Record that the message `message_id` was posted (its destination answered 2xx), for
+        SENT_TTL seconds: a later delivery of the same message is then not posted again."""
+        ...
+
+    def was_sent(self, message_id: str, now: float) -> bool:
+        """Whether `mark_sent` recorded `message_id` within the last SENT_TTL seconds."""
+        ...
+
 
 class SendPacing(Protocol):
     """Send slots per destination, shared by every instance, so webhooks' rate limits hold."""
 
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
         """Book the next send slot for a destination (at most one per `interval` seconds,
-        across all instances). Returns how many seconds to wait before posting."""
+        across all instances). Returns how many seconds to wait before posting. With interval
+        0 nothing is booked: the wait is what a hold (`hold_send`) leaves."""
+        ...
+
+    def send_wait(self, destination: str, now: float) -> float:
+        """Seconds from `now` until the destination's next free slot (booked slots and holds),
+        booking nothing: whether a worker can wait for it or must hand its message back."""
+        ...
+
+    def hold_send(self, destination: str, until: float) -> None:
+        """No post to the destination before `until` (its Retry-After), from any instance:
+        slots booked from now on start there. An earlier hold never shortens a later one."""
         ...
 
 

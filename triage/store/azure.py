@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import math
 import random
 import re
 import threading
@@ -69,6 +70,7 @@ from ..model import Incident
 from ..settings import StorageConnection
 from . import (
     MAX_SAMPLES,
+    SENT_TTL,
     Backlog,
     Burst,
     Claim,
@@ -108,6 +110,8 @@ _PARTITION_DIGITS = 1  # hex digits of a key's SHA-256 that name its partition: 
 _GROUPS = "group"
 _UNITS = "unit"  # completion markers of finished units (see `AzureStore.unit`)
 _SLOTS = "slot"
+_SENT = "sent"  # dedup table: ids of posted outbox messages (event keys' partitions are hex digits)
+_VISIBILITY_MAX = 7 * 24 * 3600  # seconds a queue message may be hidden
 _SILENCES = "silence"
 _BURST = ("total", "started", "latest", "example")  # a group's whole-burst properties
 # A taken digest or resolved burst waits as a record beside its group (same partition, so one
@@ -872,6 +876,36 @@ class AzureStore:
                 self._rows.put((partition, rk), row, str(row.metadata["etag"]))
         return found
 
+    def alerted(self, fingerprint: str, count: int, first: Incident, now: datetime, quiet: timedelta) -> None:
+        """Open or grow the fingerprint's burst, due `quiet` after `now` (ETag-conditional,
+        retried like `hit`)."""
+        now = _utc(now)
+        table = self._state()
+        rk = row_key(fingerprint)
+        for attempt in range(_ATTEMPTS):
+            entity = self._get(table, _GROUPS, rk)
+            if entity is None:
+                group = _new_group(rk, fingerprint, now, quiet)
+                group.update(total=_int64(count), started=now, latest=now, example=_incident_json(first))
+                try:
+                    table.create_entity(group)
+                    return
+                except ResourceExistsError:
+                    continue
+            entity["total"] = _int64(_int(entity.get("total", 0)) + count)
+            entity["latest"] = now
+            # The quiet period starts again with every alert: due `quiet` after the last one.
+            if _utc(entity["opened"]) < now:
+                entity["opened"] = now
+            entity["window_seconds"] = int(quiet.total_seconds())
+            entity["due"] = _utc(entity["opened"]) + quiet
+            try:
+                table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return
+            except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+        raise StoreContention(f"group {fingerprint!r} kept changing; try again")
+
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         """See `BurstGroups.take_due`. Each due group is reset (or closed) in one entity-group
         transaction with the record of what it gave, up to 50 groups a transaction; records a
@@ -1231,6 +1265,8 @@ class AzureStore:
 
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        if not interval:
+            return self.send_wait(destination, now)  # nothing to book: one read, no write
         table = self._state()
         rk = row_key(destination)
         for attempt in range(_ATTEMPTS):
@@ -1247,6 +1283,27 @@ class AzureStore:
                 table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
                 return slot - now
             except (ResourceModifiedError, ResourceNotFoundError):
+                _backoff(attempt)
+        raise StoreContention(f"send slot of {destination!r} kept changing; try again")
+
+    def send_wait(self, destination: str, now: float) -> float:
+        entity = self._get(self._state(), _SLOTS, row_key(destination))
+        return 0.0 if entity is None else max(0.0, float(entity["next"]) - now)
+
+    def hold_send(self, destination: str, until: float) -> None:
+        """The slot entity's `next` raised to `until` (ETag-conditional, retried)."""
+        table = self._state()
+        rk = row_key(destination)
+        for attempt in range(_ATTEMPTS):
+            entity = self._get(table, _SLOTS, rk)
+            try:
+                if entity is None:
+                    table.create_entity({"PartitionKey": _SLOTS, "RowKey": rk, "next": float(until)})
+                elif float(entity["next"]) < until:
+                    entity["next"] = float(until)
+                    table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
+                return
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 _backoff(attempt)
         raise StoreContention(f"send slot of {destination!r} kept changing; try again")
 
@@ -1352,6 +1409,7 @@ class AzureStore:
         visible again."""
         held = self._take_poison(visibility_timeout=max(60, self.visibility_timeout))
         taken = sorted(((m, r) for m, r in held if which.takes(r, now)), key=lambda item: item[1].poisoned_at)
+        taken = taken[: which.limit]
         outbox, poison = self._queue(self.queue_name), self._queue(self.poison_queue_name)
         moved = 0
         try:
@@ -1363,6 +1421,34 @@ class AzureStore:
             chosen = {id(message) for message, _ in taken}
             self._release_poison([m for m, _ in held if id(m) not in chosen])
         return moved
+
+    def oldest_poisoned(self, now: float) -> float | None:
+        """The age of the poison queue's front message (a queue hands out roughly in order)."""
+        first = list(self._queue(self.poison_queue_name).peek_messages(max_messages=1))
+        if not first:
+            return None
+        inserted = first[0].inserted_on
+        return max(0.0, now - inserted.timestamp()) if inserted else 0.0
+
+    def defer(self, message: OutboxMessage, delay: float) -> None:
+        """A new queue message, invisible for `delay` seconds (whole seconds, up to the 7 days
+        a queue message may be hidden)."""
+        hidden = min(_VISIBILITY_MAX, max(0, math.ceil(delay)))
+        self._queue(self.queue_name).send_message(_queue_body(message), visibility_timeout=hidden)
+
+    def mark_sent(self, message_id: str, now: float) -> None:
+        """One row in the dedup table's `sent` partition, with an expiry as the event keys have
+        (so the same purge removes it). No event key's partition is named so."""
+        row = {
+            "PartitionKey": _SENT,
+            "RowKey": row_key(message_id),
+            "expires": datetime.fromtimestamp(now + SENT_TTL, UTC),
+        }
+        self._dedup().upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    def was_sent(self, message_id: str, now: float) -> bool:
+        entity = self._get(self._dedup(), _SENT, row_key(message_id))
+        return entity is not None and _utc(entity["expires"]).timestamp() > now
 
     def _take_poison(self, visibility_timeout: int) -> list[tuple[QueueMessage, Poisoned]]:
         """Every message of the poison queue, hidden for `visibility_timeout` seconds, with its

@@ -4,6 +4,7 @@ single-instance use; state is lost on exit (use sqlite:PATH or azure to keep it)
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from msgspec.structs import replace
 from ..model import Incident
 from . import (
     MAX_SAMPLES,
+    SENT_TTL,
     Backlog,
     Burst,
     Claim,
@@ -37,6 +39,7 @@ from . import (
 __all__ = ["Lease", "MemoryStore"]
 
 log = logging.getLogger("triage.store")
+_SENT_KEPT = 100_000  # posted ids kept before expired ones are dropped
 
 
 class _Group:
@@ -99,24 +102,29 @@ class MemoryStore:
         self._poison: list[Poisoned] = []
         self._dequeues: dict[str, int] = {}
         self._hourly: dict[tuple[datetime, str], int] = {}
+        # Messages put back with a delay (Outbox.defer): (visible at, order, message), a heap.
+        self._deferred: list[tuple[float, int, _Queued]] = []
+        self._deferrals = itertools.count()
+        self._sent: dict[str, float] = {}  # posted message ids → when that record expires
 
     @property
     def outbox(self) -> list[OutboxMessage]:
         """The messages waiting in the outbox, oldest first (read back from their text)."""
         with self._lock:
-            queued = list(self._queue)
+            queued = [*self._queue, *(q for _, _, q in sorted(self._deferred))]
         return [q.read() for q in queued]
 
     def queued(self) -> int:
         """How many messages wait in the outbox."""
-        return len(self._queue)
+        return len(self._queue) + len(self._deferred)
 
     def take_outbox(self) -> list[OutboxMessage]:
         """Every message waiting in the outbox, removed from it: for a caller that shows the
         alerts instead of posting them (a replay without destinations)."""
         with self._lock:
-            queued = list(self._queue)
+            queued = [*self._queue, *(q for _, _, q in sorted(self._deferred))]
             self._queue.clear()
+            self._deferred.clear()
             self._dequeues.clear()
         return [q.read() for q in queued]
 
@@ -200,6 +208,18 @@ class MemoryStore:
     ) -> list[bool]:
         """One `hit` after another."""
         return hit_each(self, hits, now, window)
+
+    def alerted(self, fingerprint: str, count: int, first: Incident, now: datetime, quiet: timedelta) -> None:
+        with self._lock:
+            group = self._groups.get(fingerprint)
+            if group is None:
+                self._groups[fingerprint] = _Group(now, int(quiet.total_seconds()), first, count)
+                return
+            group.total += count
+            group.latest = now
+            # The quiet period starts again with every alert: due `quiet` after the last one.
+            group.opened = max(group.opened, now)
+            group.window_seconds = int(quiet.total_seconds())
 
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         due: list[Held] = []
@@ -294,12 +314,14 @@ class MemoryStore:
 
     def outbox_status(self, now: float) -> list[Backlog]:
         with self._lock:
-            queued = [(q.message.destination, q.at) for q in self._queue]
+            waiting = [*self._queue, *(q for _, _, q in self._deferred)]
+            queued = [(q.message.destination, q.at) for q in waiting]
             return backlog(queued, list(self._poison), now)
 
     def redrive(self, now: float, which: RedriveFilter) -> int:
         with self._lock:
             taken = sorted((p for p in self._poison if which.takes(p, now)), key=lambda p: p.poisoned_at)
+            taken = taken[: which.limit]
             if not taken:
                 return 0
             ids = {id(p) for p in taken}
@@ -315,8 +337,44 @@ class MemoryStore:
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
         with self._lock:
             slot = max(now, self._slots.get(destination, 0.0))
-            self._slots[destination] = slot + interval
+            if interval:
+                self._slots[destination] = slot + interval
             return slot - now
+
+    def send_wait(self, destination: str, now: float) -> float:
+        with self._lock:
+            return max(0.0, self._slots.get(destination, 0.0) - now)
+
+    def hold_send(self, destination: str, until: float) -> None:
+        with self._lock:
+            self._slots[destination] = max(until, self._slots.get(destination, 0.0))
+
+    def oldest_poisoned(self, now: float) -> float | None:
+        with self._lock:
+            return max(0.0, now - min(p.poisoned_at for p in self._poison)) if self._poison else None
+
+    def defer(self, message: OutboxMessage, delay: float) -> None:
+        queued = _Queued.of(message, self._clock())
+        with self._lock:
+            heapq.heappush(self._deferred, (self._clock() + delay, next(self._deferrals), queued))
+
+    def mark_sent(self, message_id: str, now: float) -> None:
+        with self._lock:
+            sent = self._sent
+            sent[message_id] = now + SENT_TTL
+            if len(sent) > _SENT_KEPT:  # oldest first: drop what has expired
+                for key in [k for k, expires in sent.items() if expires <= now]:
+                    del sent[key]
+
+    def was_sent(self, message_id: str, now: float) -> bool:
+        with self._lock:
+            return self._sent.get(message_id, 0.0) > now
+
+    def _wake_deferred(self) -> None:
+        """Move deferred messages whose delay has passed into the outbox (under the lock)."""
+        now = self._clock()
+        while self._deferred and self._deferred[0][0] <= now:
+            self._queue.append(heapq.heappop(self._deferred)[2])
 
     def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
         hour = hour_of(hour)
@@ -333,6 +391,7 @@ class MemoryStore:
         """Take up to max_messages from the outbox, each as a Lease to settle."""
         leases: list[Lease] = []
         with self._lock:
+            self._wake_deferred()
             while self._queue and len(leases) < max_messages:
                 queued = self._queue.popleft()
                 key = queued.message.id

@@ -29,6 +29,7 @@ from ..matchers import Matcher
 from ..model import Incident
 from . import (
     MAX_SAMPLES,
+    SENT_TTL,
     Backlog,
     Burst,
     Claim,
@@ -124,6 +125,12 @@ CREATE TABLE IF NOT EXISTS hourly (
 ) WITHOUT ROWID;
 """
 
+# Posted messages (Outbox.mark_sent). Created on every open: files made before it lack it.
+_SENT_TABLE = (
+    "CREATE TABLE IF NOT EXISTS sent (id TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS sent_expires ON sent (expires)"
+)
+
 
 def _use_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
     """Put the file in WAL mode (a property of the file: done once). Switching needs an exclusive
@@ -201,6 +208,8 @@ class SqliteStore:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            for statement in _SENT_TABLE.split(";"):
+                db.execute(statement)
 
     # -- plumbing ------------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -363,6 +372,26 @@ class SqliteStore:
         with self._transaction():
             return hit_each(self, hits, now, window)
 
+    def alerted(self, fingerprint: str, count: int, first: Incident, now: datetime, quiet: timedelta) -> None:
+        now_us, seconds = _us(now), int(quiet.total_seconds())
+        with self._transaction() as db:
+            # The quiet period starts again with every alert: due `quiet` after the last one.
+            db.execute(
+                "INSERT INTO groups (fingerprint, opened, window_seconds, total, started, latest, example) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET "
+                "total = total + excluded.total, latest = excluded.latest, "
+                "opened = MAX(opened, excluded.opened), window_seconds = excluded.window_seconds",
+                (
+                    fingerprint,
+                    now_us,
+                    seconds,
+                    count,
+                    now_us,
+                    now_us,
+                    orjson.dumps(incident_to_dict(first)).decode(),
+                ),
+            )
+
     def take_due(self, now: datetime, resolved: list[Burst] | None = None) -> list[Held]:
         now_us = _us(now)
         taken: list[Held] = []
@@ -523,6 +552,8 @@ class SqliteStore:
 
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        if not interval:
+            return self.send_wait(destination, now)  # nothing to book: no write
         with self._transaction() as db:
             row = db.execute("SELECT next FROM slots WHERE destination = ?", (destination,)).fetchone()
             slot = max(now, row[0]) if row else now
@@ -532,6 +563,22 @@ class SqliteStore:
                 (destination, slot + interval),
             )
         return slot - now
+
+    def send_wait(self, destination: str, now: float) -> float:
+        row = (
+            self._connection()
+            .execute("SELECT next FROM slots WHERE destination = ?", (destination,))
+            .fetchone()
+        )
+        return max(0.0, row[0] - now) if row else 0.0
+
+    def hold_send(self, destination: str, until: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO slots (destination, next) VALUES (?, ?) "
+                "ON CONFLICT (destination) DO UPDATE SET next = MAX(next, excluded.next)",
+                (destination, until),
+            )
 
     # -- hourly counters -----------------------------------------------------------------------
     def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
@@ -629,13 +676,38 @@ class SqliteStore:
                 (seq, body)
                 for seq, body, *rest in rows.fetchall()
                 if which.takes(_poisoned(body, *rest), now)
-            ]
+            ][: which.limit]
             db.executemany(
                 "INSERT INTO outbox (id, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
                 [(orjson.loads(body)["id"], body, at, at) for _, body in taken],
             )
             db.executemany("DELETE FROM poison WHERE seq = ?", [(seq,) for seq, _ in taken])
         return len(taken)
+
+    def oldest_poisoned(self, now: float) -> float | None:
+        (oldest,) = self._connection().execute("SELECT MIN(poisoned_at) FROM poison").fetchone()
+        return None if oldest is None else max(0.0, now - oldest)
+
+    def defer(self, message: OutboxMessage, delay: float) -> None:
+        now = self._clock()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO outbox (id, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
+                (message.id, message.encode().decode(), now + delay, now),
+            )
+
+    def mark_sent(self, message_id: str, now: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO sent (id, expires) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET expires = excluded.expires",
+                (message_id, now + SENT_TTL),
+            )
+            db.execute("DELETE FROM sent WHERE expires <= ?", (now,))  # indexed: only what expired
+
+    def was_sent(self, message_id: str, now: float) -> bool:
+        row = self._connection().execute("SELECT expires FROM sent WHERE id = ?", (message_id,)).fetchone()
+        return row is not None and row[0] > now
 
     def _settle(self, lease: SqliteLease, ok: bool, poison: bool) -> None:
         with self._transaction() as db:
