@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -171,7 +171,9 @@ class LocalHost:
         moved to the store's poison list, as the host moves it to the poison queue."""
         delivered = failed = 0
         for queue_name, function in self.queue_functions.items():
-            for lease in store.poll(queue_name, max_messages):
+            # One message per poll, as a host with a batch of one would: a first alert queued
+            # meanwhile is taken next (the local stores hand out first alerts first).
+            for lease in _one_by_one(store, queue_name, max_messages):
                 message = QueueMessage(  # type: ignore[no-untyped-call]
                     id=lease.id, body=lease.body, dequeue_count=lease.dequeue_count
                 )
@@ -186,6 +188,15 @@ class LocalHost:
                     delivered += 1
                     lease.done()
         return delivered, failed
+
+
+def _one_by_one(store: Any, queue_name: str, most: int) -> Iterator[Any]:
+    """Up to `most` leases of `queue_name`, each polled when the one before it is settled."""
+    for _ in range(most):
+        leases = store.poll(queue_name, 1)
+        if not leases:
+            return
+        yield from leases
 
 
 def _route_pattern(route: str) -> re.Pattern[str]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import UTC
 from typing import TYPE_CHECKING
 
 from .destinations import Destination
-from .errors import DeliveryDeferred, DeliveryError
+from .errors import DeliveryDeferred, DeliveryError, SlotYielded
 from .redact import REDACTED, redact_url
 from .render.content import payload_bytes
 from .settings import Settings
@@ -28,6 +29,12 @@ if TYPE_CHECKING:  # requests costs ~60 ms to import: only a delivery pays for i
 __all__ = ["Deliverer", "parse_retry_after", "post"]
 
 log = logging.getLogger("triage.deliver")
+
+# A digest, notice or report that yields its send slot comes back within this many slots (by
+# its id), each at least this long (a destination without an interval is paced by holds only).
+_YIELD_SPREAD_SLOTS = 30
+_MIN_YIELD_SECONDS = 1.0
+_MAX_YIELDS = 20
 
 _BACKOFF = (0.5, 2.0)  # in-process retries before handing the message back to the queue
 
@@ -154,7 +161,7 @@ class Deliverer:
         payload = message.payload_dict()
         attempt = 0
         while True:
-            self._wait_for_slot(destination)
+            self._wait_for_slot(destination, message, first_try=attempt == 0)
             # Secrets join the body only here, never the outbox; headers are made per attempt,
             # so a signature's timestamp is the time of this very send. The message id is the
             # same on every attempt, dequeue and re-drive: a destination's idempotency key.
@@ -187,9 +194,10 @@ class Deliverer:
             self._mark_sent(message, destination)
             return
 
-    def _wait_for_slot(self, destination: Destination) -> None:
+    def _wait_for_slot(self, destination: Destination, message: OutboxMessage, first_try: bool) -> None:
         """Wait for the destination's next send slot (its interval and any hold), or raise
-        DeliveryDeferred when that is longer than a worker may wait."""
+        DeliveryDeferred when that is longer than a worker may wait, or (SlotYielded) when
+        `message` is not a first alert and slots are booked beyond the next one."""
         name, interval = destination.name, destination.kind.send_interval
         limit = self.settings.max_retry_after_seconds
         held = self.store.send_wait(name, self.clock())
@@ -197,6 +205,19 @@ class Deliverer:
             raise DeliveryDeferred(
                 f"{name}: held off for {held:.0f}s (Retry-After); back to the queue until then",
                 retry_after=held,
+            )
+        if not message.urgent and first_try and message.attempts < _MAX_YIELDS and held > interval:
+            # First alerts go first: a digest, notice or report takes only a slot that is free
+            # (or next), never one a first alert would then wait behind. The slots it leaves
+            # are taken by whatever comes next; it comes back when they are likely free, spread
+            # by its id over a few dozen slots so that a flush's digests do not return at once.
+            # Only before its first post (a retry keeps the slot it failed in, so a failing
+            # message still reaches the poison queue), and a bounded number of times (each
+            # return counts in `attempts`): a steady stream of first alerts cannot starve it.
+            spread = zlib.crc32(message.id.encode()) % _YIELD_SPREAD_SLOTS
+            raise SlotYielded(
+                f"{name}: {held:.1f}s of send slots booked; {message.id} yields them to first alerts",
+                retry_after=held + spread * max(interval, _MIN_YIELD_SECONDS),
             )
         wait = self.store.reserve_send(name, interval, self.clock()) if interval else held
         if wait > limit:  # other workers booked the slots in between: the slot goes unused

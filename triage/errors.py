@@ -5,8 +5,10 @@ from __future__ import annotations
 __all__ = [
     "BodyTooLarge",
     "ConfigurationError",
+    "DeliveryDeferred",
     "DeliveryError",
     "InvalidEnvelope",
+    "SlotYielded",
     "TriageError",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -66,3 +68,9 @@ class DeliveryDeferred(DeliveryError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message, retry=True, retry_after=retry_after)
         self.delay = retry_after
+
+
+class SlotYielded(DeliveryDeferred):
+    """A digest, notice or report found its destination's send slots booked ahead (by first
+    alerts, or by other messages): it goes back to the outbox for `retry_after` seconds instead
+    of booking a slot a first alert would wait behind. Expected, not a failure."""

@@ -794,13 +794,17 @@ class Enqueue:
         basis = f"{alert.group or fingerprint}|{alert.incident.event_id}|{alert.digest}|{alert.count}"
         if alert.status != "firing":  # a notice about the same example is another message
             basis += f"|{alert.status}|{alert.last_seen}"
-        return [outbox_message(basis, d, render(alert, d.format), fingerprint) for d in destinations]
+        urgent = alert.status == "firing" and not alert.digest  # a first alert
+        return [outbox_message(basis, d, render(alert, d.format), fingerprint, urgent) for d in destinations]
 
 
-def outbox_message(basis: str, destination: Destination, rendered: Any, fingerprint: str) -> OutboxMessage:
+def outbox_message(
+    basis: str, destination: Destination, rendered: Any, fingerprint: str, urgent: bool = True
+) -> OutboxMessage:
     """A rendered payload for one destination, with an id derived from `basis` (stable across
     retries of the same alert or report). The text format is carried as {"text": …}; a payload
-    rendered as JSON text (bytes) is carried as it is, and read back from the store as a dict."""
+    rendered as JSON text (bytes) is carried as it is, and read back from the store as a dict.
+    `urgent`: a first alert, posted ahead of digests, notices and reports."""
     if isinstance(rendered, bytes):
         payload: dict[str, Any] | orjson.Fragment = orjson.Fragment(rendered)
     elif isinstance(rendered, dict):
@@ -812,4 +816,5 @@ def outbox_message(basis: str, destination: Destination, rendered: Any, fingerpr
         destination=destination.name,
         payload=payload,
         fingerprint=fingerprint,
+        urgent=urgent,
     )

@@ -20,7 +20,7 @@ from .auth import check_shared_secret
 from .checks import Problem, check_settings, env_problems, storage_failure, store_refusal
 from .clock import utcnow
 from .deliver import Deliverer
-from .errors import ConfigurationError, DeliveryDeferred, DeliveryError, TriageError
+from .errors import ConfigurationError, DeliveryDeferred, DeliveryError, SlotYielded, TriageError
 from .gcpause import paused
 from .ingest import header, options_handshake, parse_body, stream_body
 from .pipeline import Report, Triage
@@ -342,7 +342,7 @@ class Service:
                 # Not a failure: the destination said when. A copy waits out the hold in the queue
                 # (its dequeue count starts again: holds never poison a message).
                 self.store.defer(replace(message, attempts=message.attempts + 1), err.delay)
-                log.warning("%s", err)
+                log.log(logging.INFO if isinstance(err, SlotYielded) else logging.WARNING, "%s", err)
                 self.telemetry.delivery(message.destination, "deferred", time.perf_counter() - started)
                 return False
             except DeliveryError as err:
@@ -464,7 +464,7 @@ class Service:
         for destination in self.settings.report_destinations():
             render = destination.kind.report
             assert render is not None  # report_destinations keeps only kinds with a report form
-            messages.append(outbox_message(f"report|{slot}", destination, render(report), "report"))
+            messages.append(outbox_message(f"report|{slot}", destination, render(report), "report", False))
         return messages
 
     def report_tick(self, now: datetime | None = None) -> DailyReport | None:

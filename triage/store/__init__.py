@@ -75,15 +75,22 @@ class OutboxMessage(Struct, frozen=True):
     payload: dict[str, Any] | orjson.Fragment
     fingerprint: str = ""
     attempts: int = 0
+    # A first alert: posted before digests, notices and reports, which take only send slots no
+    # first alert is waiting for (deliver.Deliverer). Stored only when False, so a message
+    # stored before the field existed reads as urgent, as it was then.
+    urgent: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "id": self.id,
             "destination": self.destination,
             "payload": self.payload,
             "fingerprint": self.fingerprint,
             "attempts": self.attempts,
         }
+        if not self.urgent:
+            doc["urgent"] = False
+        return doc
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutboxMessage:
@@ -93,6 +100,7 @@ class OutboxMessage(Struct, frozen=True):
             payload=dict(data["payload"]),
             fingerprint=str(data.get("fingerprint", "")),
             attempts=int(data.get("attempts", 0)),
+            urgent=data.get("urgent", True) is not False,
         )
 
     def encode(self) -> bytes:

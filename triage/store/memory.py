@@ -98,7 +98,8 @@ class MemoryStore:
         self._groups: dict[str, _Group] = {}
         self._silences: dict[str, SilenceRule] = {}
         self._slots: dict[str, float] = {}
-        self._queue: deque[_Queued] = deque()
+        self._queue: deque[_Queued] = deque()  # first alerts (OutboxMessage.urgent)
+        self._later: deque[_Queued] = deque()  # digests, notices, reports: handed out after them
         self._poison: list[Poisoned] = []
         self._dequeues: dict[str, int] = {}
         self._hourly: dict[tuple[datetime, str], int] = {}
@@ -111,19 +112,20 @@ class MemoryStore:
     def outbox(self) -> list[OutboxMessage]:
         """The messages waiting in the outbox, oldest first (read back from their text)."""
         with self._lock:
-            queued = [*self._queue, *(q for _, _, q in sorted(self._deferred))]
+            queued = [*self._waiting(), *(q for _, _, q in sorted(self._deferred))]
         return [q.read() for q in queued]
 
     def queued(self) -> int:
         """How many messages wait in the outbox."""
-        return len(self._queue) + len(self._deferred)
+        return len(self._queue) + len(self._later) + len(self._deferred)
 
     def take_outbox(self) -> list[OutboxMessage]:
         """Every message waiting in the outbox, removed from it: for a caller that shows the
         alerts instead of posting them (a replay without destinations)."""
         with self._lock:
-            queued = [*self._queue, *(q for _, _, q in sorted(self._deferred))]
+            queued = [*self._waiting(), *(q for _, _, q in sorted(self._deferred))]
             self._queue.clear()
+            self._later.clear()
             self._deferred.clear()
             self._dequeues.clear()
         return [q.read() for q in queued]
@@ -298,7 +300,8 @@ class MemoryStore:
         now = self._clock()
         queued = [_Queued.of(message, now) for message in messages]
         with self._lock:
-            self._queue.extend(queued)
+            for item in queued:
+                self._put(item)
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
         with self._lock:
@@ -314,7 +317,7 @@ class MemoryStore:
 
     def outbox_status(self, now: float) -> list[Backlog]:
         with self._lock:
-            waiting = [*self._queue, *(q for _, _, q in self._deferred)]
+            waiting = [*self._waiting(), *(q for _, _, q in self._deferred)]
             queued = [(q.message.destination, q.at) for q in waiting]
             return backlog(queued, list(self._poison), now)
 
@@ -328,7 +331,7 @@ class MemoryStore:
             self._poison = [p for p in self._poison if id(p) not in ids]
             at = self._clock()
             for record in taken:
-                self._queue.append(_Queued.of(record.message, at))
+                self._put(_Queued.of(record.message, at))
         return len(taken)
 
     def close(self) -> None:
@@ -374,7 +377,15 @@ class MemoryStore:
         """Move deferred messages whose delay has passed into the outbox (under the lock)."""
         now = self._clock()
         while self._deferred and self._deferred[0][0] <= now:
-            self._queue.append(heapq.heappop(self._deferred)[2])
+            self._put(heapq.heappop(self._deferred)[2])
+
+    def _put(self, queued: _Queued) -> None:
+        """Queue a message behind those of its kind (under the lock)."""
+        (self._queue if queued.message.urgent else self._later).append(queued)
+
+    def _waiting(self) -> list[_Queued]:
+        """What waits to be handed out, in the order poll hands it out (under the lock)."""
+        return [*self._queue, *self._later]
 
     def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
         hour = hour_of(hour)
@@ -392,8 +403,9 @@ class MemoryStore:
         leases: list[Lease] = []
         with self._lock:
             self._wake_deferred()
-            while self._queue and len(leases) < max_messages:
-                queued = self._queue.popleft()
+            # First alerts first (OutboxMessage.urgent), each kind in the order it was queued.
+            while len(leases) < max_messages and (self._queue or self._later):
+                queued = (self._queue or self._later).popleft()
                 key = queued.message.id
                 count = self._dequeues[key] = self._dequeues.get(key, 0) + 1
                 leases.append(Lease(self, queued, count))
@@ -406,7 +418,7 @@ class MemoryStore:
             if poison:
                 self._poison.append(Poisoned(lease.message, self._clock()))
             elif not ok:
-                self._queue.append(lease.queued)
+                self._put(lease.queued)
 
 
 class Lease:

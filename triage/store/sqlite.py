@@ -632,7 +632,9 @@ class SqliteStore:
         now = self._clock()
         with self._transaction() as db:
             rows = db.execute(
-                "SELECT seq, id, body, dequeue_count FROM outbox WHERE visible_at <= ? ORDER BY seq LIMIT ?",
+                # First alerts first: a message that is not urgent says so in its body.
+                "SELECT seq, id, body, dequeue_count FROM outbox WHERE visible_at <= ? "
+                "ORDER BY json_extract(body, '$.urgent') IS 0, seq LIMIT ?",
                 (now, max_messages),
             ).fetchall()
             leases: list[SqliteLease] = []
