@@ -223,6 +223,8 @@ class LocalServer:
         tick_seconds: float = 1.0,
         timer_seconds: float = 60.0,
         read_timeout: float = 30.0,
+        *,
+        outbox_workers: int = 4,
     ) -> None:
         import function_app
 
@@ -233,6 +235,10 @@ class LocalServer:
         self.local = LocalHost(function_app.app, app_settings=app_settings)
         self.tick_seconds = tick_seconds
         self.timer_seconds = timer_seconds
+        # Several deliveries at once, as the Functions host runs a batch of queue messages: a
+        # digest that finds its destination's slots booked ahead yields them, so a first alert
+        # behind it in the queue is taken by the next free worker (deliver.Deliverer).
+        self.outbox_workers = max(1, outbox_workers)
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(
             (host, port), _handler(self.local, self.service.settings.max_body_bytes, read_timeout)
@@ -242,11 +248,13 @@ class LocalServer:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> LocalServer:
-        """Start serving in background threads: HTTP, the outbox, and the digest timer each on its
-        own, so that a webhook outage (delivery sleeping in its retries) never holds up digests."""
+        """Start serving in background threads: HTTP, the outbox's workers, and the digest timer
+        each on its own, so that a webhook outage (delivery sleeping in its retries) never holds
+        up digests."""
+        outbox = [(self._deliver_loop, f"outbox-{n}") for n in range(self.outbox_workers)]
         for target, name in (
             (self._server.serve_forever, "http"),
-            (self._deliver_loop, "outbox"),
+            *outbox,
             (self._timer_loop, "timer"),
         ):
             thread = threading.Thread(target=target, name=f"localhost-{name}", daemon=True)
