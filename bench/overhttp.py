@@ -40,37 +40,48 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+def _wait_port(
+    port: int, process: subprocess.Popen[bytes], within: float = 30.0, log: Path | None = None
+) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("the server exited before it listened")
+            break
         try:
             requests.get(f"http://127.0.0.1:{port}/", timeout=1)
             return
         except requests.ConnectionError:
             time.sleep(0.05)
-    raise RuntimeError("the server did not listen within 30 s")
+    said = f": {log.read_text(errors='replace')[-2000:]}" if log else ""
+    raise RuntimeError(f"the server did not listen within {within:.0f} s (exit {process.poll()}){said}")
 
 
 @contextmanager
-def _serve(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`python -m triage serve` on a free port: (process, the Event Grid route's URL)."""
+def serve(
+    env: dict[str, str], log: Path | None = None, start_within: float = 30.0
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m triage serve` on a free port: (process, the Event Grid route's URL). Its output
+    goes to `log` (appended; else nowhere), whose end is in the error if it does not start."""
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "triage", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with log.open("ab") if log else open(os.devnull, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "triage", "serve", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
-        _wait_port(port, process)
+        _wait_port(port, process, start_within, log)
         yield process, f"http://127.0.0.1:{port}/api/eventgrid"
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
 
 
 @contextmanager
@@ -120,7 +131,7 @@ def http_figures(events: int = 5_000, rounds: int = 5, per_round: int = 10) -> t
             "ACS_TRIAGE_MAX_BODY_BYTES": str(2 * len(first)),  # same events, other ids: about as long
             "ACS_TRIAGE_GROUP_WINDOW_SECONDS": "300",
         }
-        with _serve(env) as (ours, ours_url), _stdlib_server() as (floor, floor_url):
+        with serve(env) as (ours, ours_url), _stdlib_server() as (floor, floor_url):
             _cpu_per_batch(ours.pid, ours_url, [first])  # opens the groups, loads the catalog
             _cpu_per_batch(floor.pid, floor_url, [first])
             serve_cpu: list[float] = []

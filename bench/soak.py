@@ -14,14 +14,9 @@ from __future__ import annotations
 import copy
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +27,9 @@ import requests
 from tools.azurite import Azurite, run_azurite
 from tools.sinks import SlackSink
 
-from .corpus import ROOT, sample_items
+from .corpus import sample_items
 from .figures import Baseline, Figure, Samples
+from .overhttp import serve
 
 __all__ = ["Soak", "soak_figures"]
 
@@ -67,12 +63,6 @@ class Soak:
         return 60 * sum((t - mean_t) * (m - mean_m) for t, m in points) / spread if spread else 0.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _failure(template: dict[str, Any], code: int, n: int) -> dict[str, Any]:
     event = copy.deepcopy(template)
     event["id"] = event["data"]["messageId"] = f"Outgoing_soak_{code}_{n:08d}"
@@ -86,33 +76,6 @@ def _proc(pid: int) -> tuple[float, int]:
     found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
     rss = int(found.group(1)) / 1024 if found else 0.0
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
-
-
-@contextmanager
-def _serve(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "triage", "serve", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.1)
-        yield process, f"http://127.0.0.1:{port}/api/eventgrid"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 def run(
@@ -136,7 +99,7 @@ def run(
             "ACS_TRIAGE_SLACK_URL": sink.url,
             "ACS_TRIAGE_GROUP_WINDOW_SECONDS": "30",
         }
-        with _serve(env, Path(tmp) / "serve.log") as (process, url):
+        with serve(env, Path(tmp) / "serve.log", start_within=60) as (process, url):
             session = requests.Session()
             # Open every steady burst first and let its first alert through (1 a second), so
             # that what is timed is a new fingerprint's alert among the steady ones' digests.

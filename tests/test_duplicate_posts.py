@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +27,7 @@ from azurite_server import (  # noqa: F401 - pytest fixtures
     azurite_fixture,
     make_store_fixture,
 )
+from test_crash_safety import start
 from test_delivery_faults import (  # noqa: F401 - pytest fixtures
     App,
     FakeClock,
@@ -45,9 +43,6 @@ from triage import destinations
 from triage.destinations import webhook
 from triage.settings import Settings
 from triage.store import RedriveFilter, Store, open_configured
-
-ROOT = Path(__file__).resolve().parent.parent
-WRAPPER = Path(__file__).resolve().parent / "crashing_serve.py"
 
 
 def take_one(store: Any) -> Any:
@@ -136,33 +131,6 @@ def test_pagerduty_gets_the_bursts_dedup_key_on_every_post_of_one_alert(
 
 
 # -- a real SIGKILL ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_serve(env: dict[str, str], crash_at: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(WRAPPER), "--port", str(port)],
-        cwd=ROOT,
-        env={**env, "CRASH_AT": crash_at, "CRASH_DELIVERS": "1"},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text(errors="replace")[-2000:]
-        try:
-            requests.get(f"{url}/api/health", timeout=1)
-            return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError("serve did not start")
-
-
 def outbox_empty(store: Store, now: float) -> bool:
     return all(not row.queued for row in store.outbox_status(now))
 
@@ -178,14 +146,14 @@ def test_serve_killed_right_after_recording_a_post_does_not_post_it_again(tmp_pa
         }
         log = tmp_path / "serve.log"
         # Killed as soon as the post is recorded: before the lease is settled (deleted).
-        process, url = start_serve(env, "mark_sent:1", log)
-        answer = requests.post(f"{url}/api/eventgrid", json=sms_failures(1), timeout=30)
+        process, url = start({**env, "CRASH_DELIVERS": "1"}, "mark_sent:1", log)
+        answer = requests.post(url, json=sms_failures(1), timeout=30)
         assert answer.status_code == 200 and answer.json()["alerted"] == 1
         assert process.wait(timeout=60) == -signal.SIGKILL
         assert len(slack.accepted) == 1
 
         # Restarted: the message becomes visible again once its lease (30 s) has run out.
-        process, url = start_serve(env, "", log)
+        process, _ = start({**env, "CRASH_DELIVERS": "1"}, "", log)
         store = open_configured(Settings.from_env(env))
         try:
             deadline = time.monotonic() + 60

@@ -110,7 +110,8 @@ class MemoryStore:
 
     @property
     def outbox(self) -> list[OutboxMessage]:
-        """The messages waiting in the outbox, oldest first (read back from their text)."""
+        """The messages waiting in the outbox, in the order poll hands them out (first alerts
+        first, each kind oldest first), then the deferred ones (read back from their text)."""
         with self._lock:
             queued = [*self._waiting(), *(q for _, _, q in sorted(self._deferred))]
         return [q.read() for q in queued]
