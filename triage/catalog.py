@@ -38,6 +38,7 @@ __all__ = [
     "CatalogFiles",
     "category_advice",
     "condition_text",
+    "conditioned_codes",
     "conditions_of",
     "documented_row",
     "load_compiled",
@@ -706,6 +707,12 @@ def lookup(
             catalog.cache.clear()
         catalog.cache[key] = found
     return found
+
+
+def conditioned_codes() -> frozenset[tuple[int | None, int | None]]:
+    """The (code, subcode) pairs some row ties to conditions: `documented_row` answers None for
+    every other pair, whatever the event (asked once: the catalog does not change while it runs)."""
+    return frozenset(_catalog().conditions)
 
 
 def documented_row(
