@@ -34,7 +34,7 @@ from .destinations import Destination
 from .events import Skip
 from .ingest import Rejected
 from .model import Alert, Facts, Guidance, Incident, Severity
-from .routing import MUTE_PREFIX, Lane, Routing, tracker_key
+from .routing import MUTE_PREFIX, ROUTE_PREFIX, Lane, Routing, tracker_key
 from .settings import DEFAULT_QUIET_SECONDS, Settings
 
 if TYPE_CHECKING:
@@ -575,9 +575,10 @@ class Group:
         return opened
 
     def _pending(self, group: _BatchGroup, alert: Alert, keys: list[str]) -> Pending:
-        tracked = tracker_key(group.key, alert.incident)
-        if tracked:
-            alert = replace(alert, group=tracked)
+        if group.key.startswith(ROUTE_PREFIX):  # only a route's burst key may be a tracker's
+            tracked = tracker_key(group.key, alert.incident)
+            if tracked:
+                alert = replace(alert, group=tracked)
         return Pending(alert, keys, lanes=[group.lane] if self.routed else None)
 
     def _each_alone(self, group: _BatchGroup, batch: Batch) -> None:
