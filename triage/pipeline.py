@@ -87,7 +87,7 @@ class Triage:
             enqueue,
         )
         self.digest_stages: tuple[Stage, ...] = (
-            Digests(store, self._guidance),
+            Digests(store, self._guidance, routing.repeat_of),
             SilenceSummaries(store, self._guidance),
             self._route,
             enqueue,

@@ -89,6 +89,7 @@ class Report(Struct):
     alerted: int = 0  # events that caused an immediate alert
     grouped: int = 0  # events held for a digest
     digests: int = 0  # digest alerts produced (flush)
+    reminders: int = 0  # of those, reminders: bursts still firing after their repeat_interval
     resolved: int = 0  # resolved notices produced (flush): bursts that went quiet
     silenced: int = 0  # events a silence held back (counted for its summary, not alerted)
     silence_summaries: int = 0  # summaries of silences that ended (flush)
@@ -139,6 +140,7 @@ class Report(Struct):
             "alerted": self.alerted,
             "grouped": self.grouped,
             "digests": self.digests,
+            "reminders": self.reminders,
             "duplicates": self.duplicates,
             "busy": self.busy,
             "recovered": self.recovered,
@@ -670,11 +672,23 @@ class Digests:
     """One digest per burst whose window has ended (the timer's flush), and one resolved notice
     per burst that stayed quiet for a whole window (its group closed). `Route` decides who hears
     of it: without ACS_TRIAGE_SEND_RESOLVED only incident trackers (PagerDuty), whose incidents
-    would otherwise never close."""
+    would otherwise never close.
 
-    def __init__(self, store: BurstGroups, lookup: Callable[[Incident], Guidance]) -> None:
+    A burst still firing `repeat_interval` after its first alert (and again each interval after
+    that) is reminded of: the digest whose window crosses that moment is sent as a reminder (see
+    `reminder_due`), the whole alert again with the burst's totals. It is not an extra message:
+    it carries that digest's count, so every event is still counted in one alert, and it needs
+    no state of its own beyond what the store's flush already writes."""
+
+    def __init__(
+        self,
+        store: BurstGroups,
+        lookup: Callable[[Incident], Guidance],
+        repeat: Callable[[str, Incident], timedelta] | None = None,
+    ) -> None:
         self.store = store
         self.lookup = lookup
+        self.repeat = repeat  # a burst key's repeat_interval (Routing.repeat_of); None: no reminders
 
     def __call__(self, batch: Batch) -> None:
         batch.restore = self.store.restore
@@ -691,6 +705,15 @@ class Digests:
             batch.pending.append(Pending(resolved, key=burst.fingerprint))
         batch.report.resolved += len(ended)
         for held in taken:
+            repeat = self.repeat(held.fingerprint, held.incident) if self.repeat is not None else timedelta(0)
+            reminder: dict[str, Any] = {}
+            if reminder_due(held, repeat):
+                batch.report.reminders += 1
+                reminder = {
+                    "reminder_seconds": int(repeat.total_seconds()),
+                    "burst_count": held.burst_count,
+                    "burst_started": held.burst_started,
+                }
             alert = _counted(
                 self.lookup,
                 held,
@@ -698,10 +721,25 @@ class Digests:
                 digest=True,
                 window_seconds=held.window_seconds,
                 group=_group(held),
+                **reminder,
             )
             batch.pending.append(Pending(alert, held=held, key=held.fingerprint))
             batch.report.digests += 1
             batch.report.tally("digest", held.incident.kind, held.incident)
+
+
+def reminder_due(held: Held, repeat: timedelta) -> bool:
+    """Whether the digest of `held` is its burst's reminder: its window (from the previous digest,
+    or the first alert, to the flush that took it) holds a moment `repeat`, 2×`repeat`, … after
+    the burst's first occurrence arrived. The windows of one burst follow each other without gap
+    or overlap, so each such moment falls in exactly one digest's window: reminders come every
+    `repeat` (at the first flush after each moment) without drifting later, and a store keeps
+    no state for them beyond the window it resets anyway."""
+    start, end, began = held.window_start, held.window_end, held.burst_started
+    if not repeat or start is None or end is None or began is None:
+        return False
+    # Moments k·repeat after the start, k ≥ 1, in (start, end]: as many as their counts differ.
+    return (end - began) // repeat > max((start - began) // repeat, 0)
 
 
 def _group(tally: Held | Burst) -> str:
