@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,6 +38,7 @@ from test_pagerduty import pagerduty_fixture  # noqa: F401 - a pytest fixture
 from test_webhook import SECRET, library_clock_fixture, receiver_fixture  # noqa: F401 - fixtures
 
 from tools.sinks import PagerDutySink, SlackSink, TeamsSink, WebhookSink
+from triage.cli import main
 from triage.errors import ConfigurationError
 from triage.policy import reminder_due
 from triage.settings import Settings
@@ -317,3 +319,40 @@ def test_repeat_intervals_as_durations_and_the_defaults_each_lane_gets() -> None
     assert routing.lanes["slow"].repeat == timedelta(hours=6)  # unset: never shorter than its window
     assert routing.lanes["plain"].repeat == timedelta(hours=4)
     assert routing.default.repeat == timedelta(hours=4)
+
+
+# -- doctor ----------------------------------------------------------------------------------------
+def test_doctor_accepts_repeat_intervals_and_says_how_each_route_times_its_bursts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = [
+        {"name": "oncall", "group_interval": "10m", "repeat_interval": "1h", "to": ["slack"]},
+        {"name": "quiet", "repeat_interval": 0, "to": ["slack"]},
+        {"name": "each", "group_interval": 0, "to": ["slack"]},
+    ]
+    values = {"ACS_TRIAGE_SLACK_URL": SLACK, "ACS_TRIAGE_ROUTES": json.dumps(routes)}
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+
+    assert main(["doctor", "--settings", str(settings), "--offline"]) == 0
+    timing = [line for line in capsys.readouterr().out.splitlines() if line.startswith("timing: ")]
+    assert timing == [
+        "timing: route oncall: digests every 10 min, a reminder every 1 h while a burst still fires",
+        "timing: route quiet: digests every 5 min, no reminders (repeat_interval 0)",
+        "timing: route each: every failure alerts on its own (no digests, no reminders)",
+        "timing: default route (alerts no route matches): digests every 5 min, a reminder every 4 h "
+        "while a burst still fires",
+    ]
+
+
+def test_doctor_names_a_repeat_interval_that_cannot_work_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = {"ACS_TRIAGE_SLACK_URL": SLACK, "ACS_TRIAGE_REPEAT_INTERVAL_SECONDS": "60"}
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+
+    assert main(["doctor", "--settings", str(settings), "--offline", "--json"]) == 1
+    [problem] = [p for p in json.loads(capsys.readouterr().out)["problems"] if p["level"] == "error"]
+    assert problem["setting"] == "ACS_TRIAGE_REPEAT_INTERVAL_SECONDS"
+    assert "set it to 300 or more, or 0 for no reminders" in problem["message"]

@@ -174,6 +174,25 @@ class Routing:
             return lane
         return None
 
+    def timing(self) -> list[str]:
+        """One line per lane saying how it times its bursts (for `doctor`), e.g. 'route oncall:
+        digests every 10 min, a reminder every 4 h while a burst still fires'."""
+        lanes = [(f"route {lane.name}", lane) for lane in self.lanes.values()]
+        what = "alerts no route matches" if self.settings.routes else "every alert"
+        lines: list[str] = []
+        for name, lane in [*lanes, (f"default route ({what})", self.default)]:
+            if not lane.window:
+                lines.append(f"{name}: every failure alerts on its own (no digests, no reminders)")
+                continue
+            every = _span(lane.window)
+            reminder = (
+                f"a reminder every {_span(lane.repeat)} while a burst still fires"
+                if lane.repeat
+                else "no reminders (repeat_interval 0)"
+            )
+            lines.append(f"{name}: digests every {every}, {reminder}")
+        return lines
+
     def repeat_of(self, key: str, incident: Incident) -> timedelta:
         """The repeat interval of the lane whose burst `key` is (a stored burst's key)."""
         lane = self.lane_of_key(key, incident)
@@ -194,6 +213,13 @@ class Routing:
         if status == "resolved" and not settings.send_resolved:
             found = [d for d in found if d.kind.keeps_incidents]
         return found
+
+
+def _span(span: timedelta) -> str:
+    """'10 min', '4 h', '1 h 30 min' (the words alerts use)."""
+    from .render.content import format_window
+
+    return format_window(int(span.total_seconds()))
 
 
 def _mute(settings: Settings, route: Route) -> Callable[[datetime], bool] | None:
