@@ -120,9 +120,11 @@ def test_a_reminder_says_still_failing_with_the_burst_so_far_in_its_notification
         "Still failing: 123,456 events since 2026-09-15 07:36:13 UTC, 9,999 in the last 5 min; "
         "reminder every 4 h"
     )
-    assert payload["text"].startswith(f"Error: Reminder: PlayFailed 400/8535 on contoso-acs. {still}. ")
+    assert payload["text"].startswith(
+        f"Error: Reminder: 9,999× PlayFailed 400/8535 on contoso-acs. {still}. "
+    )
     assert payload["blocks"][0]["text"]["text"].endswith(
-        "Error: Reminder: PlayFailed 400/8535 on contoso-acs"
+        "Error: Reminder: 9,999× PlayFailed 400/8535 on contoso-acs"
     )
     assert f"*{still}*" in orjson.dumps(payload).decode()
 

@@ -114,7 +114,7 @@ def test_a_route_reminds_of_a_burst_still_firing_every_repeat_interval_and_count
     assert second_reminder["counts"]["reminder"]["burst_count"] == 16
     # The whole alert again: guidance, the example's IDs and the samples of the window.
     assert first_reminder["guidance"]["advice"] and first_reminder["ids"]
-    assert first_reminder["title"].startswith("Reminder: SMSDeliveryReportReceived 4007")
+    assert first_reminder["title"].startswith("Reminder: 2× SMSDeliveryReportReceived 4007")
     assert all("reminder" not in d["counts"] for d in documents if d["type"] != "reminder")
     assert documents[-1]["counts"]["count"] == posted  # the resolve counts the whole burst
 
@@ -218,11 +218,11 @@ def test_slack_teams_and_pagerduty_show_the_reminder_and_pagerduty_keeps_one_inc
     # The sinks took every payload (Slack's Block Kit limits, Teams' card shape); the reminder
     # is the second flush's digest.
     [_, _, reminder, _] = [p["text"] for p in slack.accepted]
-    assert reminder.startswith("Error: Reminder: SMSDeliveryReportReceived 4007 on ")
+    assert reminder.startswith("Error: Reminder: 2× SMSDeliveryReportReceived 4007 on ")
     assert still in reminder
     cards = [orjson.dumps(p).decode() for p in teams.accepted]
     assert len(cards) == 4
-    assert still in cards[2] and "Reminder: SMSDeliveryReportReceived 4007" in cards[2]
+    assert still in cards[2] and "Reminder: 2× SMSDeliveryReportReceived 4007" in cards[2]
     assert "Still failing" not in cards[1]
 
     # One PagerDuty alert: the reminder is a trigger with the same dedup_key (a log entry on the
@@ -231,7 +231,7 @@ def test_slack_teams_and_pagerduty_show_the_reminder_and_pagerduty_keeps_one_inc
     assert len({e["dedup_key"] for e in pd.accepted}) == 1
     details = pd.accepted[2]["payload"]["custom_details"]
     assert (details["reminder"], details["count"], details["burst_count"]) == (still, 2, 4)
-    assert pd.accepted[2]["payload"]["summary"].startswith("Error: Reminder: SMSDeliveryReportReceived")
+    assert pd.accepted[2]["payload"]["summary"].startswith("Error: Reminder: 2× SMSDeliveryReportReceived")
     pd.assert_every_trigger_resolved()
 
 

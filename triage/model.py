@@ -265,5 +265,7 @@ class Alert(Struct, frozen=True):
     @property
     def title(self) -> str:
         """One line: what failed and with which code, e.g. 'PlayFailed 400/8535 on contoso-acs'."""
-        prefix = "Reminder: " if self.reminder else f"{self.count:,}× " if self.digest else ""
+        prefix = f"{self.count:,}× " if self.digest else ""
+        if self.reminder:
+            prefix = "Reminder: " + prefix
         return f"{prefix}{self.incident.kind} {self.code_text} on {self.incident.resource}"

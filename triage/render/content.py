@@ -98,11 +98,11 @@ def format_window(seconds: int) -> str:
 
 def headline(alert: Alert) -> str:
     """'PlayFailed 400/8535 on contoso-acs', '9,999× CallDisconnected 408/10057 on contoso-acs', or
-    for a reminder 'Reminder: CallDisconnected 408/10057 on contoso-acs' (its counts follow)."""
+    for a reminder 'Reminder: 9,999× CallDisconnected 408/10057 on contoso-acs' (a digest still)."""
     inc = alert.incident
-    if alert.reminder:
-        return f"{REMINDER_PREFIX}{inc.kind} {alert.code_text} on {inc.resource}"
     prefix = f"{format_count(alert.count)}× " if alert.digest else ""
+    if alert.reminder:
+        prefix = REMINDER_PREFIX + prefix
     return f"{prefix}{inc.kind} {alert.code_text} on {inc.resource}"
 
 
