@@ -23,6 +23,7 @@ from pydantic import (
 
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
+from .inhibit import InhibitRule, parse_inhibit_rules
 from .intervals import NamedInterval, parse_time_intervals
 from .matchers import MATCHER_FIELDS, Matcher
 from .model import Severity
@@ -233,6 +234,7 @@ class Settings(BaseModel):
     destinations: dict[str, Destination] = {}
     routes: list[Route] = []
     time_intervals: dict[str, NamedInterval] = {}  # ACS_TRIAGE_TIME_INTERVALS, by name
+    inhibit_rules: list[InhibitRule] = []  # ACS_TRIAGE_INHIBIT_RULES (triage.inhibit)
     resource: str = "acs"  # shown for callbacks, which do not name their ACS resource
     group_window_seconds: int = Field(300, ge=0, le=86_400)
     # Every route's repeat_interval unless it gives its own (unset: DEFAULT_REPEAT_SECONDS, or a
@@ -451,6 +453,10 @@ class Settings(BaseModel):
             problems.append(str(err))
         try:
             raw["time_intervals"] = parse_time_intervals(get("TIME_INTERVALS"), f"{PREFIX}TIME_INTERVALS")
+        except ValueError as err:
+            problems.append(str(err))
+        try:
+            raw["inhibit_rules"] = parse_inhibit_rules(get("INHIBIT_RULES"), f"{PREFIX}INHIBIT_RULES")
         except ValueError as err:
             problems.append(str(err))
         try:

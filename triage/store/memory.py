@@ -265,6 +265,10 @@ class MemoryStore:
 
     def add_silence(self, silence: SilenceRule) -> None:
         with self._lock:
+            # As a durable store's unique key: a second start of the same silence (another
+            # thread's mute or inhibition) must not reset what the first has counted.
+            if silence.id in self._silences:
+                raise ValueError(f"silence {silence.id} exists already")
             self._silences[silence.id] = silence
 
     def list_silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRule]:
