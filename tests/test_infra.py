@@ -148,6 +148,7 @@ def test_settings_the_app_reads_are_either_set_defaulted_or_local_only() -> None
         # repeat interval is 4 h or a longer window (a value given would hold for every route)
         "ACS_TRIAGE_DEFAULT_ROUTE",
         "ACS_TRIAGE_TIME_INTERVALS",
+        "ACS_TRIAGE_INHIBIT_RULES",
         "ACS_TRIAGE_RESOLVE_AFTER_SECONDS",
         "ACS_TRIAGE_REPEAT_INTERVAL_SECONDS",
     }

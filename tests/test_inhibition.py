@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,6 +34,7 @@ from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the share
 )
 
 from tools.sinks import SlackSink
+from triage.cli import main
 from triage.errors import ConfigurationError
 from triage.inhibit import INHIBIT_SPAN
 from triage.settings import Settings
@@ -192,3 +194,20 @@ def test_an_inhibit_rule_that_cannot_work_is_an_error_naming_the_rule(rules: lis
     with pytest.raises(ConfigurationError) as caught:
         Settings.from_env(values)
     assert message in str(caught.value)
+
+
+def test_doctor_lists_each_inhibit_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rule = {
+        "source_matchers": ["kind=CallDisconnected"],
+        "target_matchers": ["kind=~Play.*"],
+        "equal": ["resource"],
+    }
+    values = {"ACS_TRIAGE_SLACK_URL": SLACK, "ACS_TRIAGE_INHIBIT_RULES": json.dumps([rule])}
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+
+    assert main(["doctor", "--settings", str(settings), "--offline"]) == 0
+    assert (
+        "inhibit: rule 1: while kind=CallDisconnected fires, kind=~Play.* with the same resource is "
+        "held back (counted, summarised when it ends)"
+    ) in capsys.readouterr().out.splitlines()
