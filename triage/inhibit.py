@@ -7,10 +7,10 @@ rule's *target* matchers take, with the same values of its `equal` labels, are h
 An inhibition is a store silence, `inhibit:<rule>:<equal values>:<start>`, so that it costs a
 batch what a silence costs and nothing vanishes: what it holds back is counted in it, and its
 summary is posted when it ends (the next flush). It is started by the first batch whose source
-events find none in force (`StartInhibitions`, read from the silences every batch reads anyway,
+events find none in force (`policy.StartInhibitions`, read from the silences every batch reads anyway,
 at most 5 s old), runs for `INHIBIT_SPAN` at most (a source still firing then starts the next
 one: the summary doubles as an hourly "held back so far"), and is ended by the flush that
-resolves a source burst (`end_inhibitions`). An alert that matches a rule's source matchers is
+resolves a source burst (`policy.Digests`). An alert that matches a rule's source matchers is
 never held back by that rule (Alertmanager's rule: a source does not inhibit itself).
 """
 
@@ -20,15 +20,12 @@ import hashlib
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .matchers import Matcher
 from .model import Facts, Incident, code_text
-
-if TYPE_CHECKING:
-    from .store import SilenceRule, Silences
 
 __all__ = [
     "INHIBIT_PREFIX",
@@ -146,30 +143,21 @@ class Inhibition:
         number = int(silence_id[len(INHIBIT_PREFIX) :].split(":", 1)[0])
         return 0 < number <= len(self.rules) and self.rules[number - 1].is_source(facts)
 
-    def start(self, number: int, source: Incident, now: datetime) -> SilenceRule:
-        """The silence that inhibits rule `number`'s targets while `source` fires."""
-        from .store import SilenceRule
-
+    def start(self, number: int, source: Incident, now: datetime) -> dict[str, Any]:
+        """The fields of the store silence that inhibits rule `number`'s targets while `source`
+        fires (a SilenceRule's: policy.StartInhibitions stores it)."""
         rule = self.rules[number - 1]
         what = f"{source.kind} {code_text(source.code, source.subcode, source.status, source.scope)}"
-        return SilenceRule(
-            id=self.prefix(number, source) + now.strftime("%Y%m%dT%H%M%S"),
-            matcher=rule.target(source),
-            starts=now,
-            ends=now + INHIBIT_SPAN,
-            comment=f"inhibited while {what} fired on {source.resource}",
-            created_by=f"inhibit rule {number}",
-        )
+        return {
+            "id": self.prefix(number, source) + now.strftime("%Y%m%dT%H%M%S"),
+            "matcher": rule.target(source),
+            "starts": now,
+            "ends": now + INHIBIT_SPAN,
+            "comment": f"inhibited while {what} fired on {source.resource}",
+            "created_by": f"inhibit rule {number}",
+        }
 
-    def end(self, store: Silences, ended: list[Incident], now: datetime) -> int:
-        """End the inhibitions whose source burst ended (`ended`: each resolved burst's first
-        occurrence), so that their summaries go out with this flush. How many were ended."""
-        prefixes = {self.prefix(n, incident) for incident in ended for n in self.sources(incident)}
-        if not prefixes:
-            return 0
-        done = 0
-        for silence in store.list_silences(now):
-            if silence.id.startswith(tuple(prefixes)) and silence.active(now):
-                store.expire_silence(silence.id, now)
-                done += 1
-        return done
+    def ended_by(self, ended: list[Incident]) -> tuple[str, ...]:
+        """The id prefixes of the inhibitions that end with these source bursts (`ended`: each
+        resolved burst's first occurrence)."""
+        return tuple({self.prefix(n, incident) for incident in ended for n in self.sources(incident)})

@@ -456,7 +456,7 @@ class StartInhibitions:
             started = 0
             for prefix, (number, c) in wanted.items():
                 if prefix not in running:
-                    self.store.add_silence(inhibition.start(number, c.shown(), now))
+                    self.store.add_silence(SilenceRule(**inhibition.start(number, c.shown(), now)))
                     started += 1
         except Exception as err:
             log.warning(
@@ -765,9 +765,8 @@ class Digests:
         ended: list[Burst] = []
         taken = self.store.take_due(batch.now, ended)
         if self.inhibition is not None and ended:
-            inhibition, silences = self.inhibition
             try:  # their summaries go out with this flush (SilenceSummaries comes next)
-                inhibition.end(silences, [b.incident for b in ended], batch.now)
+                self._end_inhibitions(ended, batch.now)
             except Exception as err:  # each ends by itself within INHIBIT_SPAN
                 log.warning("inhibitions whose source ended could not be ended (%s)", type(err).__name__)
         for burst in ended:
@@ -802,6 +801,17 @@ class Digests:
             batch.pending.append(Pending(alert, held=held, key=held.fingerprint))
             batch.report.digests += 1
             batch.report.tally("digest", held.incident.kind, held.incident)
+
+    def _end_inhibitions(self, ended: list[Burst], now: datetime) -> None:
+        """End the inhibitions whose source bursts ended in this flush (one read of the silences,
+        only when a source ended)."""
+        assert self.inhibition is not None
+        inhibition, silences = self.inhibition
+        prefixes = inhibition.ended_by([b.incident for b in ended])
+        if prefixes:
+            for silence in silences.list_silences(now):
+                if silence.id.startswith(prefixes) and silence.active(now):
+                    silences.expire_silence(silence.id, now)
 
 
 def reminder_due(held: Held, repeat: timedelta) -> bool:
