@@ -17,13 +17,13 @@ never held back by that rule (Alertmanager's rule: a source does not inhibit its
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from .config_json import json_list, problems
 from .matchers import Matcher
 from .model import Facts, Incident, code_text
 
@@ -94,25 +94,13 @@ def parse_inhibit_rules(text: str | None, setting: str) -> list[InhibitRule]:
     is wrong with it."""
     if not text:
         return []
-    try:
-        rules = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{setting} is not valid JSON: {exc.msg} at {exc.pos}") from None
-    if not isinstance(rules, list):
-        raise ValueError(f"{setting} must be a JSON list of rules")
     parsed: list[InhibitRule] = []
-    for number, rule in enumerate(rules, 1):
+    for number, rule in enumerate(json_list(text, setting, "rules"), 1):
         try:
             parsed.append(InhibitRule.model_validate(rule))
         except ValidationError as err:
-            problems = []
-            for error in err.errors():
-                where = ".".join(str(p) for p in error["loc"])
-                message = error["msg"].removeprefix("Value error, ")
-                if error["type"] == "extra_forbidden":
-                    message = "unknown key (known keys: source_matchers, target_matchers, equal)"
-                problems.append(f"{where}: {message}" if where else message)
-            raise ValueError(f"{setting} rule {number}: {'; '.join(problems)}") from None
+            known = "unknown key (known keys: source_matchers, target_matchers, equal)"
+            raise ValueError(f"{setting} rule {number}: {problems(err, known)}") from None
     return parsed
 
 

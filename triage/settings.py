@@ -4,7 +4,6 @@ local.settings.json Values). Every setting is documented in local.settings.sampl
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from .config_json import json_list
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
 from .inhibit import InhibitRule, parse_inhibit_rules
@@ -688,12 +688,9 @@ def _routes(inline: str | None, path: str | None) -> list[object]:
     if not text:
         return []
     try:
-        routes = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{PREFIX}ROUTES is not valid JSON: {exc.msg} at {exc.pos}") from None
-    if not isinstance(routes, list):
-        raise ConfigurationError(f"{PREFIX}ROUTES must be a JSON list of rules")
-    return routes
+        return json_list(text, f"{PREFIX}ROUTES", "rules")
+    except ValueError as err:
+        raise ConfigurationError(str(err)) from None
 
 
 # Settings the runtime reads outside `Settings`, and ACS_TRIAGE_* names of the tools around it,
