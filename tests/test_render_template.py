@@ -130,6 +130,9 @@ _SHAPE_CHANGES: dict[str, Callable[[Alert], Alert]] = {
     "subcode": lambda a: _with(a, subcode=(a.incident.subcode or 0) + 1),
     "resource": lambda a: _with(a, resource=a.incident.resource + "-2"),
     "context": lambda a: _with(a, context="pstn" if a.incident.context != "pstn" else "sms"),
+    # An e-mail's status word and recipient domain are in its headline ("Bounced (@fabrikam.example)").
+    "status": lambda a: _with(a, status=a.incident.status + "Bounced"),
+    "scope": lambda a: _with(a, status=a.incident.status or "Bounced", scope=a.incident.scope + "x.example"),
     "an ID's name": lambda a: _with(a, ids=_renamed_first(a.incident.ids)),
     "one more ID": lambda a: _with(a, ids={**a.incident.ids, "extraId": "x1"}),
     "a detail's name": lambda a: _with(a, details={"other": "7", **a.incident.details}),

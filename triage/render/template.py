@@ -1,18 +1,19 @@
 """Alert → the JSON text a webhook receives, from a template per alert shape where it can.
 
-Alerts of one failure differ in a few values only: the time, the values of the IDs and details,
-the event's own message. Teams and Slack show each of these values as it stands, in one place,
-whenever escaping and shortening leave it as it is (inert text, short); everything else on the
-card depends on the shape: the catalog's answer, the kind, code, resource and context, the names
-of the IDs and details, whether the event's message is shown, whether the alert has a "Silence…"
-link (its URL, which differs per alert, is a value too). The second alert of a shape renders it
-once more with a marker in place of each value; that JSON, cut at the markers, is the shape's
-template. Every later alert of the shape is its template with its own values put in, which costs
-about a sixth of building the payload and serializing it. A value the escapers change (an
-e-mail's `<id@host>` message id, `AT&T`) is put in as each kind shows it (`Kind.value_text`),
-as long as that leaves it short and not empty. An alert with a value a renderer would shorten
-or empty, or with a backtick (Slack's ID code spans change it), a card its size limit would
-shorten, a digest, a notice, or a kind without a template (`Kind.template`) is rendered in full.
+Alerts of one failure differ in a few values only: the time, the values of the IDs and details, the
+event's own message. Teams and Slack show each of these values as it stands, in one place, whenever
+escaping and shortening leave it as it is (inert text, short); everything else on the card depends
+on the shape: the catalog's answer, the kind, code (or status word and scope, which the headline
+shows), resource and context, the names of the IDs and details, whether the event's message is
+shown, whether the alert has a "Silence…" link (its URL, which differs per alert, is a value too).
+The second alert of a shape renders it once more with a marker in place of each value; that JSON,
+cut at the markers, is the shape's template. Every later alert of the shape is its template with
+its own values put in, which costs about a sixth of building the payload and serializing it. A
+value the escapers change (an e-mail's `<id@host>` message id, `AT&T`) is put in as each kind shows
+it (`Kind.value_text`), as long as that leaves it short and not empty. An alert with a value a
+renderer would shorten or empty, or with a backtick (Slack's ID code spans change it), a card its
+size limit would shorten, a digest, a notice, or a kind without a template (`Kind.template`) is
+rendered in full.
 
 `tests/test_render_template.py` holds the text made here byte for byte equal to the full
 render's: pinned alerts, generated alerts of a template's shape, each field of a shape changed in
@@ -176,8 +177,8 @@ def _read_shape(alert: Alert) -> _Shape | None:
         values.append(link.encode())  # URL-safe ASCII: its JSON is itself; renderers show it as it is
     ids, details = tuple(inc.ids), tuple(inc.details)
     key = (
-        id(alert.guidance), inc.kind, inc.code, inc.subcode, inc.resource, inc.context,
-        said != "", ids, details, alert.count, alert.window_seconds, alert.note, link != "",
+        id(alert.guidance), inc.kind, inc.code, inc.subcode, inc.status, inc.scope, inc.resource,
+        inc.context, said != "", ids, details, alert.count, alert.window_seconds, alert.note, link != "",
     )  # fmt: skip
     known = _KNOWN.get(key)
     if known is None:
