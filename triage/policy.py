@@ -445,9 +445,9 @@ class Recover:
             shown = [c.shown() for c in cs[:MAX_SAMPLES]]
             seconds = int((lane.window or lane.quiet).total_seconds())
             held = Held(key, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
-            # The dead delivery may not have counted them into the burst: add them to its
-            # total too, so that its resolved notice reports at least every event.
-            self.store.restore(held, now, counted=False)
+            # The dead delivery may not have counted them into the burst: the store adds those
+            # to its total too (their keys tell it which the dead unit had counted already).
+            self.store.restore(held, now, counted=False, keys=[c.key for c in cs])
             batch.report.recovered += len(cs)
             batch.report.tally("recovered", shown[0].kind, shown[0], len(cs))
 

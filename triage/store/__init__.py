@@ -362,11 +362,16 @@ class BurstGroups(Protocol):
         hands a record whose unit died (its claim lease passed) out again on a later call."""
         ...
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
         """Put back counts that `take_due` handed out but whose digest could not be stored
         (the outbox write failed), so that the next flush reports them: nothing lost or doubled.
-        With counted=False they are occurrences the burst has not counted yet (Azure's events
-        recovered from a delivery that died): they are added to its total as well.
+        With counted=False they are occurrences the burst may not have counted yet (Azure's
+        events recovered from a delivery that died, `keys` their dedup keys as claimed in this
+        unit): they are added to its total as well, except those that the unit which died had
+        counted into the group already (its record of that is written with its counts). Of
+        those, a burst the dead unit opened holds its first event once more, and a burst
+        whose events alerted one by one holds them, for the digest: those alerts may have
+        been cut off by the crash. A store that never recovers an event counts them all.
 
         Merged atomically into the fingerprint's group with any hits that came meanwhile:
         counts add up, first_seen is the earlier, last_seen the later; the restored

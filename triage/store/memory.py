@@ -240,7 +240,8 @@ class MemoryStore:
                     group.opened = now  # still busy: the next digest comes a window later
         return due
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
+        # `keys` name recovered events; this store never recovers any (its units are transactions).
         if held.count <= 0:
             return
         with self._lock:

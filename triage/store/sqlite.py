@@ -436,7 +436,8 @@ class SqliteStore:
                 )
         return taken
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
+        # `keys` name recovered events; this store never recovers any (its units are transactions).
         if held.count <= 0:
             return
         fingerprint = held.fingerprint
