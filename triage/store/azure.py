@@ -139,6 +139,7 @@ _REMEMBERED_UNITS = 20_000  # ids of finished units kept in memory (final: never
 # dead unit's events comes after its lease), except those known here to have finished.
 _APPLIED_MAX = 50
 _APPLIED_KEEP = timedelta(hours=1)
+_CHAIN_MAX = 8  # units a recovered key's row names (the first claimant, then each that died)
 _ROW_KEY_MAX = 400  # characters; the service allows 1 KiB, UTF-16
 _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,53}$")
 _QUEUE_NAME = re.compile(r"^(?=.{3,56}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
@@ -164,9 +165,10 @@ class _Unit:
     def __init__(self) -> None:
         self.id = uuid.uuid4().hex
         self.claimed: dict[str, datetime] = {}
-        # Keys taken over as RECOVERED → (the dead unit that had them, whether that unit had
-        # itself recovered them): what `restore` looks up in a group's `applied` list.
-        self.recovered: dict[str, tuple[str, bool]] = {}
+        # Keys taken over as RECOVERED → the units that had them, the one that claimed them
+        # first, then each that recovered them and died too (see `_origin`): what `restore`
+        # looks up in a group's `applied` list.
+        self.recovered: dict[str, tuple[str, ...]] = {}
         self.notices: dict[str, None] = {}  # RowKeys of taken records (groups partition)
         self.summaries: dict[str, None] = {}  # RowKeys of silences whose summary it took
 
@@ -536,7 +538,7 @@ class AzureStore:
         unit: _Unit | None = getattr(self._local, "unit", None)
         stamp = {"unit": unit.id, "lease": now + self._claim_lease} if unit is not None else {}
         results = [Claim.DUPLICATE] * len(keys)
-        origins: dict[int, tuple[str, bool]] = {}  # index → the dead unit a RECOVERED key had
+        origins: dict[int, tuple[str, ...]] = {}  # index → the dead unit a RECOVERED key had
         unique: dict[str, int] = {}
         for index, key in enumerate(keys):
             unique.setdefault(key, index)  # a key repeated within the batch is a duplicate
@@ -576,7 +578,7 @@ class AzureStore:
         stamp: Mapping[str, Any],
         results: list[Claim],
         *,
-        origins: dict[int, tuple[str, bool]],
+        origins: dict[int, tuple[str, ...]],
     ) -> None:
         """Claim each key of `unique` (key → index); sets results[index] as each one is settled,
         and origins[index] for a key recovered from a unit that died (see `_origin`)."""
@@ -586,10 +588,11 @@ class AzureStore:
                 by_partition[_partition(key)].append((index, row_key(key)))
         table = self._dedup()
 
-        def row(partition: str, rk: str, recovered: bool = False) -> dict[str, Any]:
-            # `recovered`: this unit took the key over from a unit that died; should it die
-            # too, whoever recovers the key next asks whether it counted it in its restore.
-            taken = {"recovered": True} if recovered and stamp else {}
+        def row(partition: str, rk: str, dead: TableEntity | None = None) -> dict[str, Any]:
+            # `dead`: the row of a unit that died, taken over (RECOVERED). Should this unit
+            # die too, whoever recovers the key next asks each unit that had it whether it
+            # counted it: the row keeps their ids.
+            taken = {"chain": orjson.dumps(_origin(dead)[-_CHAIN_MAX:]).decode()} if dead and stamp else {}
             return {"PartitionKey": partition, "RowKey": rk, "expires": expires, **stamp, **taken}
 
         def insert(job: tuple[str, Sequence[_Key]]) -> tuple[list[_Key], list[_Key]]:
@@ -641,7 +644,7 @@ class AzureStore:
                 if entity is None
                 else (
                     "update",
-                    row(partition, rk, verdict is Claim.RECOVERED),
+                    row(partition, rk, entity if verdict is Claim.RECOVERED else None),
                     {**replace, **self._if_match(entity)},
                 )
                 for _, rk, entity, verdict in chunk
@@ -693,13 +696,13 @@ class AzureStore:
         table: TableClient,
         partition: str,
         rk: str,
-        row: Callable[[str, str, bool], Mapping[str, Any]],
+        row: Callable[[str, str, TableEntity | None], Mapping[str, Any]],
         now: datetime,
-    ) -> tuple[Claim, tuple[str, bool] | None]:
+    ) -> tuple[Claim, tuple[str, ...] | None]:
         """One key settled on its own: its claim, and for a RECOVERED one the unit it had."""
         for attempt in range(_ATTEMPTS):
             try:
-                table.create_entity(row(partition, rk, False))
+                table.create_entity(row(partition, rk, None))
                 return Claim.NEW, None
             except ResourceExistsError:
                 pass
@@ -712,7 +715,9 @@ class AzureStore:
             recovered = verdict is Claim.RECOVERED
             try:
                 table.update_entity(
-                    row(partition, rk, recovered), mode=UpdateMode.REPLACE, **self._if_match(entity)
+                    row(partition, rk, entity if recovered else None),
+                    mode=UpdateMode.REPLACE,
+                    **self._if_match(entity),
                 )
                 return verdict, _origin(entity) if recovered else None
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -1734,10 +1739,11 @@ def _queue_body(message: OutboxMessage, refused: str = "") -> str:
     return body
 
 
-def _origin(row: TableEntity) -> tuple[str, bool]:
-    """Who had a dedup row taken over as RECOVERED: its unit, and whether that unit had
-    itself recovered the key (then its restore, not its hit, counted it)."""
-    return str(row["unit"]), bool(row.get("recovered", False))
+def _origin(row: TableEntity) -> tuple[str, ...]:
+    """The units that had a dedup row taken over as RECOVERED: the one that claimed it first,
+    then each that recovered it and died in turn, up to the row's own unit."""
+    chain = orjson.loads(row["chain"]) if row.get("chain") else []
+    return (*(str(unit) for unit in chain), str(row["unit"]))
 
 
 def _entries(group: TableEntity | None) -> list[list[Any]]:
@@ -1752,30 +1758,31 @@ def _closed(group: TableEntity) -> bool:
 
 
 def _uncounted(
-    count: int, origins: Sequence[tuple[str, bool] | None], entries: list[list[Any]]
+    count: int, origins: Sequence[tuple[str, ...] | None], entries: list[list[Any]]
 ) -> tuple[int, int]:
-    """Of `count` recovered events (their dead units: `origins`, one per event where known),
-    (how many no unit counted yet, how many were counted in the burst's total but may have
-    lost their alert: the first event of a burst the dead unit opened, once, and events it
-    alerted one by one). Uses up the `o` flag of each dead unit's entry in `entries`."""
+    """Of `count` recovered events (`origins`: the units that had each, where known, see
+    `_origin`), (how many no unit counted yet, how many were counted in the burst's total
+    but may have lost their alert: the first event of a burst the first claimant opened,
+    once, and events it alerted one by one). An event was counted when its first claimant's
+    hit or alert is in `entries`, or a later unit that had it restored or hit this group (a
+    unit restores its recovered events before it counts its own). Uses up the `o` flags."""
     by_unit = {entry[0]: entry for entry in entries}
     counted = again = 0
     for origin in origins:
-        if origin is None:
+        if not origin:
             continue
-        dead, was_recovered = origin
-        entry = by_unit.get(dead)
-        if entry is None:
-            continue
-        flags = str(entry[2])
+        first = by_unit.get(origin[0])
+        flags = str(first[2]) if first is not None else ""
         if "a" in flags:
             counted += 1
             again += 1
-        elif "h" in flags or (was_recovered and "r" in flags):
+        elif "h" in flags:
             counted += 1
-            if "o" in flags:
+            if "o" in flags and first is not None:
                 again += 1
-                entry[2] = flags.replace("o", "")
+                first[2] = flags.replace("o", "")
+        elif any(unit in by_unit and set(str(by_unit[unit][2])) & {"r", "h"} for unit in origin[1:]):
+            counted += 1
     return count - min(counted, count), min(again, count)
 
 
