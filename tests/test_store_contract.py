@@ -1158,3 +1158,59 @@ def test_a_group_names_only_units_not_known_to_have_finished(azure_store: Callab
     [group] = store._state().query_entities("PartitionKey eq 'group'")
     # Each write drops the units that finished here: the last unit's own entry stays.
     assert len(orjson.loads(group["applied"])) == 1
+
+
+def test_hourly_counts_of_recovered_events_named_by_their_keys_all_count_when_no_dead_unit_had(
+    store: Any,
+) -> None:
+    hour = hour_of(T0)
+    with store.unit():
+        assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+        store.add_hourly(T0, {FINGERPRINT: 3}, {FINGERPRINT: ["eg|1", "eg|2"]})
+    assert store.hourly(hour, hour + timedelta(hours=1)) == [(hour, FINGERPRINT, 3)]
+
+
+@pytest.mark.azurite
+def test_hourly_counts_a_dead_unit_had_written_are_not_counted_again_when_recovered_in_that_hour(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    hour = hour_of(T0)
+    with pytest.raises(Died), dying.unit():
+        dying.claim(["eg|1", "eg|2"], T0, TTL)
+        dying.add_hourly(T0, {FINGERPRINT: 2})
+        raise Died
+    with pytest.raises(Died), other.unit():  # one recovers them and dies before counting
+        assert other.claim(["eg|1", "eg|2"], T0 + LEASE, TTL) == [RECOVERED, RECOVERED]
+        raise Died
+    with other.unit():
+        later = T0 + 2 * LEASE + timedelta(seconds=1)
+        assert other.claim(["eg|1", "eg|2", "eg|3"], later, TTL) == [RECOVERED, RECOVERED, NEW]
+        other.add_hourly(later, {FINGERPRINT: 3}, {FINGERPRINT: ["eg|1", "eg|2"]})
+    assert other.hourly(hour, hour + timedelta(hours=1)) == [(hour, FINGERPRINT, 3)]
+
+
+def test_silenced_recovered_events_named_by_their_keys_all_count_when_no_dead_unit_had(store: Any) -> None:
+    store.add_silence(silence())
+    with store.unit():
+        assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+        assert store.count_silenced("s1", 2, occurrences(1)[0], T0, ["eg|1", "eg|2"])
+    [summary] = store.take_ended_silences(T0 + timedelta(hours=4))
+    assert summary.count == 2
+
+
+@pytest.mark.azurite
+def test_silenced_events_a_dead_unit_had_counted_are_not_counted_again_when_recovered(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    dying.add_silence(silence())
+    with pytest.raises(Died), dying.unit():
+        dying.claim(["eg|1", "eg|2"], T0, TTL)
+        assert dying.count_silenced("s1", 2, occurrences(1)[0], T0)
+        raise Died
+    with other.unit():
+        assert other.claim(["eg|1", "eg|2", "eg|3"], T0 + LEASE, TTL) == [RECOVERED, RECOVERED, NEW]
+        assert other.count_silenced("s1", 3, occurrences(1)[0], T0 + LEASE, ["eg|1", "eg|2"])
+    [summary] = other.take_ended_silences(T0 + timedelta(hours=4))
+    assert summary.count == 3

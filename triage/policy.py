@@ -384,7 +384,10 @@ class Silence:
         ordered = list(matched.items())
         for done, (silence_id, held) in enumerate(ordered):
             try:
-                counted = self.store.count_silenced(silence_id, len(held), held[0].shown(), batch.now)
+                recovered = [c.key for c in held if c.recovered]  # the store skips what the dead unit counted
+                counted = self.store.count_silenced(
+                    silence_id, len(held), held[0].shown(), batch.now, recovered
+                )
             except Exception:
                 # Claimed but neither counted nor alerted: let Event Grid's retry bring them back.
                 rest = [*kept, *(c for _, cs in ordered[done:] for c in cs)]

@@ -397,10 +397,15 @@ class Silences(Protocol):
         if there is no such silence."""
         ...
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
         """Atomically add `count` silenced events (`first`: the earliest of them) to a silence.
         False when it is no longer active at `now` (ended or expired meanwhile): the caller
-        alerts those events instead, so none is lost between a silence and its summary."""
+        alerts those events instead, so none is lost between a silence and its summary.
+        `recovered`: the dedup keys of those events that this unit recovered (Azure); those
+        that the unit which died had counted in this silence already are left out. A store
+        that never recovers an event counts them all."""
         ...
 
     def take_ended_silences(self, now: datetime) -> list[SilenceRule]:
@@ -528,8 +533,13 @@ class HourlyCounts(Protocol):
     """Failures per fingerprint per hour, shared by every instance: what the daily report reads.
     The pipeline writes once per batch (one counter per fingerprint), not once per event."""
 
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
-        """Add `counts[fingerprint]` to each fingerprint's counter of `hour` (see `hour_of`)."""
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        """Add `counts[fingerprint]` to each fingerprint's counter of `hour` (see `hour_of`).
+        `recovered[fingerprint]`: the dedup keys of those events that this unit recovered
+        (Azure) and are in the count; those that the unit which died had counted in this
+        hour's counter already are left out. A store that never recovers an event adds all."""
         ...
 
     def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:

@@ -1305,11 +1305,24 @@ class AzureStore:
         now = _utc(now)
         return self._change_silence(silence_id, lambda e: now < _utc(e["ends"]), lambda e: e.update(ends=now))
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
+        """See `Silences.count_silenced`. The silence names the units that counted into it
+        (`_mark`, in the same write), so of the `recovered` events a unit that had them and
+        died had counted here, none is counted again."""
         now = _utc(now)
+        unit: _Unit | None = getattr(self._local, "unit", None)
 
         def add(entity: TableEntity) -> None:
-            entity["count"] = _int64(_int(entity.get("count", 0)) + count)
+            entries = _entries(entity)
+            added = count
+            if unit is not None and recovered:
+                seen = {entry[0] for entry in entries}
+                origins = (unit.recovered.get(key) for key in recovered)
+                added -= min(count, sum(1 for units in origins if units and seen.intersection(units)))
+            self._mark(entity, entries, "h", now)
+            entity["count"] = _int64(_int(entity.get("count", 0)) + added)
             entity["last_seen"] = now
             if "incident" not in entity:
                 entity["first_seen"] = now
@@ -1426,18 +1439,32 @@ class AzureStore:
         raise StoreContention(f"send slot of {destination!r} kept changing; try again")
 
     # -- hourly counters -----------------------------------------------------------------------
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         """Every counter of the batch in entity-group transactions (the hour is one partition),
-        ETag-conditionally on what this instance last read or wrote (see `_write_rows`)."""
-        partition = _HOURLY + hour_of(hour).strftime("%Y%m%d%H")
+        ETag-conditionally on what this instance last read or wrote (see `_write_rows`). Each
+        counter names the units that counted into it (`_mark`), so of the `recovered` events a
+        unit that had them and died had counted in this hour's counter, none is added again."""
+        hour = hour_of(hour)
+        partition = _HOURLY + hour.strftime("%Y%m%d%H")
         items = [(f, n) for f, n in counts.items() if n]
+        unit: _Unit | None = getattr(self._local, "unit", None)
 
         def change(index: int, current: TableEntity | None) -> TableEntity:
             fingerprint, count = items[index]
-            if current is None:
-                return TableEntity(fingerprint=fingerprint, count=_int64(count))
-            counter = TableEntity(current)
-            counter["count"] = _int64(_int(current["count"]) + count)
+            entries = _entries(current)
+            if unit is not None and recovered and fingerprint in recovered:
+                # A unit's write of this counter counts all its events of the fingerprint,
+                # its own recovered ones too: any unit that had the event counted it here.
+                seen = {entry[0] for entry in entries}
+                origins = (unit.recovered.get(key) for key in recovered[fingerprint])
+                count -= min(count, sum(1 for units in origins if units and seen.intersection(units)))
+            counter = TableEntity(fingerprint=fingerprint, count=_int64(count))
+            if current is not None:
+                counter = TableEntity(current)
+                counter["count"] = _int64(_int(current["count"]) + count)
+            self._mark(counter, entries, "h", hour)
             return counter
 
         rks = [row_key(fingerprint) for fingerprint, _ in items]

@@ -274,7 +274,10 @@ class MemoryStore:
                 silence = self._silences[silence_id] = replace(silence, ends=now)
             return silence
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
+        # `recovered` names recovered events; this store never recovers any.
         with self._lock:
             silence = self._silences.get(silence_id)
             if silence is None or silence.summarized or not silence.active(now):
@@ -389,7 +392,10 @@ class MemoryStore:
         """What waits to be handed out, in the order poll hands it out (under the lock)."""
         return [*self._queue, *self._later]
 
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        # `recovered` names recovered events; this store never recovers any.
         hour = hour_of(hour)
         with self._lock:
             for fingerprint, count in counts.items():

@@ -523,7 +523,10 @@ class SqliteStore:
             ).fetchone()
         return None if row is None else _silence(row)
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
+        # `recovered` names recovered events; this store never recovers any.
         now_us = _us(now)
         with self._transaction() as db:
             counted = db.execute(
@@ -582,7 +585,10 @@ class SqliteStore:
             )
 
     # -- hourly counters -----------------------------------------------------------------------
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        # `recovered` names recovered events; this store never recovers any.
         at = _us(hour_of(hour))
         with self._transaction() as db:
             db.executemany(
