@@ -426,9 +426,12 @@ class Recover:
     """Events taken over from a delivery that died before its unit finished (Azure). That
     delivery may have alerted them already, or not: so they never alert on their own; each
     burst's recovered events are put into its group as held occurrences, due at once
-    (`restore`), and the next flush reports them in a digest. Counted at least once, alerted
-    at most once, with grouping on or off. A failure gives nothing back: the keys stay this
-    unit's, and the next delivery recovers them again once the lease has passed."""
+    (`restore`), and the next flush reports them in a digest. The store leaves out those the
+    dead delivery had counted already (their keys tell it which): counted once, but the first
+    event of a burst the dead delivery opened, which the digest reports too (its first alert
+    may have been cut off); alerted at most once, with grouping on or off. A failure gives
+    nothing back: the keys stay this unit's, and the next delivery recovers them again once
+    the lease has passed."""
 
     def __init__(self, store: BurstGroups, lanes: Routing | timedelta) -> None:
         self.store = store
