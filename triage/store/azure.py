@@ -476,12 +476,12 @@ class AzureStore:
             self._state().upsert_entity({"PartitionKey": _UNITS, "RowKey": unit.id, "expires": expires})
         except Exception as err:
             # Counted and written already: failing the request now would only make Event
-            # Grid's retry recover (count again) every event of it. Without the marker, just a
-            # later duplicate delivery of these events is recovered: counted once more in a
-            # digest, never alerted again.
+            # Grid's retry recover every event of it. Without the marker, just a later
+            # duplicate delivery of these events is recovered: never alerted again, and not
+            # counted again where its counts still name this unit (see `_mark`).
             log.error(
                 "the completion marker of a unit of %d event keys could not be written (%s); "
-                "a duplicate delivery of them after the claim lease will be counted again",
+                "a duplicate delivery of them after the claim lease will be taken as recovered",
                 len(unit.claimed), type(err).__name__,
             )  # fmt: skip
             return
