@@ -190,6 +190,13 @@ class Held(Struct):
     # settles together with the counts it gives back. Empty where take and outbox write share
     # a transaction (memory, SQLite) or once the record was settled.
     token: str = ""
+    # What a reminder needs (policy.Digests, repeat_interval), set by `take_due`: the burst's
+    # occurrences so far (this digest's included), when its first arrived, and the window this
+    # digest reports, from the previous digest (or the first alert) to the flush that took it.
+    burst_count: int = 0
+    burst_started: datetime | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
 
 class Burst(Struct, frozen=True):
@@ -353,7 +360,8 @@ class BurstGroups(Protocol):
         A group with nothing held is closed; one with held counts starts a new window.
         Whatever is taken is the caller's: store its digest, or give it back with `restore`.
         Each group closed by this call is appended to `resolved` (when a list is given) with
-        its burst's totals: closing is atomic, so exactly one caller learns of each.
+        its burst's totals: closing is atomic, so exactly one caller learns of each. Each Held
+        says its burst's totals so far and the window it reports (`Held.window_start`, `end`).
 
         Inside a unit (`Units.unit`), what is taken and the messages that report it are never
         separated by a crash: memory and SQLite run the unit as one transaction; Azure writes
@@ -377,7 +385,9 @@ class BurstGroups(Protocol):
         counts add up, first_seen is the earlier, last_seen the later; the restored
         occurrences came first, so their example and samples lead (at most MAX_SAMPLES).
         The group is due again by `now` (as it was before `take_due`), so the next flush
-        takes it at once; a group closed meanwhile is opened again, already due."""
+        takes it at once; a group closed meanwhile is opened again, already due. Its window
+        starts again no later than `held.window_start`, so the next digest reports the window
+        the restored one did (a reminder that could not be written is a reminder again)."""
         ...
 
 

@@ -118,8 +118,9 @@ _BURST = ("total", "started", "latest", "example")  # a group's whole-burst prop
 # transaction resets the group and writes it) until the unit that took it has written its
 # alerts. Its RowKey starts with "%~", which `row_key` never writes.
 _NOTICE = "%~"
+# `opened`: the start of the window a digest reports (a reminder's, see Held.window_start).
 _NOTICE_PROPERTIES = ("fingerprint", "held", "first_seen", "last_seen", "incident", "window_seconds",
-                      "samples", *_BURST)  # fmt: skip
+                      "samples", "opened", *_BURST)  # fmt: skip
 # An entity-group transaction carries at most 4 MiB: cut long before that by the size of the
 # JSON properties (incidents are capped at _PROPERTY_MAX characters each).
 _TRANSACTION_BYTES = 2_000_000
@@ -1124,6 +1125,7 @@ class AzureStore:
             RowKey=_NOTICE + hashlib.sha256(basis.encode()).hexdigest()[:32],
             notice=kind,
             lease=lease,
+            taken=now,  # the end of the window a digest reports (a record handed out again keeps it)
             **{k: entity[k] for k in _NOTICE_PROPERTIES if k in entity},
         )
         return operation, record
@@ -1210,6 +1212,8 @@ class AzureStore:
                     total=_int64(total), started=add.first_seen, latest=add.last_seen,
                     example=_incident_json(held.incident),
                 )  # fmt: skip
+                if held.window_start is not None:  # the next digest reports the restored one's window
+                    group["opened"] = min(group["opened"], _utc(held.window_start))
                 _set_held(group, merge_held(add, None, held.window_seconds), token)
                 self._mark(group, entries, "" if counted else "r", now)
                 if entity is None:
@@ -1223,6 +1227,8 @@ class AzureStore:
                 if _utc(entity["due"]) > now:  # due again by now, as before take_due
                     entity["opened"] = now - timedelta(seconds=window_seconds)
                     entity["due"] = now
+                if held.window_start is not None and _utc(entity["opened"]) > _utc(held.window_start):
+                    entity["opened"] = _utc(held.window_start)  # the next digest reports its window
                 current = _held(entity) if _int(entity.get("held", 0)) > 0 else None
                 _set_held(entity, merge_held(add, current, window_seconds), token)
                 if not counted:  # the burst has not counted these yet (recovered events)
@@ -1863,6 +1869,10 @@ def _held(entity: TableEntity) -> Held:
         incident=incident_from_dict(orjson.loads(entity["incident"])),
         window_seconds=_int(entity["window_seconds"]),
         samples=orjson.loads(entity["samples"]),
+        burst_count=_int(entity.get("total", 0)),
+        burst_started=_utc(entity["started"]) if "started" in entity else None,
+        window_start=_utc(entity["opened"]) if "opened" in entity else None,
+        window_end=_utc(entity["taken"]) if "taken" in entity else None,
     )
 
 

@@ -235,7 +235,10 @@ class MemoryStore:
                     if resolved is not None:
                         resolved.append(group.burst(fingerprint))
                 else:
-                    due.append(group.held)
+                    held = group.held
+                    held.burst_count, held.burst_started = group.total, group.started
+                    held.window_start, held.window_end = group.opened, now
+                    due.append(held)
                     group.held = None
                     group.opened = now  # still busy: the next digest comes a window later
         return due
@@ -254,12 +257,19 @@ class MemoryStore:
             elif not counted:
                 group.total += held.count
                 group.latest = max(group.latest, held.last_seen)
-            # Due again by now, as before take_due: the next flush reports it at once.
+            # Due again by now, as before take_due: the next flush reports it at once, for the
+            # window the restored digest reported.
             group.opened = min(group.opened, now - timedelta(seconds=group.window_seconds))
+            if held.window_start is not None:
+                group.opened = min(group.opened, held.window_start)
             group.held = merge_held(held, group.held, group.window_seconds)
 
     def add_silence(self, silence: SilenceRule) -> None:
         with self._lock:
+            # As a durable store's unique key: a second start of the same silence (another
+            # thread's mute or inhibition) must not reset what the first has counted.
+            if silence.id in self._silences:
+                raise ValueError(f"silence {silence.id} exists already")
             self._silences[silence.id] = silence
 
     def list_silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRule]:

@@ -398,10 +398,21 @@ class SqliteStore:
         with self._transaction() as db:
             rows = db.execute(
                 "SELECT fingerprint, window_seconds, held, first_seen, last_seen, incident, samples, "
-                "total, started, latest, example FROM groups WHERE opened + window_seconds * 1000000 <= ?",
+                "opened, total, started, latest, example FROM groups "
+                "WHERE opened + window_seconds * 1000000 <= ?",
                 (now_us,),
             ).fetchall()
-            for fingerprint, window_seconds, held, first_seen, last_seen, incident, samples, *burst in rows:
+            for (
+                fingerprint,
+                window_seconds,
+                held,
+                first_seen,
+                last_seen,
+                incident,
+                samples,
+                opened,
+                *burst,
+            ) in rows:
                 if held == 0:
                     # Quiet for a whole window: close it, so the next occurrence alerts at once.
                     db.execute("DELETE FROM groups WHERE fingerprint = ?", (fingerprint,))
@@ -427,6 +438,10 @@ class SqliteStore:
                         incident=incident_from_dict(orjson.loads(incident)),
                         window_seconds=window_seconds,
                         samples=orjson.loads(samples),
+                        burst_count=burst[0] or 0,
+                        burst_started=_dt(burst[1]) if burst[1] is not None else None,
+                        window_start=_dt(opened),
+                        window_end=_dt(now_us),
                     )
                 )
                 db.execute(
@@ -473,12 +488,16 @@ class SqliteStore:
                         incident_from_dict(orjson.loads(incident)), window_seconds, orjson.loads(samples),
                     )  # fmt: skip
             merged = merge_held(restored, current, window_seconds)
-            # Due again by now, as before take_due: the next flush reports it at once.
+            # Due again by now, as before take_due: the next flush reports it at once, for the
+            # window the restored digest reported.
+            opened = _us(now) - window_seconds * 1_000_000
+            if held.window_start is not None:
+                opened = min(opened, _us(held.window_start))
             db.execute(
                 "UPDATE groups SET opened = MIN(opened, ?), held = ?, first_seen = ?, last_seen = ?, "
                 "incident = ?, samples = ? WHERE fingerprint = ?",
                 (
-                    _us(now) - window_seconds * 1_000_000,
+                    opened,
                     merged.count,
                     _us(merged.first_seen),
                     _us(merged.last_seen),
