@@ -397,7 +397,10 @@ class Silence:
         ordered = list(matched.items())
         for done, (silence_id, held) in enumerate(ordered):
             try:
-                counted = self.store.count_silenced(silence_id, len(held), held[0].shown(), batch.now)
+                recovered = [c.key for c in held if c.recovered]  # the store skips what the dead unit counted
+                counted = self.store.count_silenced(
+                    silence_id, len(held), held[0].shown(), batch.now, recovered
+                )
             except Exception:
                 # Claimed but neither counted nor alerted: let Event Grid's retry bring them back.
                 rest = [*kept, *(c for _, cs in ordered[done:] for c in cs)]
@@ -493,9 +496,12 @@ class Recover:
     """Events taken over from a delivery that died before its unit finished (Azure). That
     delivery may have alerted them already, or not: so they never alert on their own; each
     burst's recovered events are put into its group as held occurrences, due at once
-    (`restore`), and the next flush reports them in a digest. Counted at least once, alerted
-    at most once, with grouping on or off. A failure gives nothing back: the keys stay this
-    unit's, and the next delivery recovers them again once the lease has passed."""
+    (`restore`), and the next flush reports them in a digest. The store leaves out those the
+    dead delivery had counted already (their keys tell it which): counted once, but the first
+    event of a burst the dead delivery opened, which the digest reports too (its first alert
+    may have been cut off); alerted at most once, with grouping on or off. A failure gives
+    nothing back: the keys stay this unit's, and the next delivery recovers them again once
+    the lease has passed."""
 
     def __init__(self, store: BurstGroups, lanes: Routing | timedelta) -> None:
         self.store = store
@@ -515,9 +521,9 @@ class Recover:
             shown = [c.shown() for c in cs[:MAX_SAMPLES]]
             seconds = int((lane.window or lane.quiet).total_seconds())
             held = Held(key, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
-            # The dead delivery may not have counted them into the burst: add them to its
-            # total too, so that its resolved notice reports at least every event.
-            self.store.restore(held, now, counted=False)
+            # The dead delivery may not have counted them into the burst: the store adds those
+            # to its total too (their keys tell it which the dead unit had counted already).
+            self.store.restore(held, now, counted=False, keys=[c.key for c in cs])
             batch.report.recovered += len(cs)
             batch.report.tally("recovered", shown[0].kind, shown[0], len(cs))
 

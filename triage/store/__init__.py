@@ -370,11 +370,16 @@ class BurstGroups(Protocol):
         hands a record whose unit died (its claim lease passed) out again on a later call."""
         ...
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
         """Put back counts that `take_due` handed out but whose digest could not be stored
         (the outbox write failed), so that the next flush reports them: nothing lost or doubled.
-        With counted=False they are occurrences the burst has not counted yet (Azure's events
-        recovered from a delivery that died): they are added to its total as well.
+        With counted=False they are occurrences the burst may not have counted yet (Azure's
+        events recovered from a delivery that died, `keys` their dedup keys as claimed in this
+        unit): they are added to its total as well, except those that the unit which died had
+        counted into the group already (its record of that is written with its counts). Of
+        those, a burst the dead unit opened holds its first event once more, and a burst
+        whose events alerted one by one holds them, for the digest: those alerts may have
+        been cut off by the crash. A store that never recovers an event counts them all.
 
         Merged atomically into the fingerprint's group with any hits that came meanwhile:
         counts add up, first_seen is the earlier, last_seen the later; the restored
@@ -402,10 +407,15 @@ class Silences(Protocol):
         if there is no such silence."""
         ...
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
         """Atomically add `count` silenced events (`first`: the earliest of them) to a silence.
         False when it is no longer active at `now` (ended or expired meanwhile): the caller
-        alerts those events instead, so none is lost between a silence and its summary."""
+        alerts those events instead, so none is lost between a silence and its summary.
+        `recovered`: the dedup keys of those events that this unit recovered (Azure); those
+        that the unit which died had counted in this silence already are left out. A store
+        that never recovers an event counts them all."""
         ...
 
     def take_ended_silences(self, now: datetime) -> list[SilenceRule]:
@@ -533,8 +543,13 @@ class HourlyCounts(Protocol):
     """Failures per fingerprint per hour, shared by every instance: what the daily report reads.
     The pipeline writes once per batch (one counter per fingerprint), not once per event."""
 
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
-        """Add `counts[fingerprint]` to each fingerprint's counter of `hour` (see `hour_of`)."""
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        """Add `counts[fingerprint]` to each fingerprint's counter of `hour` (see `hour_of`).
+        `recovered[fingerprint]`: the dedup keys of those events that this unit recovered
+        (Azure) and are in the count; those that the unit which died had counted in this
+        hour's counter already are left out. A store that never recovers an event adds all."""
         ...
 
     def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:

@@ -243,7 +243,8 @@ class MemoryStore:
                     group.opened = now  # still busy: the next digest comes a window later
         return due
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
+        # `keys` name recovered events; this store never recovers any (its units are transactions).
         if held.count <= 0:
             return
         with self._lock:
@@ -283,7 +284,10 @@ class MemoryStore:
                 silence = self._silences[silence_id] = replace(silence, ends=now)
             return silence
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
+        # `recovered` names recovered events; this store never recovers any.
         with self._lock:
             silence = self._silences.get(silence_id)
             if silence is None or silence.summarized or not silence.active(now):
@@ -398,7 +402,10 @@ class MemoryStore:
         """What waits to be handed out, in the order poll hands it out (under the lock)."""
         return [*self._queue, *self._later]
 
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        # `recovered` names recovered events; this store never recovers any.
         hour = hour_of(hour)
         with self._lock:
             for fingerprint, count in counts.items():

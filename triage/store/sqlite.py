@@ -451,7 +451,8 @@ class SqliteStore:
                 )
         return taken
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
+        # `keys` name recovered events; this store never recovers any (its units are transactions).
         if held.count <= 0:
             return
         fingerprint = held.fingerprint
@@ -541,7 +542,10 @@ class SqliteStore:
             ).fetchone()
         return None if row is None else _silence(row)
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
+        # `recovered` names recovered events; this store never recovers any.
         now_us = _us(now)
         with self._transaction() as db:
             counted = db.execute(
@@ -600,7 +604,10 @@ class SqliteStore:
             )
 
     # -- hourly counters -----------------------------------------------------------------------
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        # `recovered` names recovered events; this store never recovers any.
         at = _us(hour_of(hour))
         with self._transaction() as db:
             db.executemany(
