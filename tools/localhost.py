@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
@@ -251,12 +252,18 @@ class LocalServer:
         """Start serving in background threads: HTTP, the outbox's workers, and the digest timer
         each on its own, so that a webhook outage (delivery sleeping in its retries) never holds
         up digests."""
-        outbox = [(self._deliver_loop, f"outbox-{n}") for n in range(self.outbox_workers)]
-        for target, name in (
+        # The workers poll in turn, a tick apart between them: a message queued while the outbox
+        # is idle is taken within tick_seconds / outbox_workers, not when they all wake together.
+        outbox = [
+            (partial(self._deliver_loop, self.tick_seconds * n / self.outbox_workers), f"outbox-{n}")
+            for n in range(self.outbox_workers)
+        ]
+        threads: list[tuple[Callable[[], None], str]] = [
             (self._server.serve_forever, "http"),
             *outbox,
             (self._timer_loop, "timer"),
-        ):
+        ]
+        for target, name in threads:
             thread = threading.Thread(target=target, name=f"localhost-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -276,7 +283,9 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _deliver_loop(self) -> None:
+    def _deliver_loop(self, offset: float) -> None:
+        if self._stop.wait(offset):
+            return
         while not self._stop.wait(self.tick_seconds):
             try:
                 self.local.run_queue(self.service.store)
