@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
@@ -240,6 +239,8 @@ class LocalServer:
         # digest that finds its destination's slots booked ahead yields them, so a first alert
         # behind it in the queue is taken by the next free worker (deliver.Deliverer).
         self.outbox_workers = max(1, outbox_workers)
+        self._poll_lock = threading.Lock()
+        self._poll_at = 0.0  # when the last idle worker in turn polls (time.monotonic)
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(
             (host, port), _handler(self.local, self.service.settings.max_body_bytes, read_timeout)
@@ -252,18 +253,12 @@ class LocalServer:
         """Start serving in background threads: HTTP, the outbox's workers, and the digest timer
         each on its own, so that a webhook outage (delivery sleeping in its retries) never holds
         up digests."""
-        # The workers poll in turn, a tick apart between them: a message queued while the outbox
-        # is idle is taken within tick_seconds / outbox_workers, not when they all wake together.
-        outbox = [
-            (partial(self._deliver_loop, self.tick_seconds * n / self.outbox_workers), f"outbox-{n}")
-            for n in range(self.outbox_workers)
-        ]
-        threads: list[tuple[Callable[[], None], str]] = [
+        outbox = [(self._deliver_loop, f"outbox-{n}") for n in range(self.outbox_workers)]
+        for target, name in (
             (self._server.serve_forever, "http"),
             *outbox,
             (self._timer_loop, "timer"),
-        ]
-        for target, name in threads:
+        ):
             thread = threading.Thread(target=target, name=f"localhost-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -283,14 +278,23 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _deliver_loop(self, offset: float) -> None:
-        if self._stop.wait(offset):
-            return
-        while not self._stop.wait(self.tick_seconds):
+    def _deliver_loop(self) -> None:
+        while not self._stop.wait(self._next_poll()):
             try:
                 self.local.run_queue(self.service.store)
             except Exception:
                 log.exception("outbox loop failed")
+
+    def _next_poll(self) -> float:
+        """Seconds until this idle worker polls the outbox again: the workers take turns, a
+        tick shared out between them, so that a message queued while the outbox is idle is
+        taken within tick_seconds / outbox_workers (each worker still polls once a tick), not
+        when they all wake together (as they would, having found the outbox empty at once)."""
+        step = self.tick_seconds / self.outbox_workers
+        with self._poll_lock:
+            now = time.monotonic()
+            self._poll_at = max(now + step, self._poll_at + step)
+            return self._poll_at - now
 
     def _timer_loop(self) -> None:
         while not self._stop.wait(self.timer_seconds):
