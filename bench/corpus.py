@@ -24,6 +24,7 @@ __all__ = [
     "STORM_SAMPLE",
     "batches",
     "copies",
+    "first_brief_items",
     "mixed_events",
     "pipeline_settings",
     "sample_items",
@@ -58,6 +59,23 @@ def sample_items(name: str | None = None) -> list[dict[str, Any]]:
             if isinstance(item, dict) and _type(item) != _VALIDATION:
                 items.append(item)
     return items
+
+
+# Kinds read since the third wave; the batch of the first brief had none of them.
+_LATER_KINDS = (
+    "CallEnded",
+    "EmailDeliveryReportReceived",
+    "AdvancedMessageDeliveryStatusUpdated",
+    "RouterJob",
+)
+
+
+def first_brief_items() -> list[dict[str, Any]]:
+    """The samples of the kinds the first brief named (Call Automation callbacks, SMS delivery
+    reports, Event Grid's own events): a 1 MB batch of them is the one issue 25 timed, 1,155
+    events, so the Azure rows stay comparable with its figures as samples of new kinds arrive."""
+    later = tuple(f"Microsoft.Communication.{kind}" for kind in _LATER_KINDS)
+    return [item for item in sample_items() if not _type(item).startswith(later)]
 
 
 def _numbered(items: list[dict[str, Any]], start: int = 0) -> Iterator[dict[str, Any]]:
