@@ -117,10 +117,11 @@ class Deliverer:
     raises so that the queue (or the local drain loop) tries again later.
 
     The destination's pace lives here, in one place, for every kind: before each attempt the
-    worker asks the store how long the destination is held (booked send slots and Retry-After
-    holds, shared by every instance); it waits that long when the wait is within
-    ACS_TRIAGE_MAX_RETRY_AFTER_SECONDS, and otherwise raises DeliveryDeferred, so the message goes
-    back to the queue with that delay. Every Retry-After a destination answers is booked in the
+    worker books the destination's next send slot in the store (after the slots booked and any
+    Retry-After hold, shared by every instance), in the same store step that reads how far off it
+    is; it waits for it when that is within ACS_TRIAGE_MAX_RETRY_AFTER_SECONDS, and otherwise
+    books nothing and raises DeliveryDeferred, so the message goes back to the queue with that
+    delay. Every Retry-After a destination answers is booked in the
     store before anything else happens, the last attempt's included."""
 
     def __init__(
