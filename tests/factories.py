@@ -18,7 +18,16 @@ from msgspec.structs import replace
 
 from triage.model import Alert, Category, Context, Guidance, Incident, Match, Severity
 
-__all__ = ["T0", "ids_for", "make_alert", "make_digest", "make_guidance", "make_huge_alert", "make_incident"]
+__all__ = [
+    "T0",
+    "ids_for",
+    "make_alert",
+    "make_digest",
+    "make_guidance",
+    "make_huge_alert",
+    "make_incident",
+    "make_reminder",
+]
 
 T0 = datetime(2026, 9, 15, 11, 36, 13, tzinfo=UTC)
 _RESOURCE_ID = (
@@ -145,6 +154,15 @@ def make_digest(
         last_seen=first + timedelta(seconds=max(window_seconds - 1, 0)),
         samples=tuple(ids_for(alert.incident.context, str(i + 2)) for i in range(samples)),
     )
+
+
+def make_reminder(
+    alert: Alert | None = None, *, burst_count: int = 123_456, every_seconds: int = 4 * 3600
+) -> Alert:
+    """A digest (default: `make_digest()`) sent as a reminder: its burst has fired for hours."""
+    digest = alert or make_digest()
+    started = (digest.first_seen or T0) - timedelta(hours=4)
+    return replace(digest, reminder_seconds=every_seconds, burst_count=burst_count, burst_started=started)
 
 
 def make_huge_alert(

@@ -26,7 +26,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from factories import T0, ids_for, make_alert, make_digest, make_guidance, make_huge_alert, make_incident
+from factories import (
+    T0,
+    ids_for,
+    make_alert,
+    make_digest,
+    make_guidance,
+    make_huge_alert,
+    make_incident,
+    make_reminder,
+)
 from msgspec.structs import replace
 
 from triage.codec import incident_from_dict, incident_to_dict
@@ -117,6 +126,8 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
     }
     if alert.silence_url:  # only where there is one: the stored sample alerts have none
         data["silence_url"] = alert.silence_url
+    if alert.reminder:
+        data["reminder"] = [alert.reminder_seconds, alert.burst_count, _time(alert.burst_started)]
     return data
 
 
@@ -134,7 +145,15 @@ def alert_from_dict(data: dict[str, Any]) -> Alert:
         status=data["status"],
         note=data["note"],
         silence_url=data.get("silence_url", ""),
+        **_reminder_from(data.get("reminder")),
     )
+
+
+def _reminder_from(stored: list[Any] | None) -> dict[str, Any]:
+    if stored is None:
+        return {}
+    every, count, started = stored
+    return {"reminder_seconds": every, "burst_count": count, "burst_started": datetime.fromisoformat(started)}
 
 
 # --- the cases ------------------------------------------------------------------------------------
@@ -232,6 +251,8 @@ def built_cases() -> dict[str, Alert]:
         "digest-one": make_digest(count=1, window_seconds=0, samples=1),
         "digest-no-window": replace(make_digest(count=5, samples=0), window_seconds=0),
         "digest-hours": make_digest(count=123_456, window_seconds=5_400, samples=7),
+        "reminder": make_reminder(make_digest(count=42, samples=3)),
+        "reminder-one": make_reminder(make_digest(count=1, samples=1), burst_count=1, every_seconds=5_400),
         "resolved-once": replace(make_alert(), status="resolved", first_seen=T0, last_seen=T0),
         "silenced-no-note": replace(make_alert(), status="silenced", count=3, first_seen=T0, last_seen=T0),
         # A "Silence…" link (ACS_TRIAGE_PUBLIC_URL set): beside the docs link, alone, on a card

@@ -23,6 +23,7 @@ from factories import (
     make_guidance,
     make_huge_alert,
     make_incident,
+    make_reminder,
 )
 from msgspec.structs import replace
 from render_golden import SILENCE_URL
@@ -52,6 +53,8 @@ def every_kind_of_card() -> dict[str, dict[str, Any]]:
     alerts |= {
         "factory-error": make_alert(),
         "factory-digest": make_digest(count=9_999, samples=5),
+        "factory-reminder": make_reminder(make_digest(count=9_999, samples=5)),
+        "reminder-huge": make_reminder(make_digest(make_huge_alert().incident, make_huge_alert().guidance)),
         "no-docs-no-ids": make_alert(
             make_incident(ids={}, details={}, message=""), make_guidance(docs_url="")
         ),

@@ -196,19 +196,32 @@ def azure_env(azurite: Azurite) -> dict[str, str]:
 
 
 @pytest.mark.azurite
-def test_an_azure_server_killed_at_any_point_mid_storm_counts_every_event_and_alerts_none_twice(
+def test_an_azure_server_killed_at_any_point_mid_storm_counts_every_event_once_and_alerts_none_twice(
     tmp_path: Path, azurite: Azurite
 ) -> None:
-    exits, messages = run_storm(azure_env(azurite), tmp_path)
+    exits, messages = run_storm(azure_env(azurite), tmp_path, days=2)
 
     assert exits == [-9, -9, -9, -9]
-    counted = per_fingerprint(messages)
-    assert len(counted) == len(CODES)
-    # Every event at least once: a crash after a count and before its unit's completion marker
-    # counts that unit's events again in a digest, so at most one batch more per crash.
-    assert all(n >= PER_CODE for n in counted.values()), counted
-    assert sum(counted.values()) <= len(CODES) * PER_CODE + len(exits) * BATCH
-    assert all(n <= 1 for n in immediate_alerts(messages).values())  # none alerted twice
+    assert_counted_once(messages, PER_CODE, len(CODES))
+    firing = [m for m in messages if not is_resolved(m)]
+    assert all(n <= 1 for n in immediate_alerts(firing).values())  # none alerted twice
+
+
+def assert_counted_once(messages: list[OutboxMessage], per_code: int, codes: int) -> None:
+    """Azure after crashes: every fingerprint's first alerts and digests report each event
+    once, but for one case: a burst that a unit which died had opened also reports its first
+    event in a digest (that unit's first alert may have been cut off, or not), so a
+    fingerprint counts at most one more per first alert of its own. The resolved notices'
+    totals are exact. A message written again after a crash (a digest or notice handed out
+    again) has the same id, and the deliverer posts an id once: counted once here."""
+    unique = list({m.id: m for m in messages}.values())
+    firsts = immediate_alerts([m for m in unique if not is_resolved(m)])
+    reported = per_fingerprint([m for m in unique if not is_resolved(m)])
+    assert len(reported) == codes
+    counted_twice = {f: n for f, n in reported.items() if not per_code <= n <= per_code + firsts[f]}
+    assert not counted_twice, (counted_twice, firsts)
+    totals = resolved_totals(unique)
+    assert totals == dict.fromkeys(reported, per_code), {f: n for f, n in totals.items() if n != per_code}
 
 
 # -- kills during the digest flush -----------------------------------------------------------------
@@ -247,7 +260,7 @@ def is_resolved(message: OutboxMessage) -> bool:
     return str(message.payload["text"]).startswith("Resolved")
 
 
-def assert_every_event_reported(messages: list[OutboxMessage], exact_resolved: bool) -> None:
+def assert_every_event_reported(messages: list[OutboxMessage]) -> None:
     """Every event in a first alert or a digest; no event first-alerted twice; the resolved
     notices' totals add up to what was posted (once each: a notice written again after a
     crash is the same message, under the same id)."""
@@ -257,16 +270,19 @@ def assert_every_event_reported(messages: list[OutboxMessage], exact_resolved: b
     assert not short, [(m.id[:8], m.payload["text"]) for m in messages if m.fingerprint in short]
     firsts = Counter(m.id for m in messages if not is_resolved(m) and "× " not in str(m.payload["text"]))
     assert all(n == 1 for n in firsts.values())  # an event's first alert is one message, written once
+    resolved = resolved_totals(messages)
+    assert len(resolved) == len(FLUSH_CODES)
+    assert set(resolved.values()) == {FLUSH_PER_CODE}, resolved
+
+
+def resolved_totals(messages: list[OutboxMessage]) -> Counter[str]:
+    """Events the resolved notices report, per fingerprint (a notice written twice: once)."""
     resolved: Counter[str] = Counter()
     for m in {m.id: m for m in messages if is_resolved(m)}.values():
         found = _EVENTS.search(str(m.payload["text"]))
         assert found is not None, m.payload
         resolved[m.fingerprint] += int(found.group(1).replace(",", ""))
-    assert len(resolved) == len(FLUSH_CODES)
-    if exact_resolved:
-        assert set(resolved.values()) == {FLUSH_PER_CODE}, resolved
-    else:
-        assert all(n >= FLUSH_PER_CODE for n in resolved.values()), resolved
+    return resolved
 
 
 def test_a_sqlite_server_killed_during_digest_flushes_loses_no_count(tmp_path: Path) -> None:
@@ -276,11 +292,11 @@ def test_a_sqlite_server_killed_during_digest_flushes_loses_no_count(tmp_path: P
     exits, messages = run_storm(env, tmp_path, batches=small_bursts(), lives=lives, days=2, pace=PACE)
 
     assert exits == [-9] * (len(lives) - 1)
-    assert_every_event_reported(messages, exact_resolved=True)
+    assert_every_event_reported(messages)
 
 
 @pytest.mark.azurite
-def test_an_azure_server_killed_during_digest_flushes_loses_no_count(
+def test_an_azure_server_killed_during_digest_flushes_loses_no_count_and_counts_none_twice(
     tmp_path: Path, azurite: Azurite
 ) -> None:
     env = flush_env(azure_env(azurite))
@@ -288,4 +304,5 @@ def test_an_azure_server_killed_during_digest_flushes_loses_no_count(
     exits, messages = run_storm(env, tmp_path, batches=small_bursts(), lives=FLUSH_LIVES, days=2, pace=PACE)
 
     assert exits == [-9] * (len(FLUSH_LIVES) - 1)
-    assert_every_event_reported(messages, exact_resolved=False)
+    assert_every_event_reported(messages)
+    assert_counted_once(messages, FLUSH_PER_CODE, len(FLUSH_CODES))

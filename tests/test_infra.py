@@ -144,10 +144,13 @@ def test_settings_the_app_reads_are_either_set_defaulted_or_local_only() -> None
         "ACS_TRIAGE_REPORT_SCHEDULE",
         "ACS_TRIAGE_REPORT_TO",
         # routes' extras: unset, what no route takes goes everywhere and no route is muted;
-        # the resolve period follows the group window (5 minutes with grouping off)
+        # the resolve period follows the group window (5 minutes with grouping off), and the
+        # repeat interval is 4 h or a longer window (a value given would hold for every route)
         "ACS_TRIAGE_DEFAULT_ROUTE",
         "ACS_TRIAGE_TIME_INTERVALS",
+        "ACS_TRIAGE_INHIBIT_RULES",
         "ACS_TRIAGE_RESOLVE_AFTER_SECONDS",
+        "ACS_TRIAGE_REPEAT_INTERVAL_SECONDS",
     }
     assert {name for name in unset if sample[name] == ""} - optional - set(SECRET_SETTINGS) == set()
 

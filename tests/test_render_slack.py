@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
-from factories import make_alert, make_digest, make_guidance, make_huge_alert, make_incident
+from factories import make_alert, make_digest, make_guidance, make_huge_alert, make_incident, make_reminder
 from msgspec.structs import replace
 from render_golden import SILENCE_URL
 from slack_sdk.models.attachments import BlockAttachment
@@ -67,6 +68,8 @@ ALERTS = {
     "error": make_alert(),
     "warning": make_alert(guidance=make_guidance(category=Category.EXPECTED)),
     "digest": make_digest(count=9_999),
+    "reminder": make_reminder(make_digest(count=9_999)),
+    "reminder-huge": make_reminder(make_digest(huge_alert().incident, huge_alert().guidance, samples=5)),
     "sms": make_alert(make_incident("SMSDeliveryReportReceived", context="sms", code=4007, subcode=None)),
     "bare": make_alert(make_incident(ids={}, details={}, message=""), make_guidance(advice="", docs_url="")),
     "huge": huge_alert(),
@@ -108,6 +111,22 @@ def test_notification_text_leads_with_severity_kind_code_and_resource() -> None:
 def test_digest_notification_text_leads_with_the_count_and_window() -> None:
     payload = slack.render(make_digest(count=9_999, window_seconds=300))
     assert payload["text"].startswith("Error: 9,999× PlayFailed 400/8535 on contoso-acs in 5 min. ")
+
+
+def test_a_reminder_says_still_failing_with_the_burst_so_far_in_its_notification_and_blocks() -> None:
+    alert = make_reminder(make_digest(count=9_999, window_seconds=300), burst_count=123_456)
+    payload = slack.render(alert)
+    still = (
+        "Still failing: 123,456 events since 2026-09-15 07:36:13 UTC, 9,999 in the last 5 min; "
+        "reminder every 4 h"
+    )
+    assert payload["text"].startswith(
+        f"Error: Reminder: 9,999× PlayFailed 400/8535 on contoso-acs. {still}. "
+    )
+    assert payload["blocks"][0]["text"]["text"].endswith(
+        "Error: Reminder: 9,999× PlayFailed 400/8535 on contoso-acs"
+    )
+    assert f"*{still}*" in orjson.dumps(payload).decode()
 
 
 def test_header_is_plain_text_with_the_severity_and_headline() -> None:

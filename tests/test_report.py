@@ -6,7 +6,7 @@ scheduled time across instances, through the outbox to the local sinks.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,9 +79,11 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.writes: list[int] = []
 
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         self.writes.append(len(counts))
-        super().add_hourly(hour, counts)
+        super().add_hourly(hour, counts, recovered)
 
 
 def test_a_batch_costs_one_hourly_write_with_one_counter_per_fingerprint(

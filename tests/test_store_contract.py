@@ -991,3 +991,264 @@ def test_occurrences_restored_as_not_yet_counted_join_the_burst_total(store: Any
     resolved: list[Burst] = []
     store.take_due(T0 + timedelta(minutes=1) + 2 * WINDOW, resolved)
     assert [b.count for b in resolved] == [4]
+
+
+def test_recovered_occurrences_named_by_their_keys_are_counted_when_no_dead_unit_had_counted_them(
+    store: Any,
+) -> None:
+    # Every store takes the keys of what it restores as not yet counted; a store whose units
+    # never die mid-way (memory, SQLite), or keys that were claimed afresh, count them all.
+    [first] = occurrences(1)
+    store.hit(FINGERPRINT, 1, [first], T0, WINDOW)
+    late = occurrences(3, start=1)
+    keys = [f"eg|late-{n}" for n in range(3)]
+    with store.unit():
+        assert store.claim(keys, T0 + timedelta(minutes=1), TTL) == [NEW] * 3
+        store.restore(
+            held_of(late, T0 + timedelta(minutes=1)), T0 + timedelta(minutes=1), counted=False, keys=keys
+        )
+
+    [held] = store.take_due(T0 + timedelta(minutes=1))
+    assert held.count == 3
+    resolved: list[Burst] = []
+    store.take_due(T0 + timedelta(minutes=1) + 2 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [4]
+
+
+def held_of(incidents: list[Incident], at: Any, fingerprint: str = FINGERPRINT) -> Held:
+    """`incidents` as Recover hands them to `restore`: held occurrences of one burst, due at once."""
+    return Held(fingerprint, len(incidents), at, at, incidents[0], int(WINDOW.total_seconds()),
+                [i.ids for i in incidents[:MAX_SAMPLES]])  # fmt: skip
+
+
+# -- Azure: a recovered unit's events are counted once ---------------------------------------------
+# A group row names the units that counted into it, in the same write as their counts; the
+# delivery that recovers a dead unit's events leaves out those that unit had counted already.
+def die_after_counting(store: Any, keys: list[str], incidents: list[Incident], at: Any) -> None:
+    with pytest.raises(Died), store.unit():
+        assert store.claim(keys, at, TTL) == [NEW] * len(keys)
+        store.hit_many([(FINGERPRINT, len(incidents), incidents)], at, WINDOW)
+        raise Died  # killed before its alerts were written and its unit finished
+
+
+def recover(store: Any, keys: list[str], incidents: list[Incident], at: Any) -> None:
+    """What the pipeline's Recover stage does with a redelivery of `keys`."""
+    with store.unit():
+        assert store.claim(keys, at, TTL) == [RECOVERED] * len(keys)
+        store.restore(held_of(incidents, at), at, counted=False, keys=keys)
+
+
+@pytest.mark.azurite
+def test_events_a_dead_unit_had_counted_into_a_burst_are_not_counted_again_when_recovered(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    dying.hit(FINGERPRINT, 2, occurrences(2), T0, WINDOW)  # open: one alerted, one held
+    keys = [f"eg|{n}" for n in range(5)]
+    die_after_counting(dying, keys, occurrences(5, start=2), T0 + timedelta(seconds=1))
+
+    recover(other, keys, occurrences(5, start=2), T0 + LEASE + timedelta(seconds=1))
+
+    [held] = other.take_due(T0 + WINDOW)
+    assert held.count == 1 + 5  # the dead unit's count, once
+    resolved: list[Burst] = []
+    other.take_due(T0 + 2 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [2 + 5]
+
+
+@pytest.mark.azurite
+def test_a_burst_a_dead_unit_opened_reports_its_first_event_once_more_in_the_digest(
+    azure_store: Callable[..., Any],
+) -> None:
+    # The dead unit's first alert may or may not have been written: the digest reports that
+    # event (the one event that may be counted twice); the burst's total counts it once.
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    keys = [f"eg|{n}" for n in range(4)]
+    die_after_counting(dying, keys[:2], occurrences(2), T0)
+    die_after_counting(azure_store(claim_lease=LEASE), keys[2:], occurrences(2, start=2), T0)
+
+    later = T0 + LEASE + timedelta(seconds=1)
+    recover(other, keys[:1], occurrences(1), later)  # Event Grid split the batch: in two
+    recover(other, keys[1:], occurrences(3, start=1), later)
+
+    [held] = other.take_due(T0 + WINDOW)
+    assert held.count == 1 + 2 + 1  # the opener's held one, the second unit's two, the opener
+    resolved: list[Burst] = []
+    other.take_due(T0 + 2 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [4]
+
+
+@pytest.mark.azurite
+def test_events_of_a_unit_that_died_before_counting_them_are_counted_when_recovered(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    dying.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW)
+    keys = [f"eg|{n}" for n in range(3)]
+    with pytest.raises(Died), dying.unit():
+        dying.claim(keys, T0, TTL)
+        raise Died  # before its counts
+
+    recover(other, keys, occurrences(3, start=1), T0 + LEASE)
+
+    [held] = other.take_due(T0 + WINDOW)
+    assert held.count == 3
+    resolved: list[Burst] = []
+    other.take_due(T0 + 2 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [4]
+
+
+@pytest.mark.azurite
+def test_a_recovering_unit_that_dies_too_is_recovered_without_counting_twice(
+    azure_store: Callable[..., Any],
+) -> None:
+    first, second, third = (azure_store(claim_lease=LEASE) for _ in range(3))
+    first.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW)
+    keys = [f"eg|{n}" for n in range(3)]
+    with pytest.raises(Died), first.unit():
+        first.claim(keys, T0, TTL)
+        raise Died  # before its counts: the next delivery counts them
+    with pytest.raises(Died), second.unit():
+        assert second.claim([*keys, "eg|new"], T0 + LEASE, TTL) == [RECOVERED] * 3 + [NEW]
+        second.restore(held_of(occurrences(3, start=1), T0 + LEASE), T0 + LEASE, counted=False, keys=keys)
+        raise Died  # after its restore, before the hit of its new event
+
+    later = T0 + 2 * LEASE + timedelta(seconds=1)
+    with third.unit():
+        assert third.claim([*keys, "eg|new"], later, TTL) == [RECOVERED] * 4
+        third.restore(held_of(occurrences(4, start=1), later), later, counted=False, keys=[*keys, "eg|new"])
+
+    [held] = third.take_due(T0 + WINDOW)
+    assert held.count == 3 + 1  # the second unit's restore, and its new event (never counted)
+    resolved: list[Burst] = []
+    third.take_due(T0 + 2 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [1 + 3 + 1]
+
+
+@pytest.mark.azurite
+def test_a_dead_units_counts_that_a_flush_reported_and_closed_are_not_counted_again(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    dying.hit(FINGERPRINT, 1, occurrences(1), T0, WINDOW)
+    keys = [f"eg|{n}" for n in range(3)]
+    die_after_counting(dying, keys, occurrences(3, start=1), T0 + timedelta(seconds=1))
+    [held] = other.take_due(T0 + WINDOW)  # the digest reports the dead unit's three
+    assert held.count == 3
+    resolved: list[Burst] = []
+    assert other.take_due(T0 + 2 * WINDOW, resolved) == []  # quiet: closed, resolved with all four
+    assert [b.count for b in resolved] == [4]
+
+    recover(other, keys, occurrences(3, start=1), T0 + 2 * WINDOW + timedelta(seconds=1))
+
+    assert other.take_due(T0 + 4 * WINDOW, resolved) == [] and len(resolved) == 1
+    # The closed burst kept only for that is no group to anyone: the next occurrence alerts.
+    assert other.hit(FINGERPRINT, 1, occurrences(1, start=9), T0 + 4 * WINDOW, WINDOW) is True
+    other.take_due(T0 + 6 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [4, 1]
+
+
+@pytest.mark.azurite
+def test_a_closed_groups_record_of_the_units_that_counted_into_it_is_purged_once_it_ages_out(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    die_after_counting(dying, ["eg|1"], occurrences(1), T0)
+    other.take_due(T0 + WINDOW, [])  # closed, kept for the dead unit's sake
+
+    def rows() -> list[Any]:
+        return list(other._state().query_entities("PartitionKey eq 'group'"))
+
+    assert [bool(r.get("closed")) for r in rows()] == [True]
+    other.purge_expired(T0 + LEASE + timedelta(minutes=59))
+    assert len(rows()) == 1
+    other.purge_expired(T0 + LEASE + timedelta(hours=1, seconds=1))
+    assert rows() == []
+
+
+@pytest.mark.azurite
+def test_events_a_dead_unit_alerted_one_by_one_are_held_for_a_digest_but_not_totalled_again(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    keys = ["eg|1", "eg|2"]
+    with pytest.raises(Died), dying.unit():
+        dying.claim(keys, T0, TTL)
+        dying.alerted(FINGERPRINT, 2, occurrences(1)[0], T0, WINDOW)  # grouping off
+        raise Died  # its alerts may or may not have been written
+
+    recover(other, keys, occurrences(2), T0 + LEASE)
+
+    [held] = other.take_due(T0 + LEASE)
+    assert held.count == 2
+    resolved: list[Burst] = []
+    other.take_due(T0 + 3 * WINDOW, resolved)
+    assert [b.count for b in resolved] == [2]
+
+
+@pytest.mark.azurite
+def test_a_group_names_only_units_not_known_to_have_finished(azure_store: Callable[..., Any]) -> None:
+    store = azure_store(claim_lease=LEASE)
+    for n in range(3):
+        with store.unit():
+            store.claim([f"eg|{n}"], T0, TTL)
+            store.hit(FINGERPRINT, 1, occurrences(1, start=n), T0 + timedelta(seconds=n), WINDOW)
+    [group] = store._state().query_entities("PartitionKey eq 'group'")
+    # Each write drops the units that finished here: the last unit's own entry stays.
+    assert len(orjson.loads(group["applied"])) == 1
+
+
+def test_hourly_counts_of_recovered_events_named_by_their_keys_all_count_when_no_dead_unit_had(
+    store: Any,
+) -> None:
+    hour = hour_of(T0)
+    with store.unit():
+        assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+        store.add_hourly(T0, {FINGERPRINT: 3}, {FINGERPRINT: ["eg|1", "eg|2"]})
+    assert store.hourly(hour, hour + timedelta(hours=1)) == [(hour, FINGERPRINT, 3)]
+
+
+@pytest.mark.azurite
+def test_hourly_counts_a_dead_unit_had_written_are_not_counted_again_when_recovered_in_that_hour(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    hour = hour_of(T0)
+    with pytest.raises(Died), dying.unit():
+        dying.claim(["eg|1", "eg|2"], T0, TTL)
+        dying.add_hourly(T0, {FINGERPRINT: 2})
+        raise Died
+    with pytest.raises(Died), other.unit():  # one recovers them and dies before counting
+        assert other.claim(["eg|1", "eg|2"], T0 + LEASE, TTL) == [RECOVERED, RECOVERED]
+        raise Died
+    with other.unit():
+        later = T0 + 2 * LEASE + timedelta(seconds=1)
+        assert other.claim(["eg|1", "eg|2", "eg|3"], later, TTL) == [RECOVERED, RECOVERED, NEW]
+        other.add_hourly(later, {FINGERPRINT: 3}, {FINGERPRINT: ["eg|1", "eg|2"]})
+    assert other.hourly(hour, hour + timedelta(hours=1)) == [(hour, FINGERPRINT, 3)]
+
+
+def test_silenced_recovered_events_named_by_their_keys_all_count_when_no_dead_unit_had(store: Any) -> None:
+    store.add_silence(silence())
+    with store.unit():
+        assert store.claim(["eg|1", "eg|2"], T0, TTL) == [NEW, NEW]
+        assert store.count_silenced("s1", 2, occurrences(1)[0], T0, ["eg|1", "eg|2"])
+    [summary] = store.take_ended_silences(T0 + timedelta(hours=4))
+    assert summary.count == 2
+
+
+@pytest.mark.azurite
+def test_silenced_events_a_dead_unit_had_counted_are_not_counted_again_when_recovered(
+    azure_store: Callable[..., Any],
+) -> None:
+    dying, other = azure_store(claim_lease=LEASE), azure_store(claim_lease=LEASE)
+    dying.add_silence(silence())
+    with pytest.raises(Died), dying.unit():
+        dying.claim(["eg|1", "eg|2"], T0, TTL)
+        assert dying.count_silenced("s1", 2, occurrences(1)[0], T0)
+        raise Died
+    with other.unit():
+        assert other.claim(["eg|1", "eg|2", "eg|3"], T0 + LEASE, TTL) == [RECOVERED, RECOVERED, NEW]
+        assert other.count_silenced("s1", 3, occurrences(1)[0], T0 + LEASE, ["eg|1", "eg|2"])
+    [summary] = other.take_ended_silences(T0 + timedelta(hours=4))
+    assert summary.count == 3

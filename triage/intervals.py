@@ -14,12 +14,13 @@ end (`-1` is the last day).
 # No `from __future__ import annotations`: pydantic reads the annotations as objects (cold start).
 
 import calendar
-import json
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+
+from .config_json import json_list, problems
 
 __all__ = ["NamedInterval", "TimeInterval", "muted_until", "parse_time_intervals"]
 
@@ -192,23 +193,14 @@ def parse_time_intervals(text: str | None, setting: str) -> dict[str, NamedInter
     the interval and what is wrong."""
     if not text:
         return {}
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{setting} is not valid JSON: {exc.msg} at {exc.pos}") from None
-    if not isinstance(document, list):
-        raise ValueError(f"{setting} must be a JSON list of {{'name': …, 'time_intervals': […]}}")
+    document = json_list(text, setting, "{'name': …, 'time_intervals': […]}")
     found: dict[str, NamedInterval] = {}
     for index, item in enumerate(document):
         label = item.get("name") if isinstance(item, dict) else None
         try:
             interval = NamedInterval.model_validate(item)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            )
-            raise ValueError(f"{setting} interval {label or index + 1!r}: {problems}") from None
+            raise ValueError(f"{setting} interval {label or index + 1!r}: {problems(exc)}") from None
         if interval.name in found:
             raise ValueError(f"{setting}: the name {interval.name!r} is given twice")
         found[interval.name] = interval

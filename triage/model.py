@@ -236,6 +236,17 @@ class Alert(Struct, frozen=True):
     group: str = ""
     # A firing alert's "Silence…" link (triage.silence_link), when the app has a public address.
     silence_url: str = ""
+    # A reminder: a digest of a burst still firing after its route's repeat_interval (seconds,
+    # here; 0: not a reminder), shown in full with the burst's events so far and when the first
+    # arrived. Its `count` is still only what the digest reports (every event in one alert).
+    reminder_seconds: int = 0
+    burst_count: int = 0
+    burst_started: datetime | None = None
+
+    @property
+    def reminder(self) -> bool:
+        """A digest sent as a reminder that its burst is still firing (repeat_interval)."""
+        return self.digest and self.reminder_seconds > 0
 
     @property
     def severity(self) -> Severity:
@@ -255,4 +266,6 @@ class Alert(Struct, frozen=True):
     def title(self) -> str:
         """One line: what failed and with which code, e.g. 'PlayFailed 400/8535 on contoso-acs'."""
         prefix = f"{self.count:,}× " if self.digest else ""
+        if self.reminder:
+            prefix = "Reminder: " + prefix
         return f"{prefix}{self.incident.kind} {self.code_text} on {self.incident.resource}"

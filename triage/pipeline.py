@@ -12,6 +12,7 @@ from typing import cast
 from .destinations import Destination
 from .events import Skip, read
 from .ingest import RawEvent, Rejected
+from .inhibit import Inhibition
 from .model import Alert, Context, Facts, Guidance, Incident
 from .policy import (
     Batch,
@@ -27,6 +28,7 @@ from .policy import (
     Silence,
     SilenceSummaries,
     Stage,
+    StartInhibitions,
     SuppressSuccesses,
     run,
 )
@@ -75,19 +77,25 @@ class Triage:
         routing = Routing(settings)
         self._route = Route(settings, routing)
         enqueue = Enqueue(store, self._renderer, settings.silence_links())
-        self._silence = Silence(store)
+        self.inhibition = Inhibition(settings.inhibit_rules)
+        self._silence = Silence(store, inhibition=self.inhibition)
+        # Only with rules: a batch of an app without them passes no stage of theirs.
+        inhibit: tuple[Stage, ...] = (
+            (StartInhibitions(store, self.inhibition, self._silence),) if self.inhibition else ()
+        )
         self.event_stages: tuple[Stage, ...] = (
             SuppressSuccesses(),
             Dedup(store, timedelta(hours=settings.dedup_ttl_hours)),
             CountHourly(store),  # the daily report's counters: one write per batch
             self._silence,
+            *inhibit,
             Recover(store, routing),
             Group(store, routing),
             self._route,
             enqueue,
         )
         self.digest_stages: tuple[Stage, ...] = (
-            Digests(store, self._guidance),
+            Digests(store, self._guidance, routing.repeat_of, (self.inhibition, store)),
             SilenceSummaries(store, self._guidance),
             self._route,
             enqueue,
@@ -136,6 +144,11 @@ class Triage:
         quiet and a summary per silence that ended (the timer trigger calls this)."""
         with self.store.unit():  # counts taken and their digests written together, where it can
             return run(self.digest_stages, Batch(now, Report()))
+
+    @property
+    def inhibited(self) -> int:
+        """Events inhibitions held back since this process started (/api/health)."""
+        return self.inhibition.inhibited
 
     @property
     def unrouted(self) -> int:

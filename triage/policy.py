@@ -33,6 +33,7 @@ from msgspec.structs import replace
 from .destinations import Destination
 from .events import Skip
 from .ingest import Rejected
+from .inhibit import INHIBIT_PREFIX, Inhibition
 from .model import Alert, Facts, Guidance, Incident, Severity
 from .routing import MUTE_PREFIX, Lane, Routing, tracker_key
 from .settings import DEFAULT_QUIET_SECONDS, Settings
@@ -69,8 +70,10 @@ __all__ = [
     "Silence",
     "SilenceSummaries",
     "Stage",
+    "StartInhibitions",
     "SuppressSuccesses",
     "outbox_message",
+    "reminder_due",
     "run",
 ]
 
@@ -89,11 +92,13 @@ class Report(Struct):
     alerted: int = 0  # events that caused an immediate alert
     grouped: int = 0  # events held for a digest
     digests: int = 0  # digest alerts produced (flush)
+    reminders: int = 0  # of those, reminders: bursts still firing after their repeat_interval
     resolved: int = 0  # resolved notices produced (flush): bursts that went quiet
     silenced: int = 0  # events a silence held back (counted for its summary, not alerted)
     silence_summaries: int = 0  # summaries of silences that ended (flush)
     unrouted: int = 0  # alerts no route matched: sent to the default route
     muted: int = 0  # events a muted route held back (counted for the summary when it ends)
+    inhibited: int = 0  # events an inhibition held back while its source fired (triage.inhibit)
     duplicates: int = 0
     # Azure: events another delivery is counting right now (the request answers 503: retry),
     # and events taken over from a delivery that died mid-unit (held for a digest).
@@ -139,11 +144,13 @@ class Report(Struct):
             "alerted": self.alerted,
             "grouped": self.grouped,
             "digests": self.digests,
+            "reminders": self.reminders,
             "duplicates": self.duplicates,
             "busy": self.busy,
             "recovered": self.recovered,
             "silenced": self.silenced,
             "muted": self.muted,
+            "inhibited": self.inhibited,
             "successes": self.successes,
             "skipped": self.skipped,
             "invalid": invalid,
@@ -339,11 +346,17 @@ class Silence:
     against the store, so a silence that ended meanwhile lets its failures alert."""
 
     def __init__(
-        self, store: Silences, cache_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        store: Silences,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        inhibition: Inhibition | None = None,
     ) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
         self._clock = clock
+        # Inhibitions are silences too (triage.inhibit): a source is not held back by its own rule.
+        self.inhibition = inhibition if inhibition else None
         self._cached: list[SilenceRule] = []
         self._fetched: float | None = None
 
@@ -376,7 +389,7 @@ class Silence:
             if key in decided:
                 silence = decided[key]
             else:
-                silence = decided[key] = next((s for s in silences if s.matcher.matches(facts)), None)
+                silence = decided[key] = self._first(silences, facts)
             if silence is None:
                 kept.append(c)
             else:
@@ -384,17 +397,77 @@ class Silence:
         ordered = list(matched.items())
         for done, (silence_id, held) in enumerate(ordered):
             try:
-                counted = self.store.count_silenced(silence_id, len(held), held[0].shown(), batch.now)
+                recovered = [c.key for c in held if c.recovered]  # the store skips what the dead unit counted
+                counted = self.store.count_silenced(
+                    silence_id, len(held), held[0].shown(), batch.now, recovered
+                )
             except Exception:
                 # Claimed but neither counted nor alerted: let Event Grid's retry bring them back.
                 rest = [*kept, *(c for _, cs in ordered[done:] for c in cs)]
                 batch.release_keys([c.key for c in rest])
                 raise
-            if counted:
+            if counted and silence_id.startswith(INHIBIT_PREFIX):
+                batch.report.inhibited += len(held)
+                batch.report.tally("inhibited", held[0].facts.kind, held[0].facts, len(held))
+                if self.inhibition is not None:
+                    self.inhibition.inhibited += len(held)
+            elif counted:
                 batch.report.silenced += len(held)
             else:
                 kept.extend(held)  # the silence ended meanwhile: these alert as usual
         batch.candidates = kept
+
+    def _first(self, silences: list[SilenceRule], facts: Facts | Incident) -> SilenceRule | None:
+        """The first silence in force that holds back `facts`, if any."""
+        inhibition = self.inhibition
+        for silence in silences:
+            if silence.matcher.matches(facts) and (
+                inhibition is None or not inhibition.exempt(silence.id, facts)
+            ):
+                return silence
+        return None
+
+
+class StartInhibitions:
+    """Source events of an inhibit rule (triage.inhibit) start its inhibition when none is in
+    force for their `equal` values: a store silence the next batches hold its targets back in.
+    Which are in force is read from the silences the Silence stage has read anyway (at most a
+    few seconds old): a batch without a new source costs nothing. Never raises: an inhibition
+    that could not be started holds nothing back, so the targets alert as usual."""
+
+    def __init__(self, store: Silences, inhibition: Inhibition, silences: Silence) -> None:
+        self.store = store
+        self.inhibition = inhibition
+        self.silences = silences
+
+    def __call__(self, batch: Batch) -> None:
+        inhibition, now = self.inhibition, batch.now
+        wanted: dict[str, tuple[int, Candidate]] = {}
+        seen: set[tuple[Any, ...]] = set()
+        for c in batch.candidates:
+            facts = c.facts
+            key = (facts.kind, facts.context, facts.code, facts.subcode, facts.resource)
+            if key in seen:
+                continue
+            seen.add(key)
+            for number in inhibition.sources(facts):
+                wanted.setdefault(inhibition.prefix(number, facts), (number, c))
+        if not wanted:
+            return
+        try:
+            running = {s.id[: s.id.rindex(":") + 1] for s in self.silences.active(now)}
+            started = 0
+            for prefix, (number, c) in wanted.items():
+                if prefix not in running:
+                    self.store.add_silence(SilenceRule(**inhibition.start(number, c.shown(), now)))
+                    started += 1
+        except Exception as err:
+            log.warning(
+                "an inhibition could not be started (%s): its targets alert as usual", type(err).__name__
+            )
+            started = 1
+        if started:
+            self.silences.forget()  # this instance holds targets back from its next batch on
 
 
 class SilenceSummaries:
@@ -423,9 +496,12 @@ class Recover:
     """Events taken over from a delivery that died before its unit finished (Azure). That
     delivery may have alerted them already, or not: so they never alert on their own; each
     burst's recovered events are put into its group as held occurrences, due at once
-    (`restore`), and the next flush reports them in a digest. Counted at least once, alerted
-    at most once, with grouping on or off. A failure gives nothing back: the keys stay this
-    unit's, and the next delivery recovers them again once the lease has passed."""
+    (`restore`), and the next flush reports them in a digest. The store leaves out those the
+    dead delivery had counted already (their keys tell it which): counted once, but the first
+    event of a burst the dead delivery opened, which the digest reports too (its first alert
+    may have been cut off); alerted at most once, with grouping on or off. A failure gives
+    nothing back: the keys stay this unit's, and the next delivery recovers them again once
+    the lease has passed."""
 
     def __init__(self, store: BurstGroups, lanes: Routing | timedelta) -> None:
         self.store = store
@@ -445,9 +521,9 @@ class Recover:
             shown = [c.shown() for c in cs[:MAX_SAMPLES]]
             seconds = int((lane.window or lane.quiet).total_seconds())
             held = Held(key, len(cs), now, now, shown[0], seconds, [i.ids for i in shown])
-            # The dead delivery may not have counted them into the burst: add them to its
-            # total too, so that its resolved notice reports at least every event.
-            self.store.restore(held, now, counted=False)
+            # The dead delivery may not have counted them into the burst: the store adds those
+            # to its total too (their keys tell it which the dead unit had counted already).
+            self.store.restore(held, now, counted=False, keys=[c.key for c in cs])
             batch.report.recovered += len(cs)
             batch.report.tally("recovered", shown[0].kind, shown[0], len(cs))
 
@@ -670,16 +746,35 @@ class Digests:
     """One digest per burst whose window has ended (the timer's flush), and one resolved notice
     per burst that stayed quiet for a whole window (its group closed). `Route` decides who hears
     of it: without ACS_TRIAGE_SEND_RESOLVED only incident trackers (PagerDuty), whose incidents
-    would otherwise never close."""
+    would otherwise never close.
 
-    def __init__(self, store: BurstGroups, lookup: Callable[[Incident], Guidance]) -> None:
+    A burst still firing `repeat_interval` after its first alert (and again each interval after
+    that) is reminded of: the digest whose window crosses that moment is sent as a reminder (see
+    `reminder_due`), the whole alert again with the burst's totals. It is not an extra message:
+    it carries that digest's count, so every event is still counted in one alert, and it needs
+    no state of its own beyond what the store's flush already writes."""
+
+    def __init__(
+        self,
+        store: BurstGroups,
+        lookup: Callable[[Incident], Guidance],
+        repeat: Callable[[str, Incident], timedelta] | None = None,
+        inhibition: tuple[Inhibition, Silences] | None = None,
+    ) -> None:
         self.store = store
         self.lookup = lookup
+        self.repeat = repeat  # a burst key's repeat_interval (Routing.repeat_of); None: no reminders
+        self.inhibition = inhibition if inhibition and inhibition[0] else None  # ended with their sources
 
     def __call__(self, batch: Batch) -> None:
         batch.restore = self.store.restore
         ended: list[Burst] = []
         taken = self.store.take_due(batch.now, ended)
+        if self.inhibition is not None and ended:
+            try:  # their summaries go out with this flush (SilenceSummaries comes next)
+                self._end_inhibitions(ended, batch.now)
+            except Exception as err:  # each ends by itself within INHIBIT_SPAN
+                log.warning("inhibitions whose source ended could not be ended (%s)", type(err).__name__)
         for burst in ended:
             resolved = _counted(
                 self.lookup,
@@ -691,6 +786,15 @@ class Digests:
             batch.pending.append(Pending(resolved, key=burst.fingerprint))
         batch.report.resolved += len(ended)
         for held in taken:
+            repeat = self.repeat(held.fingerprint, held.incident) if self.repeat is not None else timedelta(0)
+            reminder: dict[str, Any] = {}
+            if reminder_due(held, repeat):
+                batch.report.reminders += 1
+                reminder = {
+                    "reminder_seconds": int(repeat.total_seconds()),
+                    "burst_count": held.burst_count,
+                    "burst_started": held.burst_started,
+                }
             alert = _counted(
                 self.lookup,
                 held,
@@ -698,10 +802,36 @@ class Digests:
                 digest=True,
                 window_seconds=held.window_seconds,
                 group=_group(held),
+                **reminder,
             )
             batch.pending.append(Pending(alert, held=held, key=held.fingerprint))
             batch.report.digests += 1
             batch.report.tally("digest", held.incident.kind, held.incident)
+
+    def _end_inhibitions(self, ended: list[Burst], now: datetime) -> None:
+        """End the inhibitions whose source bursts ended in this flush (one read of the silences,
+        only when a source ended)."""
+        assert self.inhibition is not None
+        inhibition, silences = self.inhibition
+        prefixes = inhibition.ended_by([b.incident for b in ended])
+        if prefixes:
+            for silence in silences.list_silences(now):
+                if silence.id.startswith(prefixes) and silence.active(now):
+                    silences.expire_silence(silence.id, now)
+
+
+def reminder_due(held: Held, repeat: timedelta) -> bool:
+    """Whether the digest of `held` is its burst's reminder: its window (from the previous digest,
+    or the first alert, to the flush that took it) holds a moment `repeat`, 2×`repeat`, … after
+    the burst's first occurrence arrived. The windows of one burst follow each other without gap
+    or overlap, so each such moment falls in exactly one digest's window: reminders come every
+    `repeat` (at the first flush after each moment) without drifting later, and a store keeps
+    no state for them beyond the window it resets anyway."""
+    start, end, began = held.window_start, held.window_end, held.burst_started
+    if not repeat or start is None or end is None or began is None:
+        return False
+    # Moments k·repeat after the start, k ≥ 1, in (start, end]: as many as their counts differ.
+    return (end - began) // repeat > max((start - began) // repeat, 0)
 
 
 def _group(tally: Held | Burst) -> str:

@@ -54,8 +54,14 @@ class CountHourly:
         if not batch.candidates:
             return
         counts = Counter(c.fingerprint for c in batch.candidates)
+        # Events recovered from a delivery that died (Azure): the store leaves out those that
+        # delivery had counted already, so each is counted once per hour it arrived in.
+        recovered: dict[str, list[str]] = {}
+        for c in batch.candidates:
+            if c.recovered:
+                recovered.setdefault(c.fingerprint, []).append(c.key)
         try:
-            self.store.add_hourly(hour_of(batch.now), counts)
+            self.store.add_hourly(hour_of(batch.now), counts, recovered or None)
         except Exception:
             batch.release_keys([c.key for c in batch.candidates])
             raise

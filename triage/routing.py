@@ -2,10 +2,11 @@
 
 A `Lane` is one route's treatment of the alerts it takes: where they go (`to`), what one burst
 is (`group_by`, default the fingerprint: kind, code, subcode, resource), its digest window
-(`group_interval`, default ACS_TRIAGE_GROUP_WINDOW_SECONDS; 0: every failure alerts alone) and
-when it is muted (`mute_time_intervals`, or outside `active_time_intervals`). An alert no rule
-takes is in the default lane (ACS_TRIAGE_DEFAULT_ROUTE, else every destination); with no rules
-at all, everything is.
+(`group_interval`, default ACS_TRIAGE_GROUP_WINDOW_SECONDS; 0: every failure alerts alone), how
+often a burst still firing is reminded of (`repeat_interval`, see policy.Digests) and when it
+is muted (`mute_time_intervals`, or outside `active_time_intervals`). An alert no rule takes is
+in the default lane (ACS_TRIAGE_DEFAULT_ROUTE, else every destination); with no rules at all,
+everything is.
 
 A burst's key in the store says its lane: the fingerprint itself in the default lane (as before
 routes had timing, so groups already open keep their keys), `route:<name>|<values>` in a route's.
@@ -47,6 +48,7 @@ class Lane:
         "names",
         "plain",
         "quiet",
+        "repeat",
         "route",
         "window",
     )
@@ -61,11 +63,13 @@ class Lane:
         group_by: tuple[str, ...] | None = None,
         muted: Callable[[datetime], bool] | None = None,
         route: Route | None = None,
+        repeat: timedelta = timedelta(0),
     ) -> None:
         self.name = name  # "" for the default lane
         self.names = names  # destination names; None: the default route's
         self.window = window
         self.quiet = quiet
+        self.repeat = repeat  # repeat_interval (0: no reminders)
         self.group_by = group_by
         self.muted = muted
         self.route = route
@@ -117,7 +121,13 @@ class Routing:
         self.settings = settings
         window = timedelta(seconds=settings.group_window_seconds)
         quiet = timedelta(seconds=settings.quiet_seconds)
-        self.default = Lane("", None, window, quiet)
+        self.default = Lane(
+            "",
+            None,
+            window,
+            quiet,
+            repeat=timedelta(seconds=settings.repeat_seconds(int(window.total_seconds()))),
+        )
         self.lanes: dict[str, Lane] = {}
         for route in settings.routes:
             interval = window if route.group_interval is None else timedelta(seconds=route.group_interval)
@@ -129,6 +139,9 @@ class Routing:
                 group_by=tuple(route.group_by) if route.group_by else None,
                 muted=_mute(settings, route),
                 route=route,
+                repeat=timedelta(
+                    seconds=settings.repeat_seconds(int(interval.total_seconds()), route.repeat_interval)
+                ),
             )
         self.unrouted = 0  # alerts no rule took, since this process started (/api/health)
 
@@ -161,6 +174,30 @@ class Routing:
             return lane
         return None
 
+    def timing(self) -> list[str]:
+        """One line per lane saying how it times its bursts (for `doctor`), e.g. 'route oncall:
+        digests every 10 min, a reminder every 4 h while a burst still fires'."""
+        lanes = [(f"route {lane.name}", lane) for lane in self.lanes.values()]
+        what = "alerts no route matches" if self.settings.routes else "every alert"
+        lines: list[str] = []
+        for name, lane in [*lanes, (f"default route ({what})", self.default)]:
+            if not lane.window:
+                lines.append(f"{name}: every failure alerts on its own (no digests, no reminders)")
+                continue
+            every = _span(lane.window)
+            reminder = (
+                f"a reminder every {_span(lane.repeat)} while a burst still fires"
+                if lane.repeat
+                else "no reminders (repeat_interval 0)"
+            )
+            lines.append(f"{name}: digests every {every}, {reminder}")
+        return lines
+
+    def repeat_of(self, key: str, incident: Incident) -> timedelta:
+        """The repeat interval of the lane whose burst `key` is (a stored burst's key)."""
+        lane = self.lane_of_key(key, incident)
+        return (lane or self.default).repeat
+
     def destinations(self, lanes: list[Lane], status: str) -> list[Destination]:
         """Where an alert of these lanes goes (in order, each once). Resolved notices without
         ACS_TRIAGE_SEND_RESOLVED go only to incident trackers, whose incidents must close."""
@@ -176,6 +213,13 @@ class Routing:
         if status == "resolved" and not settings.send_resolved:
             found = [d for d in found if d.kind.keeps_incidents]
         return found
+
+
+def _span(span: timedelta) -> str:
+    """'10 min', '4 h', '1 h 30 min' (the words alerts use)."""
+    from .render.content import format_window
+
+    return format_window(int(span.total_seconds()))
 
 
 def _mute(settings: Settings, route: Route) -> Callable[[datetime], bool] | None:

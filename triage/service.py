@@ -313,6 +313,8 @@ class Service:
         # Alerts no route matched (sent to the default route), on this instance since it started:
         # a rule set with a gap shows here before anyone misses an alert.
         doc["unrouted"] = self.triage.unrouted
+        if self.settings.inhibit_rules:  # held back while a source fires: counted, summarised
+            doc["inhibited"] = self.triage.inhibited
         if self.unavailable is None:
             try:
                 oldest = self.store.oldest_poisoned(self.deliverer.clock())

@@ -4,7 +4,6 @@ local.settings.json Values). Every setting is documented in local.settings.sampl
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -21,8 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from .config_json import json_list
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
+from .inhibit import InhibitRule, parse_inhibit_rules
 from .intervals import NamedInterval, parse_time_intervals
 from .matchers import MATCHER_FIELDS, Matcher
 from .model import Severity
@@ -58,6 +59,10 @@ SITE_NAME_SETTING = "WEBSITE_SITE_NAME"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SITE_TAG_MAX = 32  # keeps "acs-triage-<tag>-outbox-poison" within a queue name's 63 characters
 DEFAULT_QUIET_SECONDS = 300  # grouping off, ACS_TRIAGE_RESOLVE_AFTER_SECONDS unset
+# ACS_TRIAGE_REPEAT_INTERVAL_SECONDS unset: Alertmanager's default repeat_interval (4 h). A reminder
+# is a digest that would go out anyway, shown in full: it adds no message, so it can be on by default.
+DEFAULT_REPEAT_SECONDS = 4 * 3600
+REPEAT_MAX_SECONDS = 7 * 86_400
 MIN_SECRET_CHARS = 16  # a destination's own key (PagerDuty's are 32): shorter is guessable
 MIN_LINK_KEY_CHARS = 32  # the key that signs "Silence…" links: a bearer capability to silence
 # App Service replaces a Key Vault reference with the secret once its identity may read it; until
@@ -194,6 +199,9 @@ class Route(Matcher):
     name: str = ""
     group_by: list[GroupLabel] | None = None  # default: kind, code, subcode, resource
     group_interval: int | None = Field(None, ge=0, le=86_400)  # seconds, or "5m"; 0: no grouping
+    # A burst still firing this long after its first alert (then after each reminder) gets its
+    # next digest as a reminder; seconds or "4h"; 0: never. Default ACS_TRIAGE_REPEAT_INTERVAL_SECONDS.
+    repeat_interval: int | None = Field(None, ge=0, le=REPEAT_MAX_SECONDS)
     mute_time_intervals: list[str] = Field(default=[])
     active_time_intervals: list[str] = Field(default=[])
 
@@ -205,7 +213,7 @@ class Route(Matcher):
             raise ValueError(f"{value!r}: a route's name holds no '|', ':' or spaces")
         return value
 
-    @field_validator("group_interval", mode="before")
+    @field_validator("group_interval", "repeat_interval", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         return duration_seconds(value) if isinstance(value, str) else value
@@ -226,8 +234,12 @@ class Settings(BaseModel):
     destinations: dict[str, Destination] = {}
     routes: list[Route] = []
     time_intervals: dict[str, NamedInterval] = {}  # ACS_TRIAGE_TIME_INTERVALS, by name
+    inhibit_rules: list[InhibitRule] = []  # ACS_TRIAGE_INHIBIT_RULES (triage.inhibit)
     resource: str = "acs"  # shown for callbacks, which do not name their ACS resource
     group_window_seconds: int = Field(300, ge=0, le=86_400)
+    # Every route's repeat_interval unless it gives its own (unset: DEFAULT_REPEAT_SECONDS, or a
+    # longer group window; 0: no reminders). See `repeat_seconds`.
+    repeat_interval_seconds: int | None = Field(None, ge=0, le=REPEAT_MAX_SECONDS)
     dedup_ttl_hours: int = Field(48, ge=24, le=24 * 30)
     # Azure: how long a delivery's claims are its own before a retry may take them over as
     # recovered (its process died); it must outlast the slowest batch.
@@ -273,6 +285,16 @@ class Settings(BaseModel):
         """How long a burst must be quiet to be resolved: ACS_TRIAGE_RESOLVE_AFTER_SECONDS, else
         the group window, else (grouping off) 5 minutes."""
         return self.resolve_after_seconds or self.group_window_seconds or DEFAULT_QUIET_SECONDS
+
+    def repeat_seconds(self, window: int, given: int | None = None) -> int:
+        """The repeat interval of a lane with a `window`-second digest window, whose route gives
+        `given` (None: none): that, else ACS_TRIAGE_REPEAT_INTERVAL_SECONDS, else the default
+        (4 h, or the window when that is longer: unset, it never asks for the impossible)."""
+        if given is None:
+            given = self.repeat_interval_seconds
+        if given is None:
+            return max(DEFAULT_REPEAT_SECONDS, window)
+        return given
 
     report_schedule: str | None = None  # cron (UTC); unset: no scheduled daily report
     report_period_hours: int = Field(24, ge=1, le=24 * 31)
@@ -392,6 +414,7 @@ class Settings(BaseModel):
         for field_name in (
             "resource",
             "group_window_seconds",
+            "repeat_interval_seconds",
             "dedup_ttl_hours",
             "claim_lease_seconds",
             "max_body_bytes",
@@ -433,6 +456,10 @@ class Settings(BaseModel):
         except ValueError as err:
             problems.append(str(err))
         try:
+            raw["inhibit_rules"] = parse_inhibit_rules(get("INHIBIT_RULES"), f"{PREFIX}INHIBIT_RULES")
+        except ValueError as err:
+            problems.append(str(err))
+        try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:
             problems += [_problem(e["loc"], e["type"], e["msg"]) for e in exc.errors()]
@@ -451,6 +478,7 @@ class Settings(BaseModel):
                 f"unset {PREFIX}RESOLVE_AFTER_SECONDS, or set it to {window}"
             )
         problems += _route_timing(settings)
+        problems += _repeat_problems(settings)
         unknown = {n for r in settings.routes for n in r.to} - set(settings.destinations)
         if unknown:
             problems.append(f"{PREFIX}ROUTES names destinations that are not configured: {sorted(unknown)}")
@@ -493,7 +521,62 @@ def _problem(loc: tuple[int | str, ...], kind: str, message: str) -> str:
     return f"{PREFIX}{'.'.join(str(p) for p in loc).upper()}: {message.removeprefix('Value error, ')}"
 
 
-_TIMING_KEYS = ("name", "group_by", "group_interval", "mute_time_intervals", "active_time_intervals")
+_TIMING_KEYS = (
+    "name",
+    "group_by",
+    "group_interval",
+    "repeat_interval",
+    "mute_time_intervals",
+    "active_time_intervals",
+)
+
+
+def _repeat_problems(settings: Settings) -> list[str]:
+    """A repeat interval that cannot work: shorter than the digest window it would remind in
+    (a reminder is one of the window's digests), or given where nothing is grouped (every
+    failure alerts on its own: there is no digest to make a reminder of)."""
+    problems: list[str] = []
+    window = settings.group_window_seconds
+    given = settings.repeat_interval_seconds
+    setting = f"{PREFIX}REPEAT_INTERVAL_SECONDS"
+    if given and window and given < window:
+        problems.append(
+            f"{setting} ({given}) is shorter than {PREFIX}GROUP_WINDOW_SECONDS ({window}): a reminder "
+            f"is one of a burst's digests, which come once a window; set it to {window} or more, or 0 "
+            "for no reminders"
+        )
+    grouped = bool(window) or any(r.group_interval for r in settings.routes)
+    if given and not grouped:
+        problems.append(
+            f"{setting} ({given}) has nothing to remind of: grouping is off ({PREFIX}GROUP_WINDOW_SECONDS=0 "
+            "and no rule gives a group_interval), so every failure alerts on its own; unset it or set "
+            f"it to 0, or turn grouping on"
+        )
+    for index, route in enumerate(settings.routes):
+        interval = window if route.group_interval is None else route.group_interval
+        repeat = route.repeat_interval
+        where = f"{PREFIX}ROUTES rule {index + 1} ({route.name})"
+        if repeat is None:
+            if given and interval and given < interval and given >= window:
+                problems.append(
+                    f"{where}: {setting} ({given}) is shorter than the rule's group_interval ({interval}), "
+                    f"whose digests come once a window; give the rule a repeat_interval of {interval} "
+                    "or more, or 0 for no reminders"
+                )
+            continue
+        if repeat and not interval:
+            problems.append(
+                f"{where}, 'repeat_interval': the rule alerts every failure on its own (group_interval "
+                "0), so there is no digest to make a reminder of; remove repeat_interval, or give the "
+                "rule a group_interval"
+            )
+        elif repeat and repeat < interval:
+            problems.append(
+                f"{where}, 'repeat_interval' ({repeat}) is shorter than its group_interval ({interval}): a "
+                f"reminder is one of the burst's digests, which come once a window; set it to {interval} "
+                "or more, or 0 for no reminders"
+            )
+    return problems
 
 
 def _route_timing(settings: Settings) -> list[str]:
@@ -605,12 +688,9 @@ def _routes(inline: str | None, path: str | None) -> list[object]:
     if not text:
         return []
     try:
-        routes = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{PREFIX}ROUTES is not valid JSON: {exc.msg} at {exc.pos}") from None
-    if not isinstance(routes, list):
-        raise ConfigurationError(f"{PREFIX}ROUTES must be a JSON list of rules")
-    return routes
+        return json_list(text, f"{PREFIX}ROUTES", "rules")
+    except ValueError as err:
+        raise ConfigurationError(str(err)) from None
 
 
 # Settings the runtime reads outside `Settings`, and ACS_TRIAGE_* names of the tools around it,

@@ -53,19 +53,49 @@ def main(args: argparse.Namespace) -> int:
     if settings is not None and complete and not args.offline and not problems_block(problems):
         problems += silence_problems(settings)
     errors = [p for p in problems if p.level == "error"]
+    timing = _timing(settings) if settings is not None and not errors else []
+    inhibit = _inhibitions(settings) if settings is not None and not errors else []
     if args.json:
         doc: dict[str, Any] = {"problems": [p.as_dict() for p in problems]}
         if depths is not None:
             doc["outbox"] = {"depth": depths[0], "poison": depths[1]}
+        if timing:
+            doc["timing"] = timing
+        if inhibit:
+            doc["inhibit"] = inhibit
         print(json.dumps(doc, indent=2))
     else:
         for problem in problems:
             print(f"{problem.level}: {problem.message}")
+        for line in timing:
+            print(f"timing: {line}")
+        for line in inhibit:
+            print(f"inhibit: {line}")
         if depths is not None:
             print(f"storage answers: outbox {depths[0]} message(s), poison {depths[1]}")
         if not problems:
             print("ok: no problems found")
     return 1 if errors else 0
+
+
+def _timing(settings: Settings) -> list[str]:
+    """How each route times its bursts (digest window, reminders): what the settings mean,
+    said once, so that a default nobody wrote down (4 h reminders) is not a surprise."""
+    from ..routing import Routing
+
+    return Routing(settings).timing()
+
+
+def _inhibitions(settings: Settings) -> list[str]:
+    """What each inhibit rule holds back, and while what fires."""
+    lines: list[str] = []
+    for number, rule in enumerate(settings.inhibit_rules, 1):
+        same = f" with the same {', '.join(rule.equal)}" if rule.equal else ""
+        lines.append(
+            f"rule {number}: while {' '.join(rule.source_matchers)} fires, "
+            f"{' '.join(rule.target_matchers)}{same} is held back (counted, summarised when it ends)"
+        )
+    return lines
 
 
 def silence_problems(settings: Settings) -> list[Problem]:

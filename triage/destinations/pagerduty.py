@@ -1,7 +1,8 @@
 """Alert → PagerDuty Events API v2 event (https://events.pagerduty.com/v2/enqueue).
 
 A burst is one PagerDuty alert: `dedup_key` is the burst's fingerprint, so the first failure
-triggers it, each digest adds a log entry to the same open alert instead of paging again, and the
+triggers it, each digest (and each reminder, a digest of a burst still firing after its
+repeat_interval) adds a log entry to the same open alert instead of paging again, and the
 resolved notice (Alert status "resolved", sent when the burst went quiet for a whole window)
 resolves it. Silenced summaries are chat news and are not sent here (`statuses`).
 
@@ -114,6 +115,10 @@ def _details(alert: Alert) -> dict[str, Any]:
     details["ids"] = {_text(k, _FIELD_MAX): _text(v, _VALUE_MAX) for k, v in inc.ids.items()}
     if inc.details:
         details["details"] = {_text(k, _FIELD_MAX): _text(v, _VALUE_MAX) for k, v in inc.details.items()}
+    if alert.reminder:  # same dedup_key: a log entry on the open alert saying it still fires
+        details["reminder"] = content.digest_line(alert)
+        details["burst_count"] = alert.burst_count
+        details["burst_first_arrived"] = content.format_time(alert.burst_started)
     if alert.digest and alert.samples:
         details["samples"] = [dict(sample) for sample in content.sample_ids(alert, 5)]
     details["catalog"] = content.catalog_note(guide)

@@ -131,7 +131,9 @@ def render(alert: Alert) -> dict[str, Any]:
     blocks.append({"type": "context", "elements": elements})
 
     label_line = f"{label}: {headline}"
-    if alert.digest and alert.window_seconds:
+    if alert.reminder:  # the notification preview says it is still failing, and how much
+        label_line += f". {digest}"
+    elif alert.digest and alert.window_seconds:
         label_line += f" in {content.format_window(alert.window_seconds)}"
     fallback = content.fit(f"{label_line}. {guided.fallback_message}", TEXT_MAX, slack_mrkdwn)[0]
     return {

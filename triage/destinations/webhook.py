@@ -62,6 +62,13 @@ def _time(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _type(alert: Alert) -> str:
+    """The document's `type` word: alert, digest, reminder (all three firing), resolved, silenced."""
+    if alert.status != "firing":
+        return alert.status
+    return "reminder" if alert.reminder else "digest" if alert.digest else "alert"
+
+
 def render(alert: Alert) -> dict[str, Any]:
     """The acs-triage.alert/v1 document for `alert`. Values are as the event gave them (IDs
     masked as in chat), unescaped: the receiver decides how to show them."""
@@ -69,6 +76,7 @@ def render(alert: Alert) -> dict[str, Any]:
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "status": alert.status,
+        "type": _type(alert),
         "title": content.headline(alert),
         "fingerprint": alert.fingerprint,
         "alert": {
@@ -104,6 +112,12 @@ def render(alert: Alert) -> dict[str, Any]:
         "details": dict(inc.details),
         "samples": [dict(sample) for sample in alert.samples[:MAX_SAMPLES]],
     }
+    if alert.reminder:
+        document["counts"]["reminder"] = {
+            "every_seconds": alert.reminder_seconds,
+            "burst_count": alert.burst_count,
+            "burst_first_seen": _time(alert.burst_started),
+        }
     if inc.status:  # events that report a status word instead of a code (email)
         document["alert"]["event_status"] = inc.status
         document["alert"]["scope"] = inc.scope

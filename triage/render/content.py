@@ -21,6 +21,7 @@ from .escape import ELLIPSIS, MEMO_ENTRIES, memo
 __all__ = [
     "ALSO_TITLE",
     "IDENTITY_TITLES",
+    "REMINDER_PREFIX",
     "SEVERITY_LABEL",
     "SILENCE_TITLE",
     "AdviceLine",
@@ -43,6 +44,8 @@ __all__ = [
     "summary_facts",
     "time_facts",
 ]
+
+REMINDER_PREFIX = "Reminder: "  # a reminder's headline (repeat_interval)
 
 SEVERITY_LABEL: dict[Severity, str] = {
     Severity.ERROR: "Error",
@@ -94,9 +97,12 @@ def format_window(seconds: int) -> str:
 
 
 def headline(alert: Alert) -> str:
-    """'PlayFailed 400/8535 on contoso-acs', or '9,999× CallDisconnected 408/10057 on contoso-acs'."""
+    """'PlayFailed 400/8535 on contoso-acs', '9,999× CallDisconnected 408/10057 on contoso-acs', or
+    for a reminder 'Reminder: 9,999× CallDisconnected 408/10057 on contoso-acs' (a digest still)."""
     inc = alert.incident
     prefix = f"{format_count(alert.count)}× " if alert.digest else ""
+    if alert.reminder:
+        prefix = REMINDER_PREFIX + prefix
     return f"{prefix}{inc.kind} {alert.code_text} on {inc.resource}"
 
 
@@ -117,13 +123,22 @@ def notice(alert: Alert) -> tuple[str, str]:
 
 
 def digest_line(alert: Alert) -> str:
-    """'9,999 occurrences in 5 min' for a digest, '' otherwise."""
+    """'9,999 occurrences in 5 min' for a digest; for a reminder 'Still failing: 12,400 events
+    since 2026-09-20 06:02:11 UTC, 9,999 in the last 5 min; reminder every 4 h'; '' otherwise."""
     if not alert.digest:
         return ""
-    noun = "occurrence" if alert.count == 1 else "occurrences"
     window = alert.window_seconds
     if not window and alert.first_seen and alert.last_seen:
         window = int((alert.last_seen - alert.first_seen).total_seconds())
+    if alert.reminder:
+        total = alert.burst_count
+        events = f"{format_count(total)} {'event' if total == 1 else 'events'}"
+        return (
+            f"Still failing: {events} since {format_time(alert.burst_started)}, "
+            f"{format_count(alert.count)} in the last {format_window(window)}; "
+            f"reminder every {format_window(alert.reminder_seconds)}"
+        )
+    noun = "occurrence" if alert.count == 1 else "occurrences"
     return f"{format_count(alert.count)} {noun} in {format_window(window)}"
 
 

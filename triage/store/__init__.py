@@ -190,6 +190,13 @@ class Held(Struct):
     # settles together with the counts it gives back. Empty where take and outbox write share
     # a transaction (memory, SQLite) or once the record was settled.
     token: str = ""
+    # What a reminder needs (policy.Digests, repeat_interval), set by `take_due`: the burst's
+    # occurrences so far (this digest's included), when its first arrived, and the window this
+    # digest reports, from the previous digest (or the first alert) to the flush that took it.
+    burst_count: int = 0
+    burst_started: datetime | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
 
 class Burst(Struct, frozen=True):
@@ -353,7 +360,8 @@ class BurstGroups(Protocol):
         A group with nothing held is closed; one with held counts starts a new window.
         Whatever is taken is the caller's: store its digest, or give it back with `restore`.
         Each group closed by this call is appended to `resolved` (when a list is given) with
-        its burst's totals: closing is atomic, so exactly one caller learns of each.
+        its burst's totals: closing is atomic, so exactly one caller learns of each. Each Held
+        says its burst's totals so far and the window it reports (`Held.window_start`, `end`).
 
         Inside a unit (`Units.unit`), what is taken and the messages that report it are never
         separated by a crash: memory and SQLite run the unit as one transaction; Azure writes
@@ -362,17 +370,24 @@ class BurstGroups(Protocol):
         hands a record whose unit died (its claim lease passed) out again on a later call."""
         ...
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
         """Put back counts that `take_due` handed out but whose digest could not be stored
         (the outbox write failed), so that the next flush reports them: nothing lost or doubled.
-        With counted=False they are occurrences the burst has not counted yet (Azure's events
-        recovered from a delivery that died): they are added to its total as well.
+        With counted=False they are occurrences the burst may not have counted yet (Azure's
+        events recovered from a delivery that died, `keys` their dedup keys as claimed in this
+        unit): they are added to its total as well, except those that the unit which died had
+        counted into the group already (its record of that is written with its counts). Of
+        those, a burst the dead unit opened holds its first event once more, and a burst
+        whose events alerted one by one holds them, for the digest: those alerts may have
+        been cut off by the crash. A store that never recovers an event counts them all.
 
         Merged atomically into the fingerprint's group with any hits that came meanwhile:
         counts add up, first_seen is the earlier, last_seen the later; the restored
         occurrences came first, so their example and samples lead (at most MAX_SAMPLES).
         The group is due again by `now` (as it was before `take_due`), so the next flush
-        takes it at once; a group closed meanwhile is opened again, already due."""
+        takes it at once; a group closed meanwhile is opened again, already due. Its window
+        starts again no later than `held.window_start`, so the next digest reports the window
+        the restored one did (a reminder that could not be written is a reminder again)."""
         ...
 
 
@@ -392,10 +407,15 @@ class Silences(Protocol):
         if there is no such silence."""
         ...
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
         """Atomically add `count` silenced events (`first`: the earliest of them) to a silence.
         False when it is no longer active at `now` (ended or expired meanwhile): the caller
-        alerts those events instead, so none is lost between a silence and its summary."""
+        alerts those events instead, so none is lost between a silence and its summary.
+        `recovered`: the dedup keys of those events that this unit recovered (Azure); those
+        that the unit which died had counted in this silence already are left out. A store
+        that never recovers an event counts them all."""
         ...
 
     def take_ended_silences(self, now: datetime) -> list[SilenceRule]:
@@ -533,8 +553,13 @@ class HourlyCounts(Protocol):
     """Failures per fingerprint per hour, shared by every instance: what the daily report reads.
     The pipeline writes once per batch (one counter per fingerprint), not once per event."""
 
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
-        """Add `counts[fingerprint]` to each fingerprint's counter of `hour` (see `hour_of`)."""
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        """Add `counts[fingerprint]` to each fingerprint's counter of `hour` (see `hour_of`).
+        `recovered[fingerprint]`: the dedup keys of those events that this unit recovered
+        (Azure) and are in the count; those that the unit which died had counted in this
+        hour's counter already are left out. A store that never recovers an event adds all."""
         ...
 
     def hourly(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:

@@ -118,8 +118,9 @@ _BURST = ("total", "started", "latest", "example")  # a group's whole-burst prop
 # transaction resets the group and writes it) until the unit that took it has written its
 # alerts. Its RowKey starts with "%~", which `row_key` never writes.
 _NOTICE = "%~"
+# `opened`: the start of the window a digest reports (a reminder's, see Held.window_start).
 _NOTICE_PROPERTIES = ("fingerprint", "held", "first_seen", "last_seen", "incident", "window_seconds",
-                      "samples", *_BURST)  # fmt: skip
+                      "samples", "opened", *_BURST)  # fmt: skip
 # An entity-group transaction carries at most 4 MiB: cut long before that by the size of the
 # JSON properties (incidents are capped at _PROPERTY_MAX characters each).
 _TRANSACTION_BYTES = 2_000_000
@@ -134,6 +135,12 @@ _POINT_READS = 8  # unknown rows read one by one (in parallel); more: the partit
 _ATTEMPTS = 100  # optimistic-concurrency retries before giving up on a contended entity
 _REMEMBERED_KEYS = 20_000  # live claims of this instance kept in memory (a few batches)
 _REMEMBERED_UNITS = 20_000  # ids of finished units kept in memory (final: never un-finished)
+# A group remembers the units that counted into it (`applied`, see `AzureStore._mark`): the
+# newest _APPLIED_MAX, each for the claim lease + _APPLIED_KEEP (the retry that recovers a
+# dead unit's events comes after its lease), except those known here to have finished.
+_APPLIED_MAX = 50
+_APPLIED_KEEP = timedelta(hours=1)
+_CHAIN_MAX = 8  # units a recovered key's row names (the first claimant, then each that died)
 _ROW_KEY_MAX = 400  # characters; the service allows 1 KiB, UTF-16
 _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,53}$")
 _QUEUE_NAME = re.compile(r"^(?=.{3,56}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
@@ -154,11 +161,15 @@ class _Unit:
     records of what its flush took (digests and resolved bursts; silences whose summary it
     claimed), settled once it exits cleanly."""
 
-    __slots__ = ("claimed", "id", "notices", "summaries")
+    __slots__ = ("claimed", "id", "notices", "recovered", "summaries")
 
     def __init__(self) -> None:
         self.id = uuid.uuid4().hex
         self.claimed: dict[str, datetime] = {}
+        # Keys taken over as RECOVERED → the units that had them, the one that claimed them
+        # first, then each that recovered them and died too (see `_origin`): what `restore`
+        # looks up in a group's `applied` list.
+        self.recovered: dict[str, tuple[str, ...]] = {}
         self.notices: dict[str, None] = {}  # RowKeys of taken records (groups partition)
         self.summaries: dict[str, None] = {}  # RowKeys of silences whose summary it took
 
@@ -466,12 +477,12 @@ class AzureStore:
             self._state().upsert_entity({"PartitionKey": _UNITS, "RowKey": unit.id, "expires": expires})
         except Exception as err:
             # Counted and written already: failing the request now would only make Event
-            # Grid's retry recover (count again) every event of it. Without the marker, just a
-            # later duplicate delivery of these events is recovered: counted once more in a
-            # digest, never alerted again.
+            # Grid's retry recover every event of it. Without the marker, just a later
+            # duplicate delivery of these events is recovered: never alerted again, and not
+            # counted again where its counts still name this unit (see `_mark`).
             log.error(
                 "the completion marker of a unit of %d event keys could not be written (%s); "
-                "a duplicate delivery of them after the claim lease will be counted again",
+                "a duplicate delivery of them after the claim lease will be taken as recovered",
                 len(unit.claimed), type(err).__name__,
             )  # fmt: skip
             return
@@ -528,11 +539,12 @@ class AzureStore:
         unit: _Unit | None = getattr(self._local, "unit", None)
         stamp = {"unit": unit.id, "lease": now + self._claim_lease} if unit is not None else {}
         results = [Claim.DUPLICATE] * len(keys)
+        origins: dict[int, tuple[str, ...]] = {}  # index → the dead unit a RECOVERED key had
         unique: dict[str, int] = {}
         for index, key in enumerate(keys):
             unique.setdefault(key, index)  # a key repeated within the batch is a duplicate
         try:
-            self._claim(unique, now, expires, stamp, results)
+            self._claim(unique, now, expires, stamp, results, origins=origins)
         except Exception:
             # The caller sees an error and the sender will retry: keys claimed so far must not
             # make that retry look like a duplicate. A recovered key keeps this unit's row
@@ -554,6 +566,9 @@ class AzureStore:
             self._remember(owned)
         else:
             unit.claimed.update(owned)
+            for key, index in unique.items():
+                if results[index] is Claim.RECOVERED and index in origins:
+                    unit.recovered[key] = origins[index]
         return results
 
     def _claim(
@@ -563,16 +578,23 @@ class AzureStore:
         expires: datetime,
         stamp: Mapping[str, Any],
         results: list[Claim],
+        *,
+        origins: dict[int, tuple[str, ...]],
     ) -> None:
-        """Claim each key of `unique` (key → index); sets results[index] as each one is settled."""
+        """Claim each key of `unique` (key → index); sets results[index] as each one is settled,
+        and origins[index] for a key recovered from a unit that died (see `_origin`)."""
         by_partition: dict[str, list[_Key]] = defaultdict(list)
         for key, index in unique.items():
             if not self._claimed_here(key, now):
                 by_partition[_partition(key)].append((index, row_key(key)))
         table = self._dedup()
 
-        def row(partition: str, rk: str) -> dict[str, Any]:
-            return {"PartitionKey": partition, "RowKey": rk, "expires": expires, **stamp}
+        def row(partition: str, rk: str, dead: TableEntity | None = None) -> dict[str, Any]:
+            # `dead`: the row of a unit that died, taken over (RECOVERED). Should this unit
+            # die too, whoever recovers the key next asks each unit that had it whether it
+            # counted it: the row keeps their ids.
+            taken = {"chain": orjson.dumps(_origin(dead)[-_CHAIN_MAX:]).decode()} if dead and stamp else {}
+            return {"PartitionKey": partition, "RowKey": rk, "expires": expires, **stamp, **taken}
 
         def insert(job: tuple[str, Sequence[_Key]]) -> tuple[list[_Key], list[_Key]]:
             """Insert a chunk: (keys known to be missing, keys to read); marks what went in."""
@@ -621,13 +643,19 @@ class AzureStore:
             operations = [
                 ("create", row(partition, rk))
                 if entity is None
-                else ("update", row(partition, rk), {**replace, **self._if_match(entity)})
-                for _, rk, entity, _ in chunk
+                else (
+                    "update",
+                    row(partition, rk, entity if verdict is Claim.RECOVERED else None),
+                    {**replace, **self._if_match(entity)},
+                )
+                for _, rk, entity, verdict in chunk
             ]
             if self._transact(table, operations) is not None:
                 return False
-            for index, _, _, verdict in chunk:
+            for index, _, entity, verdict in chunk:
                 results[index] = verdict
+                if verdict is Claim.RECOVERED and entity is not None:
+                    origins[index] = _origin(entity)
             return True
 
         second = _transactions(missing)
@@ -640,7 +668,9 @@ class AzureStore:
 
         def settle(item: tuple[str, int, str]) -> None:
             partition, index, rk = item
-            results[index] = self._claim_one(table, row(partition, rk), now)
+            results[index], origin = self._claim_one(table, partition, rk, row, now)
+            if origin is not None:
+                origins[index] = origin
 
         # Another instance raced us for these very keys: settle them one at a time.
         self._map(settle, contested)
@@ -662,25 +692,38 @@ class AzureStore:
                 for key in list(itertools.islice(mine, overflow)):
                     del mine[key]
 
-    def _claim_one(self, table: TableClient, row: Mapping[str, Any], now: datetime) -> Claim:
+    def _claim_one(
+        self,
+        table: TableClient,
+        partition: str,
+        rk: str,
+        row: Callable[[str, str, TableEntity | None], Mapping[str, Any]],
+        now: datetime,
+    ) -> tuple[Claim, tuple[str, ...] | None]:
+        """One key settled on its own: its claim, and for a RECOVERED one the unit it had."""
         for attempt in range(_ATTEMPTS):
             try:
-                table.create_entity(row)
-                return Claim.NEW
+                table.create_entity(row(partition, rk, None))
+                return Claim.NEW, None
             except ResourceExistsError:
                 pass
-            entity = self._get(table, row["PartitionKey"], row["RowKey"])
+            entity = self._get(table, partition, rk)
             if entity is None:
                 continue  # released meanwhile: insert again
             verdict = self._verdict(entity, now, self._unit_finished)
             if verdict not in _OWNED:
-                return verdict
+                return verdict, None
+            recovered = verdict is Claim.RECOVERED
             try:
-                table.update_entity(row, mode=UpdateMode.REPLACE, **self._if_match(entity))
-                return verdict
+                table.update_entity(
+                    row(partition, rk, entity if recovered else None),
+                    mode=UpdateMode.REPLACE,
+                    **self._if_match(entity),
+                )
+                return verdict, _origin(entity) if recovered else None
             except (ResourceModifiedError, ResourceNotFoundError):
                 _backoff(attempt)  # someone else took it over or released it: look again
-        raise StoreContention(f"dedup key row {row['RowKey']!r} kept changing; try again")
+        raise StoreContention(f"dedup key row {rk!r} kept changing; try again")
 
     def release(self, keys: Sequence[str]) -> None:
         """Delete the keys' rows, so that a retried delivery is not taken for a duplicate."""
@@ -702,9 +745,12 @@ class AzureStore:
         """Delete up to `limit` dedup rows whose TTL has passed; returns how many went.
         A row taken over meanwhile (new ETag) is kept. take_due starts this beside itself
         every `purge_interval` (a minute), in rounds, for up to `purge_budget`.
-        Units' completion markers go with them: each expires with its unit's last claim."""
+        Units' completion markers go with them: each expires with its unit's last claim; so do
+        closed groups kept for the units that counted into them (see `_mark`)."""
         purged = self._purge(self._dedup(), "expires le @now", _utc(now), limit)
         self._purge(self._state(), f"PartitionKey eq '{_UNITS}' and expires le @now", _utc(now), limit)
+        # Closed groups kept for their `applied` list (only they have `expires` there).
+        self._purge(self._state(), f"PartitionKey eq '{_GROUPS}' and expires le @now", _utc(now), limit)
         return purged
 
     def _purge(self, table: TableClient, query: str, now: datetime, limit: int) -> int:
@@ -761,10 +807,11 @@ class AzureStore:
 
         def change(index: int, current: TableEntity | None) -> TableEntity | None:
             fingerprint, count, first = hits[index]
-            if current is None:
+            if current is None or _closed(current):
                 group = _new_group(row_key(fingerprint), fingerprint, now, window)
                 group.update(total=_int64(count), started=now, latest=now, example=_incident_json(first[0]))
                 _add_held(group, count - 1, first[1:], now)  # the first occurrence alerts now
+                self._mark(group, _entries(current), "ho", now)
                 opened[index] = True
                 return group
             opened[index] = False
@@ -774,10 +821,13 @@ class AzureStore:
             _add_held(group, count, first, now)
             group["total"] = _int64(_int(group.get("total", 0)) + count)
             group["latest"] = now
+            self._mark(group, _entries(current), "h", now)
             return group
 
         def trusted(entity: TableEntity) -> bool:
-            return _utc(entity["due"]) > now  # a due group may be being flushed: read it again
+            # A due group may be being flushed: read it again. A closed one changes only by
+            # another write (its ETag) or the purge (gone: the write fails and reads again).
+            return _closed(entity) or _utc(entity["due"]) > now
 
         rks = [row_key(fingerprint) for fingerprint, _, _ in hits]
         done: set[int] = set()
@@ -884,14 +934,20 @@ class AzureStore:
         rk = row_key(fingerprint)
         for attempt in range(_ATTEMPTS):
             entity = self._get(table, _GROUPS, rk)
-            if entity is None:
+            if entity is None or _closed(entity):
                 group = _new_group(rk, fingerprint, now, quiet)
                 group.update(total=_int64(count), started=now, latest=now, example=_incident_json(first))
+                self._mark(group, _entries(entity), "a", now)
                 try:
-                    table.create_entity(group)
+                    if entity is None:
+                        table.create_entity(group)
+                    else:
+                        table.update_entity(group, mode=UpdateMode.REPLACE, **self._if_match(entity))
                     return
-                except ResourceExistsError:
+                except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                    _backoff(attempt)
                     continue
+            self._mark(entity, _entries(entity), "a", now)
             entity["total"] = _int64(_int(entity.get("total", 0)) + count)
             entity["latest"] = now
             # The quiet period starts again with every alert: due `quiet` after the last one.
@@ -1027,7 +1083,7 @@ class AzureStore:
             # Nothing of the chunk was written. Busy groups (hits keep coming) change under a
             # wide transaction again and again: read them all again and take fewer at a time.
             for again in self._map(lambda e: self._get(table, _GROUPS, e["RowKey"]), chunk):
-                if again is not None and _utc(again["due"]) <= now:
+                if again is not None and not _closed(again) and _utc(again["due"]) <= now:
                     pending.append(again)  # else closed, or another flusher took it: a new window runs
             width = max(1, width // 2)
             conflicts += 1
@@ -1040,8 +1096,17 @@ class AzureStore:
         """The operation that resets (held counts) or closes (quiet for a whole window) a due
         group, and the record of the digest or resolved burst it gives (None: nothing to tell)."""
         if _int(entity.get("held", 0)) == 0:
-            # Quiet for a whole window: close it, so the next occurrence alerts at once.
+            # Quiet for a whole window: close it, so the next occurrence alerts at once. Units
+            # that counted into it and may still be recovered are kept in a closed row (see
+            # `_mark`): their events are in this resolved burst's total already.
+            closed = TableEntity(
+                PartitionKey=_GROUPS, RowKey=entity["RowKey"], fingerprint=entity["fingerprint"]
+            )
+            self._mark(closed, _entries(entity), "", now)
             operation: tuple[Any, ...] = ("delete", entity, self._if_match(entity))
+            if "applied" in closed:
+                closed.update(closed=True, expires=self._applied_until(closed))
+                operation = ("update", closed, {"mode": UpdateMode.REPLACE, **self._if_match(entity)})
             if not keep_resolved or _burst(entity) is None:
                 return operation, None
             kind = "resolved"
@@ -1049,6 +1114,7 @@ class AzureStore:
             window = timedelta(seconds=_int(entity["window_seconds"]))
             fresh = _new_group(entity["RowKey"], entity["fingerprint"], now, window)
             fresh.update({k: entity[k] for k in _BURST if k in entity})
+            self._mark(fresh, _entries(entity), "", now)  # what a digest reports stays applied
             operation = ("update", fresh, {"mode": UpdateMode.REPLACE, **self._if_match(entity)})
             kind = "digest"
         # Derived from the group as it was read: another flusher taking the same state would
@@ -1059,6 +1125,7 @@ class AzureStore:
             RowKey=_NOTICE + hashlib.sha256(basis.encode()).hexdigest()[:32],
             notice=kind,
             lease=lease,
+            taken=now,  # the end of the window a digest reports (a record handed out again keeps it)
             **{k: entity[k] for k in _NOTICE_PROPERTIES if k in entity},
         )
         return operation, record
@@ -1101,13 +1168,18 @@ class AzureStore:
                 return start
         return None
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
         """Merge `held` back into its group, due by `now` (ETag-conditional, retried like
         `hit`). Held taken inside a unit carries its record's token: the merge and the record's
         deletion are one transaction, and a record already gone (another flusher handed it out
         again) means there is nothing to give back. Otherwise the write carries a token, so
         that a write which went through but whose answer was lost (and was retried) is
-        recognised and not added twice."""
+        recognised and not added twice.
+
+        With counted=False and `keys` (events this unit recovered), the group's `applied`
+        list tells which of them their dead unit had counted into it already: those are left
+        out, except that a burst the dead unit opened (or whose events it alerted one by one)
+        gets them into its digest, not its total, as their alerts may have been cut off."""
         if held.count <= 0:
             return
         now = _utc(now)
@@ -1116,17 +1188,38 @@ class AzureStore:
         rk = row_key(held.fingerprint)
         self._rows.drop((_GROUPS, rk))
         token = uuid.uuid4().hex
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        origins = [unit.recovered.get(key) for key in keys] if unit is not None and not counted else []
         for attempt in range(_ATTEMPTS):
             entity = self._get(table, _GROUPS, rk)
-            if entity is None:  # closed meanwhile: open it again, already due
+            entries = _entries(entity)
+            uncounted, again = _uncounted(held.count, origins, entries)
+            add = replace(restored, count=uncounted + again, samples=restored.samples[: uncounted + again])
+            total = held.count if counted else uncounted  # what the burst's total gains
+            operation: tuple[Any, ...]
+            if add.count == 0:
+                # All counted by the units that died: only note that this unit saw to them.
+                if entity is None:
+                    return
+                self._mark(entity, entries, "r", now)
+                if _closed(entity):
+                    entity["expires"] = self._applied_until(entity)
+                operation = ("update", entity, {"mode": UpdateMode.REPLACE, **self._if_match(entity)})
+            elif entity is None or _closed(entity):  # closed meanwhile: open it again, already due
                 window = timedelta(seconds=held.window_seconds)
                 group = _new_group(rk, held.fingerprint, now - window, window)
                 group.update(
-                    total=_int64(held.count), started=restored.first_seen, latest=restored.last_seen,
+                    total=_int64(total), started=add.first_seen, latest=add.last_seen,
                     example=_incident_json(held.incident),
                 )  # fmt: skip
-                _set_held(group, merge_held(restored, None, held.window_seconds), token)
-                operation: tuple[Any, ...] = ("create", group)
+                if held.window_start is not None:  # the next digest reports the restored one's window
+                    group["opened"] = min(group["opened"], _utc(held.window_start))
+                _set_held(group, merge_held(add, None, held.window_seconds), token)
+                self._mark(group, entries, "" if counted else "r", now)
+                if entity is None:
+                    operation = ("create", group)
+                else:
+                    operation = ("update", group, {"mode": UpdateMode.REPLACE, **self._if_match(entity)})
             else:
                 if entity.get("restored") == token:
                     return  # ours went through, though a retry of it was refused
@@ -1134,11 +1227,14 @@ class AzureStore:
                 if _utc(entity["due"]) > now:  # due again by now, as before take_due
                     entity["opened"] = now - timedelta(seconds=window_seconds)
                     entity["due"] = now
+                if held.window_start is not None and _utc(entity["opened"]) > _utc(held.window_start):
+                    entity["opened"] = _utc(held.window_start)  # the next digest reports its window
                 current = _held(entity) if _int(entity.get("held", 0)) > 0 else None
-                _set_held(entity, merge_held(restored, current, window_seconds), token)
+                _set_held(entity, merge_held(add, current, window_seconds), token)
                 if not counted:  # the burst has not counted these yet (recovered events)
-                    entity["total"] = _int64(_int(entity.get("total", 0)) + held.count)
-                    entity["latest"] = max(_utc(entity.get("latest", restored.last_seen)), restored.last_seen)
+                    entity["total"] = _int64(_int(entity.get("total", 0)) + total)
+                    entity["latest"] = max(_utc(entity.get("latest", add.last_seen)), add.last_seen)
+                    self._mark(entity, entries, "r", now)
                 operation = ("update", entity, {"mode": UpdateMode.REPLACE, **self._if_match(entity)})
             if not held.token:
                 if self._transact(table, [operation]) is None:
@@ -1148,12 +1244,40 @@ class AzureStore:
                     table, [operation, ("delete", {"PartitionKey": _GROUPS, "RowKey": held.token})]
                 )
                 if failed is None or (failed != 0 and self._get(table, _GROUPS, held.token) is None):
-                    unit: _Unit | None = getattr(self._local, "unit", None)
                     if unit is not None:
                         unit.notices.pop(held.token, None)
                     return
             _backoff(attempt)
         raise StoreContention(f"group {held.fingerprint!r} kept changing; try again")
+
+    def _mark(self, group: TableEntity, entries: list[list[Any]], flags: str, now: datetime) -> None:
+        """Set `group`'s `applied` list: `entries` (as read with the row) pruned, and the unit
+        open on this thread noted with `flags` (h: its hit counted here, o: and opened the
+        burst, a: its events alerted one by one and were counted, r: it restored recovered
+        events here). Written in the same entity write as the counts it speaks of, so a unit
+        is in the list exactly when its counts are in the group (or in what a flush took from
+        it): whoever recovers its events after it died counts them only if it is not."""
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        horizon = (now - self._claim_lease - _APPLIED_KEEP).timestamp()
+        with self._lock:
+            finished = self._finished
+            kept = [e for e in entries if e[1] >= horizon and e[0] not in finished]
+        if unit is not None and flags:
+            mine = next((e for e in kept if e[0] == unit.id), None)
+            if mine is None:
+                kept.append([unit.id, int(now.timestamp()), flags])
+            else:
+                mine[2] = "".join(sorted(set(mine[2] + flags)))
+        kept = kept[-_APPLIED_MAX:]
+        if kept:
+            group["applied"] = orjson.dumps(kept).decode()
+        else:
+            group.pop("applied", None)
+
+    def _applied_until(self, closed: TableEntity) -> datetime:
+        """When a closed group's `applied` list has aged out (it may be purged then)."""
+        newest = max(entry[1] for entry in _entries(closed))
+        return datetime.fromtimestamp(newest, UTC) + self._claim_lease + _APPLIED_KEEP
 
     # -- silences ------------------------------------------------------------------------------
     # Rows of the state table under their own PartitionKey; every change is ETag-conditional.
@@ -1187,11 +1311,24 @@ class AzureStore:
         now = _utc(now)
         return self._change_silence(silence_id, lambda e: now < _utc(e["ends"]), lambda e: e.update(ends=now))
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
+        """See `Silences.count_silenced`. The silence names the units that counted into it
+        (`_mark`, in the same write), so of the `recovered` events a unit that had them and
+        died had counted here, none is counted again."""
         now = _utc(now)
+        unit: _Unit | None = getattr(self._local, "unit", None)
 
         def add(entity: TableEntity) -> None:
-            entity["count"] = _int64(_int(entity.get("count", 0)) + count)
+            entries = _entries(entity)
+            added = count
+            if unit is not None and recovered:
+                seen = {entry[0] for entry in entries}
+                origins = (unit.recovered.get(key) for key in recovered)
+                added -= min(count, sum(1 for units in origins if units and seen.intersection(units)))
+            self._mark(entity, entries, "h", now)
+            entity["count"] = _int64(_int(entity.get("count", 0)) + added)
             entity["last_seen"] = now
             if "incident" not in entity:
                 entity["first_seen"] = now
@@ -1317,18 +1454,32 @@ class AzureStore:
         raise StoreContention(f"send slot of {destination!r} kept changing; try again")
 
     # -- hourly counters -----------------------------------------------------------------------
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         """Every counter of the batch in entity-group transactions (the hour is one partition),
-        ETag-conditionally on what this instance last read or wrote (see `_write_rows`)."""
-        partition = _HOURLY + hour_of(hour).strftime("%Y%m%d%H")
+        ETag-conditionally on what this instance last read or wrote (see `_write_rows`). Each
+        counter names the units that counted into it (`_mark`), so of the `recovered` events a
+        unit that had them and died had counted in this hour's counter, none is added again."""
+        hour = hour_of(hour)
+        partition = _HOURLY + hour.strftime("%Y%m%d%H")
         items = [(f, n) for f, n in counts.items() if n]
+        unit: _Unit | None = getattr(self._local, "unit", None)
 
         def change(index: int, current: TableEntity | None) -> TableEntity:
             fingerprint, count = items[index]
-            if current is None:
-                return TableEntity(fingerprint=fingerprint, count=_int64(count))
-            counter = TableEntity(current)
-            counter["count"] = _int64(_int(current["count"]) + count)
+            entries = _entries(current)
+            if unit is not None and recovered and fingerprint in recovered:
+                # A unit's write of this counter counts all its events of the fingerprint,
+                # its own recovered ones too: any unit that had the event counted it here.
+                seen = {entry[0] for entry in entries}
+                origins = (unit.recovered.get(key) for key in recovered[fingerprint])
+                count -= min(count, sum(1 for units in origins if units and seen.intersection(units)))
+            counter = TableEntity(fingerprint=fingerprint, count=_int64(count))
+            if current is not None:
+                counter = TableEntity(current)
+                counter["count"] = _int64(_int(current["count"]) + count)
+            self._mark(counter, entries, "h", hour)
             return counter
 
         rks = [row_key(fingerprint) for fingerprint, _ in items]
@@ -1630,6 +1781,53 @@ def _queue_body(message: OutboxMessage, refused: str = "") -> str:
     return body
 
 
+def _origin(row: TableEntity) -> tuple[str, ...]:
+    """The units that had a dedup row taken over as RECOVERED: the one that claimed it first,
+    then each that recovered it and died in turn, up to the row's own unit."""
+    chain = orjson.loads(row["chain"]) if row.get("chain") else []
+    return (*(str(unit) for unit in chain), str(row["unit"]))
+
+
+def _entries(group: TableEntity | None) -> list[list[Any]]:
+    """A group row's `applied` list: [unit id, epoch seconds, flags] each (see `_mark`)."""
+    text = group.get("applied") if group is not None else None
+    return list(orjson.loads(text)) if text else []
+
+
+def _closed(group: TableEntity) -> bool:
+    """A closed group kept only for its `applied` list: to every reader, no group at all."""
+    return bool(group.get("closed", False))
+
+
+def _uncounted(
+    count: int, origins: Sequence[tuple[str, ...] | None], entries: list[list[Any]]
+) -> tuple[int, int]:
+    """Of `count` recovered events (`origins`: the units that had each, where known, see
+    `_origin`), (how many no unit counted yet, how many were counted in the burst's total
+    but may have lost their alert: the first event of a burst the first claimant opened,
+    once, and events it alerted one by one). An event was counted when its first claimant's
+    hit or alert is in `entries`, or a later unit that had it restored or hit this group (a
+    unit restores its recovered events before it counts its own). Uses up the `o` flags."""
+    by_unit = {entry[0]: entry for entry in entries}
+    counted = again = 0
+    for origin in origins:
+        if not origin:
+            continue
+        first = by_unit.get(origin[0])
+        flags = str(first[2]) if first is not None else ""
+        if "a" in flags:
+            counted += 1
+            again += 1
+        elif "h" in flags:
+            counted += 1
+            if "o" in flags and first is not None:
+                again += 1
+                first[2] = flags.replace("o", "")
+        elif any(unit in by_unit and set(str(by_unit[unit][2])) & {"r", "h"} for unit in origin[1:]):
+            counted += 1
+    return count - min(counted, count), min(again, count)
+
+
 def _new_group(rk: str, fingerprint: str, now: datetime, window: timedelta) -> TableEntity:
     return TableEntity(
         PartitionKey=_GROUPS,
@@ -1680,6 +1878,10 @@ def _held(entity: TableEntity) -> Held:
         incident=incident_from_dict(orjson.loads(entity["incident"])),
         window_seconds=_int(entity["window_seconds"]),
         samples=orjson.loads(entity["samples"]),
+        burst_count=_int(entity.get("total", 0)),
+        burst_started=_utc(entity["started"]) if "started" in entity else None,
+        window_start=_utc(entity["opened"]) if "opened" in entity else None,
+        window_end=_utc(entity["taken"]) if "taken" in entity else None,
     )
 
 

@@ -236,12 +236,16 @@ class MemoryStore:
                     if resolved is not None:
                         resolved.append(group.burst(fingerprint))
                 else:
-                    due.append(group.held)
+                    held = group.held
+                    held.burst_count, held.burst_started = group.total, group.started
+                    held.window_start, held.window_end = group.opened, now
+                    due.append(held)
                     group.held = None
                     group.opened = now  # still busy: the next digest comes a window later
         return due
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
+        # `keys` name recovered events; this store never recovers any (its units are transactions).
         if held.count <= 0:
             return
         with self._lock:
@@ -254,12 +258,19 @@ class MemoryStore:
             elif not counted:
                 group.total += held.count
                 group.latest = max(group.latest, held.last_seen)
-            # Due again by now, as before take_due: the next flush reports it at once.
+            # Due again by now, as before take_due: the next flush reports it at once, for the
+            # window the restored digest reported.
             group.opened = min(group.opened, now - timedelta(seconds=group.window_seconds))
+            if held.window_start is not None:
+                group.opened = min(group.opened, held.window_start)
             group.held = merge_held(held, group.held, group.window_seconds)
 
     def add_silence(self, silence: SilenceRule) -> None:
         with self._lock:
+            # As a durable store's unique key: a second start of the same silence (another
+            # thread's mute or inhibition) must not reset what the first has counted.
+            if silence.id in self._silences:
+                raise ValueError(f"silence {silence.id} exists already")
             self._silences[silence.id] = silence
 
     def list_silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRule]:
@@ -274,7 +285,10 @@ class MemoryStore:
                 silence = self._silences[silence_id] = replace(silence, ends=now)
             return silence
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
+        # `recovered` names recovered events; this store never recovers any.
         with self._lock:
             silence = self._silences.get(silence_id)
             if silence is None or silence.summarized or not silence.active(now):
@@ -396,7 +410,10 @@ class MemoryStore:
         """What waits to be handed out, in the order poll hands it out (under the lock)."""
         return [*self._queue, *self._later]
 
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        # `recovered` names recovered events; this store never recovers any.
         hour = hour_of(hour)
         with self._lock:
             for fingerprint, count in counts.items():

@@ -399,10 +399,21 @@ class SqliteStore:
         with self._transaction() as db:
             rows = db.execute(
                 "SELECT fingerprint, window_seconds, held, first_seen, last_seen, incident, samples, "
-                "total, started, latest, example FROM groups WHERE opened + window_seconds * 1000000 <= ?",
+                "opened, total, started, latest, example FROM groups "
+                "WHERE opened + window_seconds * 1000000 <= ?",
                 (now_us,),
             ).fetchall()
-            for fingerprint, window_seconds, held, first_seen, last_seen, incident, samples, *burst in rows:
+            for (
+                fingerprint,
+                window_seconds,
+                held,
+                first_seen,
+                last_seen,
+                incident,
+                samples,
+                opened,
+                *burst,
+            ) in rows:
                 if held == 0:
                     # Quiet for a whole window: close it, so the next occurrence alerts at once.
                     db.execute("DELETE FROM groups WHERE fingerprint = ?", (fingerprint,))
@@ -428,6 +439,10 @@ class SqliteStore:
                         incident=incident_from_dict(orjson.loads(incident)),
                         window_seconds=window_seconds,
                         samples=orjson.loads(samples),
+                        burst_count=burst[0] or 0,
+                        burst_started=_dt(burst[1]) if burst[1] is not None else None,
+                        window_start=_dt(opened),
+                        window_end=_dt(now_us),
                     )
                 )
                 db.execute(
@@ -437,7 +452,8 @@ class SqliteStore:
                 )
         return taken
 
-    def restore(self, held: Held, now: datetime, counted: bool = True) -> None:
+    def restore(self, held: Held, now: datetime, counted: bool = True, keys: Sequence[str] = ()) -> None:
+        # `keys` name recovered events; this store never recovers any (its units are transactions).
         if held.count <= 0:
             return
         fingerprint = held.fingerprint
@@ -473,12 +489,16 @@ class SqliteStore:
                         incident_from_dict(orjson.loads(incident)), window_seconds, orjson.loads(samples),
                     )  # fmt: skip
             merged = merge_held(restored, current, window_seconds)
-            # Due again by now, as before take_due: the next flush reports it at once.
+            # Due again by now, as before take_due: the next flush reports it at once, for the
+            # window the restored digest reported.
+            opened = _us(now) - window_seconds * 1_000_000
+            if held.window_start is not None:
+                opened = min(opened, _us(held.window_start))
             db.execute(
                 "UPDATE groups SET opened = MIN(opened, ?), held = ?, first_seen = ?, last_seen = ?, "
                 "incident = ?, samples = ? WHERE fingerprint = ?",
                 (
-                    _us(now) - window_seconds * 1_000_000,
+                    opened,
                     merged.count,
                     _us(merged.first_seen),
                     _us(merged.last_seen),
@@ -523,7 +543,10 @@ class SqliteStore:
             ).fetchone()
         return None if row is None else _silence(row)
 
-    def count_silenced(self, silence_id: str, count: int, first: Incident, now: datetime) -> bool:
+    def count_silenced(
+        self, silence_id: str, count: int, first: Incident, now: datetime, recovered: Sequence[str] = ()
+    ) -> bool:
+        # `recovered` names recovered events; this store never recovers any.
         now_us = _us(now)
         with self._transaction() as db:
             counted = db.execute(
@@ -590,7 +613,10 @@ class SqliteStore:
             )
 
     # -- hourly counters -----------------------------------------------------------------------
-    def add_hourly(self, hour: datetime, counts: Mapping[str, int]) -> None:
+    def add_hourly(
+        self, hour: datetime, counts: Mapping[str, int], recovered: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        # `recovered` names recovered events; this store never recovers any.
         at = _us(hour_of(hour))
         with self._transaction() as db:
             db.executemany(
