@@ -1,9 +1,10 @@
 """First alerts go out ahead of digests, notices and reports: a flush that queues many digests
 must not make the next new failure wait behind them at the webhook's pace.
 
-Two mechanisms, one per kind of host: the local stores hand out first alerts first (a single
-worker, as `serve` runs), and on any store a message that is not a first alert takes only a send
-slot no first alert would then wait behind (concurrent workers, as the Functions host runs)."""
+Two mechanisms, one per kind of host: the local stores hand out first alerts first, and on any
+store a message that is not a first alert takes only a send slot that is free now (concurrent
+workers, as `serve` and the Functions host run, with an Azure queue that is first in, first out),
+so a first alert never waits behind more than one of them."""
 
 from __future__ import annotations
 
@@ -109,3 +110,138 @@ def test_a_flush_queues_its_digests_as_not_urgent_and_first_alerts_as_urgent(
         digest_flush_then_a_new_failure(app, clock)
         queued = [OutboxMessage.decode(lease.body) for lease in store.poll("any", 32)]
         assert sorted(m.urgent for m in queued) == [False] * BURSTS + [True]
+
+
+SLACK_INTERVAL = 1.0  # Slack's pace: one message a second
+
+
+class Worker:
+    """A Deliverer's choice of send slot for one message at a time, on a fake clock, with what
+    happens while it sleeps (another worker's turn) given by the test."""
+
+    def __init__(self, store: Any, clock: FakeClock) -> None:
+        settings, problems = Settings.read(
+            {"ACS_TRIAGE_SLACK_URL": "https://hooks.slack.com/services/T0/B0/x"}
+        )
+        assert settings is not None and problems == []
+        self.clock = clock
+        self.deliverer = Deliverer(settings, store, sleep=self._sleep, clock=clock.time)
+        self.slack = settings.destinations["slack"]
+        assert self.slack.kind.send_interval == SLACK_INTERVAL
+        self.meanwhile: list[Callable[[], None]] = []  # run (once each) when this worker sleeps
+
+    def _sleep(self, seconds: float) -> None:
+        until = self.clock.time() + seconds
+        while self.meanwhile:
+            self.meanwhile.pop(0)()
+        self.clock.sleep(max(0.0, until - self.clock.time()))
+
+    def send_at(self, message: OutboxMessage) -> float:
+        """Wait for `message`'s send slot; the clock's time when it may post."""
+        self.deliverer._wait_for_slot(self.slack, message, first_try=True)
+        return self.clock.time()
+
+
+class RivalBookings(MemoryStore):
+    """A store on which another worker books the next send slot just before each pacing call,
+    and which keeps the wait of every slot booked through it for the worker under test."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock.time)
+        self.booked: list[float] = []
+
+    def _rival(self, destination: str, now: float) -> None:
+        super().reserve_send_within(destination, SLACK_INTERVAL, now, float("inf"))
+
+    def send_wait(self, destination: str, now: float) -> float:
+        self._rival(destination, now)
+        return super().send_wait(destination, now)
+
+    def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        self._rival(destination, now)
+        wait = super().reserve_send(destination, interval, now)
+        self.booked.append(wait)
+        return wait
+
+    def reserve_send_within(
+        self, destination: str, interval: float, now: float, most: float
+    ) -> tuple[bool, float]:
+        self._rival(destination, now)
+        booked, wait = super().reserve_send_within(destination, interval, now, most)
+        if booked:
+            self.booked.append(wait)
+        return booked, wait
+
+
+def test_a_digest_books_only_a_slot_free_when_it_books_it_whatever_other_workers_book_meanwhile() -> None:
+    clock = FakeClock()
+    store = RivalBookings(clock)
+    worker = Worker(store, clock)
+    digest = OutboxMessage("d1", "slack", {"text": "digest"}, urgent=False)
+    with pytest.raises(SlotYielded):  # every slot it looked at was taken before it could book
+        worker.send_at(digest)
+    assert store.booked == []  # so it booked none: never one a first alert would wait behind
+
+
+def test_a_first_alert_taken_while_a_digest_waits_for_the_next_slot_gets_that_slot() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock.time)
+    start = clock.time()
+    store.reserve_send("slack", SLACK_INTERVAL, start)  # a post went out just now
+    digest_worker, alert_worker = Worker(store, clock), Worker(store, clock)
+    alert_sent: list[float] = []
+    first_alert = OutboxMessage("a1", "slack", {"text": "alert"})
+    # While the digest's worker waits for the next slot, another worker takes a first alert.
+    digest_worker.meanwhile.append(lambda: alert_sent.append(alert_worker.send_at(first_alert) - start))
+    digest = OutboxMessage("d1", "slack", {"text": "digest"}, urgent=False)
+    digest_sent = digest_worker.send_at(digest) - start
+    assert alert_sent == [SLACK_INTERVAL]  # the next slot: not behind the digest
+    assert digest_sent == 2 * SLACK_INTERVAL  # the one after it
+
+
+def test_while_one_worker_waits_for_the_next_slot_for_a_digest_every_other_digest_yields() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock.time)
+    store.reserve_send("slack", SLACK_INTERVAL, clock.time())
+    worker = Worker(store, clock)  # the workers of one process share its Deliverer
+    other = OutboxMessage("d2", "slack", {"text": "digest"}, urgent=False)
+    yielded: list[float] = []
+
+    def second_digest() -> None:
+        with pytest.raises(SlotYielded) as err:
+            worker.send_at(other)
+        yielded.append(err.value.delay)
+
+    worker.meanwhile.append(second_digest)
+    worker.send_at(OutboxMessage("d1", "slack", {"text": "digest"}, urgent=False))
+    assert len(yielded) == 1 and yielded[0] >= SLACK_INTERVAL  # back once the slot has passed
+    assert store.send_wait("slack", clock.time()) == SLACK_INTERVAL  # one digest booked, one slot
+
+
+def test_a_first_alert_behind_a_flushs_digests_in_a_fifo_queue_waits_at_most_one_interval() -> None:
+    """Four instances take a flush's digests and then a first alert from a first-in, first-out
+    queue at the same moment (the Azure outbox): the digests leave every slot but the free one."""
+    clock = FakeClock()
+    store = MemoryStore(clock=clock.time)
+    start = clock.time()
+    instances = [Worker(store, clock) for _ in range(4)]
+    queue = [OutboxMessage(f"d{n}", "slack", {"text": "digest"}, urgent=False) for n in range(BURSTS)]
+    queue.append(OutboxMessage("a1", "slack", {"text": "alert"}))
+    # Each instance takes the next message while the ones before it wait for their slots.
+    taken = iter(enumerate(queue))
+    alert_sent: list[float] = []
+
+    def take_next() -> None:
+        for n, message in taken:
+            instance = instances[n % len(instances)]
+            try:
+                sent = instance.send_at(message) - start
+            except SlotYielded:
+                continue
+            if message.urgent:
+                alert_sent.append(sent)
+
+    for instance in instances:
+        instance.meanwhile.append(take_next)
+    take_next()
+    assert alert_sent and alert_sent[0] <= SLACK_INTERVAL

@@ -156,3 +156,18 @@ def test_digests_keep_coming_while_delivery_is_stuck_in_an_outage() -> None:
             time.sleep(0.01)
         release.set()
     assert len(timers) >= 3  # the digest timer fired while delivery was held up
+
+
+def test_idle_outbox_workers_poll_in_turn_so_a_new_message_waits_a_fraction_of_a_tick() -> None:
+    """Workers that found the outbox empty together do not all wake together a tick later: each
+    polls once a tick, and between them the outbox is polled every tick / workers."""
+    function_app.configure(Service(Settings.from_env({}), MemoryStore()))
+    hour = 3600.0  # a long tick: the few microseconds between the calls below do not count
+    running = LocalServer(port=0, tick_seconds=hour, outbox_workers=4)
+    try:
+        waits = [running._next_poll() for _ in range(4)]  # four workers, idle at the same moment
+        assert waits == pytest.approx([hour / 4, hour / 2, 3 * hour / 4, hour], abs=5.0)
+        # The first worker, back from its poll a quarter tick later, polls again one tick after it.
+        assert running._next_poll() == pytest.approx(hour + hour / 4, abs=5.0)
+    finally:
+        running._server.server_close()  # never started: only its socket to close

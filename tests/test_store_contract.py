@@ -363,6 +363,44 @@ def test_a_hold_starts_the_next_slot_where_it_ends_and_is_never_shortened(store:
     assert store.send_wait("webhook", 1200.0) == 0.0  # passed
 
 
+def test_reserve_send_within_books_a_slot_only_as_close_as_asked_and_otherwise_books_nothing(
+    store: Any,
+) -> None:
+    assert store.reserve_send_within("slack", 1.0, 1000.0, 0.0) == (True, 0.0)  # free now
+    assert store.reserve_send_within("slack", 1.0, 1000.0, 0.0) == (False, 1.0)  # 1 s off: refused
+    assert store.send_wait("slack", 1000.0) == 1.0  # and the refusal booked nothing
+    assert store.reserve_send_within("slack", 1.0, 1000.0, 1.0) == (True, 1.0)  # within 1 s: booked
+    assert store.reserve_send_within("slack", 1.0, 1000.5, 1.0) == (False, 1.5)
+    assert store.reserve_send("slack", 1.0, 1000.0) == 2.0  # the next slot is where it was
+    assert store.reserve_send_within("slack", 1.0, 1003.0, 0.0) == (True, 0.0)  # passed: free again
+
+
+def test_reserve_send_within_with_interval_zero_says_whether_a_hold_is_within_and_books_nothing(
+    store: Any,
+) -> None:
+    assert store.reserve_send_within("webhook", 0.0, 1000.0, 0.0) == (True, 0.0)
+    store.hold_send("webhook", 1030.0)  # Retry-After: 30
+    assert store.reserve_send_within("webhook", 0.0, 1000.0, 10.0) == (False, 30.0)
+    assert store.reserve_send_within("webhook", 0.0, 1000.0, 60.0) == (True, 30.0)
+    assert store.send_wait("webhook", 1000.0) == 30.0  # the hold alone, nothing added
+
+
+def test_workers_asking_at_once_for_a_free_slot_get_it_once(store: Any) -> None:
+    """Reading the wait and booking are one step: of many workers asking for the slot free now
+    at the same moment, exactly one gets it; every other is told the wait and books nothing."""
+    workers = 6
+    start = threading.Barrier(workers)
+
+    def ask(_: int) -> tuple[bool, float]:
+        start.wait()
+        return store.reserve_send_within("slack", 1.0, 1000.0, 0.0)  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(workers) as pool:
+        answers = sorted(pool.map(ask, range(workers)))
+    assert answers == [(False, 1.0)] * (workers - 1) + [(True, 0.0)]
+    assert store.send_wait("slack", 1000.0) == 1.0  # one slot booked, not six
+
+
 def test_a_deferred_message_is_polled_only_once_its_delay_has_passed(store: Any) -> None:
     store.enqueue([message(1)])
     [lease] = store.poll("acs-triage-outbox", 32)

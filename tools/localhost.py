@@ -239,6 +239,8 @@ class LocalServer:
         # digest that finds its destination's slots booked ahead yields them, so a first alert
         # behind it in the queue is taken by the next free worker (deliver.Deliverer).
         self.outbox_workers = max(1, outbox_workers)
+        self._poll_lock = threading.Lock()
+        self._poll_at = 0.0  # when the last idle worker in turn polls (time.monotonic)
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(
             (host, port), _handler(self.local, self.service.settings.max_body_bytes, read_timeout)
@@ -277,11 +279,22 @@ class LocalServer:
         self.stop()
 
     def _deliver_loop(self) -> None:
-        while not self._stop.wait(self.tick_seconds):
+        while not self._stop.wait(self._next_poll()):
             try:
                 self.local.run_queue(self.service.store)
             except Exception:
                 log.exception("outbox loop failed")
+
+    def _next_poll(self) -> float:
+        """Seconds until this idle worker polls the outbox again: the workers take turns, a
+        tick shared out between them, so that a message queued while the outbox is idle is
+        taken within tick_seconds / outbox_workers (each worker still polls once a tick), not
+        when they all wake together (as they would, having found the outbox empty at once)."""
+        step = self.tick_seconds / self.outbox_workers
+        with self._poll_lock:
+            now = time.monotonic()
+            self._poll_at = max(now + step, self._poll_at + step)
+            return self._poll_at - now
 
     def _timer_loop(self) -> None:
         while not self._stop.wait(self.timer_seconds):

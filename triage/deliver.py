@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -35,6 +36,9 @@ log = logging.getLogger("triage.deliver")
 _YIELD_SPREAD_SLOTS = 30
 _MIN_YIELD_SECONDS = 1.0
 _MAX_YIELDS = 20
+# How often the one worker that waits for a destination's next slot on behalf of a digest
+# (see Deliverer._take_free_slot) tries for it before the digest yields after all.
+_STANDBY_TRIES = 3
 
 _BACKOFF = (0.5, 2.0)  # in-process retries before handing the message back to the queue
 
@@ -113,10 +117,11 @@ class Deliverer:
     raises so that the queue (or the local drain loop) tries again later.
 
     The destination's pace lives here, in one place, for every kind: before each attempt the
-    worker asks the store how long the destination is held (booked send slots and Retry-After
-    holds, shared by every instance); it waits that long when the wait is within
-    ACS_TRIAGE_MAX_RETRY_AFTER_SECONDS, and otherwise raises DeliveryDeferred, so the message goes
-    back to the queue with that delay. Every Retry-After a destination answers is booked in the
+    worker books the destination's next send slot in the store (after the slots booked and any
+    Retry-After hold, shared by every instance), in the same store step that reads how far off it
+    is; it waits for it when that is within ACS_TRIAGE_MAX_RETRY_AFTER_SECONDS, and otherwise
+    books nothing and raises DeliveryDeferred, so the message goes back to the queue with that
+    delay. Every Retry-After a destination answers is booked in the
     store before anything else happens, the last attempt's included."""
 
     def __init__(
@@ -132,6 +137,8 @@ class Deliverer:
         self._session = session
         self.sleep = sleep
         self.clock = clock
+        # Per destination: held by the one worker waiting for the next free slot for a digest.
+        self._standby: dict[str, threading.Lock] = {}
 
     @property
     def session(self) -> requests.Session:
@@ -195,36 +202,55 @@ class Deliverer:
             return
 
     def _wait_for_slot(self, destination: Destination, message: OutboxMessage, first_try: bool) -> None:
-        """Wait for the destination's next send slot (its interval and any hold), or raise
-        DeliveryDeferred when that is longer than a worker may wait, or (SlotYielded) when
-        `message` is not a first alert and slots are booked beyond the next one."""
-        name, interval = destination.name, destination.kind.send_interval
+        """Book the destination's next send slot (its interval and any hold) and wait for it, or
+        raise DeliveryDeferred when it is further off than a worker may wait. A message that is
+        not a first alert takes only a slot free now (see `_take_free_slot`). Reading the wait
+        and booking are one store step: other workers cannot book slots in between."""
         limit = self.settings.max_retry_after_seconds
-        held = self.store.send_wait(name, self.clock())
-        if held > limit:  # nothing booked: the message comes back when the hold has passed
-            raise DeliveryDeferred(
-                f"{name}: held off for {held:.0f}s (Retry-After); back to the queue until then",
-                retry_after=held,
-            )
-        if not message.urgent and first_try and message.attempts < _MAX_YIELDS and held > interval:
-            # First alerts go first: a digest, notice or report takes only a slot that is free
-            # (or next), never one a first alert would then wait behind. The slots it leaves
-            # are taken by whatever comes next; it comes back when they are likely free, spread
-            # by its id over a few dozen slots so that a flush's digests do not return at once.
-            # Only before its first post (a retry keeps the slot it failed in, so a failing
-            # message still reaches the poison queue), and a bounded number of times (each
-            # return counts in `attempts`): a steady stream of first alerts cannot starve it.
-            spread = zlib.crc32(message.id.encode()) % _YIELD_SPREAD_SLOTS
-            raise SlotYielded(
-                f"{name}: {held:.1f}s of send slots booked; {message.id} yields them to first alerts",
-                retry_after=held + spread * max(interval, _MIN_YIELD_SECONDS),
-            )
-        wait = self.store.reserve_send(name, interval, self.clock()) if interval else held
-        if wait > limit:  # other workers booked the slots in between: the slot goes unused
-            reason = f"{name}: next send slot in {wait:.0f}s; back to the queue until then"
-            raise DeliveryDeferred(reason, retry_after=wait)
+        if not message.urgent and first_try and message.attempts < _MAX_YIELDS:
+            # Only before its first post (a retry keeps its turn, so a failing message still
+            # reaches the poison queue), and a bounded number of times (each return counts in
+            # `attempts`): a steady stream of first alerts cannot starve it.
+            self._take_free_slot(destination, message, limit)
+            return
+        name = destination.name
+        booked, wait = self.store.reserve_send_within(
+            name, destination.kind.send_interval, self.clock(), limit
+        )
+        if not booked:
+            raise _held_off(name, wait)
         if wait > 0:
             self.sleep(wait)
+
+    def _take_free_slot(self, destination: Destination, message: OutboxMessage, limit: float) -> None:
+        """First alerts go first: a digest, notice or report books a send slot only when it is
+        free now, so a first alert never waits behind more than one of them (one interval).
+        When the next slot is at most one interval off, one worker per destination (of this
+        process) waits for it without booking it and tries again, so that one worker alone
+        still posts digests back to back; any other such message raises SlotYielded and comes
+        back when the slots are likely free, spread by its id over a few dozen slots so that a
+        flush's digests do not return at once. A first alert polled meanwhile takes the slot."""
+        name, interval = destination.name, destination.kind.send_interval
+        standby = self._standby.setdefault(name, threading.Lock())
+        waiting = False
+        try:
+            for tries_left in reversed(range(_STANDBY_TRIES)):
+                booked, wait = self.store.reserve_send_within(name, interval, self.clock(), 0.0)
+                if booked:
+                    return
+                if wait > limit:
+                    raise _held_off(name, wait)
+                if wait > interval or not tries_left or not (waiting or standby.acquire(blocking=False)):
+                    spread = zlib.crc32(message.id.encode()) % _YIELD_SPREAD_SLOTS
+                    raise SlotYielded(
+                        f"{name}: {wait:.1f}s of send slots booked; {message.id} yields them to first alerts",
+                        retry_after=wait + spread * max(interval, _MIN_YIELD_SECONDS),
+                    )
+                waiting = True
+                self.sleep(wait)
+        finally:
+            if waiting:
+                standby.release()
 
     def _mark_sent(self, message: OutboxMessage, destination: Destination) -> None:
         try:
@@ -235,3 +261,11 @@ class Deliverer:
                 "would post it again",
                 message.id, destination.name, type(err).__name__,
             )  # fmt: skip
+
+
+def _held_off(name: str, wait: float) -> DeliveryDeferred:
+    """The destination's next slot is further off than a worker may wait (a Retry-After): the
+    message goes back to the queue until then, and nothing was booked for it."""
+    return DeliveryDeferred(
+        f"{name}: held off for {wait:.0f}s; back to the queue until then", retry_after=wait
+    )

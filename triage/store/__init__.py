@@ -522,6 +522,16 @@ class SendPacing(Protocol):
         0 nothing is booked: the wait is what a hold (`hold_send`) leaves."""
         ...
 
+    def reserve_send_within(
+        self, destination: str, interval: float, now: float, most: float
+    ) -> tuple[bool, float]:
+        """Book the destination's next send slot only if it is at most `most` seconds from `now`,
+        in one atomic step across all instances: (True, seconds to wait) when booked; (False,
+        seconds until the next free slot) when it is further off, and then nothing is booked. A
+        read of the wait and a booking as two calls would let other workers book slots in
+        between, so a message could end up booked far behind them. Interval 0 books nothing."""
+        ...
+
     def send_wait(self, destination: str, now: float) -> float:
         """Seconds from `now` until the destination's next free slot (booked slots and holds),
         booking nothing: whether a worker can wait for it or must hand its message back."""

@@ -1402,8 +1402,15 @@ class AzureStore:
 
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        return self.reserve_send_within(destination, interval, now, math.inf)[1]
+
+    def reserve_send_within(
+        self, destination: str, interval: float, now: float, most: float
+    ) -> tuple[bool, float]:
+        """One read, and a write (ETag-conditional, retried) only when the slot is taken."""
         if not interval:
-            return self.send_wait(destination, now)  # nothing to book: one read, no write
+            wait = self.send_wait(destination, now)  # nothing to book: one read, no write
+            return wait <= most, wait
         table = self._state()
         rk = row_key(destination)
         for attempt in range(_ATTEMPTS):
@@ -1411,14 +1418,16 @@ class AzureStore:
             if entity is None:
                 try:
                     table.create_entity({"PartitionKey": _SLOTS, "RowKey": rk, "next": float(now + interval)})
-                    return 0.0
+                    return True, 0.0
                 except ResourceExistsError:
                     continue
             slot = max(now, float(entity["next"]))
+            if slot - now > most:
+                return False, slot - now
             entity["next"] = float(slot + interval)
             try:
                 table.update_entity(entity, mode=UpdateMode.REPLACE, **self._if_match(entity))
-                return slot - now
+                return True, slot - now
             except (ResourceModifiedError, ResourceNotFoundError):
                 _backoff(attempt)
         raise StoreContention(f"send slot of {destination!r} kept changing; try again")

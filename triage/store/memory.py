@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -353,11 +354,18 @@ class MemoryStore:
         """Nothing to release (for symmetry with the durable stores)."""
 
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        return self.reserve_send_within(destination, interval, now, math.inf)[1]
+
+    def reserve_send_within(
+        self, destination: str, interval: float, now: float, most: float
+    ) -> tuple[bool, float]:
         with self._lock:
             slot = max(now, self._slots.get(destination, 0.0))
+            if slot - now > most:
+                return False, slot - now
             if interval:
                 self._slots[destination] = slot + interval
-            return slot - now
+            return True, slot - now
 
     def send_wait(self, destination: str, now: float) -> float:
         with self._lock:

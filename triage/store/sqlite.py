@@ -9,6 +9,7 @@ transaction instead, so a request's claims, counts and outbox rows commit togeth
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import sqlite3
@@ -575,17 +576,25 @@ class SqliteStore:
 
     # -- pacing --------------------------------------------------------------------------------
     def reserve_send(self, destination: str, interval: float, now: float) -> float:
+        return self.reserve_send_within(destination, interval, now, math.inf)[1]
+
+    def reserve_send_within(
+        self, destination: str, interval: float, now: float, most: float
+    ) -> tuple[bool, float]:
         if not interval:
-            return self.send_wait(destination, now)  # nothing to book: no write
-        with self._transaction() as db:
+            wait = self.send_wait(destination, now)  # nothing to book: no write
+            return wait <= most, wait
+        with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer between read and write
             row = db.execute("SELECT next FROM slots WHERE destination = ?", (destination,)).fetchone()
             slot = max(now, row[0]) if row else now
+            if slot - now > most:
+                return False, slot - now
             db.execute(
                 "INSERT INTO slots (destination, next) VALUES (?, ?) "
                 "ON CONFLICT (destination) DO UPDATE SET next = excluded.next",
                 (destination, slot + interval),
             )
-        return slot - now
+        return True, slot - now
 
     def send_wait(self, destination: str, now: float) -> float:
         row = (
