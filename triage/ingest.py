@@ -140,7 +140,7 @@ def stream_body(body: bytes, content_type: str | None, max_bytes: int) -> tuple[
     envelope = Envelope()
     sent = _sent_items(body)
     if sent is not None:
-        return envelope, _read_items(sent, _NONE_DAMAGED, envelope, _read_sent)
+        return envelope, _read_sent_items(sent, envelope)
     damaged: Mapping[int, Rejected] = _NONE_DAMAGED
     try:
         doc = _parse(body)
@@ -230,15 +230,59 @@ def _read_sent(index: int, item: _Sent, envelope: Envelope) -> RawEvent | None:
     return None
 
 
+def _read_sent_items(items: list[_Sent], envelope: Envelope) -> Iterator[RawEvent]:
+    """`_read_items` of a usual body's records, with `_read_sent` and `_checked` written into the
+    loop for the item every sender sends (string id, type and source, no validation event): three
+    Python calls an event fewer, a few percent of a grouped batch. Any other item takes the
+    general path, which says why it is refused."""
+    events = envelope.events
+    for index, item in enumerate(items):
+        if item.specversion is not None:
+            schema: Literal["eventgrid", "cloudevents"] = "cloudevents"
+            event_type, source, when = item.type, item.source, item.time
+        elif item.eventType is not None:
+            schema = "eventgrid"
+            event_type, source, when = item.eventType, item.topic, item.eventTime
+        else:
+            envelope.rejected.append(Rejected(index, _NEITHER))
+            continue
+        event_id, subject = item.id, item.subject
+        if (
+            type(event_id) is str
+            and type(event_type) is str
+            and type(source) is str
+            and event_type
+            and source
+            and event_id.strip()
+            and event_type != VALIDATION_EVENT
+        ):
+            event = _new_raw_event(
+                (
+                    schema,
+                    event_id,
+                    event_type,
+                    source,
+                    subject if isinstance(subject, str) else "",
+                    when if isinstance(when, str) else None,
+                    item.data,
+                )
+            )
+            events.append(event)
+            yield event
+        else:  # the general path: a rejection with its reason, or the validation code
+            yield from _read_items([item], _NONE_DAMAGED, envelope, _read_sent, index)
+
+
 def _read_items(
     items: list[Any],
     damaged: Mapping[int, Rejected],
     envelope: Envelope,
     read_item: Callable[[int, Any, Envelope], RawEvent | None],
+    first: int = 0,
 ) -> Iterator[RawEvent]:
-    """The events of `items`, each added to `envelope.events` as it is handed on; bad items
-    and the validation code go into the envelope instead."""
-    for index, item in enumerate(items):
+    """The events of `items` (numbered from `first`), each added to `envelope.events` as it is
+    handed on; bad items and the validation code go into the envelope instead."""
+    for index, item in enumerate(items, first):
         if damaged and index in damaged:
             envelope.rejected.append(damaged[index])
             continue
