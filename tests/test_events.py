@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from samples import sample, sample_bytes
-from triage.events import CALL_AUTOMATION_FAILURES, Skip, sms_error_code, to_incident
+from triage.events import CALL_AUTOMATION_FAILURES, Reading, Skip, read, sms_error_code, to_incident
 from triage.ingest import RawEvent, parse_body
 from triage.model import Incident
 
@@ -201,3 +202,21 @@ def test_delivered_sms_is_not_an_alert() -> None:
 )
 def test_sms_error_code_is_read_from_delivery_status_details(details: str | None, code: int | None) -> None:
     assert sms_error_code(details) == code
+
+
+def test_events_of_two_resources_read_in_turn_each_name_their_own_resource() -> None:
+    # The resource of the last topic is remembered (a batch comes from one resource or a few):
+    # an event from another resource in between must still name its own.
+    def from_topic(raw: RawEvent, topic: str, event_id: str) -> RawEvent:
+        return raw._replace(source=topic, id=event_id)
+
+    raw = parse_body(sample_bytes("callbacks/call-disconnected-410-3112.json"), None, 1 << 20).events[0]
+    assert type(raw.payload) is msgspec.Raw  # as the usual body hands it on
+    base = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Communication/communicationServices/"
+    topics = [base + "contoso-east", base + "contoso-west", "", base + "contoso-east"]
+    expected = ["contoso-east", "contoso-west", "acs-default", "contoso-east"]
+    for round_ in range(2):
+        for n, (topic, name) in enumerate(zip(topics, expected, strict=True)):
+            reading = read(from_topic(raw, topic, f"e{round_}{n}"), resource="acs-default")
+            assert isinstance(reading, Reading)
+            assert reading.facts.resource == name

@@ -544,13 +544,24 @@ def _decoders(model: type[_Spec]) -> tuple[msgspec.json.Decoder[Any], ...]:
     return tuple(msgspec.json.Decoder(_record(model, pascal)) for pascal in (False, True))
 
 
+# The decoders of each model, the spelling that read its last event first: a sender spells every
+# event alike, so a PascalCase sender's events are not each refused by the camelCase record first
+# (an exception an event). Data only one spelling reads gets the same record either way; data
+# both read holds none of the model's keys, so both records hold the same values (all None).
+_FIRST: dict[type[_Spec], tuple[msgspec.json.Decoder[Any], ...]] = {}
+
+
 def _typed(model: type[_Spec], payload: msgspec.Raw) -> Any:
     """`payload` as a record of `model` (see above), or None when it must be read as dicts."""
-    for decoder in _decoders(model):
+    decoders = _FIRST.get(model) or _decoders(model)
+    for decoder in decoders:
         try:
-            return decoder.decode(payload)
+            record = decoder.decode(payload)
         except (msgspec.DecodeError, RecursionError):
             continue
+        if decoder is not decoders[0]:
+            _FIRST[model] = (decoder, *(d for d in decoders if d is not decoder))
+        return record
     return None
 
 
@@ -638,9 +649,24 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         return _status_event_reading(raw, kind, status_event, resource, mask)
     data = raw.payload
     if type(data) is msgspec.Raw:
-        typed = _typed_reading(raw, kind, data, resource, mask)
-        if typed is not None:
-            return typed
+        model = CALL_AUTOMATION_FAILURES.get(kind)
+        if model is not None:
+            # `_typed_reading` of a Call Automation failure written out: most of a batch.
+            record = _typed(model, data)
+            if record is not None:
+                result, who = record.result_information, getattr(record, "participant", None)
+                values: _CallValues = (
+                    result.code if result else None,
+                    result.sub_code if result else None,
+                    result.message if result else None,
+                    (who.kind or "") if who else "",
+                    (who.raw_id or "") if who else "",
+                )  # fmt: skip
+                return _call_reading(raw, kind, resource, mask, model, None, values)
+        else:
+            typed = _typed_reading(raw, kind, data, resource, mask)
+            if typed is not None:
+                return typed
         try:
             data = raw.data
         except (ValueError, RecursionError) as exc:  # msgspec's DecodeError is a ValueError
@@ -672,22 +698,20 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
             result, who = data.get(keys.get("result_information")), data.get(keys.get("participant"))
             at = nested[keys["result_information"]].keys if result else _NO_KEYS
             by = nested[keys["participant"]].keys if who else _NO_KEYS
-            values: _CallValues = (
+            values = (
                 result.get(at.get("code")) if result else None,
                 result.get(at.get("sub_code")) if result else None,
                 result.get(at.get("message")) if result else None,
                 (who.get(by.get("kind")) or "") if who else "",
                 (who.get(by.get("raw_id")) or "") if who else "",
             )  # fmt: skip
-            return _call_reading(
-                raw, kind, resource=resource, mask=mask, model=model, event=None, values=values
-            )
+            return _call_reading(raw, kind, resource, mask, model, None, values)
         validated = _model(model)
         event = validated.model_validate(data)
         if not _complete(event, data):
             event = validated.model_validate(_fold(data))
         values = _call_values(event)
-        return _call_reading(raw, kind, resource=resource, mask=mask, model=model, event=event, values=values)
+        return _call_reading(raw, kind, resource, mask, model, event, values)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -710,8 +734,7 @@ def _typed_reading(
     record = _typed(model, payload)
     if record is None:
         return None
-    values = _call_values(record)
-    return _call_reading(raw, kind, resource=resource, mask=mask, model=model, event=None, values=values)
+    return _call_reading(raw, kind, resource, mask, model, None, _call_values(record))
 
 
 def _failure_model(raw: RawEvent, kind: str) -> type[CallAutomationEvent] | Skip:
@@ -748,16 +771,23 @@ def _documented_row() -> tuple[frozenset[tuple[int | None, int | None]], _Docume
     return conditioned_codes(), documented_row
 
 
+# The last topic an event named and the ACS resource in it: a batch comes from one resource or
+# a few, and comparing a topic with the last one costs less than hashing it for `_resource_of`'s
+# cache (each event's topic is a string of its own). One tuple, replaced whole: threads share it.
+_last_topic: tuple[str, str | None] = ("", None)
+
+
 def _call_reading(
     raw: RawEvent,
     kind: str,
-    *,
     resource: str,
     mask: bool,
     model: type[CallAutomationEvent],
     event: _Model | None,
     values: _CallValues,
 ) -> Reading | Skip:
+    """The reading of a Call Automation failure from its `values` (positional: one an event)."""
+    global _last_topic
     code, subcode, message, participant_kind, participant_id = values
     message = message or ""
     if (code is None or subcode is None) and message:
@@ -779,8 +809,11 @@ def _call_reading(
         documented = documented_row(kind, code, subcode, participant_id, message)
     context, row = documented or (model.context(subcode, participant_kind), "")
     # An Event Grid delivery names its ACS resource in the topic; a callback's source does not.
-    resource = _resource_of(raw.source) or resource
-    facts = new_facts((kind, context, code, subcode, resource, row, "", ""))
+    source, (seen, named) = raw.source, _last_topic
+    if source != seen:
+        named = _resource_of(source)
+        _last_topic = (source, named)
+    facts = new_facts((kind, context, code, subcode, named or resource, row, "", ""))
     return Reading(raw, facts, message, model, event, mask)
 
 
