@@ -53,7 +53,9 @@ class CountHourly:
     def __call__(self, batch: Batch) -> None:
         if not batch.candidates:
             return
-        counts = Counter(c.fingerprint for c in batch.candidates)
+        # `Candidate.fingerprint` written out: the pipeline knows nearly every candidate's, and a
+        # list is built without a generator's resume and a property call an event.
+        counts = Counter([c.known_fingerprint or c.facts.fingerprint for c in batch.candidates])
         # Events recovered from a delivery that died (Azure): the store leaves out those that
         # delivery had counted already, so each is counted once per hour it arrived in.
         recovered: dict[str, list[str]] = {}
