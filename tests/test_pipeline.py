@@ -239,3 +239,25 @@ def test_a_digest_that_could_not_be_stored_is_reported_by_the_next_flush() -> No
     store.fail = False
     later = triage.flush(T0 + timedelta(minutes=6))
     assert [a.count for a in later.alerts] == [7]
+
+
+def test_grouping_off_tallies_each_alert_under_its_own_code_when_a_route_groups_by_kind_alone() -> None:
+    # A route grouping by kind puts two codes in one burst; each alert still counts under its code.
+    routes = json.dumps([{"kinds": ["PlayFailed"], "group_by": ["kind"], "to": ["teams"]}])
+    s = settings(TEAMS_URL=TEAMS, ROUTES=routes, GROUP_WINDOW_SECONDS="0")
+    batch = events("callbacks/play-failed-400-8535.json", 3) + events(
+        "callbacks/play-failed-400-8536.json", 2, id_prefix="other"
+    )
+    report = Triage(s, MemoryStore()).handle(batch, T0)
+    assert report.alerted == 5
+    alerted = {key: n for key, n in report.outcomes.items() if key[0] == "alerted"}
+    assert alerted == {("alerted", "PlayFailed", "400/8535"): 3, ("alerted", "PlayFailed", "400/8536"): 2}
+
+
+def test_grouping_off_tallies_every_alert_of_a_burst_under_its_code() -> None:
+    report = Triage(settings(GROUP_WINDOW_SECONDS="0"), MemoryStore()).handle(
+        events("callbacks/play-failed-400-8535.json", 4), T0
+    )
+    assert {k: n for k, n in report.outcomes.items() if k[0] == "alerted"} == {
+        ("alerted", "PlayFailed", "400/8535"): 4
+    }

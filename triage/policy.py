@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import orjson
@@ -270,6 +271,10 @@ def run(stages: Sequence[Stage], batch: Batch) -> Report:
     for stage in stages:
         stage(batch)
     return batch.report
+
+
+# What `Report.tally` reads of an incident: its kind, code and subcode.
+_KIND_AND_CODES = itemgetter(*(Incident._fields.index(name) for name in ("kind", "code", "subcode")))
 
 
 def new_alert(incident: Incident, guidance: Guidance, now: datetime) -> Alert:
@@ -660,11 +665,22 @@ class Group:
     def _each_alone(self, group: _BatchGroup, batch: Batch) -> None:
         """Grouping off in this lane: every failure alerts; its burst is recorded once per batch."""
         report, now = batch.report, batch.now
-        alerts = [self._pending(group, new_alert(c.shown(), c.guidance, now), [c.key]) for c in group.every]
-        self.store.alerted(group.key, group.count, alerts[0].alert.incident, now, group.lane.quiet)
-        for p in alerts:
-            report.alerted += 1
-            report.tally("alerted", p.alert.incident.kind, p.alert.incident)
+        if group.key.startswith(ROUTE_PREFIX):  # a tracker's key, where a route's alert has one
+            alerts = [self._pending(group, new_alert(c.shown(), c.guidance, now), [c.key]) for c in group.every]
+        else:  # `_pending` written out: one call an alert fewer
+            lanes = [group.lane] if self.routed else None
+            alerts = [Pending(new_alert(c.shown(), c.guidance, now), [c.key], lanes=lanes) for c in group.every]
+        incidents = [p.alert.incident for p in alerts]
+        self.store.alerted(group.key, group.count, incidents[0], now, group.lane.quiet)
+        report.alerted += len(alerts)
+        # Tallied per kind and code, not per alert: a lane keyed by fingerprint has one of each.
+        tallied = Counter(map(_KIND_AND_CODES, incidents))
+        if len(tallied) == 1:
+            report.tally("alerted", incidents[0].kind, incidents[0], len(incidents))
+        else:
+            example = dict(zip(map(_KIND_AND_CODES, incidents), incidents, strict=True))
+            for key, count in tallied.items():
+                report.tally("alerted", key[0], example[key], count)
         batch.pending.extend(alerts)
 
     def _mute(self, group: _BatchGroup, now: datetime, report: Report) -> bool:
