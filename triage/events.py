@@ -649,10 +649,10 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
         return _status_event_reading(raw, kind, status_event, resource, mask)
     data = raw.payload
     if type(data) is msgspec.Raw:
-        model = CALL_AUTOMATION_FAILURES.get(kind)
-        if model is not None:
+        failure = CALL_AUTOMATION_FAILURES.get(kind)
+        if failure is not None:
             # `_typed_reading` of a Call Automation failure written out: most of a batch.
-            record = _typed(model, data)
+            record = _typed(failure, data)
             if record is not None:
                 result, who = record.result_information, getattr(record, "participant", None)
                 values: _CallValues = (
@@ -662,7 +662,7 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
                     (who.kind or "") if who else "",
                     (who.raw_id or "") if who else "",
                 )  # fmt: skip
-                return _call_reading(raw, kind, resource, mask, model, None, values)
+                return _call_reading(raw, kind, resource, mask, failure, event=None, values=values)
         else:
             typed = _typed_reading(raw, kind, data, resource, mask)
             if typed is not None:
@@ -705,13 +705,13 @@ def read(raw: RawEvent, *, resource: str = "acs", mask: bool = True) -> Reading 
                 (who.get(by.get("kind")) or "") if who else "",
                 (who.get(by.get("raw_id")) or "") if who else "",
             )  # fmt: skip
-            return _call_reading(raw, kind, resource, mask, model, None, values)
+            return _call_reading(raw, kind, resource, mask, model, event=None, values=values)
         validated = _model(model)
         event = validated.model_validate(data)
         if not _complete(event, data):
             event = validated.model_validate(_fold(data))
         values = _call_values(event)
-        return _call_reading(raw, kind, resource, mask, model, event, values)
+        return _call_reading(raw, kind, resource, mask, model, event=event, values=values)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -734,7 +734,7 @@ def _typed_reading(
     record = _typed(model, payload)
     if record is None:
         return None
-    return _call_reading(raw, kind, resource, mask, model, None, _call_values(record))
+    return _call_reading(raw, kind, resource, mask, model, event=None, values=_call_values(record))
 
 
 def _failure_model(raw: RawEvent, kind: str) -> type[CallAutomationEvent] | Skip:
@@ -771,10 +771,13 @@ def _documented_row() -> tuple[frozenset[tuple[int | None, int | None]], _Docume
     return conditioned_codes(), documented_row
 
 
-# The last topic an event named and the ACS resource in it: a batch comes from one resource or
-# a few, and comparing a topic with the last one costs less than hashing it for `_resource_of`'s
-# cache (each event's topic is a string of its own). One tuple, replaced whole: threads share it.
-_last_topic: tuple[str, str | None] = ("", None)
+class _LastTopic:
+    """The last topic an event named and the ACS resource in it: a batch comes from one resource
+    or a few, and comparing a topic with the last one costs less than hashing it for
+    `_resource_of`'s cache (each event's topic is a string of its own). One attribute, replaced
+    whole: threads that race each read a whole entry."""
+
+    entry: tuple[str, str | None] = ("", None)
 
 
 def _call_reading(
@@ -783,11 +786,11 @@ def _call_reading(
     resource: str,
     mask: bool,
     model: type[CallAutomationEvent],
+    *,
     event: _Model | None,
     values: _CallValues,
 ) -> Reading | Skip:
-    """The reading of a Call Automation failure from its `values` (positional: one an event)."""
-    global _last_topic
+    """The reading of a Call Automation failure from its `values`."""
     code, subcode, message, participant_kind, participant_id = values
     message = message or ""
     if (code is None or subcode is None) and message:
@@ -809,10 +812,10 @@ def _call_reading(
         documented = documented_row(kind, code, subcode, participant_id, message)
     context, row = documented or (model.context(subcode, participant_kind), "")
     # An Event Grid delivery names its ACS resource in the topic; a callback's source does not.
-    source, (seen, named) = raw.source, _last_topic
+    source, (seen, named) = raw.source, _LastTopic.entry
     if source != seen:
         named = _resource_of(source)
-        _last_topic = (source, named)
+        _LastTopic.entry = (source, named)
     facts = new_facts((kind, context, code, subcode, named or resource, row, "", ""))
     return Reading(raw, facts, message, model, event, mask)
 

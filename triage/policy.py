@@ -666,10 +666,14 @@ class Group:
         """Grouping off in this lane: every failure alerts; its burst is recorded once per batch."""
         report, now = batch.report, batch.now
         if group.key.startswith(ROUTE_PREFIX):  # a tracker's key, where a route's alert has one
-            alerts = [self._pending(group, new_alert(c.shown(), c.guidance, now), [c.key]) for c in group.every]
+            alerts = [
+                self._pending(group, new_alert(c.shown(), c.guidance, now), [c.key]) for c in group.every
+            ]
         else:  # `_pending` written out: one call an alert fewer
             lanes = [group.lane] if self.routed else None
-            alerts = [Pending(new_alert(c.shown(), c.guidance, now), [c.key], lanes=lanes) for c in group.every]
+            alerts = [
+                Pending(new_alert(c.shown(), c.guidance, now), [c.key], lanes=lanes) for c in group.every
+            ]
         incidents = [p.alert.incident for p in alerts]
         self.store.alerted(group.key, group.count, incidents[0], now, group.lane.quiet)
         report.alerted += len(alerts)
