@@ -771,15 +771,6 @@ def _documented_row() -> tuple[frozenset[tuple[int | None, int | None]], _Docume
     return conditioned_codes(), documented_row
 
 
-class _LastTopic:
-    """The last topic an event named and the ACS resource in it: a batch comes from one resource
-    or a few, and comparing a topic with the last one costs less than hashing it for
-    `_resource_of`'s cache (each event's topic is a string of its own). One attribute, replaced
-    whole: threads that race each read a whole entry."""
-
-    entry: tuple[str, str | None] = ("", None)
-
-
 def _call_reading(
     raw: RawEvent,
     kind: str,
@@ -812,11 +803,8 @@ def _call_reading(
         documented = documented_row(kind, code, subcode, participant_id, message)
     context, row = documented or (model.context(subcode, participant_kind), "")
     # An Event Grid delivery names its ACS resource in the topic; a callback's source does not.
-    source, (seen, named) = raw.source, _LastTopic.entry
-    if source != seen:
-        named = _resource_of(source)
-        _LastTopic.entry = (source, named)
-    facts = new_facts((kind, context, code, subcode, named or resource, row, "", ""))
+    resource = _resource_of(raw.source) or resource
+    facts = new_facts((kind, context, code, subcode, resource, row, "", ""))
     return Reading(raw, facts, message, model, event, mask)
 
 
