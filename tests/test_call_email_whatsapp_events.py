@@ -268,6 +268,14 @@ def test_every_email_status_row_answers_only_by_its_status_in_the_email_context(
     assert lookup_status("Failed", "email").category is Category.UNKNOWN  # the catalog does not guess
 
 
+def test_a_status_lookup_is_one_answer_object_per_status_so_its_alerts_share_a_template() -> None:
+    """As `lookup` does: a pipeline started afresh gets the object alerts of that status were
+    rendered with before (triage.render.template keys a shape by its Guidance object)."""
+    first = lookup_status("Bounced", "email", "EmailDeliveryReportReceived")
+    assert lookup_status("Bounced", "email", "EmailDeliveryReportReceived") is first
+    assert lookup_status("Nonsense", "email") is lookup_status("Nonsense", "email")
+
+
 # -- AdvancedMessageDeliveryStatusUpdated (WhatsApp) --------------------------------------------------
 
 

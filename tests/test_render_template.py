@@ -60,6 +60,8 @@ def sight(alerts: list[Alert]) -> None:
 def fresh_templates() -> None:
     tmpl._KNOWN.clear()
     tmpl._SLOTS.clear()
+    tmpl._ESCAPED.clear()
+    tmpl._ESCAPED_SLOTS.clear()
     tmpl._Last.entry = None
 
 
@@ -84,8 +86,8 @@ def test_most_pinned_firing_alerts_are_cut_into_templates(fmt: str) -> None:
 
 # Values of every kind an event may carry. Most are shown as they stand (IDs, masked numbers,
 # quotes and backslashes that JSON escapes, non-BMP text), so that most generated alerts take the
-# template; the rest each make some renderer change them (markup, links, controls, backticks,
-# line breaks, empty or too long), so that the alert is rendered in full.
+# template; the rest each make some renderer change them (markup, links, controls, line breaks:
+# put into the template as each kind escapes them; backticks, empty or too long: rendered in full).
 _AS_THEY_STAND = st.sampled_from(
     [
         "3f2b1c9e-8d7a-4b6c-9e5f-1a2b3c4d5e6f",
@@ -128,6 +130,9 @@ _SHAPE_CHANGES: dict[str, Callable[[Alert], Alert]] = {
     "subcode": lambda a: _with(a, subcode=(a.incident.subcode or 0) + 1),
     "resource": lambda a: _with(a, resource=a.incident.resource + "-2"),
     "context": lambda a: _with(a, context="pstn" if a.incident.context != "pstn" else "sms"),
+    # An e-mail's status word and recipient domain are in its headline ("Bounced (@fabrikam.example)").
+    "status": lambda a: _with(a, status=a.incident.status + "Bounced"),
+    "scope": lambda a: _with(a, status=a.incident.status or "Bounced", scope=a.incident.scope + "x.example"),
     "an ID's name": lambda a: _with(a, ids=_renamed_first(a.incident.ids)),
     "one more ID": lambda a: _with(a, ids={**a.incident.ids, "extraId": "x1"}),
     "a detail's name": lambda a: _with(a, details={"other": "7", **a.incident.details}),
@@ -215,7 +220,7 @@ _CHANGED_VALUES = [
 
 
 @pytest.mark.parametrize("value", _CHANGED_VALUES)
-def test_a_value_a_renderer_changes_is_rendered_in_full(value: str) -> None:
+def test_a_value_a_renderer_changes_renders_exactly_as_in_full(value: str) -> None:
     sight(FIRING)
     for base in FIRING:
         inc = base.incident
@@ -226,6 +231,32 @@ def test_a_value_a_renderer_changes_is_rendered_in_full(value: str) -> None:
         ):
             for fmt in TEMPLATED:
                 assert render_json(alert, fmt) == full(alert, fmt), base.incident.kind
+
+
+@pytest.mark.parametrize(
+    ("value", "in_teams", "in_slack"),
+    [
+        ("<004e0000-0000-0040-0080-000000000001@notify.contoso.example>", "‹004e", "&lt;004e"),
+        ("AT&T", "AT&T", "AT&amp;T"),
+        ("- item", "‐ item", "- item"),
+    ],
+)
+def test_a_value_the_escapers_change_takes_the_template_escaped_as_each_kind_shows_it(
+    value: str, in_teams: str, in_slack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An e-mail's message id in angle brackets is in every alert of its burst: the alerts keep
+    their shape's template, each kind's escaping put in where the value stands."""
+    base = make_alert(make_incident(ids={"internetMessageId": "m-0", "correlationId": "c-0"}))
+    sight([base])
+    in_full: list[str] = []
+    monkeypatch.setattr(tmpl, "_full", lambda alert, found: in_full.append(found.name) or b"")
+    for n in range(3):
+        alert = _with(base, ids={"internetMessageId": value, "correlationId": f"c-{n}"})
+        for fmt, shown in (("teams", in_teams), ("slack", in_slack)):
+            made = render_json(alert, fmt)
+            assert made == full(alert, fmt)
+            assert orjson.dumps(shown)[1:-1] in made
+    assert in_full == []  # every one from its template
 
 
 def test_a_new_guidance_object_equal_to_the_old_one_gives_the_same_bytes() -> None:

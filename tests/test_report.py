@@ -6,6 +6,7 @@ scheduled time across instances, through the outbox to the local sinks.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -237,6 +238,30 @@ def test_report_command_reads_the_counters_of_a_sqlite_store(tmp_path: Any) -> N
     assert "42 (▲ 100 %, 21 in the 24 h before)" in result.stdout
     bad = run("report", "--since", "yesterday")
     assert bad.returncode == 2 and "--since must be hours or days" in bad.stderr
+
+
+def test_report_post_says_posted_only_for_what_was_posted_and_queues_the_rest(tmp_path: Any) -> None:
+    from triage.clock import utcnow
+    from triage.store import hour_of
+    from triage.store.sqlite import SqliteStore
+
+    path = tmp_path / "triage.db"
+    with SqliteStore(path) as store:
+        store.add_hourly(hour_of(utcnow()), {"PlayFailed|400|8535|contoso-acs": 42})
+        # Slack answered 429 with an hour's Retry-After a moment ago (longer than a worker waits).
+        store.hold_send("slack", time.time() + 3600)
+    with SlackSink() as slack, TeamsSink() as teams:
+        env = {"ACS_TRIAGE_STORE": f"sqlite:{path}", "ACS_TRIAGE_SLACK_URL": slack.url,
+               "ACS_TRIAGE_TEAMS_URL": teams.url}  # fmt: skip
+        result = run("report", "--post", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "report posted to teams" in result.stderr
+        assert "report queued in the app's outbox for slack" in result.stderr
+        assert "posted to slack" not in result.stderr.replace("posted to teams", "")
+        assert len(teams.received) == 1 and slack.received == []
+    with SqliteStore(path) as store:
+        waiting = {b.destination: b.queued for b in store.outbox_status(time.time())}
+    assert waiting.get("slack") == 1 and not waiting.get("teams")
 
 
 def test_the_preview_tool_writes_the_report_for_teams_and_slack(tmp_path: Any) -> None:

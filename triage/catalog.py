@@ -38,6 +38,7 @@ __all__ = [
     "CatalogFiles",
     "category_advice",
     "condition_text",
+    "conditioned_codes",
     "conditions_of",
     "documented_row",
     "load_compiled",
@@ -374,6 +375,7 @@ class _Catalog:
                 self.conditions[(row.entry.code, row.entry.subcode)].append(row)
                 self.conditional[row.key] = row
         self.cache: dict[tuple[int | None, int | None, str | None, str | None, str], Guidance] = {}
+        self.status_cache: dict[tuple[str, str, str | None], Guidance] = {}
 
     @functools.cached_property
     def haystack(self) -> dict[int, str]:
@@ -708,6 +710,12 @@ def lookup(
     return found
 
 
+def conditioned_codes() -> frozenset[tuple[int | None, int | None]]:
+    """The (code, subcode) pairs some row ties to conditions: `documented_row` answers None for
+    every other pair, whatever the event (asked once: the catalog does not change while it runs)."""
+    return frozenset(_catalog().conditions)
+
+
 def documented_row(
     event: str, code: int | None, subcode: int | None, participant: str, message: str
 ) -> tuple[Context, str] | None:
@@ -767,12 +775,21 @@ def lookup_status(status: str, context: Context, event: str | None = None) -> Gu
     """Guidance for an event that reports a status word instead of a code (an email's `Bounced`):
     the row of that name in the context's own tables, compared without case."""
     catalog = _catalog()
+    key = (status, context, event)
+    found = catalog.status_cache.get(key)
+    if found is not None:  # one object per answer, as `lookup` gives: alerts of it share a template
+        return found
     rows = [r for r in catalog.names.get(status.strip().lower(), ()) if r.table.context == context]
     if not rows:
-        return catalog.unknown(f"Status {status!r} is not in the catalog.", None, None)
-    best, *others = catalog.ordered(rows, context)
-    found = catalog.guidance(best, None, None, Match.STATUS, others, context=context)
-    return catalog.assumed(found, event) if event is not None else found
+        found = catalog.unknown(f"Status {status!r} is not in the catalog.", None, None)
+    else:
+        best, *others = catalog.ordered(rows, context)
+        found = catalog.guidance(best, None, None, Match.STATUS, others, context=context)
+        found = catalog.assumed(found, event) if event is not None else found
+    if len(catalog.status_cache) >= _CACHE_LIMIT:  # status words come from outside: keep memory bounded
+        catalog.status_cache.clear()
+    catalog.status_cache[key] = found
+    return found
 
 
 def lookup_name(name: str, context: Context | None = None) -> Guidance:

@@ -736,12 +736,16 @@ def _call_values(event: Any) -> _CallValues:
     )
 
 
-@cache
-def _documented_row() -> Callable[[str, int | None, int | None, str, str], tuple[Context, str] | None]:
-    """The catalog's documented_row, imported on the first event (not on import: cold start)."""
-    from .catalog import documented_row
+_DocumentedRow = Callable[[str, int | None, int | None, str, str], tuple[Context, str] | None]
 
-    return documented_row
+
+@cache
+def _documented_row() -> tuple[frozenset[tuple[int | None, int | None]], _DocumentedRow]:
+    """The codes some catalog row ties to conditions, and the catalog's documented_row that
+    reads them; imported on the first event (not on import: cold start)."""
+    from .catalog import conditioned_codes, documented_row
+
+    return conditioned_codes(), documented_row
 
 
 def _call_reading(
@@ -768,7 +772,11 @@ def _call_reading(
     # The documents' own conditions come first (Teams Phone's dual-persona 408/10057): the row they
     # tie to this kind of event answers it, in its table's context. Without one, the participant's
     # kind and the subcode decide the context, and no row with conditions answers.
-    documented = _documented_row()(kind, code, subcode, participant_id, message)
+    conditioned, documented_row = _documented_row()
+    # Most codes have no row with conditions: no need to ask.
+    documented = None
+    if (code, subcode) in conditioned:
+        documented = documented_row(kind, code, subcode, participant_id, message)
     context, row = documented or (model.context(subcode, participant_kind), "")
     # An Event Grid delivery names its ACS resource in the topic; a callback's source does not.
     resource = _resource_of(raw.source) or resource

@@ -129,7 +129,7 @@ def fingerprint(kind: str, code: int | None, subcode: int | None, resource: str,
     and scope (`extra`: an email's `Bounced` to one recipient domain) are added only when given,
     so the fingerprints of coded failures stay what they were (stored groups and counts)."""
     base = f"{kind}|{code}|{subcode}|{resource}"
-    return "|".join((base, *extra)) if any(extra) else base
+    return "|".join((base, *extra)) if extra and any(extra) else base
 
 
 def code_text(code: int | None, subcode: int | None, status: str = "", scope: str = "") -> str:
@@ -177,7 +177,9 @@ class Facts(NamedTuple):
     @property
     def fingerprint(self) -> str:
         """See `fingerprint`."""
-        return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
+        if self.status or self.scope:
+            return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
+        return fingerprint(self.kind, self.code, self.subcode, self.resource)  # most: no extras to join
 
 
 # Facts((kind, context, code, subcode, resource, row, status, scope)): all eight, always
@@ -213,7 +215,9 @@ class Incident(NamedTuple):
     @property
     def fingerprint(self) -> str:
         """See `fingerprint`."""
-        return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
+        if self.status or self.scope:
+            return fingerprint(self.kind, self.code, self.subcode, self.resource, self.status, self.scope)
+        return fingerprint(self.kind, self.code, self.subcode, self.resource)  # most: no extras to join
 
 
 class Alert(Struct, frozen=True):

@@ -35,7 +35,7 @@ from .events import Skip
 from .ingest import Rejected
 from .inhibit import INHIBIT_PREFIX, Inhibition
 from .model import Alert, Facts, Guidance, Incident, Severity
-from .routing import MUTE_PREFIX, Lane, Routing, tracker_key
+from .routing import MUTE_PREFIX, ROUTE_PREFIX, Lane, Routing, tracker_key
 from .settings import DEFAULT_QUIET_SECONDS, Settings
 
 if TYPE_CHECKING:
@@ -567,29 +567,42 @@ class Group:
             lane = Lane("", None, lanes, quiet or lanes or timedelta(seconds=DEFAULT_QUIET_SECONDS))
             self.lanes: Callable[[Candidate], list[Lane]] = lambda candidate: [lane]
             self.routed = False
+            self.only: Lane | None = lane
         else:
             self.lanes = _lanes(lanes)
             self.routed = True
+            # Without routes the default lane takes everything (a plain lane, never muted).
+            self.only = None if lanes.settings.routes else lanes.default
 
     def __call__(self, batch: Batch) -> None:
         report, now = batch.report, batch.now
         # Keyed by burst key alone: each lane's keys are its own (see triage.routing).
         groups: dict[str, _BatchGroup] = {}
-        lanes = self.lanes
-        for c in batch.candidates:
-            for lane in lanes(c):
-                until = None if lane.muted is None else lane.muted_until(now)
-                if until is not None:
-                    key = lane.mute_id(until)
-                elif lane.plain:  # the default lane, by fingerprint: most events, no routes
-                    key = c.fingerprint
-                else:
-                    key = lane.key(c.facts, c.fingerprint)
+        lanes, only = self.lanes, self.only
+        if only is not None:
+            # No routes: one lane takes every event, never muted, keyed by the fingerprint itself.
+            for c in batch.candidates:
+                key = c.known_fingerprint or c.facts.fingerprint
                 group = groups.get(key)
                 if group is None:
-                    groups[key] = _BatchGroup(c, lane, key, until)
+                    groups[key] = _BatchGroup(c, only, key, None)
                 else:
                     group.add(c)
+        else:
+            for c in batch.candidates:
+                for lane in lanes(c):
+                    until = None if lane.muted is None else lane.muted_until(now)
+                    if until is not None:
+                        key = lane.mute_id(until)
+                    elif lane.plain:  # the default lane: keyed by fingerprint
+                        key = c.fingerprint
+                    else:
+                        key = lane.key(c.facts, c.fingerprint)
+                    group = groups.get(key)
+                    if group is None:
+                        groups[key] = _BatchGroup(c, lane, key, until)
+                    else:
+                        group.add(c)
         batch.candidates = []
         ordered = list(groups.values())
         counting: list[_BatchGroup] = []  # counted below, the whole batch at once
@@ -638,9 +651,10 @@ class Group:
         return opened
 
     def _pending(self, group: _BatchGroup, alert: Alert, keys: list[str]) -> Pending:
-        tracked = tracker_key(group.key, alert.incident)
-        if tracked:
-            alert = replace(alert, group=tracked)
+        if group.key.startswith(ROUTE_PREFIX):  # only a route's burst key may be a tracker's
+            tracked = tracker_key(group.key, alert.incident)
+            if tracked:
+                alert = replace(alert, group=tracked)
         return Pending(alert, keys, lanes=[group.lane] if self.routed else None)
 
     def _each_alone(self, group: _BatchGroup, batch: Batch) -> None:
@@ -859,6 +873,9 @@ class Route:
 
     def __call__(self, batch: Batch) -> None:
         routing = self.routing
+        # A batch's alerts share a few lanes: their destinations are looked up once per lane and
+        # status (the lists are only read).
+        chosen: dict[tuple[int, str], list[Destination]] = {}
         for p in batch.pending:
             lanes = p.lanes
             if lanes is None:
@@ -868,7 +885,14 @@ class Route:
                 batch.report.unrouted += 1
                 routing.unrouted += 1
                 log.warning("no route matches %s: sent to the default route", p.alert.fingerprint)
-            p.destinations = routing.destinations(lanes, p.alert.status)
+            if len(lanes) != 1:
+                p.destinations = routing.destinations(lanes, p.alert.status)
+                continue
+            key = (id(lanes[0]), p.alert.status)
+            found = chosen.get(key)
+            if found is None:
+                found = chosen[key] = routing.destinations(lanes, p.alert.status)
+            p.destinations = found
 
     def destinations(self, alert: Alert) -> list[Destination]:
         """The configured destinations `alert` is routed to, in order."""

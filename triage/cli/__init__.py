@@ -144,9 +144,18 @@ def cmd_report(args: argparse.Namespace) -> int:
                 raise TriageError(
                     "no destination takes the report: set ACS_TRIAGE_TEAMS_URL or ACS_TRIAGE_SLACK_URL"
                 )
-            for message in messages:
-                service.deliver(message)
-            print(f"report posted to {', '.join(m.destination for m in messages)}", file=sys.stderr)
+            # A destination holding posts off (a Retry-After, booked send slots) gets the report
+            # through the app's outbox instead: said so, not claimed as posted.
+            posted = [m.destination for m in messages if service.deliver(m)]
+            queued = [m.destination for m in messages if m.destination not in posted]
+            if posted:
+                print(f"report posted to {', '.join(posted)}", file=sys.stderr)
+            if queued:
+                print(
+                    f"report queued in the app's outbox for {', '.join(queued)} (it holds posts off "
+                    "for now); the app's outbox worker posts it when the hold has passed",
+                    file=sys.stderr,
+                )
             return 0
         rendered = spec.report(report)
         print(rendered if isinstance(rendered, str) else json.dumps(rendered, indent=2, ensure_ascii=False))

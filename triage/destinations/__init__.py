@@ -104,6 +104,10 @@ class Kind(Struct, frozen=True):
     # template per alert shape (triage.render.template).
     template: Callable[[Alert], dict[str, Any]] | None = None
     max_bytes: int = 0
+    # How that fullest layout shows a value the escapers change but do not shorten (an e-mail's
+    # `<id@host>` message id): the escapers it passes through, the same wherever a value stands.
+    # With it, such values are put into the template escaped (None: those alerts render in full).
+    value_text: Callable[[str], str] | None = None
 
 
 def names() -> tuple[str, ...]:

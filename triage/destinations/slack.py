@@ -219,6 +219,12 @@ def _plain(value: str, notes: list[str], limit: int = _VALUE_MAX) -> str:
     return text or "–"
 
 
+def _value_text(text: str) -> str:
+    """A value (time, ID, detail, the event's message) as every field shows it when it fits its
+    room: `_plain` unshortened (an ID's code span adds its backticks around it)."""
+    return slack_mrkdwn(event_text(text))
+
+
 def _code(value: str, notes: list[str]) -> str:
     # A backtick would end the code span early; the look-alike keeps the ID readable.
     return f"`{_plain(value, notes).replace('`', 'ˋ')}`"
@@ -378,4 +384,5 @@ KIND = Kind(
     fallback=text_only,
     report=report.slack_message,
     template=render,
+    value_text=_value_text,
 )

@@ -131,6 +131,12 @@ def _fit_event(text: str, limit: int) -> tuple[str, bool]:
     return content.fit(event_text(text), limit, teams_markdown)
 
 
+def _value_text(text: str) -> str:
+    """A value (time, ID, detail, the event's message) as every fact of the card shows it when
+    it fits its room: `_Card.fit` unshortened."""
+    return teams_markdown(event_text(text))
+
+
 @per_texts
 def _fit_identity(values: tuple[str, ...], limit: int) -> tuple[tuple[str, ...], bool]:
     """The identity facts' values (the same for a whole burst), fitted to `limit` each; any cut?"""
@@ -416,4 +422,5 @@ KIND = Kind(
     report=report.teams_card,
     template=_fullest,
     max_bytes=TEAMS_MAX_BYTES,
+    value_text=_value_text,
 )

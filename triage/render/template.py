@@ -1,16 +1,19 @@
 """Alert → the JSON text a webhook receives, from a template per alert shape where it can.
 
-Alerts of one failure differ in a few values only: the time, the values of the IDs and details,
-the event's own message. Teams and Slack show each of these values as it stands, in one place,
-whenever escaping and shortening leave it as it is (inert text, short); everything else on the
-card depends on the shape: the catalog's answer, the kind, code, resource and context, the names
-of the IDs and details, whether the event's message is shown, whether the alert has a "Silence…"
-link (its URL, which differs per alert, is a value too). The second alert of a shape renders it
-once more with a marker in place of each value; that JSON, cut at the markers, is the shape's
-template. Every later alert of the shape is its template with its own values put in, which costs
-about a sixth of building the payload and serializing it. An alert with a value a renderer would
-change, a card its size limit would shorten, a digest, a notice, or a kind without a template
-(`Kind.template`) is rendered in full.
+Alerts of one failure differ in a few values only: the time, the values of the IDs and details, the
+event's own message. Teams and Slack show each of these values as it stands, in one place, whenever
+escaping and shortening leave it as it is (inert text, short); everything else on the card depends
+on the shape: the catalog's answer, the kind, code (or status word and scope, which the headline
+shows), resource and context, the names of the IDs and details, whether the event's message is
+shown, whether the alert has a "Silence…" link (its URL, which differs per alert, is a value too).
+The second alert of a shape renders it once more with a marker in place of each value; that JSON,
+cut at the markers, is the shape's template. Every later alert of the shape is its template with
+its own values put in, which costs about a sixth of building the payload and serializing it. A
+value the escapers change (an e-mail's `<id@host>` message id, `AT&T`) is put in as each kind shows
+it (`Kind.value_text`), as long as that leaves it short and not empty. An alert with a value a
+renderer would shorten or empty, or with a backtick (Slack's ID code spans change it), a card its
+size limit would shorten, a digest, a notice, or a kind without a template (`Kind.template`) is
+rendered in full.
 
 `tests/test_render_template.py` holds the text made here byte for byte equal to the full
 render's: pinned alerts, generated alerts of a template's shape, each field of a shape changed in
@@ -88,12 +91,19 @@ class _Shape(Struct, frozen=True):
     values: list[bytes]  # each value's JSON string inside: time, IDs, details, the event's message
     size: int  # their bytes together
     known: _Known | None  # None: the shape's first sighting
+    # (index, text) of each value the escapers change: each kind puts in its own escaping there.
+    escaped: tuple[tuple[int, str], ...] = ()
 
 
 # Shared between threads: a race only builds a template twice.
 _KNOWN: dict[tuple[Any, ...], _Known] = {}
-# value → its JSON string's inside, if every renderer shows it as it stands; else None.
+# value → its JSON string's inside, if every renderer shows it as it stands; else None, and the
+# value is in _ESCAPED if the escapers change it (each kind's own escaping is put in).
 _SLOTS: dict[str, bytes | None] = {}
+_ESCAPED: set[str] = set()
+# (kind, value) → the JSON string's inside of the value as that kind shows it, or None when it
+# would be shortened or emptied there.
+_ESCAPED_SLOTS: dict[tuple[str, str], bytes | None] = {}
 
 
 def render_json(alert: Alert, fmt: str) -> bytes:
@@ -104,14 +114,20 @@ def render_json(alert: Alert, fmt: str) -> bytes:
     shape = _shape(alert)
     if shape is None or shape.known is None:
         return _full(alert, found)
+    values, size = shape.values, shape.size
+    if shape.escaped:
+        escaped = _escaped_values(shape, found)
+        if escaped is None:
+            return _full(alert, found)
+        values, size = escaped, sum(map(len, escaped))
     templates = shape.known.templates
     if fmt in templates:
         template = templates[fmt]
     else:
-        template = templates[fmt] = _build(alert, found, len(shape.values))
-    if template is None or (found.max_bytes and template.size + shape.size >= found.max_bytes):
+        template = templates[fmt] = _build(alert, found, len(values))
+    if template is None or (found.max_bytes and template.size + size >= found.max_bytes):
         return _full(alert, found)  # not cut; or too big for its fullest layout: it is shortened
-    return template.fill(shape.values)
+    return template.fill(values)
 
 
 def _full(alert: Alert, found: Kind) -> bytes:
@@ -143,12 +159,16 @@ def _read_shape(alert: Alert) -> _Shape | None:
     if said:
         texts.append(said)
     values: list[bytes] = []
+    escaped: tuple[tuple[int, str], ...] = ()
     for text in texts:
         value = _SLOTS.get(text, b"")  # b"": not asked yet (a value shown as it stands is never empty)
         if value == b"":
             value = _slot(text)
         if value is None:
-            return None
+            if text not in _ESCAPED:
+                return None
+            escaped += ((len(values), text),)
+            value = b""  # each kind puts in its own
         values.append(value)
     link = alert.silence_url
     if link:
@@ -157,8 +177,8 @@ def _read_shape(alert: Alert) -> _Shape | None:
         values.append(link.encode())  # URL-safe ASCII: its JSON is itself; renderers show it as it is
     ids, details = tuple(inc.ids), tuple(inc.details)
     key = (
-        id(alert.guidance), inc.kind, inc.code, inc.subcode, inc.resource, inc.context,
-        said != "", ids, details, alert.count, alert.window_seconds, alert.note, link != "",
+        id(alert.guidance), inc.kind, inc.code, inc.subcode, inc.status, inc.scope, inc.resource,
+        inc.context, said != "", ids, details, alert.count, alert.window_seconds, alert.note, link != "",
     )  # fmt: skip
     known = _KNOWN.get(key)
     if known is None:
@@ -167,28 +187,52 @@ def _read_shape(alert: Alert) -> _Shape | None:
         if len(_KNOWN) >= _SHAPES:
             _KNOWN.clear()
         _KNOWN[key] = _Known(alert.guidance)
-    return _Shape(values, sum(map(len, values)), known)
+    return _Shape(values, sum(map(len, values)), known, escaped)
 
 
 def _slot(text: str) -> bytes | None:
     """`text` as the inside of a JSON string if every renderer shows it as it stands: short, not
-    empty, unchanged by every escaper, and no backtick (it would end a Slack code span)."""
+    empty, unchanged by every escaper; else None. A short text the escapers change is put in
+    `_ESCAPED` unless it has a backtick (a Slack ID's code span changes that, its details not)."""
     value: bytes | None = None
+    escaped = False
     if 0 < len(text) <= SLOT_CHARS:
         if plain(text):  # ASCII without quotes, backslashes or controls: its JSON is itself
             value = text.encode()
-        elif (
-            "`" not in text
-            and event_text(text) == text
-            and teams_markdown(text) == text
-            and slack_mrkdwn(text) == text
-        ):
-            value = orjson.dumps(text)[1:-1]
+        elif event_text(text) == text and teams_markdown(text) == text and slack_mrkdwn(text) == text:
+            if "`" not in text:
+                value = orjson.dumps(text)[1:-1]
+        else:
+            escaped = "`" not in text
     if len(text) <= SLOT_CHARS:
         if len(_SLOTS) >= _SLOT_ENTRIES:
             _SLOTS.clear()
+            _ESCAPED.clear()
         _SLOTS[text] = value
+        if escaped:
+            _ESCAPED.add(text)
     return value
+
+
+def _escaped_values(shape: _Shape, found: Kind) -> list[bytes] | None:
+    """The shape's values with each escaped one as `found` shows it; None when a kind without
+    `value_text` would be given one, or one is emptied or longer than a slot once escaped."""
+    if found.value_text is None:
+        return None
+    values = list(shape.values)
+    for index, text in shape.escaped:
+        key = (found.name, text)
+        value = _ESCAPED_SLOTS.get(key, b"")  # b"": not asked yet (an escaped value is never empty)
+        if value == b"":
+            shown = found.value_text(text)
+            value = orjson.dumps(shown)[1:-1] if 0 < len(shown) <= SLOT_CHARS else None
+            if len(_ESCAPED_SLOTS) >= _SLOT_ENTRIES:
+                _ESCAPED_SLOTS.clear()
+            _ESCAPED_SLOTS[key] = value
+        if value is None:
+            return None
+        values[index] = value
+    return values
 
 
 def _build(alert: Alert, found: Kind, count: int) -> _Template | None:

@@ -317,7 +317,7 @@ class MemoryStore:
         queued = [_Queued.of(message, now) for message in messages]
         with self._lock:
             for item in queued:
-                self._put(item)
+                (self._queue if item.message.urgent else self._later).append(item)  # as `_put` does
 
     def dead_letter(self, message: OutboxMessage, reason: str) -> None:
         with self._lock:
