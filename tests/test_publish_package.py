@@ -145,7 +145,10 @@ def test_the_package_holds_the_app_its_settings_files_and_the_catalog() -> None:
     files = set(shipped())
     assert {"function_app.py", "host.json", "requirements.txt"} <= files
     assert "triage/__init__.py" in files
-    assert "triage/store/azure.py" in files
+    assert {
+        f"triage/store/azure/{module}.py"
+        for module in ("__init__", "_core", "claims", "groups", "silences", "outbox")
+    } <= files
     assert "triage/service.py" in files
     assert any(p.startswith("catalog/") and p.endswith(".toml") for p in files)
 

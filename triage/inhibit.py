@@ -49,7 +49,7 @@ class InhibitRule(BaseModel):
     """One rule: `source_matchers` and `target_matchers` in Alertmanager's form (`kind=~Play.*`),
     `equal` the labels whose values source and target must share (none: any target)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     source_matchers: list[str] = Field(min_length=1)
     target_matchers: list[str] = Field(min_length=1)

@@ -65,7 +65,7 @@ def _range(text: str, names: dict[str, int], low: int, high: int, what: str) -> 
 class TimeRange(BaseModel):
     """Minutes of the day, from `start_time` (included) to `end_time` (excluded)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     start_time: str
     end_time: str
@@ -86,7 +86,7 @@ class TimeRange(BaseModel):
 class TimeInterval(BaseModel):
     """One of Alertmanager's time intervals: every field given must hold."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     times: list[TimeRange] = []
     weekdays: list[str] = []
@@ -178,7 +178,7 @@ def _in_days(day: int, last: int, bounds: tuple[int, int]) -> bool:
 class NamedInterval(BaseModel):
     """A name and its time intervals: it holds when any of them does."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str
     time_intervals: list[TimeInterval]

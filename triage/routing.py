@@ -20,7 +20,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .intervals import muted_until
 from .matchers import Matcher
 from .model import Facts, Incident, Severity
 
@@ -95,6 +94,8 @@ class Lane:
         until: datetime | None = None
         if self.muted(now):
             if self._muted_until is None or not now < self._muted_until:
+                from .intervals import muted_until  # only a route with time intervals needs it
+
                 self._muted_until = muted_until(self.muted, now)
             until = self._muted_until
         self._asked = (now, until)

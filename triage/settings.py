@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,13 +23,17 @@ from pydantic import (
 from .config_json import json_list
 from .destinations import Destination, kind, names
 from .errors import ConfigurationError
-from .inhibit import InhibitRule, parse_inhibit_rules
-from .intervals import NamedInterval, parse_time_intervals
 from .matchers import MATCHER_FIELDS, Matcher
 from .model import Severity
 
 if TYPE_CHECKING:
+    from .inhibit import InhibitRule
+    from .intervals import NamedInterval
     from .silence_link import SilenceLinks
+else:
+    # Validated where they are read (parse_time_intervals, parse_inhibit_rules), and imported
+    # only when set: most apps set neither, and their models cost a cold start ~2 ms to define.
+    InhibitRule = NamedInterval = Any
 
 __all__ = [
     "IN_AZURE_SETTING",
@@ -451,14 +455,20 @@ class Settings(BaseModel):
             raw["routes"] = _routes(get("ROUTES"), get("ROUTES_FILE"))
         except ConfigurationError as err:
             problems.append(str(err))
-        try:
-            raw["time_intervals"] = parse_time_intervals(get("TIME_INTERVALS"), f"{PREFIX}TIME_INTERVALS")
-        except ValueError as err:
-            problems.append(str(err))
-        try:
-            raw["inhibit_rules"] = parse_inhibit_rules(get("INHIBIT_RULES"), f"{PREFIX}INHIBIT_RULES")
-        except ValueError as err:
-            problems.append(str(err))
+        if get("TIME_INTERVALS"):
+            from .intervals import parse_time_intervals
+
+            try:
+                raw["time_intervals"] = parse_time_intervals(get("TIME_INTERVALS"), f"{PREFIX}TIME_INTERVALS")
+            except ValueError as err:
+                problems.append(str(err))
+        if get("INHIBIT_RULES"):
+            from .inhibit import parse_inhibit_rules
+
+            try:
+                raw["inhibit_rules"] = parse_inhibit_rules(get("INHIBIT_RULES"), f"{PREFIX}INHIBIT_RULES")
+            except ValueError as err:
+                problems.append(str(err))
         try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:
