@@ -9,7 +9,7 @@ import re
 import uuid
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from triage.events import to_incident
@@ -47,16 +47,29 @@ def digits_of(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
+CALENDAR_DATE = re.compile(r"(19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
+
+
 @given(phone_numbers(), WORDS, SEPARATOR, SEPARATOR, WORDS)
 def test_a_phone_number_in_free_text_keeps_only_its_last_four_digits(
     number: tuple[str, str], before: str, left: str, right: str, after: str
 ) -> None:
     written, digits = number
+    assume(not CALENDAR_DATE.fullmatch(written))  # a calendar date is kept: see the test below
     masked = mask_text(before + left + written + right + after)
     shown = digits_of(masked)
     assert digits not in shown
     assert shown.endswith(digits[-4:]) and len(shown) <= 4 + 3  # the last four, and a country code at most
     assert masked.startswith(before + left) and masked.endswith(right + after)
+
+
+def test_calendar_dates_are_kept_and_other_digits_of_that_shape_are_masked() -> None:
+    assert mask_text("since 2026-11-20 at 09:30") == "since 2026-11-20 at 09:30"
+    assert mask_text("dated 1999-12-31") == "dated 1999-12-31"
+    # A phone number written in a date's shape is not a date: no year 0000, month 00, day 34.
+    for written in ("0000-00-00", "0176-12-34", "2026-13-01"):
+        masked = mask_text(f"call {written} now")
+        assert digits_of(masked) == digits_of(written)[-4:], masked
 
 
 @given(st.uuids(), WORDS, SEPARATOR)

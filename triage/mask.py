@@ -43,7 +43,9 @@ _NOT_ASCII_DIGITS = bytes(b for b in range(128) if not chr(b).isdigit())
 # (cleared when full) and a hostile stream cannot grow it.
 _CLEAN: dict[str, None] = {}
 _MAX_CLEAN = 4096
-_DATE = re.compile(r"\d{4}-\d\d-\d\d")  # 2026-11-20: eight digits, not a phone number
+# 2026-11-20: a calendar date (years 1900-2099), not a phone number; other digits in that shape
+# (0176-12-34) are masked as numbers.
+_DATE = re.compile(r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])")
 _RAW_ID_IN_TEXT = re.compile(r"\b(8:[a-z]+:)([\w\-:.]+)")
 
 
