@@ -23,6 +23,7 @@ from pathlib import Path
 import orjson
 import requests
 
+from tools.processes import stop
 from tools.sinks import SlackSink, TeamsSink
 
 from .corpus import _numbered, sample_items
@@ -76,12 +77,7 @@ def serve(
         _wait_port(port, process, start_within, log)
         yield process, f"http://127.0.0.1:{port}/api/eventgrid"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop(process, grace=15)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from test_jwt_auth import OTHER_KEY, JwksServer, jwk, settings_for, token
 import function_app
 from samples import sample_bytes
 from tools.localhost import LocalServer
+from tools.processes import stop
 from triage.service import Service
 from triage.store.memory import MemoryStore
 
@@ -119,14 +120,6 @@ def start_handler(command: list[str], cwd: Path, forward_url: str) -> tuple[subp
     raise AssertionError("the handler did not start")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 FASTAPI = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--host", "127.0.0.1", "--port", "{port}"]
 
 
@@ -151,7 +144,7 @@ def running(recipe: str, forward_url: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        stop(process)
+        stop(process, grace=5)
 
 
 def post(url: str, authorization: str | None) -> requests.Response:

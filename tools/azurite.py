@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .processes import stop
+
 __all__ = ["ACCOUNT", "AZURITE", "Azurite", "run_azurite"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,9 +97,4 @@ def run_azurite(location: Path, log_path: Path, *options: str) -> Iterator[tuple
             time.sleep(0.05)
         yield process.pid, blob, queue, table
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
