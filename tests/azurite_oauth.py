@@ -28,11 +28,11 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 import pytest
 from azurite_server import ACCOUNT, AZURITE, run_azurite
-from conftest import skip_or_fail
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from required import skip_or_fail
 
 __all__ = [
     "AzuriteOAuth",

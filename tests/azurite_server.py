@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import skip_or_fail
+from required import skip_or_fail
 
 from tools.azurite import ACCOUNT, AZURITE, Azurite, run_azurite
 from triage.store.azure import AzureStore

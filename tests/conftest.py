@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 # Settings come from the environment: make sure a developer's own ACS_TRIAGE_* values
 # (a real webhook URL above all) can never leak into a test run.
 for _key in [
@@ -26,13 +24,13 @@ os.environ.pop("AzureWebJobsStorage", None)
 os.environ["ACS_TRIAGE_LOCAL_SETTINGS"] = ""
 
 
-def require_tools() -> bool:
-    """In CI (ACS_TRIAGE_REQUIRE_TOOLS=1) a missing node/chromium/azurite is a failure, not a skip."""
-    return os.environ.get("ACS_TRIAGE_REQUIRE_TOOLS") == "1"
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip locally when a tool is missing; fail in CI where .ci/run installs every tool."""
-    if require_tools():
-        pytest.fail(f"required tool missing in CI: {reason}")
-    pytest.skip(reason)
+# The fixtures most test files share, registered once for the whole suite (one Azurite per test
+# process, not one per module that imports it): the Azurite stores, and the fake clock, app and
+# Slack/Teams stand-ins of the delivery harness. Imported once the environment is cleaned above.
+from azurite_server import azure_store_fixture, azurite_fixture, make_store_fixture  # noqa: F401, E402
+from test_delivery_faults import (  # noqa: F401, E402
+    clock_fixture,
+    make_app_fixture,
+    slack_fixture,
+    teams_fixture,
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import skip_or_fail
+from required import skip_or_fail
 
 from bench.azure import azure_figures
 from bench.coldstart import coldstart_figures

@@ -24,7 +24,7 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 import requests
-from conftest import skip_or_fail
+from required import skip_or_fail
 from test_jwt_auth import KEY as SIGNING_KEY
 from test_jwt_auth import OTHER_KEY, JwksServer, jwk, settings_for, token
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 import pytest
 import requests
-from azurite_server import Azurite, azurite_fixture  # noqa: F401 - pytest fixture
+from azurite_server import Azurite
 from test_delivery_faults import sms_failures
 from test_storm import count_in
 

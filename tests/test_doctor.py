@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azurite_server import azurite_fixture  # noqa: F401 - a pytest fixture
 
 import function_app
 from samples import sample_bytes

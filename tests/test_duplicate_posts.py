@@ -21,20 +21,9 @@ import msgspec
 import pytest
 import requests
 from azure.functions.queue import QueueMessage
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-)
+from azurite_server import STORE_KINDS
 from test_crash_safety import start
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    sms_failures,
-)
+from test_delivery_faults import App, FakeClock, sms_failures
 
 import function_app
 from tools.localhost import MAX_DEQUEUE_COUNT

@@ -12,20 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-)
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    WINDOW_SECONDS,
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    sms_failures,
-)
+from azurite_server import STORE_KINDS
+from test_delivery_faults import WINDOW_SECONDS, App, FakeClock, sms_failures
 
 from tools.sinks import SlackSink
 from triage.deliver import Deliverer

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import skip_or_fail
+from required import skip_or_fail
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"

@@ -17,22 +17,9 @@ from typing import Any
 
 import orjson
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-)
+from azurite_server import STORE_KINDS
 from factories import T0, make_incident
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    slack_fixture,
-    sms_failures,
-    teams_fixture,
-)
+from test_delivery_faults import App, FakeClock, sms_failures
 
 from samples import SAMPLES
 from tools.sinks import SlackSink, TeamsSink

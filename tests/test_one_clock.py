@@ -9,21 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-)
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    WINDOW_SECONDS,
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    slack_fixture,
-    sms_failures,
-    teams_fixture,
-)
+from test_delivery_faults import WINDOW_SECONDS, App, FakeClock, sms_failures
 
 from tools.sinks import PagerDutySink, SlackSink, TeamsSink
 

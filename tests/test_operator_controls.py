@@ -16,24 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    DURABLE_STORE_KINDS,
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-)
+from azurite_server import DURABLE_STORE_KINDS, STORE_KINDS
 from factories import T0, make_alert, make_guidance, make_incident
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    WINDOW_SECONDS,
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    slack_fixture,
-    sms_failures,
-    teams_fixture,
-)
+from test_delivery_faults import WINDOW_SECONDS, App, FakeClock, sms_failures
 
 from tools.sinks import SlackSink, TeamsSink
 from triage.destinations import slack as slack_kind

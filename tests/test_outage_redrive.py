@@ -16,14 +16,7 @@ from typing import Any
 
 import pytest
 from azurite_server import poisoned
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    slack_fixture,
-    sms_failures,
-)
+from test_delivery_faults import App, FakeClock, sms_failures
 
 from tools.localhost import MAX_DEQUEUE_COUNT
 from tools.sinks import SlackSink

@@ -15,25 +15,10 @@ from typing import Any
 
 import orjson
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-    poisoned,
-)
+from azurite_server import STORE_KINDS, poisoned
 from factories import make_alert, make_huge_alert, make_incident
 from msgspec.structs import replace
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    WINDOW_SECONDS,
-    App,
-    FakeClock,
-    clock_fixture,
-    fixed_guidance,
-    make_app_fixture,
-    sms_failures,
-    waited_in_order,
-)
+from test_delivery_faults import WINDOW_SECONDS, App, FakeClock, fixed_guidance, sms_failures, waited_in_order
 
 from samples import sample_bytes
 from tools.sinks import PagerDutySink, SlackSink, pagerduty_errors

@@ -15,14 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    DURABLE_STORE_KINDS,
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-    poisoned,
-)
+from azurite_server import DURABLE_STORE_KINDS, STORE_KINDS, poisoned
 
 from tools.localhost import MAX_DEQUEUE_COUNT
 from triage.store import Backlog, OutboxMessage, RedriveFilter

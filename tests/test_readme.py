@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail
+from required import skip_or_fail
 
 from tools.preview import find_chromium
 

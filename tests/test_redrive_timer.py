@@ -18,17 +18,8 @@ from typing import Any
 
 import orjson
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-)
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures
-    App,
-    FakeClock,
-    make_app_fixture,
-    sms_failures,
-)
+from azurite_server import STORE_KINDS
+from test_delivery_faults import App, FakeClock, sms_failures
 
 from tools.localhost import MAX_DEQUEUE_COUNT
 from tools.sinks import PagerDutySink, SlackSink, TeamsSink, WebhookSink

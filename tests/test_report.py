@@ -12,23 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-)
+from azurite_server import STORE_KINDS
 from factories import make_daily_report
 from slack_sdk.models.blocks import Block
 from test_cli import run
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    slack_fixture,
-    sms_failures,
-)
+from test_delivery_faults import App, FakeClock, sms_failures
 
 import function_app
 from tools.sinks import SlackSink, TeamsSink

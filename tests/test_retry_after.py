@@ -14,19 +14,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-)
+from azurite_server import STORE_KINDS
 from factories import make_alert
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    sms_failures,
-)
+from test_delivery_faults import App, FakeClock, sms_failures
 
 from tools.sinks import PagerDutySink, SlackSink, TeamsSink, WebhookSink
 from triage.deliver import Deliverer

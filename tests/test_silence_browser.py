@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
-from conftest import skip_or_fail
+from required import skip_or_fail
 from test_delivery_faults import sms_failures
 
 import function_app

@@ -17,23 +17,10 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 import pytest
 import requests
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-)
+from azurite_server import STORE_KINDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    slack_fixture,
-    sms_failures,
-    teams_fixture,
-)
+from test_delivery_faults import App, FakeClock, sms_failures
 
 import function_app
 from tools.localhost import LocalServer

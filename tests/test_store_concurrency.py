@@ -19,13 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    DURABLE_STORE_KINDS,
-    Azurite,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-)
+from azurite_server import DURABLE_STORE_KINDS, Azurite
 from factories import T0, make_incident
 from test_delivery_faults import fixed_guidance, sms_failures
 

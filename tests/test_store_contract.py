@@ -20,15 +20,7 @@ import orjson
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueClient
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    DURABLE_STORE_KINDS,
-    STORE_KINDS,
-    Azurite,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-    poisoned,
-)
+from azurite_server import DURABLE_STORE_KINDS, STORE_KINDS, Azurite, poisoned
 from factories import T0, make_incident
 
 from tools.localhost import MAX_DEQUEUE_COUNT

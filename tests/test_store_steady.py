@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azurite_server import azure_store_fixture, azurite_fixture  # noqa: F401 - pytest fixtures
 from factories import T0
 
 from triage.store import Claim

@@ -16,24 +16,11 @@ import jsonschema
 import orjson
 import pytest
 import standardwebhooks.webhooks
-from azurite_server import (  # noqa: F401 - pytest fixtures
-    STORE_KINDS,
-    azure_store_fixture,
-    azurite_fixture,
-    make_store_fixture,
-    poisoned,
-)
+from azurite_server import STORE_KINDS, poisoned
 from factories import make_alert, make_digest, make_huge_alert, make_incident
 from msgspec.structs import replace
 from standardwebhooks import Webhook, WebhookVerificationError
-from test_delivery_faults import (  # noqa: F401 - pytest fixtures and the shared harness
-    WINDOW_SECONDS,
-    App,
-    FakeClock,
-    clock_fixture,
-    make_app_fixture,
-    sms_failures,
-)
+from test_delivery_faults import WINDOW_SECONDS, App, FakeClock, sms_failures
 
 from tools.replay import SAMPLES, alerts_from_files
 from tools.sinks import WEBHOOK_SCHEMA, Received, WebhookSink

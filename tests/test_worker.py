@@ -19,13 +19,11 @@ from typing import Any
 
 import pytest
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
-from azurite_server import Azurite, azurite_fixture
-from conftest import skip_or_fail
+from azurite_server import Azurite
+from required import skip_or_fail
 
 from samples import sample_bytes
 from tools.sinks import TeamsSink
-
-__all__ = ["azurite_fixture"]
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_PYTHON = REPO / ".venv-worker" / "bin" / "python"
